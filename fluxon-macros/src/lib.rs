@@ -1,0 +1,20 @@
+//! Procedural macros for fluxon. Use them through the `fluxon` crate (`fluxon::view`), which
+//! documents them; the code they generate calls into `::fluxon::__private`.
+//!
+//! Each macro runs parse (`ast`, `attr`) -> validate (`valid`) -> expand (`expand`); every problem
+//! found is reported with a span on the user's code, all at once.
+
+mod ast;
+mod attr;
+mod expand;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` or `fn` taking a `Request` and one payload into a view. See `fluxon::view`.
+#[proc_macro_attribute]
+pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::view(args.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

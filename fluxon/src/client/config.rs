@@ -1,0 +1,54 @@
+//! Client settings: call timeout, handshake timeout, reconnect policy.
+
+use std::time::Duration;
+
+/// How a client reconnects after its connection drops.
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    /// Whether to reconnect at all.
+    pub enabled: bool,
+    /// The first wait.
+    pub initial_backoff: Duration,
+    /// The longest wait (the wait doubles after each failed attempt, up to this).
+    pub max_backoff: Duration,
+    /// Attempts before giving up (`None`: keep trying while the handler lives).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            enabled: true,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+            max_attempts: None,
+        }
+    }
+}
+
+/// Settings of a [`ConnectionHandler`](super::ConnectionHandler).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long a call waits for its reply (including waiting for a reconnect).
+    pub call_timeout: Duration,
+    /// How long the connect and handshake may take.
+    pub handshake_timeout: Duration,
+    /// Reconnect policy.
+    pub reconnect: Reconnect,
+    /// Frames queued for the writer before callers wait.
+    pub outgoing_queue: usize,
+    /// Largest frame accepted from the server.
+    pub max_frame: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            call_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            reconnect: Reconnect::default(),
+            outgoing_queue: 256,
+            max_frame: crate::wire::DEFAULT_MAX_FRAME,
+        }
+    }
+}

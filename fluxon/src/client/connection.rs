@@ -1,0 +1,335 @@
+//! `ConnectionHandler`: calls over one multiplexed connection, replies matched by id, reconnects.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{timeout_at, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::link::{self, Opened};
+use super::{CallError, ClientConfig, ConnectError};
+use crate::routing::View;
+use crate::wire::{Envelope, ErrorCode, RefuseReason, SessionTokenBytes};
+
+type Waiter = oneshot::Sender<Result<Bytes, (ErrorCode, String)>>;
+
+/// The state of the connection, as callers see it.
+#[derive(Clone)]
+pub(super) enum LinkState {
+    /// Connected: calls go into this queue.
+    Up {
+        tx: mpsc::Sender<Bytes>,
+        max_frame: usize,
+    },
+    /// Between connections.
+    Down,
+    /// Closed for good.
+    Closed,
+}
+
+/// What every clone of a handler shares, and the link tasks too.
+pub(super) struct Inner {
+    addr: String,
+    pub(super) config: ClientConfig,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Waiter>>,
+    link: watch::Sender<LinkState>,
+    token: Mutex<Option<SessionTokenBytes>>,
+    resumed: AtomicBool,
+    connects: AtomicU64,
+    pub(super) closed: CancellationToken,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section is one map or option operation: a poisoned lock holds consistent data.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    pub(super) fn set_link(&self, state: LinkState) {
+        self.link.send_replace(state);
+    }
+
+    /// Hands a reply to the call waiting for it (if it still waits).
+    pub(super) fn complete(&self, id: u64, result: Result<Bytes, (ErrorCode, String)>) {
+        if let Some(waiter) = lock(&self.pending).remove(&id) {
+            let _ = waiter.send(result);
+        } else {
+            tracing::debug!(id, "reply for a call no longer waiting");
+        }
+    }
+
+    /// Fails every call waiting on a link that is gone.
+    fn fail_pending(&self) {
+        // Dropping a waiter tells its caller the connection was lost.
+        lock(&self.pending).clear();
+    }
+
+    fn opened(&self, opened: &Opened) {
+        *lock(&self.token) = Some(opened.token);
+        self.resumed.store(opened.resumed, Ordering::Release);
+        self.connects.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Closes the connection when the last clone of a handler is dropped.
+struct Owner {
+    closed: CancellationToken,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+/// A client's connection to a fluxon server: one TCP connection carrying any number of concurrent
+/// calls. Clone it freely; clones share the connection. It reconnects by itself (with backoff,
+/// resuming its session) and closes when the last clone is dropped or [`close`](Self::close) is
+/// called.
+#[derive(Clone)]
+pub struct ConnectionHandler {
+    inner: Arc<Inner>,
+    owner: Arc<Owner>,
+    call_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectionHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandler")
+            .field("addr", &self.inner.addr)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a call's waiter if the call gives up (timeout, or its future is dropped).
+struct PendingGuard<'a> {
+    inner: &'a Inner,
+    id: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.pending).remove(&self.id);
+    }
+}
+
+impl ConnectionHandler {
+    /// Connects to a server with the default settings.
+    pub async fn connect(addr: impl Into<String>) -> Result<Self, ConnectError> {
+        Self::connect_with(addr, ClientConfig::default()).await
+    }
+
+    /// Connects to a server with these settings.
+    pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Self, ConnectError> {
+        let addr = addr.into();
+        let opened = link::open(&addr, None, &config).await?;
+        let call_timeout = config.call_timeout;
+        let (link, _) = watch::channel(LinkState::Down);
+        let inner = Arc::new(Inner {
+            addr,
+            config,
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            link,
+            token: Mutex::new(None),
+            resumed: AtomicBool::new(false),
+            connects: AtomicU64::new(0),
+            closed: CancellationToken::new(),
+        });
+        inner.opened(&opened);
+        let owner = Arc::new(Owner {
+            closed: inner.closed.clone(),
+        });
+        let started = link::start(&inner, opened);
+        tokio::spawn(supervise(Arc::clone(&inner), started));
+        Ok(ConnectionHandler {
+            inner,
+            owner,
+            call_timeout,
+        })
+    }
+
+    /// A handle on the same connection whose calls wait `timeout` for their replies.
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        ConnectionHandler {
+            call_timeout: timeout,
+            ..self.clone()
+        }
+    }
+
+    /// Calls a view by name with any serializable payload, decoding the reply as `R`.
+    pub async fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let payload = postcard::to_allocvec(payload).map_err(CallError::Encode)?;
+        let reply = self.call_raw(view, &payload).await?;
+        postcard::from_bytes(&reply).map_err(|source| CallError::Decode {
+            expected: std::any::type_name::<R>(),
+            source,
+        })
+    }
+
+    /// Calls a view through its item, so the payload and reply types are the view's own:
+    /// `conn.call(signup, &form)` does not compile if `form` is not `signup`'s payload type.
+    pub async fn call<V>(&self, _view: V, payload: &V::Payload) -> Result<V::Reply, CallError>
+    where
+        V: View,
+        V::Payload: Serialize,
+        V::Reply: DeserializeOwned,
+    {
+        self.send_request(V::NAME, payload).await
+    }
+
+    /// Calls a view with an already-encoded payload; returns the reply's bytes.
+    pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
+        let deadline = Instant::now() + self.call_timeout;
+        let timed_out = CallError::Timeout(self.call_timeout);
+        let inner = &*self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = Envelope::Call { id, view, payload }
+            .encode()
+            .map_err(|_| CallError::Encode(postcard::Error::SerializeBufferFull))?;
+        let (tx, max_frame) = self.wait_for_link(deadline).await?;
+        if body.len() > max_frame {
+            return Err(CallError::TooLarge {
+                size: body.len(),
+                max: max_frame,
+            });
+        }
+        let (waiter, reply) = oneshot::channel();
+        lock(&inner.pending).insert(id, waiter);
+        let _guard = PendingGuard { inner, id };
+        match timeout_at(deadline, tx.send(body)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(CallError::Disconnected),
+            Err(_) => return Err(timed_out),
+        }
+        match timeout_at(deadline, reply).await {
+            Ok(Ok(Ok(bytes))) => Ok(bytes),
+            Ok(Ok(Err((code, message)))) => Err(CallError::Remote { code, message }),
+            Ok(Err(_)) => Err(CallError::Disconnected),
+            Err(_) => Err(timed_out),
+        }
+    }
+
+    /// The current link's queue, waiting (until `deadline`) through a reconnect.
+    async fn wait_for_link(&self, deadline: Instant) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
+        if let LinkState::Up { tx, max_frame } = &*self.inner.link.borrow() {
+            return Ok((tx.clone(), *max_frame));
+        }
+        let mut state = self.inner.link.subscribe();
+        loop {
+            match &*state.borrow_and_update() {
+                LinkState::Up { tx, max_frame } => return Ok((tx.clone(), *max_frame)),
+                LinkState::Closed => return Err(CallError::Closed),
+                LinkState::Down => {}
+            }
+            match timeout_at(deadline, state.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(CallError::Closed),
+                Err(_) => return Err(CallError::Timeout(self.call_timeout)),
+            }
+        }
+    }
+
+    /// Whether the connection is up now.
+    pub fn is_connected(&self) -> bool {
+        matches!(&*self.inner.link.borrow(), LinkState::Up { .. })
+    }
+
+    /// Whether the last handshake resumed the session of the one before it.
+    pub fn session_resumed(&self) -> bool {
+        self.inner.resumed.load(Ordering::Acquire)
+    }
+
+    /// How many times a connection was established (1 plus the reconnects).
+    pub fn connect_count(&self) -> u64 {
+        self.inner.connects.load(Ordering::Acquire)
+    }
+
+    /// Waits until the connection is up, at most `timeout`; `false` if it is not.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let waiting = ConnectionHandler {
+            call_timeout: timeout,
+            ..self.clone()
+        };
+        waiting.wait_for_link(deadline).await.is_ok()
+    }
+
+    /// Says goodbye and closes the connection for every clone of this handler.
+    pub async fn close(&self) {
+        self.owner.closed.cancel();
+        let mut state = self.inner.link.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            state.wait_for(|s| matches!(s, LinkState::Closed)),
+        )
+        .await;
+    }
+}
+
+/// Runs links one after another: when one ends, fails its waiting calls, then reconnects with
+/// backoff and resumes the session, until the handler is closed or the policy gives up.
+async fn supervise(inner: Arc<Inner>, first: link::Started) {
+    let mut started = first;
+    loop {
+        link::run(&inner, started).await;
+        inner.fail_pending();
+        if inner.closed.is_cancelled() || !inner.config.reconnect.enabled {
+            break;
+        }
+        match reconnect(&inner).await {
+            Some(opened) => started = link::start(&inner, opened),
+            None => break,
+        }
+    }
+    inner.set_link(LinkState::Closed);
+    inner.fail_pending();
+}
+
+async fn reconnect(inner: &Inner) -> Option<Opened> {
+    let policy = &inner.config.reconnect;
+    let mut wait = policy.initial_backoff;
+    let mut attempts = 0u32;
+    loop {
+        tokio::select! {
+            () = inner.closed.cancelled() => return None,
+            () = tokio::time::sleep(wait) => {}
+        }
+        let token = *lock(&inner.token);
+        match link::open(&inner.addr, token, &inner.config).await {
+            Ok(opened) => {
+                inner.opened(&opened);
+                tracing::info!(resumed = opened.resumed, "reconnected");
+                return Some(opened);
+            }
+            Err(ConnectError::Refused {
+                reason: reason @ (RefuseReason::BadMagic | RefuseReason::UnsupportedVersion),
+                message,
+            }) => {
+                tracing::error!(%reason, %message, "the server will never accept this client; giving up");
+                return None;
+            }
+            Err(err) => {
+                attempts += 1;
+                tracing::debug!(%err, attempts, "reconnect failed");
+                if policy.max_attempts.is_some_and(|max| attempts >= max) {
+                    tracing::warn!(attempts, "giving up reconnecting");
+                    return None;
+                }
+                wait = (wait * 2).min(policy.max_backoff);
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! One physical connection of a client: connect, handshake, then read frames until it ends.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use super::connection::{Inner, LinkState};
+use super::{ClientConfig, ConnectError};
+use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, SessionTokenBytes};
+
+pub(super) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
+pub(super) type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+
+/// A connection that has completed its handshake.
+pub(super) struct Opened {
+    pub reader: Reader,
+    pub writer: Writer,
+    pub token: SessionTokenBytes,
+    pub resumed: bool,
+    pub max_frame: usize,
+}
+
+/// Connects and performs the handshake, presenting `resume` if given.
+pub(super) async fn open(
+    addr: &str,
+    resume: Option<SessionTokenBytes>,
+    config: &ClientConfig,
+) -> Result<Opened, ConnectError> {
+    let limit = config.handshake_timeout;
+    timeout(limit, open_inner(addr, resume, config))
+        .await
+        .unwrap_or(Err(ConnectError::Timeout(limit)))
+}
+
+async fn open_inner(
+    addr: &str,
+    resume: Option<SessionTokenBytes>,
+    config: &ClientConfig,
+) -> Result<Opened, ConnectError> {
+    let io_error = |source| ConnectError::Io {
+        addr: addr.to_owned(),
+        source,
+    };
+    let stream = TcpStream::connect(addr).await.map_err(io_error)?;
+    stream.set_nodelay(true).map_err(io_error)?;
+    let (read_half, write_half) = stream.into_split();
+    let codec = wire::codec(config.max_frame);
+    let mut reader = FramedRead::new(read_half, codec.clone());
+    let mut writer = FramedWrite::new(write_half, codec);
+
+    let hello = Envelope::Hello {
+        magic: wire::MAGIC,
+        version: wire::PROTOCOL_VERSION,
+        resume,
+    };
+    let body = hello
+        .encode()
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    writer.send(body).await.map_err(io_error)?;
+    let frame = match reader.next().await {
+        Some(Ok(frame)) => frame,
+        Some(Err(err)) => return Err(io_error(err)),
+        None => {
+            return Err(ConnectError::Handshake(
+                "the server closed the connection during the handshake".to_owned(),
+            ))
+        }
+    };
+    match Envelope::decode(&frame) {
+        Ok(Envelope::Welcome {
+            token,
+            resumed,
+            max_frame,
+        }) => Ok(Opened {
+            reader,
+            writer,
+            token,
+            resumed,
+            max_frame: usize::try_from(max_frame).unwrap_or(usize::MAX),
+        }),
+        Ok(Envelope::Refused { reason, message }) => Err(ConnectError::Refused {
+            reason,
+            message: message.to_owned(),
+        }),
+        Ok(_) => Err(ConnectError::Handshake(
+            "the server answered Hello with something other than Welcome".to_owned(),
+        )),
+        Err(err) => Err(ConnectError::Handshake(format!(
+            "the server's answer does not decode: {err}"
+        ))),
+    }
+}
+
+/// A link whose writer runs and whose queue calls are using; [`run`] reads it.
+pub(super) struct Started {
+    reader: Reader,
+    tx: mpsc::Sender<Bytes>,
+    write_task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the link's writer and makes it the way out for calls. Synchronous, so a caller knows
+/// that calls can go out as soon as it returns.
+pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
+    let (tx, rx) = mpsc::channel::<Bytes>(inner.config.outgoing_queue);
+    let stall = inner.config.call_timeout.max(inner.config.handshake_timeout);
+    let write_task = tokio::spawn(wire::write_frames(opened.writer, rx, stall));
+    inner.set_link(LinkState::Up {
+        tx: tx.clone(),
+        max_frame: opened.max_frame,
+    });
+    Started {
+        reader: opened.reader,
+        tx,
+        write_task,
+    }
+}
+
+/// Serves one started link until it ends: routes replies to their callers, answers pings. Returns
+/// when the server closes, says goodbye, breaks the protocol, or the handler is closed.
+pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
+    let Started {
+        mut reader,
+        tx,
+        write_task,
+    } = started;
+    let closed = inner.closed.cancelled();
+    tokio::pin!(closed);
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = &mut closed => {
+                if let Ok(body) = (Envelope::Goodbye { reason: "client closed" }).encode() {
+                    let _ = tx.try_send(body);
+                }
+                break;
+            }
+            frame = reader.next() => frame,
+        };
+        let frame = match frame {
+            Some(Ok(frame)) => frame.freeze(),
+            Some(Err(err)) => {
+                tracing::warn!(%err, "bad frame from the server; dropping the connection");
+                break;
+            }
+            None => break,
+        };
+        match Envelope::decode(&frame) {
+            Ok(Envelope::Reply { id, result }) => {
+                let result = result
+                    .map(|bytes| wire::subslice(&frame, bytes))
+                    .map_err(|e| (e.code, e.message.to_owned()));
+                inner.complete(id, result);
+            }
+            Ok(Envelope::Ping { nonce }) => {
+                if let Ok(body) = (Envelope::Pong { nonce }).encode() {
+                    let _ = tx.try_send(body);
+                }
+            }
+            Ok(Envelope::Pong { .. }) => {}
+            Ok(Envelope::ReverseRequest { id, name, .. }) => {
+                tracing::warn!(%name, "reverse request with no handler on this client");
+                let message = format!("this client has no handler named `{name}`");
+                let answer = Envelope::ReverseReply {
+                    id,
+                    result: Err(ErrorReply {
+                        code: ErrorCode::NoHandler,
+                        message: &message,
+                    }),
+                };
+                if let Ok(body) = answer.encode() {
+                    let _ = tx.send(body).await;
+                }
+            }
+            Ok(Envelope::Goodbye { reason }) => {
+                tracing::info!(%reason, "the server said goodbye");
+                break;
+            }
+            Ok(_) => {
+                tracing::warn!("unexpected message from the server; dropping the connection");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "malformed message from the server; dropping the connection");
+                break;
+            }
+        }
+    }
+    inner.set_link(LinkState::Down);
+    drop(tx);
+    // Let the goodbye (if any) go out; the writer ends once every sender is dropped.
+    let _ = timeout(std::time::Duration::from_secs(1), write_task).await;
+}

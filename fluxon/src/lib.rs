@@ -1,0 +1,96 @@
+//! # Fluxon
+//!
+//! A declarative framework for client/server applications that are not tied to browsers. Annotate
+//! functions with [`#[view]`](view), register them with [`views!`], serve them with
+//! [`run_server`]; clients call them over one persistent connection with [`ConnectionHandler`].
+//!
+//! ```
+//! use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+//!
+//! #[view]
+//! async fn greet(req: Request, name: String) -> String {
+//!     req.login(7);
+//!     format!("hello, {name}")
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let router = Router::new().mapping(views![greet])?;
+//! let server = AsyncServer::new(0).router(router).start().await?;
+//!
+//! let conn = ConnectionHandler::connect(server.local_addr().to_string()).await?;
+//! let reply = conn.call(greet, &"jack".to_owned()).await?; // typed: String in, String out
+//! assert_eq!(reply, "hello, jack");
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Modules
+//!
+//! * [`wire`]: the frame codec and the postcard envelope; the protocol is specified there byte by
+//!   byte.
+//! * [`server`]: [`AsyncServer`], [`run_server`], connections, sessions, limits, shutdown.
+//! * [`routing`]: the [`View`] trait, [`Router`], [`Request`].
+//! * [`client`]: [`ConnectionHandler`], and [`blocking::ConnectionHandler`] for code without a
+//!   runtime.
+//! * [`auth`]: signed session tokens.
+#![deny(missing_docs)]
+
+pub mod auth;
+pub mod client;
+pub mod routing;
+pub mod server;
+pub mod wire;
+
+/// The blocking client, for programs with no async runtime.
+pub mod blocking {
+    pub use crate::client::blocking::ConnectionHandler;
+}
+
+pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
+pub use routing::{Request, Router, RouterError, View, ViewError};
+pub use server::{run_server, AsyncServer, Limits, RunningServer, ServerError, ServerHandle, UserId};
+pub use wire::ErrorCode;
+
+/// Turns a function into a view the server can serve and clients can call.
+///
+/// ```
+/// use fluxon::{view, Request};
+///
+/// /// Served as "signup"; clients call it with a `String` and get a `u64` or an error.
+/// #[view]
+/// async fn signup(req: Request, username: String) -> Result<u64, String> {
+///     if username.is_empty() {
+///         return Err("a username is required".into());
+///     }
+///     Ok(req.session_id().as_bytes()[0] as u64)
+/// }
+///
+/// /// A plain `fn` runs on the blocking thread pool; a view may take no payload.
+/// #[view(name = "server_time")]
+/// fn now(_req: Request) -> u64 {
+///     0
+/// }
+/// ```
+///
+/// The function becomes a unit struct of the same name implementing [`View`]; the function itself
+/// stays callable as `signup::handler(req, payload)`. The first parameter must be a [`Request`];
+/// the second, if any, is the payload and must be an owned `DeserializeOwned` type. The return type
+/// is a `Serialize` value, or `Result<T, E>` with `T: Serialize` and `E: Display` (the client gets
+/// `E`'s text with the code [`ErrorCode::ViewFailed`]). Views cannot be generic.
+pub use fluxon_macros::view;
+
+/// Lists views for [`Router::mapping`]: `views![signup, login]`. A name that is not a view in
+/// scope is a compile error.
+#[macro_export]
+macro_rules! views {
+    ($($view:expr),* $(,)?) => {
+        ::std::vec![$($crate::routing::ViewEntry::of($view)),*]
+    };
+}
+
+/// What the macros' generated code calls. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::routing::{run_blocking, BoxFuture, IntoViewResult};
+}

@@ -1,0 +1,36 @@
+//! Routing: the [`View`] trait that `#[view]` implements, the [`Router`] that maps names to views,
+//! and the [`Request`] every view receives.
+//!
+//! A view is registered by its item, never by a string the compiler cannot check:
+//!
+//! ```
+//! use fluxon::{view, views, Request, Router};
+//!
+//! #[view]
+//! async fn hello(req: Request, name: String) -> String {
+//!     format!("hello {name}, from session {}", req.session_id())
+//! }
+//!
+//! #[view]
+//! fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, String> {
+//!     a.checked_add(b).ok_or_else(|| "overflow".to_string())
+//! }
+//!
+//! let router = Router::new().mapping(views![hello, add]).unwrap();
+//! assert_eq!(router.view_names(), ["add", "hello"]);
+//! ```
+//!
+//! What this module does not own: the connection that carries calls (`server`), and the wire
+//! encoding of payloads and replies (`wire`).
+
+mod request;
+mod router;
+mod view;
+
+pub use request::Request;
+pub use router::{Router, RouterError, ViewEntry};
+pub(crate) use router::Outcome;
+pub use view::{BoxFuture, View, ViewError};
+
+#[doc(hidden)]
+pub use view::{run_blocking, IntoViewResult};

@@ -1,0 +1,85 @@
+//! `Request`: what a view knows about the call it is answering.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::auth::SessionId;
+use crate::server::{ServerHandle, Session, UserId};
+
+/// The context of one call: who is calling, over which session, and the server it arrived at.
+///
+/// Cheap to clone; a view may move it into tasks it spawns.
+#[derive(Clone)]
+pub struct Request {
+    peer: SocketAddr,
+    session: Arc<Session>,
+    server: ServerHandle,
+    received_at: SystemTime,
+    received_instant: Instant,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("peer", &self.peer)
+            .field("session", &self.session.id())
+            .field("user", &self.session.user_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Request {
+    pub(crate) fn new(peer: SocketAddr, session: Arc<Session>, server: ServerHandle) -> Self {
+        Request {
+            peer,
+            session,
+            server,
+            received_at: SystemTime::now(),
+            received_instant: Instant::now(),
+        }
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The session this call belongs to. It outlives the connection: a client that reconnects with
+    /// its token keeps it.
+    pub fn session_id(&self) -> SessionId {
+        self.session.id()
+    }
+
+    /// The user this session is logged in as, if any.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.session.user_id()
+    }
+
+    /// Binds this session to a user (the original's `request.login(user_id)`). Every connection of
+    /// the session, now and after reconnects, is that user's. One user may be logged in on many
+    /// sessions at once.
+    pub fn login(&self, user_id: UserId) {
+        self.server.sessions().login(&self.session, user_id);
+    }
+
+    /// Unbinds this session from its user.
+    pub fn logout(&self) {
+        self.server.sessions().logout(&self.session);
+    }
+
+    /// The server this call arrived at: for reverse requests, shutdown, counts.
+    pub fn server(&self) -> &ServerHandle {
+        &self.server
+    }
+
+    /// When the call arrived (wall clock).
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// How long ago the call arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.received_instant.elapsed()
+    }
+}

@@ -1,0 +1,183 @@
+//! The `Router`: view names to type-erased handlers, and the dispatch of one call.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+
+use super::view::BoxFuture;
+use super::{Request, View};
+use crate::auth::{AuthError, SessionKey};
+use crate::wire::ErrorCode;
+
+/// A call's outcome before it is put on the wire: reply bytes, or an error code and message.
+pub(crate) type Outcome = Result<Vec<u8>, (ErrorCode, String)>;
+
+/// A view with its types erased: payload bytes in, reply bytes out.
+trait ErasedView: Send + Sync + 'static {
+    fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome>;
+}
+
+struct Typed<V>(V);
+
+impl<V: View> ErasedView for Typed<V> {
+    fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
+        let payload: V::Payload = match postcard::from_bytes(&payload) {
+            Ok(payload) => payload,
+            Err(err) => {
+                let message = format!(
+                    "payload for view `{}` does not decode as `{}`: {err}",
+                    V::NAME,
+                    std::any::type_name::<V::Payload>()
+                );
+                return Box::pin(std::future::ready(Err((ErrorCode::BadPayload, message))));
+            }
+        };
+        let view = self.0;
+        Box::pin(async move {
+            match view.call(req, payload).await {
+                Ok(reply) => postcard::to_allocvec(&reply).map_err(|err| {
+                    let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
+                    (ErrorCode::Internal, message)
+                }),
+                Err(err) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
+            }
+        })
+    }
+}
+
+/// One view, ready to be registered; made by [`views!`](crate::views).
+pub struct ViewEntry {
+    name: &'static str,
+    handler: Arc<dyn ErasedView>,
+}
+
+impl ViewEntry {
+    /// Wraps a view item (the unit struct `#[view]` made).
+    pub fn of<V: View>(view: V) -> Self {
+        ViewEntry {
+            name: V::NAME,
+            handler: Arc::new(Typed(view)),
+        }
+    }
+
+    /// The name the view will be served under.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl std::fmt::Debug for ViewEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewEntry")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// Why a router could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// Two views share a name.
+    #[error("two views are registered under the name `{0}`; rename one with #[view(name = \"...\")]")]
+    DuplicateView(&'static str),
+    /// The private key was refused.
+    #[error(transparent)]
+    Key(#[from] AuthError),
+}
+
+/// Maps view names to views, and holds the private key that signs session tokens.
+///
+/// ```
+/// # use fluxon::{view, views, Request, Router};
+/// # #[view] async fn signup(_req: Request, _name: String) {}
+/// # #[view] async fn login(_req: Request, _name: String) {}
+/// let router = Router::new()
+///     .private_key([7u8; 32])?
+///     .mapping(views![signup, login])?;
+/// # Ok::<(), fluxon::RouterError>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Router {
+    views: HashMap<&'static str, Arc<dyn ErasedView>>,
+    key: Option<SessionKey>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("views", &self.view_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// An empty router with no private key (a random one is drawn when the server starts, so
+    /// sessions do not survive a restart).
+    pub fn new() -> Self {
+        Router::default()
+    }
+
+    /// Registers views. A name registered twice, here or by an earlier `mapping`, is an error.
+    pub fn mapping(mut self, views: impl IntoIterator<Item = ViewEntry>) -> Result<Self, RouterError> {
+        for entry in views {
+            if self.views.insert(entry.name, entry.handler).is_some() {
+                return Err(RouterError::DuplicateView(entry.name));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Sets the private key that signs session tokens (at least 32 bytes), so tokens stay valid
+    /// across restarts of a server with the same key.
+    pub fn private_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, RouterError> {
+        self.key = Some(SessionKey::from_private_key(key.as_ref())?);
+        Ok(self)
+    }
+
+    /// The registered names, sorted.
+    pub fn view_names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.views.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    pub(crate) fn session_key(&self) -> Option<&SessionKey> {
+        self.key.as_ref()
+    }
+}
+
+impl Router {
+    /// Finds a view and runs one call, catching panics in decoding or in the view.
+    pub(crate) fn dispatch(&self, view: &str, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
+        let Some((&view_name, handler)) = self.views.get_key_value(view) else {
+            let message = format!("no view named `{view}`");
+            return Box::pin(std::future::ready(Err((ErrorCode::UnknownView, message))));
+        };
+        // Decoding happens in `handle`; a panic there or in the view is caught the same way.
+        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req, payload)));
+        Box::pin(async move {
+            let result = match fut {
+                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            result.unwrap_or_else(|panic| {
+                let text = panic_text(panic.as_ref());
+                tracing::error!(view = %view_name, panic = %text, "view panicked");
+                Err((ErrorCode::Panicked, format!("view `{view_name}` panicked: {text}")))
+            })
+        })
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}

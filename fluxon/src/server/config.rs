@@ -1,0 +1,164 @@
+//! `AsyncServer`: the builder for a server's address, router and limits.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::routing::Router;
+use crate::wire::DEFAULT_MAX_FRAME;
+
+/// Every bound on what a peer can make the server spend. All have defaults; all can be set.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; past it, new connections are refused with `ServerFull`.
+    pub max_connections: usize,
+    /// Calls running at once on one connection; past it, the server stops reading that connection.
+    pub max_in_flight: usize,
+    /// The largest frame body accepted or sent.
+    pub max_frame: usize,
+    /// Time a new connection has to complete its handshake.
+    pub handshake_timeout: Duration,
+    /// A connection silent this long is closed; after half of it the server sends a ping.
+    pub idle_timeout: Duration,
+    /// Replies queued for one connection's writer before call tasks wait.
+    pub outgoing_queue: usize,
+    /// How long a shutdown waits for calls in flight.
+    pub shutdown_grace: Duration,
+    /// Sessions remembered; past it, the longest-disconnected one is forgotten.
+    pub max_sessions: usize,
+    /// How long a session with no connection is kept for its client to resume it.
+    pub session_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 10_000,
+            max_in_flight: 64,
+            max_frame: DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            outgoing_queue: 256,
+            shutdown_grace: Duration::from_secs(10),
+            max_sessions: 100_000,
+            session_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl Limits {
+    pub(crate) fn validate(&self) -> Result<(), super::ServerError> {
+        use super::ServerError::InvalidLimit;
+        let checks = [
+            (self.max_connections == 0, "max_connections must be at least 1"),
+            (self.max_in_flight == 0, "max_in_flight must be at least 1"),
+            (self.max_frame < 64, "max_frame must be at least 64 bytes"),
+            (self.max_frame > u32::MAX as usize, "max_frame must fit in u32"),
+            (self.outgoing_queue == 0, "outgoing_queue must be at least 1"),
+            (self.max_sessions == 0, "max_sessions must be at least 1"),
+            (self.idle_timeout < Duration::from_millis(10), "idle_timeout must be at least 10 ms"),
+        ];
+        match checks.into_iter().find(|(bad, _)| *bad) {
+            Some((_, why)) => Err(InvalidLimit(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A server being configured: `AsyncServer::new(port).router(router)`, then [`run_server`] or
+/// [`AsyncServer::start`].
+///
+/// [`run_server`]: super::run_server
+#[derive(Debug, Clone)]
+pub struct AsyncServer {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) router: Option<Router>,
+    pub(crate) secure: bool,
+    pub(crate) limits: Limits,
+    pub(crate) log_dir: Option<PathBuf>,
+}
+
+impl AsyncServer {
+    /// A server on `127.0.0.1:port` (port 0 picks a free port; see [`RunningServer::local_addr`]).
+    ///
+    /// [`RunningServer::local_addr`]: super::RunningServer::local_addr
+    pub fn new(port: u16) -> Self {
+        AsyncServer {
+            host: "127.0.0.1".to_owned(),
+            port,
+            router: None,
+            secure: false,
+            limits: Limits::default(),
+            log_dir: None,
+        }
+    }
+
+    /// The address to listen on (default `127.0.0.1`; `0.0.0.0` for every interface).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = host.into();
+        self
+    }
+
+    /// The views to serve.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// Asks for TLS. Not supported in this version: starting a server with `secure(true)` fails
+    /// with [`ServerError::TlsUnsupported`](super::ServerError::TlsUnsupported) rather than serve
+    /// in clear text.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Replaces every limit at once.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Connections served at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n;
+        self
+    }
+
+    /// Calls running at once on one connection.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.limits.max_in_flight = n;
+        self
+    }
+
+    /// The largest frame body accepted.
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.limits.max_frame = bytes;
+        self
+    }
+
+    /// Time a new connection has to complete its handshake.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.handshake_timeout = timeout;
+        self
+    }
+
+    /// A connection silent this long is closed (a ping is sent after half of it).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a shutdown waits for calls in flight.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.limits.shutdown_grace = grace;
+        self
+    }
+
+    /// Also write logs to a file per day in `dir` (`fluxon.log.YYYY-MM-DD`), as the original Fluxon
+    /// did. Installs a global `tracing` subscriber when the server starts, unless one is set already.
+    pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.log_dir = Some(dir.into());
+        self
+    }
+}

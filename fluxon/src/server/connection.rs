@@ -1,0 +1,315 @@
+//! One connection: the handshake, then a reader that spawns a task per call and a writer that drains
+//! a bounded queue of encoded frames into the socket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::{timeout, Instant};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::handle::{ServerHandle, Shared};
+use super::sessions::Session;
+use crate::auth::SessionToken;
+use crate::routing::Request;
+use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, RefuseReason, WireError};
+
+type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
+type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+
+/// Why a connection's reader stopped.
+enum End {
+    /// The peer closed, or said goodbye.
+    PeerClosed,
+    /// The server is shutting down.
+    Shutdown,
+    /// Nothing heard for the idle timeout.
+    Idle,
+    /// The server disconnected this session.
+    Kicked,
+    /// The peer broke the protocol; the text says how.
+    Violation(String),
+}
+
+/// Decrements the open-connection count however the connection ends.
+struct Counted<'a>(&'a Shared);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Serves one accepted connection to its end.
+pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    shared.connections.fetch_add(1, Ordering::AcqRel);
+    let _counted = Counted(&shared);
+    let (read_half, write_half) = stream.into_split();
+    let codec = wire::codec(shared.limits.max_frame);
+    let mut reader = FramedRead::new(read_half, codec.clone());
+    let mut writer = FramedWrite::new(write_half, codec);
+
+    let Some(session) = handshake(&mut reader, &mut writer, &shared).await else {
+        return;
+    };
+    tracing::debug!(session = %session.id(), "connected");
+
+    let (tx, rx) = mpsc::channel(shared.limits.outgoing_queue);
+    let write_task = tokio::spawn(wire::write_frames(writer, rx, shared.limits.idle_timeout).in_current_span());
+    let calls = TaskTracker::new();
+    let end = read_loop(&mut reader, &tx, &shared, &session, peer, &calls).await;
+    drop(reader);
+
+    let goodbye = match &end {
+        End::PeerClosed => None,
+        End::Shutdown => {
+            calls.close();
+            if timeout(shared.limits.shutdown_grace, calls.wait()).await.is_err() {
+                tracing::warn!("calls still running at the end of the shutdown grace period");
+            }
+            Some("the server is shutting down".to_owned())
+        }
+        End::Idle => Some("idle timeout".to_owned()),
+        End::Kicked => Some("disconnected by the server".to_owned()),
+        End::Violation(why) => {
+            tracing::info!(reason = %why, "closing connection: protocol violation");
+            Some(why.clone())
+        }
+    };
+    if let Some(reason) = goodbye {
+        if let Ok(body) = (Envelope::Goodbye { reason: &reason }).encode() {
+            let _ = timeout(Duration::from_secs(1), tx.send(body)).await;
+        }
+    }
+    drop(tx);
+    // The writer ends when every call task has dropped its sender and the queue is written out.
+    let grace = shared.limits.shutdown_grace;
+    let abort = write_task.abort_handle();
+    if timeout(grace, write_task).await.is_err() {
+        abort.abort();
+    }
+    shared.sessions.disconnected(&session);
+    tracing::debug!("disconnected");
+}
+
+/// Reads the `Hello`, answers `Welcome` or `Refused`. `None` means the connection is done.
+async fn handshake(reader: &mut Reader, writer: &mut Writer, shared: &Shared) -> Option<Arc<Session>> {
+    let first = match timeout(shared.limits.handshake_timeout, reader.next()).await {
+        Err(_) => {
+            tracing::debug!("handshake timed out");
+            return None;
+        }
+        Ok(None) => return None,
+        Ok(Some(Err(err))) => {
+            tracing::debug!(%err, "unreadable first frame");
+            send_refusal(writer, RefuseReason::Malformed, &format!("unreadable first frame: {err}")).await;
+            return None;
+        }
+        Ok(Some(Ok(frame))) => frame,
+    };
+    let (reason, message) = match Envelope::decode(&first) {
+        Ok(Envelope::Hello { magic, .. }) if magic != wire::MAGIC => {
+            (RefuseReason::BadMagic, "the first message did not start with the fluxon magic bytes".to_owned())
+        }
+        Ok(Envelope::Hello { version, .. }) if version != wire::PROTOCOL_VERSION => (
+            RefuseReason::UnsupportedVersion,
+            format!(
+                "this server speaks protocol version {}, the client {version}",
+                wire::PROTOCOL_VERSION
+            ),
+        ),
+        Ok(Envelope::Hello { .. }) if shared.shutdown.is_cancelled() => {
+            (RefuseReason::ShuttingDown, "the server is shutting down".to_owned())
+        }
+        Ok(Envelope::Hello { resume, .. }) => {
+            let opened = match shared.sessions.open(resume.map(SessionToken::from_wire)) {
+                Ok(opened) => opened,
+                Err(err) => {
+                    tracing::error!(%err, "cannot open a session");
+                    return None;
+                }
+            };
+            let welcome = Envelope::Welcome {
+                token: opened.token.to_wire(),
+                resumed: opened.resumed,
+                max_frame: u32::try_from(shared.limits.max_frame).unwrap_or(u32::MAX),
+            };
+            let sent = match welcome.encode() {
+                Ok(body) => timeout(shared.limits.handshake_timeout, writer.send(body)).await,
+                Err(err) => {
+                    tracing::error!(%err, "cannot encode Welcome");
+                    return None;
+                }
+            };
+            if !matches!(sent, Ok(Ok(()))) {
+                shared.sessions.disconnected(&opened.session);
+                return None;
+            }
+            return Some(opened.session);
+        }
+        Ok(_) => (RefuseReason::Malformed, "the first message must be Hello".to_owned()),
+        Err(err) => (RefuseReason::Malformed, format!("the first message does not decode: {err}")),
+    };
+    tracing::info!(%reason, %message, "handshake refused");
+    send_refusal(writer, reason, &message).await;
+    None
+}
+
+async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) {
+    if let Ok(body) = (Envelope::Refused { reason, message }).encode() {
+        let _ = timeout(Duration::from_secs(1), writer.send(body)).await;
+    }
+}
+
+/// Reads frames until the peer leaves, breaks the protocol, goes idle, or the server shuts down.
+async fn read_loop(
+    reader: &mut Reader,
+    tx: &mpsc::Sender<Bytes>,
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    peer: SocketAddr,
+    calls: &TaskTracker,
+) -> End {
+    let limits = &shared.limits;
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let server = ServerHandle {
+        shared: Arc::clone(shared),
+    };
+    let half_idle = limits.idle_timeout / 2;
+    let mut last_heard = Instant::now();
+    let mut pings = 0u64;
+    let tick = tokio::time::sleep(half_idle);
+    tokio::pin!(tick);
+    // Registered once, not per frame: every connection shares the shutdown token.
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    let kicked = session.kicked();
+    tokio::pin!(kicked);
+    kicked.as_mut().enable();
+
+    loop {
+        let frame = tokio::select! {
+            biased;
+            () = &mut shutdown => return End::Shutdown,
+            () = &mut kicked => return End::Kicked,
+            frame = reader.next() => frame,
+            () = &mut tick => {
+                let now = Instant::now();
+                let busy = in_flight.available_permits() < limits.max_in_flight;
+                if busy || now < last_heard + half_idle {
+                    // Heard from recently (the timer is not moved on every frame), or calls are running.
+                    let from = if busy { now } else { last_heard };
+                    tick.as_mut().reset(from + half_idle);
+                } else if now >= last_heard + limits.idle_timeout {
+                    return End::Idle;
+                } else {
+                    pings += 1;
+                    if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
+                        let _ = tx.try_send(body);
+                    }
+                    tick.as_mut().reset(last_heard + limits.idle_timeout);
+                }
+                continue;
+            }
+        };
+        let frame = match frame {
+            None => return End::PeerClosed,
+            Some(Err(err)) => return End::Violation(format!("bad frame: {err}")),
+            Some(Ok(frame)) => frame.freeze(),
+        };
+        last_heard = Instant::now();
+        match Envelope::decode(&frame) {
+            Ok(Envelope::Call { id, view, payload }) => {
+                let permit = match Arc::clone(&in_flight).try_acquire_owned() {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        // At the in-flight limit: stop reading until a call finishes.
+                        tokio::select! {
+                            biased;
+                            () = &mut shutdown => {
+                                let _ = tx.send(error_reply(id, ErrorCode::ShuttingDown, "the server is shutting down")).await;
+                                return End::Shutdown;
+                            }
+                            permit = Arc::clone(&in_flight).acquire_owned() => match permit {
+                                Ok(permit) => permit,
+                                Err(_) => return End::Shutdown,
+                            },
+                        }
+                    }
+                };
+                last_heard = Instant::now();
+                let req = Request::new(peer, Arc::clone(session), server.clone());
+                let call = shared.router.dispatch(view, req, wire::subslice(&frame, payload));
+                let tx = tx.clone();
+                let max_frame = limits.max_frame;
+                let span = tracing::debug_span!("call", id, view);
+                calls.spawn(
+                    async move {
+                        let body = reply_frame(id, call.await, max_frame);
+                        let _ = tx.send(body).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Ok(Envelope::Ping { nonce }) => {
+                if let Ok(body) = (Envelope::Pong { nonce }).encode() {
+                    if tx.send(body).await.is_err() {
+                        return End::PeerClosed;
+                    }
+                }
+            }
+            Ok(Envelope::Pong { .. }) => {}
+            Ok(Envelope::ReverseReply { id, .. }) => {
+                tracing::debug!(id, "reverse reply for a request this server did not send; ignored");
+            }
+            Ok(Envelope::Goodbye { .. }) => return End::PeerClosed,
+            Ok(_) => return End::Violation("unexpected message after the handshake".to_owned()),
+            Err(WireError::Decode(err)) => return End::Violation(format!("malformed message: {err}")),
+            Err(err) => return End::Violation(err.to_string()),
+        }
+    }
+}
+
+/// The `Reply` frame for a call's outcome; a reply over the frame limit becomes a `TooLarge` error.
+fn reply_frame(id: u64, outcome: crate::routing::Outcome, max_frame: usize) -> Bytes {
+    let encoded = match &outcome {
+        Ok(bytes) => Envelope::Reply {
+            id,
+            result: Ok(bytes),
+        }
+        .encode(),
+        Err((code, message)) => Envelope::Reply {
+            id,
+            result: Err(ErrorReply { code: *code, message }),
+        }
+        .encode(),
+    };
+    match encoded {
+        Ok(body) if body.len() <= max_frame => body,
+        Ok(body) => error_reply(
+            id,
+            ErrorCode::TooLarge,
+            &format!("the reply is {} bytes, over the frame limit of {max_frame}", body.len()),
+        ),
+        Err(err) => error_reply(id, ErrorCode::Internal, &err.to_string()),
+    }
+}
+
+fn error_reply(id: u64, code: ErrorCode, message: &str) -> Bytes {
+    Envelope::Reply {
+        id,
+        result: Err(ErrorReply { code, message }),
+    }
+    .encode()
+    // An error reply is a few bytes of plain data: encoding it cannot fail.
+    .unwrap_or_default()
+}

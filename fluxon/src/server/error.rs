@@ -1,0 +1,34 @@
+//! Errors of starting and running a server.
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// `secure(true)` was asked for, but TLS is not available in this version.
+    #[error("secure(true) asks for TLS, which this version of fluxon does not support yet; refusing to serve in clear text instead")]
+    TlsUnsupported,
+    /// No router was given.
+    #[error("the server has no router: call AsyncServer::router")]
+    NoRouter,
+    /// A limit is set to a value that cannot work.
+    #[error("invalid limit: {0}")]
+    InvalidLimit(&'static str),
+    /// The session key could not be made.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// The log directory could not be set up.
+    #[error("cannot log to {dir}: {reason}")]
+    Logging {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}

@@ -1,0 +1,170 @@
+//! The accept loop, the connection limit, and the running server's lifetime.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedWrite;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::config::AsyncServer;
+use super::connection;
+use super::handle::{ServerHandle, Shared};
+use super::logging::LogGuard;
+use super::sessions::Sessions;
+use super::ServerError;
+use crate::auth::SessionKey;
+use crate::wire::{self, Envelope, RefuseReason};
+
+/// A server that is accepting connections. Dropping it does not stop it; call
+/// [`shutdown`](RunningServer::shutdown).
+pub struct RunningServer {
+    handle: ServerHandle,
+    accept: JoinHandle<()>,
+    tracker: TaskTracker,
+    _log: Option<LogGuard>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncServer {
+    /// Binds and starts serving in the background; returns once the listener is bound.
+    pub async fn start(self) -> Result<RunningServer, ServerError> {
+        if self.secure {
+            return Err(ServerError::TlsUnsupported);
+        }
+        self.limits.validate()?;
+        let router = self.router.ok_or(ServerError::NoRouter)?;
+        let log = match &self.log_dir {
+            Some(dir) => Some(super::logging::init(dir)?),
+            None => None,
+        };
+        let addr = format!("{}:{}", self.host, self.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let key = match router.session_key() {
+            Some(key) => key.clone(),
+            None => SessionKey::random()?,
+        };
+        let limits = self.limits;
+        let shared = Arc::new(Shared {
+            sessions: Sessions::new(key, limits.max_sessions, limits.session_ttl),
+            router,
+            shutdown: CancellationToken::new(),
+            connections: AtomicUsize::new(0),
+            local_addr,
+            limits,
+        });
+        let tracker = TaskTracker::new();
+        let span = tracing::info_span!("server", addr = %local_addr);
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span));
+        tokio::spawn(sweep_sessions(Arc::clone(&shared)));
+        Ok(RunningServer {
+            handle: ServerHandle { shared },
+            accept,
+            tracker,
+            _log: log,
+        })
+    }
+}
+
+impl RunningServer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A handle for views, tasks and tests.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down gracefully and waits until every connection is closed: stops accepting, lets
+    /// calls in flight finish within the grace period, sends goodbye, closes.
+    pub async fn shutdown(self) {
+        self.handle.shutdown();
+        let _ = self.accept.await;
+        self.tracker.close();
+        // Connections give up on their calls after the grace period; this bound is a backstop.
+        let backstop = self.handle.limits().shutdown_grace + Duration::from_secs(5);
+        if tokio::time::timeout(backstop, self.tracker.wait()).await.is_err() {
+            tracing::warn!("connections still open after the shutdown grace period");
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
+    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                let shared = Arc::clone(&shared);
+                let span = tracing::info_span!("conn", %peer);
+                tracker.spawn(
+                    async move {
+                        connection::serve(stream, peer, shared).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "connection refused: at max_connections");
+                tracker.spawn(refuse(stream, RefuseReason::ServerFull, "the server is at its connection limit"));
+            }
+        }
+    }
+    tracing::debug!("accept loop stopped");
+}
+
+/// Tells a peer why it is turned away, without waiting long for it to listen.
+pub(super) async fn refuse(stream: TcpStream, reason: RefuseReason, message: &str) {
+    let mut writer = FramedWrite::new(stream, wire::codec(wire::DEFAULT_MAX_FRAME));
+    if let Ok(body) = (Envelope::Refused { reason, message }).encode() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer.send(body)).await;
+    }
+}
+
+async fn sweep_sessions(shared: Arc<Shared>) {
+    let every = (shared.sessions.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = tokio::time::sleep(every) => shared.sessions.sweep(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The wire protocol: frames, the message envelope, the protocol version and its limits.
+//!
+//! This module knows nothing about views, sessions or servers; it only turns messages into bytes and
+//! back. Everything above it (`server`, `client`) speaks in [`Envelope`]s.
+//!
+//! # The protocol, byte by byte
+//!
+//! A client opens one TCP connection and keeps it. Both directions carry a stream of **frames**; each
+//! frame carries one **envelope**.
+//!
+//! ## Frames
+//!
+//! ```text
+//! +---------------------------+-----------------------------+
+//! | length: u32, big-endian   | body: `length` bytes        |
+//! +---------------------------+-----------------------------+
+//! ```
+//!
+//! The length counts the body only. A peer refuses a frame whose length is over its maximum
+//! ([`DEFAULT_MAX_FRAME`], 16 MiB, unless configured otherwise; the server announces its own in
+//! [`Envelope::Welcome`]). The server answers an oversized frame with [`Envelope::Goodbye`] and closes.
+//!
+//! ## Bodies: postcard
+//!
+//! A body is one [`Envelope`] encoded with [postcard](https://postcard.jamesmunns.com/wire-format)
+//! (version 1), which needs only these rules:
+//!
+//! * **varint**: an unsigned integer in LEB128: 7 bits per byte, least significant group first, the high
+//!   bit set on every byte but the last (`300` is `AC 02`). `u16`, `u32` and `u64` are varints (at most
+//!   3, 5 and 10 bytes).
+//! * **enum**: the variant's index (starting at 0, in the order listed below) as a varint, then the
+//!   variant's fields in order. A unit variant is its index alone.
+//! * **bool**: one byte, `00` or `01`. A fixed array `[u8; N]`: exactly `N` bytes, no length.
+//! * **bytes** and **string**: a varint length, then that many bytes (strings are UTF-8).
+//! * **Option**: `00` for none; `01` followed by the value.
+//! * **Result**: an enum, `Ok` = 0, `Err` = 1.
+//!
+//! ## Envelopes
+//!
+//! | index | variant | fields, in order | sent by |
+//! |---|---|---|---|
+//! | 0 | `Hello` | magic `[u8; 4]` = `b"FLXN"`; version `u16` = [`PROTOCOL_VERSION`]; resume `Option<SessionToken>` | client, first frame |
+//! | 1 | `Welcome` | token `SessionToken`; resumed `bool`; max_frame `u32` | server, answer to `Hello` |
+//! | 2 | `Refused` | reason [`RefuseReason`]; message string | server, instead of `Welcome`, then closes |
+//! | 3 | `Call` | id `u64`; view string; payload bytes | client |
+//! | 4 | `Reply` | id `u64`; result `Result<bytes, ErrorReply>` | server, answers `Call` with that id |
+//! | 5 | `ReverseRequest` | id `u64`; name string; payload bytes | server |
+//! | 6 | `ReverseReply` | id `u64`; result `Result<bytes, ErrorReply>` | client, answers `ReverseRequest` |
+//! | 7 | `Ping` | nonce `u64` | either side |
+//! | 8 | `Pong` | nonce `u64` | either side, echoes the `Ping`'s nonce |
+//! | 9 | `Goodbye` | reason string | either side, just before it closes |
+//!
+//! A `SessionToken` is 16 bytes of session id followed by a 32-byte MAC (48 raw bytes, no length).
+//! An `ErrorReply` is an [`ErrorCode`] (an enum: 0 `UnknownView`, 1 `BadPayload`, 2 `ViewFailed`,
+//! 3 `Panicked`, 4 `ShuttingDown`, 5 `Internal`, 6 `NoHandler`, 7 `TooLarge`) followed by a message
+//! string. A [`RefuseReason`] is an enum: 0 `BadMagic`, 1 `UnsupportedVersion`, 2 `ServerFull`,
+//! 3 `ShuttingDown`, 4 `Malformed`.
+//!
+//! Payloads are themselves postcard bytes of the view's own payload and reply types; a view that takes
+//! no payload takes `()`, whose encoding is empty.
+//!
+//! ## The conversation
+//!
+//! 1. The client sends `Hello` within the server's handshake timeout (10 s by default). To resume a
+//!    session after a reconnect it puts the token it was given in `resume`.
+//! 2. The server answers `Welcome` with the session's token (the same one when resumed; a fresh session
+//!    when the token is forged, unknown or expired, with `resumed = false`), or `Refused` and closes.
+//!    Anything but a well-formed `Hello` as the first frame is refused with `Malformed`.
+//! 3. The client sends `Call`s with ids of its choosing (unique among its calls in flight); the server
+//!    answers each with a `Reply` carrying the same id, in any order: calls run concurrently. The server
+//!    stops reading while the connection has its maximum of calls in flight (64 by default).
+//! 4. The server may send `ReverseRequest`s with ids of its own numbering; the client answers with
+//!    `ReverseReply` (a client with no handler for the name answers `Err` with `NoHandler`).
+//! 5. A server that has heard nothing for half its idle timeout sends `Ping`; a peer answers every `Ping`
+//!    with a `Pong` carrying the same nonce. A connection silent for the whole idle timeout is closed.
+//! 6. On shutdown the server stops reading calls, lets those in flight finish, sends `Goodbye` and closes.
+//!
+//! Example: `Call { id: 1, view: "add", payload: postcard((2u32, 3u32)) }` is the body
+//! `03 01 03 61 64 64 02 02 03`, framed as `00 00 00 09 03 01 03 61 64 64 02 02 03`.
+
+mod envelope;
+mod error;
+mod frame;
+
+pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
+pub use error::WireError;
+pub use frame::{codec, FrameCodec};
+pub(crate) use frame::write_frames;
+pub(crate) use envelope::subslice;
+
+/// The four bytes every `Hello` starts with.
+pub const MAGIC: [u8; 4] = *b"FLXN";
+
+/// The protocol version this crate speaks. A server refuses a `Hello` with any other.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The default maximum frame body, 16 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
