@@ -73,6 +73,11 @@ impl Request {
         &self.server
     }
 
+    /// The value of type `T` shared with [`Router::state`](crate::Router::state), if one was.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.server.shared.router.get_state()
+    }
+
     /// When the call arrived (wall clock).
     pub fn received_at(&self) -> SystemTime {
         self.received_at

@@ -1,5 +1,6 @@
 //! The `Router`: view names to type-erased handlers, and the dispatch of one call.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -24,7 +25,13 @@ struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
     fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
-        let payload: V::Payload = match postcard::from_bytes(&payload) {
+        let decoded = postcard::take_from_bytes::<V::Payload>(&payload).and_then(|(value, rest)| {
+            match rest.is_empty() {
+                true => Ok(value),
+                false => Err(postcard::Error::DeserializeBadEncoding),
+            }
+        });
+        let payload: V::Payload = match decoded {
             Ok(payload) => payload,
             Err(err) => {
                 let message = format!(
@@ -103,6 +110,7 @@ pub enum RouterError {
 pub struct Router {
     views: HashMap<&'static str, Arc<dyn ErasedView>>,
     key: Option<SessionKey>,
+    state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -135,6 +143,23 @@ impl Router {
     pub fn private_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, RouterError> {
         self.key = Some(SessionKey::from_private_key(key.as_ref())?);
         Ok(self)
+    }
+
+    /// Shares a value with every view, which reads it with [`Request::state`]. One value per type;
+    /// a second value of the same type replaces the first.
+    ///
+    /// ```
+    /// # use fluxon::Router;
+    /// use std::sync::atomic::AtomicU64;
+    /// let router = Router::new().state(AtomicU64::new(0));
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.insert(TypeId::of::<T>(), Arc::new(value));
+        self
+    }
+
+    pub(crate) fn get_state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.state.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
     /// The registered names, sorted.

@@ -1,0 +1,183 @@
+//! Calls: round trips, concurrency, and every kind of failed call.
+
+use std::time::{Duration, Instant};
+
+use fluxon::{AsyncServer, CallError, ErrorCode};
+use futures_util::future::join_all;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn round_trip_typed_and_by_name() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    assert_eq!(conn.call(echo, &"héllo ✓".to_owned()).await.unwrap(), "héllo ✓");
+    assert_eq!(conn.call(add, &(40, 2)).await.unwrap(), 42);
+    let by_name: i64 = conn.send_request("add", &(1i64, 2i64)).await.unwrap();
+    assert_eq!(by_name, 3);
+    assert_eq!(conn.call(whoami, &()).await.unwrap(), None, "a view without payload");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn thousand_concurrent_calls_on_one_connection_each_get_their_own_reply() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    // Different delays so replies come back out of order.
+    let calls = (0..1000u64).map(|i| {
+        let conn = conn.clone();
+        async move { (i, conn.call(tagged, &(i, (i * 7919) % 20)).await) }
+    });
+    let results = tokio::time::timeout(PATIENCE, join_all(calls)).await.expect("all answered");
+    assert_eq!(results.len(), 1000);
+    for (sent, reply) in results {
+        assert_eq!(reply.unwrap(), sent, "reply matched to its call");
+    }
+    assert_eq!(server.handle().connection_count(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_view_does_not_block_a_fast_one_on_the_same_connection() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    let slow = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.call(tagged, &(1, 1500)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    assert_eq!(conn.call(tagged, &(2, 0)).await.unwrap(), 2);
+    assert!(started.elapsed() < Duration::from_millis(1000), "the fast call waited for the slow one");
+    assert!(!slow.is_finished());
+    assert_eq!(slow.await.unwrap().unwrap(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn hundred_clients_at_once() {
+    let server = start_default().await;
+    let clients = (0..100i64).map(|i| {
+        let addr = server.local_addr().to_string();
+        async move {
+            let conn = fluxon::ConnectionHandler::connect(addr).await.unwrap();
+            conn.call(login_as, &i).await.unwrap();
+            let got = conn.call(add, &(i, 1000)).await.unwrap();
+            (i, got, conn.call(whoami, &()).await.unwrap(), conn)
+        }
+    });
+    let results = tokio::time::timeout(PATIENCE, join_all(clients)).await.unwrap();
+    for (i, sum, who, _) in &results {
+        assert_eq!(*sum, i + 1000);
+        assert_eq!(*who, Some(*i), "each client sees its own login");
+    }
+    assert_eq!(server.handle().connection_count(), 100);
+    assert_eq!(server.handle().session_count(), 100);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_view_is_a_typed_error_and_the_connection_lives_on() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    let err = conn.send_request::<_, ()>("no_such_view", &()).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::UnknownView), "{err}");
+    assert!(err.to_string().contains("no_such_view"));
+    assert_eq!(conn.call(add, &(1, 1)).await.unwrap(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn undecodable_payload_is_a_typed_error() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    // `add` takes two i64; one byte is not that.
+    let err = conn.send_request::<_, i64>("add", &true).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{err}");
+    let err = conn.call_raw("add", &[0xff; 3]).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{err}");
+    // Two good i64 and then more bytes: trailing bytes are refused, not ignored.
+    let err = conn.send_request::<_, i64>("add", &(1i64, 2i64, 3i64)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{err}");
+    assert_eq!(conn.call(add, &(2, 2)).await.unwrap(), 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn view_error_reaches_the_client_with_its_message() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    match conn.call(fail, &"no such course".to_owned()).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::ViewFailed);
+            assert_eq!(message, "no such course");
+        }
+        other => panic!("expected a view error, got {other:?}"),
+    }
+    let err = conn.call(add, &(i64::MAX, 1)).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::ViewFailed));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn view_panic_is_a_typed_error_and_everyone_carries_on() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    let other = connect(&server).await;
+    let err = conn.call(boom, &()).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Panicked), "{err}");
+    assert!(err.to_string().contains("boom goes the view"));
+    assert_eq!(conn.call(add, &(1, 2)).await.unwrap(), 3, "same connection still served");
+    assert_eq!(other.call(add, &(3, 4)).await.unwrap(), 7, "other client still served");
+    assert_eq!(server.handle().connection_count(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_fn_view_runs_off_the_runtime_workers() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    assert_eq!(conn.call(off_runtime, &21).await.unwrap(), 42);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn call_timeout_fails_only_that_call() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    let quick = conn.with_timeout(Duration::from_millis(100));
+    match quick.call(tagged, &(1, 2000)).await {
+        Err(CallError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(100)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(conn.call(add, &(5, 5)).await.unwrap(), 10);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_call_and_reply_are_refused_without_closing_anything() {
+    let server = start(AsyncServer::new(0).max_frame(4096)).await;
+    let conn = connect(&server).await;
+    let err = conn.call(echo, &"x".repeat(10_000)).await.unwrap_err();
+    assert!(matches!(err, CallError::TooLarge { max: 4096, .. }), "{err:?}");
+    let err = conn.call(big_reply, &10_000).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::TooLarge), "{err}");
+    assert_eq!(conn.call(big_reply, &100).await.unwrap().len(), 100);
+    assert_eq!(conn.connect_count(), 1, "the connection was never dropped");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn duplicate_view_names_are_refused_when_the_router_is_built() {
+    let err = fluxon::Router::new()
+        .mapping(fluxon::views![echo, add])
+        .and_then(|r| r.mapping(fluxon::views![echo]))
+        .unwrap_err();
+    assert!(err.to_string().contains("`echo`"), "{err}");
+}
+
+#[tokio::test]
+async fn secure_is_a_clear_error_until_tls_lands() {
+    let err = AsyncServer::new(0).secure(true).router(router()).start().await.unwrap_err();
+    assert!(matches!(err, fluxon::ServerError::TlsUnsupported), "{err}");
+}

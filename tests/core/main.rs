@@ -1,0 +1,9 @@
+//! Integration tests of the core runtime: a real server on 127.0.0.1:0, real clients, real sockets.
+
+mod common;
+
+mod blocking;
+mod calls;
+mod hostile;
+mod sessions;
+mod shutdown;
