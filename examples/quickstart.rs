@@ -35,7 +35,9 @@ async fn login(req: Request, username: String) -> Result<String, String> {
     let id = {
         let users = req.state::<Users>().ok_or("no user table")?;
         let users = users.0.lock().map_err(|_| "user table poisoned")?;
-        *users.get(&username).ok_or(format!("no user named {username}"))?
+        *users
+            .get(&username)
+            .ok_or(format!("no user named {username}"))?
     };
     req.login(id);
     Ok(format!("welcome back, {username} (user {id})"))
@@ -66,14 +68,23 @@ async fn main() -> anyhow::Result<()> {
     let id = conn.call(signup, &"jack".to_owned()).await?;
     println!("signup(jack)        -> user id {id}");
     let taken = conn.call(signup, &"jack".to_owned()).await;
-    println!("signup(jack) again  -> {}", taken.err().context("a second signup must fail")?);
+    println!(
+        "signup(jack) again  -> {}",
+        taken.err().context("a second signup must fail")?
+    );
     println!("whoami()            -> {:?}", conn.call(whoami, &()).await?);
-    println!("login(jack)         -> {}", conn.call(login, &"jack".to_owned()).await?);
+    println!(
+        "login(jack)         -> {}",
+        conn.call(login, &"jack".to_owned()).await?
+    );
     println!("whoami()            -> {:?}", conn.call(whoami, &()).await?);
     let total: i64 = conn.send_request("sum", &vec![1i64, 2, 3, 4]).await?;
     println!("sum([1, 2, 3, 4])   -> {total} (called by name)");
     let missing = conn.send_request::<_, ()>("nope", &()).await;
-    println!("nope()              -> {}", missing.err().context("an unknown view must fail")?);
+    println!(
+        "nope()              -> {}",
+        missing.err().context("an unknown view must fail")?
+    );
 
     conn.close().await;
     server.shutdown().await;

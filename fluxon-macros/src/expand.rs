@@ -32,7 +32,10 @@ pub fn view(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     };
     let name = match args.name {
         Some(name) if name.value().is_empty() => {
-            return Err(syn::Error::new(name.span(), "a view's name cannot be empty"))
+            return Err(syn::Error::new(
+                name.span(),
+                "a view's name cannot be empty",
+            ))
         }
         Some(name) => name,
         None => LitStr::new(&view.item.sig.ident.to_string(), view.item.sig.ident.span()),
@@ -56,12 +59,18 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
         Some(ty) => quote!(#ty),
         None => quote!(()),
     };
-    let payload_span = view.payload_ty.as_ref().map_or_else(Span::call_site, |ty| ty.span());
+    let payload_span = view
+        .payload_ty
+        .as_ref()
+        .map_or_else(Span::call_site, |ty| ty.span());
     let output_ty = match &view.output {
         Some(ty) => quote!(#ty),
         None => quote!(()),
     };
-    let output_span = view.output.as_ref().map_or_else(Span::call_site, |ty| ty.span());
+    let output_span = view
+        .output
+        .as_ref()
+        .map_or_else(Span::call_site, |ty| ty.span());
     let reply_ty = if view.returns_result() {
         quote_spanned!(output_span=> <#output_ty as ::fluxon::__private::IntoViewResult>::Reply)
     } else {
@@ -72,7 +81,10 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
     } else {
         quote!(::core::result::Result::Ok(output))
     };
-    let request_span = view.request_ty.as_ref().map_or_else(Span::call_site, |ty| ty.span());
+    let request_span = view
+        .request_ty
+        .as_ref()
+        .map_or_else(Span::call_site, |ty| ty.span());
     let req_arg = quote_spanned!(request_span=> req);
     let args = if view.payload_ty.is_some() {
         quote!(#req_arg, payload)
@@ -92,7 +104,10 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
     // Spanned on the user's types, so "does not implement Deserialize/Serialize" points at them.
     let payload_assoc = quote_spanned!(payload_span=> type Payload = #payload_ty;);
     let reply_assoc = quote_spanned!(output_span=> type Reply = #reply_ty;);
-    let struct_doc = format!(" The view `{}`; see [`{ident}::handler`] for its function.", name.value());
+    let struct_doc = format!(
+        " The view `{}`; see [`{ident}::handler`] for its function.",
+        name.value()
+    );
 
     quote! {
         #(#docs)*

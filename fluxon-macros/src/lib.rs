@@ -14,7 +14,15 @@ use proc_macro::TokenStream;
 /// Turns an `async fn` or `fn` taking a `Request` and one payload into a view. See `fluxon::view`.
 #[proc_macro_attribute]
 pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::view(args.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    let item = proc_macro2::TokenStream::from(item);
+    match expand::view(args.into(), item.clone()) {
+        Ok(expanded) => expanded.into(),
+        // Keep the user's item beside the error, so the error is the only complaint (no knock-on
+        // "unused import" or "cannot find" errors).
+        Err(err) => {
+            let mut out = err.into_compile_error();
+            out.extend(item);
+            out.into()
+        }
+    }
 }

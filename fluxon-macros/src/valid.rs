@@ -53,6 +53,14 @@ pub fn check(view: &ViewFn) -> syn::Result<()> {
             "a view takes the `Request` first: `fn name(req: Request)` or `fn name(req: Request, payload: T)`",
         );
     }
+    if let Some(payload) = &view.payload_ty {
+        if names_request(payload) {
+            errors.push(
+                payload.span(),
+                "the `Request` must be the first parameter and the payload the second: `fn name(req: Request, payload: T)`",
+            );
+        }
+    }
     for extra in &view.extra_params {
         let message = match extra {
             syn::FnArg::Receiver(_) => "a view cannot take `self`; write a free function",
@@ -62,7 +70,12 @@ pub fn check(view: &ViewFn) -> syn::Result<()> {
         };
         errors.push(extra.span(), message);
     }
-    for ty in view.request_ty.iter().chain(&view.payload_ty).chain(&view.output) {
+    for ty in view
+        .request_ty
+        .iter()
+        .chain(&view.payload_ty)
+        .chain(&view.output)
+    {
         if let Some(span) = borrowed_or_impl(ty) {
             errors.push(
                 span,
@@ -81,6 +94,14 @@ pub fn check(view: &ViewFn) -> syn::Result<()> {
         }
     }
     errors.finish()
+}
+
+/// Whether a type is spelled `Request` or `...::Request`.
+fn names_request(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path.path.segments.last().is_some_and(|s| s.ident == "Request"),
+        _ => false,
+    }
 }
 
 /// The span of the first reference, lifetime or `impl Trait` inside a type.

@@ -49,7 +49,9 @@ pub mod blocking {
 
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
 pub use routing::{Request, Router, RouterError, View, ViewError};
-pub use server::{run_server, AsyncServer, Limits, RunningServer, ServerError, ServerHandle, UserId};
+pub use server::{
+    run_server, AsyncServer, Limits, RunningServer, ServerError, ServerHandle, UserId,
+};
 pub use wire::ErrorCode;
 
 /// Turns a function into a view the server can serve and clients can call.

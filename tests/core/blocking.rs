@@ -13,7 +13,9 @@ fn blocking_client_calls_logs_in_and_gets_typed_errors() {
     let conn = std::thread::spawn(move || {
         let conn = fluxon::blocking::ConnectionHandler::connect(addr).unwrap();
         assert_eq!(conn.call(add, &(20, 22)).unwrap(), 42);
-        let by_name: String = conn.send_request("echo", &"plain thread".to_owned()).unwrap();
+        let by_name: String = conn
+            .send_request("echo", &"plain thread".to_owned())
+            .unwrap();
         assert_eq!(by_name, "plain thread");
         conn.call(login_as, &11).unwrap();
         assert_eq!(conn.call(whoami, &()).unwrap(), Some(11));

@@ -11,11 +11,18 @@ use crate::common::*;
 async fn round_trip_typed_and_by_name() {
     let server = start_default().await;
     let conn = connect(&server).await;
-    assert_eq!(conn.call(echo, &"héllo ✓".to_owned()).await.unwrap(), "héllo ✓");
+    assert_eq!(
+        conn.call(echo, &"héllo ✓".to_owned()).await.unwrap(),
+        "héllo ✓"
+    );
     assert_eq!(conn.call(add, &(40, 2)).await.unwrap(), 42);
     let by_name: i64 = conn.send_request("add", &(1i64, 2i64)).await.unwrap();
     assert_eq!(by_name, 3);
-    assert_eq!(conn.call(whoami, &()).await.unwrap(), None, "a view without payload");
+    assert_eq!(
+        conn.call(whoami, &()).await.unwrap(),
+        None,
+        "a view without payload"
+    );
     server.shutdown().await;
 }
 
@@ -28,7 +35,9 @@ async fn thousand_concurrent_calls_on_one_connection_each_get_their_own_reply() 
         let conn = conn.clone();
         async move { (i, conn.call(tagged, &(i, (i * 7919) % 20)).await) }
     });
-    let results = tokio::time::timeout(PATIENCE, join_all(calls)).await.expect("all answered");
+    let results = tokio::time::timeout(PATIENCE, join_all(calls))
+        .await
+        .expect("all answered");
     assert_eq!(results.len(), 1000);
     for (sent, reply) in results {
         assert_eq!(reply.unwrap(), sent, "reply matched to its call");
@@ -48,7 +57,10 @@ async fn slow_view_does_not_block_a_fast_one_on_the_same_connection() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let started = Instant::now();
     assert_eq!(conn.call(tagged, &(2, 0)).await.unwrap(), 2);
-    assert!(started.elapsed() < Duration::from_millis(1000), "the fast call waited for the slow one");
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the fast call waited for the slow one"
+    );
     assert!(!slow.is_finished());
     assert_eq!(slow.await.unwrap().unwrap(), 1);
     server.shutdown().await;
@@ -66,7 +78,9 @@ async fn hundred_clients_at_once() {
             (i, got, conn.call(whoami, &()).await.unwrap(), conn)
         }
     });
-    let results = tokio::time::timeout(PATIENCE, join_all(clients)).await.unwrap();
+    let results = tokio::time::timeout(PATIENCE, join_all(clients))
+        .await
+        .unwrap();
     for (i, sum, who, _) in &results {
         assert_eq!(*sum, i + 1000);
         assert_eq!(*who, Some(*i), "each client sees its own login");
@@ -80,7 +94,10 @@ async fn hundred_clients_at_once() {
 async fn unknown_view_is_a_typed_error_and_the_connection_lives_on() {
     let server = start_default().await;
     let conn = connect(&server).await;
-    let err = conn.send_request::<_, ()>("no_such_view", &()).await.unwrap_err();
+    let err = conn
+        .send_request::<_, ()>("no_such_view", &())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::UnknownView), "{err}");
     assert!(err.to_string().contains("no_such_view"));
     assert_eq!(conn.call(add, &(1, 1)).await.unwrap(), 2);
@@ -97,7 +114,10 @@ async fn undecodable_payload_is_a_typed_error() {
     let err = conn.call_raw("add", &[0xff; 3]).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{err}");
     // Two good i64 and then more bytes: trailing bytes are refused, not ignored.
-    let err = conn.send_request::<_, i64>("add", &(1i64, 2i64, 3i64)).await.unwrap_err();
+    let err = conn
+        .send_request::<_, i64>("add", &(1i64, 2i64, 3i64))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{err}");
     assert_eq!(conn.call(add, &(2, 2)).await.unwrap(), 4);
     server.shutdown().await;
@@ -127,8 +147,16 @@ async fn view_panic_is_a_typed_error_and_everyone_carries_on() {
     let err = conn.call(boom, &()).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Panicked), "{err}");
     assert!(err.to_string().contains("boom goes the view"));
-    assert_eq!(conn.call(add, &(1, 2)).await.unwrap(), 3, "same connection still served");
-    assert_eq!(other.call(add, &(3, 4)).await.unwrap(), 7, "other client still served");
+    assert_eq!(
+        conn.call(add, &(1, 2)).await.unwrap(),
+        3,
+        "same connection still served"
+    );
+    assert_eq!(
+        other.call(add, &(3, 4)).await.unwrap(),
+        7,
+        "other client still served"
+    );
     assert_eq!(server.handle().connection_count(), 2);
     server.shutdown().await;
 }
@@ -159,7 +187,10 @@ async fn oversized_call_and_reply_are_refused_without_closing_anything() {
     let server = start(AsyncServer::new(0).max_frame(4096)).await;
     let conn = connect(&server).await;
     let err = conn.call(echo, &"x".repeat(10_000)).await.unwrap_err();
-    assert!(matches!(err, CallError::TooLarge { max: 4096, .. }), "{err:?}");
+    assert!(
+        matches!(err, CallError::TooLarge { max: 4096, .. }),
+        "{err:?}"
+    );
     let err = conn.call(big_reply, &10_000).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::TooLarge), "{err}");
     assert_eq!(conn.call(big_reply, &100).await.unwrap().len(), 100);
@@ -178,6 +209,11 @@ async fn duplicate_view_names_are_refused_when_the_router_is_built() {
 
 #[tokio::test]
 async fn secure_is_a_clear_error_until_tls_lands() {
-    let err = AsyncServer::new(0).secure(true).router(router()).start().await.unwrap_err();
+    let err = AsyncServer::new(0)
+        .secure(true)
+        .router(router())
+        .start()
+        .await
+        .unwrap_err();
     assert!(matches!(err, fluxon::ServerError::TlsUnsupported), "{err}");
 }

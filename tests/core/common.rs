@@ -19,7 +19,8 @@ pub async fn echo(_req: Request, text: String) -> String {
 
 #[view]
 pub async fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, String> {
-    a.checked_add(b).ok_or_else(|| format!("{a} + {b} overflows"))
+    a.checked_add(b)
+        .ok_or_else(|| format!("{a} + {b} overflows"))
 }
 
 #[view]
@@ -93,7 +94,11 @@ pub fn router() -> Router {
 }
 
 pub async fn start(server: AsyncServer) -> RunningServer {
-    server.router(router()).start().await.expect("server starts")
+    server
+        .router(router())
+        .start()
+        .await
+        .expect("server starts")
 }
 
 pub async fn start_default() -> RunningServer {
@@ -113,7 +118,9 @@ pub struct RawPeer {
 
 impl RawPeer {
     pub async fn connect(server: &RunningServer) -> RawPeer {
-        let stream = TcpStream::connect(server.local_addr()).await.expect("tcp connect");
+        let stream = TcpStream::connect(server.local_addr())
+            .await
+            .expect("tcp connect");
         RawPeer {
             framed: Framed::new(stream, wire::codec(64 * 1024 * 1024)),
         }

@@ -33,7 +33,11 @@ async fn declared_length_of_four_gib_is_refused_without_allocating_it() {
     let server = start_default().await;
     let good = connect(&server).await;
     let mut bad = RawPeer::connect(&server).await;
-    bad.framed.get_mut().write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    bad.framed
+        .get_mut()
+        .write_all(&u32::MAX.to_be_bytes())
+        .await
+        .unwrap();
     let said = bad.read_to_close().await.expect("refused with a reason");
     assert!(said.contains("refused (malformed handshake)"), "{said}");
     assert_eq!(good.call(add, &(2, 2)).await.unwrap(), 4);
@@ -46,18 +50,31 @@ async fn garbage_before_the_handshake_is_refused() {
     let good = connect(&server).await;
     // An HTTP request: its first four bytes read as a 1.2 GB length.
     let mut http = RawPeer::connect(&server).await;
-    http.framed.get_mut().write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    http.framed
+        .get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let said = http.read_to_close().await.expect("refused");
     assert!(said.contains("malformed"), "{said}");
     // A well-formed frame whose body is noise.
     let mut noise = RawPeer::connect(&server).await;
     let stream = noise.framed.get_mut();
-    stream.write_all(&[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x11]).await.unwrap();
+    stream
+        .write_all(&[0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x11])
+        .await
+        .unwrap();
     let said = noise.read_to_close().await.expect("refused");
     assert!(said.contains("malformed"), "{said}");
     // A valid envelope that is not Hello.
     let mut early = RawPeer::connect(&server).await;
-    early.send(Envelope::Call { id: 1, view: "add", payload: &[] }).await;
+    early
+        .send(Envelope::Call {
+            id: 1,
+            view: "add",
+            payload: &[],
+        })
+        .await;
     let said = early.read_to_close().await.expect("refused");
     assert!(said.contains("must be Hello"), "{said}");
     assert_eq!(good.call(add, &(3, 3)).await.unwrap(), 6);
@@ -72,7 +89,12 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
         (*b"HTTP", wire::PROTOCOL_VERSION, RefuseReason::BadMagic),
     ] {
         let mut peer = RawPeer::connect(&server).await;
-        peer.send(Envelope::Hello { magic, version, resume: None }).await;
+        peer.send(Envelope::Hello {
+            magic,
+            version,
+            resume: None,
+        })
+        .await;
         let frame = peer.next().await.expect("an answer");
         match Envelope::decode(&frame).unwrap() {
             Envelope::Refused { reason, message } => {
@@ -94,7 +116,10 @@ async fn silent_connection_is_dropped_after_the_handshake_timeout() {
     let mut silent = TcpStream::connect(server.local_addr()).await.unwrap();
     let started = Instant::now();
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(PATIENCE, silent.read(&mut buf)).await.expect("closed in time").unwrap_or(0);
+    let n = tokio::time::timeout(PATIENCE, silent.read(&mut buf))
+        .await
+        .expect("closed in time")
+        .unwrap_or(0);
     assert_eq!(n, 0, "closed without a word");
     assert!(started.elapsed() >= Duration::from_millis(150));
     assert_eq!(connect(&server).await.call(add, &(1, 2)).await.unwrap(), 3);
@@ -106,7 +131,9 @@ async fn connections_past_the_limit_are_refused_cleanly() {
     let server = start(AsyncServer::new(0).max_connections(2)).await;
     let first = connect(&server).await;
     let second = connect(&server).await;
-    let err = fluxon::ConnectionHandler::connect(server.local_addr().to_string()).await.unwrap_err();
+    let err = fluxon::ConnectionHandler::connect(server.local_addr().to_string())
+        .await
+        .unwrap_err();
     match err {
         ConnectError::Refused { reason, .. } => assert_eq!(reason, RefuseReason::ServerFull),
         other => panic!("expected ServerFull, got {other}"),
@@ -119,7 +146,9 @@ async fn connections_past_the_limit_are_refused_cleanly() {
     let third = loop {
         match fluxon::ConnectionHandler::connect(server.local_addr().to_string()).await {
             Ok(conn) => break conn,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
             Err(err) => panic!("slot never freed: {err}"),
         }
     };
@@ -158,10 +187,19 @@ async fn unexpected_messages_after_the_handshake_close_only_that_peer() {
     let mut odd = RawPeer::connect(&server).await;
     odd.hello(None).await;
     // A reverse reply nobody asked for is ignored; the connection stays usable.
-    odd.send(Envelope::ReverseReply { id: 77, result: Ok(b"") }).await;
+    odd.send(Envelope::ReverseReply {
+        id: 77,
+        result: Ok(b""),
+    })
+    .await;
     assert!(odd.call(1, "add", &(1i64, 1i64)).await.is_ok());
     // A second Hello is a protocol violation.
-    odd.send(Envelope::Hello { magic: wire::MAGIC, version: 1, resume: None }).await;
+    odd.send(Envelope::Hello {
+        magic: wire::MAGIC,
+        version: 1,
+        resume: None,
+    })
+    .await;
     let said = odd.read_to_close().await.expect("goodbye");
     assert!(said.contains("unexpected"), "{said}");
     assert_eq!(good.call(add, &(1, 2)).await.unwrap(), 3);

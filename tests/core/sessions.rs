@@ -33,14 +33,29 @@ async fn reconnect_resumes_the_session_and_keeps_the_login() {
     // The client notices, reconnects with its token, and carries on.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while conn.connect_count() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "client never reconnected");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "client never reconnected"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(conn.wait_connected(PATIENCE).await);
     assert!(conn.session_resumed());
-    assert_eq!(conn.call(session, &()).await.unwrap(), before, "same session");
-    assert_eq!(conn.call(whoami, &()).await.unwrap(), Some(99), "login kept");
-    assert_eq!(server.handle().session_count(), 1, "no second session was made");
+    assert_eq!(
+        conn.call(session, &()).await.unwrap(),
+        before,
+        "same session"
+    );
+    assert_eq!(
+        conn.call(whoami, &()).await.unwrap(),
+        Some(99),
+        "login kept"
+    );
+    assert_eq!(
+        server.handle().session_count(),
+        1,
+        "no second session was made"
+    );
     server.shutdown().await;
 }
 
@@ -68,7 +83,11 @@ async fn forged_or_tampered_token_gets_a_fresh_session_never_the_forged_one() {
             .await;
         let frame = attacker.next().await.unwrap();
         match Envelope::decode(&frame).unwrap() {
-            Envelope::Welcome { token: fresh, resumed, .. } => {
+            Envelope::Welcome {
+                token: fresh,
+                resumed,
+                ..
+            } => {
                 assert!(!resumed, "a forged token must not resume");
                 assert_ne!(fresh.id, token.id);
                 assert_ne!(fresh.id, forged.id);
@@ -76,7 +95,11 @@ async fn forged_or_tampered_token_gets_a_fresh_session_never_the_forged_one() {
             other => panic!("expected Welcome, got {other:?}"),
         }
         let who = attacker.call(2, "whoami", &()).await.unwrap();
-        assert_eq!(postcard::from_bytes::<Option<i64>>(&who).unwrap(), None, "no stolen login");
+        assert_eq!(
+            postcard::from_bytes::<Option<i64>>(&who).unwrap(),
+            None,
+            "no stolen login"
+        );
     }
     // The genuine token still resumes.
     let mut again = RawPeer::connect(&server).await;
@@ -124,7 +147,11 @@ async fn one_user_on_several_sessions() {
     assert_eq!(phone.call(whoami, &()).await.unwrap(), Some(3));
     assert_eq!(laptop.call(whoami, &()).await.unwrap(), Some(3));
     phone.call(logout, &()).await.unwrap();
-    assert_eq!(laptop.call(whoami, &()).await.unwrap(), Some(3), "the other device stays in");
+    assert_eq!(
+        laptop.call(whoami, &()).await.unwrap(),
+        Some(3),
+        "the other device stays in"
+    );
     assert_eq!(server.handle().user_sessions(3).len(), 1);
     server.shutdown().await;
 }

@@ -38,7 +38,10 @@ impl ConnectionHandler {
     }
 
     /// Connects with these settings.
-    pub fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Self, ConnectError> {
+    pub fn connect_with(
+        addr: impl Into<String>,
+        config: ClientConfig,
+    ) -> Result<Self, ConnectError> {
         let addr = addr.into();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)

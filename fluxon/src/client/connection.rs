@@ -48,7 +48,9 @@ pub(super) struct Inner {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section is one map or option operation: a poisoned lock holds consistent data.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Inner {
@@ -128,7 +130,10 @@ impl ConnectionHandler {
     }
 
     /// Connects to a server with these settings.
-    pub async fn connect_with(addr: impl Into<String>, config: ClientConfig) -> Result<Self, ConnectError> {
+    pub async fn connect_with(
+        addr: impl Into<String>,
+        config: ClientConfig,
+    ) -> Result<Self, ConnectError> {
         let addr = addr.into();
         let opened = link::open(&addr, None, &config).await?;
         let call_timeout = config.call_timeout;
@@ -223,7 +228,10 @@ impl ConnectionHandler {
     }
 
     /// The current link's queue, waiting (until `deadline`) through a reconnect.
-    async fn wait_for_link(&self, deadline: Instant) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
+    async fn wait_for_link(
+        &self,
+        deadline: Instant,
+    ) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
         if let LinkState::Up { tx, max_frame } = &*self.inner.link.borrow() {
             return Ok((tx.clone(), *max_frame));
         }

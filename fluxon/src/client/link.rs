@@ -108,7 +108,10 @@ pub(super) struct Started {
 /// that calls can go out as soon as it returns.
 pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
     let (tx, rx) = mpsc::channel::<Bytes>(inner.config.outgoing_queue);
-    let stall = inner.config.call_timeout.max(inner.config.handshake_timeout);
+    let stall = inner
+        .config
+        .call_timeout
+        .max(inner.config.handshake_timeout);
     let write_task = tokio::spawn(wire::write_frames(opened.writer, rx, stall));
     inner.set_link(LinkState::Up {
         tx: tx.clone(),

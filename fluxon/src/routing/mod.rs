@@ -28,8 +28,8 @@ mod router;
 mod view;
 
 pub use request::Request;
-pub use router::{Router, RouterError, ViewEntry};
 pub(crate) use router::Outcome;
+pub use router::{Router, RouterError, ViewEntry};
 pub use view::{BoxFuture, View, ViewError};
 
 #[doc(hidden)]

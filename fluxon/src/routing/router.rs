@@ -25,12 +25,13 @@ struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
     fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
-        let decoded = postcard::take_from_bytes::<V::Payload>(&payload).and_then(|(value, rest)| {
-            match rest.is_empty() {
+        let decoded =
+            postcard::take_from_bytes::<V::Payload>(&payload).and_then(|(value, rest)| match rest
+                .is_empty()
+            {
                 true => Ok(value),
                 false => Err(postcard::Error::DeserializeBadEncoding),
-            }
-        });
+            });
         let payload: V::Payload = match decoded {
             Ok(payload) => payload,
             Err(err) => {
@@ -88,7 +89,9 @@ impl std::fmt::Debug for ViewEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {
     /// Two views share a name.
-    #[error("two views are registered under the name `{0}`; rename one with #[view(name = \"...\")]")]
+    #[error(
+        "two views are registered under the name `{0}`; rename one with #[view(name = \"...\")]"
+    )]
     DuplicateView(&'static str),
     /// The private key was refused.
     #[error(transparent)]
@@ -129,7 +132,10 @@ impl Router {
     }
 
     /// Registers views. A name registered twice, here or by an earlier `mapping`, is an error.
-    pub fn mapping(mut self, views: impl IntoIterator<Item = ViewEntry>) -> Result<Self, RouterError> {
+    pub fn mapping(
+        mut self,
+        views: impl IntoIterator<Item = ViewEntry>,
+    ) -> Result<Self, RouterError> {
         for entry in views {
             if self.views.insert(entry.name, entry.handler).is_some() {
                 return Err(RouterError::DuplicateView(entry.name));
@@ -191,7 +197,10 @@ impl Router {
             result.unwrap_or_else(|panic| {
                 let text = panic_text(panic.as_ref());
                 tracing::error!(view = %view_name, panic = %text, "view panicked");
-                Err((ErrorCode::Panicked, format!("view `{view_name}` panicked: {text}")))
+                Err((
+                    ErrorCode::Panicked,
+                    format!("view `{view_name}` panicked: {text}"),
+                ))
             })
         })
     }

@@ -31,7 +31,11 @@ pub trait View: Copy + Send + Sync + 'static {
     const NAME: &'static str;
 
     /// Runs the view.
-    fn call(self, req: Request, payload: Self::Payload) -> BoxFuture<Result<Self::Reply, ViewError>>;
+    fn call(
+        self,
+        req: Request,
+        payload: Self::Payload,
+    ) -> BoxFuture<Result<Self::Reply, ViewError>>;
 }
 
 /// A view's failure, as its client sees it: the code `ViewFailed` and this message.
@@ -89,7 +93,9 @@ where
         Ok(value) => Ok(value),
         Err(err) => match err.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => Err(ViewError::new("the view was cancelled: the server is shutting down")),
+            Err(_) => Err(ViewError::new(
+                "the view was cancelled: the server is shutting down",
+            )),
         },
     }
 }

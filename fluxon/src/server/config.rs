@@ -49,13 +49,25 @@ impl Limits {
     pub(crate) fn validate(&self) -> Result<(), super::ServerError> {
         use super::ServerError::InvalidLimit;
         let checks = [
-            (self.max_connections == 0, "max_connections must be at least 1"),
+            (
+                self.max_connections == 0,
+                "max_connections must be at least 1",
+            ),
             (self.max_in_flight == 0, "max_in_flight must be at least 1"),
             (self.max_frame < 64, "max_frame must be at least 64 bytes"),
-            (self.max_frame > u32::MAX as usize, "max_frame must fit in u32"),
-            (self.outgoing_queue == 0, "outgoing_queue must be at least 1"),
+            (
+                self.max_frame > u32::MAX as usize,
+                "max_frame must fit in u32",
+            ),
+            (
+                self.outgoing_queue == 0,
+                "outgoing_queue must be at least 1",
+            ),
             (self.max_sessions == 0, "max_sessions must be at least 1"),
-            (self.idle_timeout < Duration::from_millis(10), "idle_timeout must be at least 10 ms"),
+            (
+                self.idle_timeout < Duration::from_millis(10),
+                "idle_timeout must be at least 10 ms",
+            ),
         ];
         match checks.into_iter().find(|(bad, _)| *bad) {
             Some((_, why)) => Err(InvalidLimit(why)),

@@ -63,7 +63,8 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     tracing::debug!(session = %session.id(), "connected");
 
     let (tx, rx) = mpsc::channel(shared.limits.outgoing_queue);
-    let write_task = tokio::spawn(wire::write_frames(writer, rx, shared.limits.idle_timeout).in_current_span());
+    let write_task =
+        tokio::spawn(wire::write_frames(writer, rx, shared.limits.idle_timeout).in_current_span());
     let calls = TaskTracker::new();
     let end = read_loop(&mut reader, &tx, &shared, &session, peer, &calls).await;
     drop(reader);
@@ -72,7 +73,10 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         End::PeerClosed => None,
         End::Shutdown => {
             calls.close();
-            if timeout(shared.limits.shutdown_grace, calls.wait()).await.is_err() {
+            if timeout(shared.limits.shutdown_grace, calls.wait())
+                .await
+                .is_err()
+            {
                 tracing::warn!("calls still running at the end of the shutdown grace period");
             }
             Some("the server is shutting down".to_owned())
@@ -101,7 +105,11 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
 }
 
 /// Reads the `Hello`, answers `Welcome` or `Refused`. `None` means the connection is done.
-async fn handshake(reader: &mut Reader, writer: &mut Writer, shared: &Shared) -> Option<Arc<Session>> {
+async fn handshake(
+    reader: &mut Reader,
+    writer: &mut Writer,
+    shared: &Shared,
+) -> Option<Arc<Session>> {
     let first = match timeout(shared.limits.handshake_timeout, reader.next()).await {
         Err(_) => {
             tracing::debug!("handshake timed out");
@@ -110,15 +118,21 @@ async fn handshake(reader: &mut Reader, writer: &mut Writer, shared: &Shared) ->
         Ok(None) => return None,
         Ok(Some(Err(err))) => {
             tracing::debug!(%err, "unreadable first frame");
-            send_refusal(writer, RefuseReason::Malformed, &format!("unreadable first frame: {err}")).await;
+            send_refusal(
+                writer,
+                RefuseReason::Malformed,
+                &format!("unreadable first frame: {err}"),
+            )
+            .await;
             return None;
         }
         Ok(Some(Ok(frame))) => frame,
     };
     let (reason, message) = match Envelope::decode(&first) {
-        Ok(Envelope::Hello { magic, .. }) if magic != wire::MAGIC => {
-            (RefuseReason::BadMagic, "the first message did not start with the fluxon magic bytes".to_owned())
-        }
+        Ok(Envelope::Hello { magic, .. }) if magic != wire::MAGIC => (
+            RefuseReason::BadMagic,
+            "the first message did not start with the fluxon magic bytes".to_owned(),
+        ),
         Ok(Envelope::Hello { version, .. }) if version != wire::PROTOCOL_VERSION => (
             RefuseReason::UnsupportedVersion,
             format!(
@@ -126,9 +140,10 @@ async fn handshake(reader: &mut Reader, writer: &mut Writer, shared: &Shared) ->
                 wire::PROTOCOL_VERSION
             ),
         ),
-        Ok(Envelope::Hello { .. }) if shared.shutdown.is_cancelled() => {
-            (RefuseReason::ShuttingDown, "the server is shutting down".to_owned())
-        }
+        Ok(Envelope::Hello { .. }) if shared.shutdown.is_cancelled() => (
+            RefuseReason::ShuttingDown,
+            "the server is shutting down".to_owned(),
+        ),
         Ok(Envelope::Hello { resume, .. }) => {
             let opened = match shared.sessions.open(resume.map(SessionToken::from_wire)) {
                 Ok(opened) => opened,
@@ -155,8 +170,14 @@ async fn handshake(reader: &mut Reader, writer: &mut Writer, shared: &Shared) ->
             }
             return Some(opened.session);
         }
-        Ok(_) => (RefuseReason::Malformed, "the first message must be Hello".to_owned()),
-        Err(err) => (RefuseReason::Malformed, format!("the first message does not decode: {err}")),
+        Ok(_) => (
+            RefuseReason::Malformed,
+            "the first message must be Hello".to_owned(),
+        ),
+        Err(err) => (
+            RefuseReason::Malformed,
+            format!("the first message does not decode: {err}"),
+        ),
     };
     tracing::info!(%reason, %message, "handshake refused");
     send_refusal(writer, reason, &message).await;
@@ -247,7 +268,9 @@ async fn read_loop(
                 };
                 last_heard = Instant::now();
                 let req = Request::new(peer, Arc::clone(session), server.clone());
-                let call = shared.router.dispatch(view, req, wire::subslice(&frame, payload));
+                let call = shared
+                    .router
+                    .dispatch(view, req, wire::subslice(&frame, payload));
                 let tx = tx.clone();
                 let max_frame = limits.max_frame;
                 let span = tracing::debug_span!("call", id, view);
@@ -269,11 +292,16 @@ async fn read_loop(
             }
             Ok(Envelope::Pong { .. }) => {}
             Ok(Envelope::ReverseReply { id, .. }) => {
-                tracing::debug!(id, "reverse reply for a request this server did not send; ignored");
+                tracing::debug!(
+                    id,
+                    "reverse reply for a request this server did not send; ignored"
+                );
             }
             Ok(Envelope::Goodbye { .. }) => return End::PeerClosed,
             Ok(_) => return End::Violation("unexpected message after the handshake".to_owned()),
-            Err(WireError::Decode(err)) => return End::Violation(format!("malformed message: {err}")),
+            Err(WireError::Decode(err)) => {
+                return End::Violation(format!("malformed message: {err}"))
+            }
             Err(err) => return End::Violation(err.to_string()),
         }
     }
@@ -289,7 +317,10 @@ fn reply_frame(id: u64, outcome: crate::routing::Outcome, max_frame: usize) -> B
         .encode(),
         Err((code, message)) => Envelope::Reply {
             id,
-            result: Err(ErrorReply { code: *code, message }),
+            result: Err(ErrorReply {
+                code: *code,
+                message,
+            }),
         }
         .encode(),
     };
@@ -298,7 +329,10 @@ fn reply_frame(id: u64, outcome: crate::routing::Outcome, max_frame: usize) -> B
         Ok(body) => error_reply(
             id,
             ErrorCode::TooLarge,
-            &format!("the reply is {} bytes, over the frame limit of {max_frame}", body.len()),
+            &format!(
+                "the reply is {} bytes, over the frame limit of {max_frame}",
+                body.len()
+            ),
         ),
         Err(err) => error_reply(id, ErrorCode::Internal, &err.to_string()),
     }

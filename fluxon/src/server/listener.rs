@@ -77,7 +77,9 @@ impl AsyncServer {
         });
         let tracker = TaskTracker::new();
         let span = tracing::info_span!("server", addr = %local_addr);
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span));
+        let accept = tokio::spawn(
+            accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span),
+        );
         tokio::spawn(sweep_sessions(Arc::clone(&shared)));
         Ok(RunningServer {
             handle: ServerHandle { shared },
@@ -107,7 +109,10 @@ impl RunningServer {
         self.tracker.close();
         // Connections give up on their calls after the grace period; this bound is a backstop.
         let backstop = self.handle.limits().shutdown_grace + Duration::from_secs(5);
-        if tokio::time::timeout(backstop, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(backstop, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after the shutdown grace period");
         }
     }
@@ -144,7 +149,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             }
             Err(_) => {
                 tracing::warn!(%peer, "connection refused: at max_connections");
-                tracker.spawn(refuse(stream, RefuseReason::ServerFull, "the server is at its connection limit"));
+                tracker.spawn(refuse(
+                    stream,
+                    RefuseReason::ServerFull,
+                    "the server is at its connection limit",
+                ));
             }
         }
     }
@@ -160,7 +169,8 @@ pub(super) async fn refuse(stream: TcpStream, reason: RefuseReason, message: &st
 }
 
 async fn sweep_sessions(shared: Arc<Shared>) {
-    let every = (shared.sessions.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let every =
+        (shared.sessions.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
         tokio::select! {
             () = shared.shutdown.cancelled() => break,

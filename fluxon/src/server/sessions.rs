@@ -59,7 +59,9 @@ impl Session {
 /// Poisoning only means another thread panicked while holding the lock; the data (an id, a map) is
 /// still consistent because every critical section here is a single assignment or map operation.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[derive(Default)]

@@ -82,11 +82,11 @@ mod envelope;
 mod error;
 mod frame;
 
+pub(crate) use envelope::subslice;
 pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
-pub use frame::{codec, FrameCodec};
 pub(crate) use frame::write_frames;
-pub(crate) use envelope::subslice;
+pub use frame::{codec, FrameCodec};
 
 /// The four bytes every `Hello` starts with.
 pub const MAGIC: [u8; 4] = *b"FLXN";

@@ -1,0 +1,8 @@
+use fluxon::view;
+
+#[view]
+async fn ping() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use fluxon::view;
+
+#[view]
+struct Signup {
+    name: String,
+}
+
+fn main() {}
