@@ -1,0 +1,7 @@
+//! Benchmarks of fluxon against its peers. Each binary in `src/bin` measures one area, runs every
+//! contender in the same process on the same machine, and prints medians and ratios.
+//!
+//! * `rpc`: calls over one or many connections, against tarpc and a raw tokio length-delimited echo.
+
+pub mod rpc;
+pub mod stats;

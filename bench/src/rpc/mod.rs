@@ -1,0 +1,60 @@
+//! The RPC contenders. Each serves an echo of a byte vector on `127.0.0.1:0` and offers the same
+//! two measurements: sequential round trips (one caller), and calls completed while `callers`
+//! tasks call concurrently over `connections` connections.
+
+pub mod fluxon_side;
+pub mod raw_side;
+pub mod tarpc_side;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Settings of one throughput measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Concurrent callers in total.
+    pub callers: usize,
+    /// Connections they are spread over (callers / connections each).
+    pub connections: usize,
+    /// Time run before counting.
+    pub warmup: Duration,
+    /// Time counted.
+    pub window: Duration,
+}
+
+/// Shared between a measurement and its caller tasks: a completed-call counter and a stop flag.
+#[derive(Default)]
+pub struct Meter {
+    /// Calls completed so far.
+    pub done: AtomicU64,
+    /// Set when callers must stop.
+    pub stop: AtomicBool,
+}
+
+impl Meter {
+    /// Counts one completed call.
+    pub fn tick(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether callers should stop.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Waits the warm-up, counts calls over the window, stops the callers; calls per second.
+    pub async fn measure(self: &Arc<Self>, load: Load) -> f64 {
+        tokio::time::sleep(load.warmup).await;
+        let (start, before) = (Instant::now(), self.done.load(Ordering::Relaxed));
+        tokio::time::sleep(load.window).await;
+        let (elapsed, after) = (start.elapsed(), self.done.load(Ordering::Relaxed));
+        self.stop.store(true, Ordering::Relaxed);
+        (after - before) as f64 / elapsed.as_secs_f64()
+    }
+}
+
+/// The echoed payload: 32 bytes, as a small call would carry.
+pub fn payload() -> Vec<u8> {
+    (0..32u8).collect()
+}

@@ -1,0 +1,102 @@
+//! tarpc: an `echo` service over its serde transport on TCP (bincode), with TCP_NODELAY set on
+//! both ends as fluxon and the raw echo do.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+use super::{payload, Load, Meter};
+
+/// The service.
+#[tarpc::service]
+pub trait Echo {
+    /// Echoes its payload.
+    async fn echo(data: Vec<u8>) -> Vec<u8>;
+}
+
+#[derive(Clone)]
+struct EchoServer;
+
+impl Echo for EchoServer {
+    async fn echo(self, _: context::Context, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+}
+
+/// Starts a tarpc server on a free loopback port; returns its address.
+pub async fn start() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let framed = Framed::new(stream, LengthDelimitedCodec::new());
+            let transport = tarpc::serde_transport::new(framed, Bincode::default());
+            let channel = BaseChannel::with_defaults(transport);
+            tokio::spawn(channel.execute(EchoServer.serve()).for_each(|call| async move {
+                tokio::spawn(call);
+            }));
+        }
+    });
+    Ok(addr)
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<EchoClient> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let framed = Framed::new(stream, LengthDelimitedCodec::new());
+    let transport = tarpc::serde_transport::new(framed, Bincode::default());
+    Ok(EchoClient::new(client::Config::default(), transport).spawn())
+}
+
+/// `n` sequential round trips after `warmup` untimed ones.
+pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let client = connect(addr).await?;
+    let data = payload();
+    for _ in 0..warmup {
+        client.echo(context::current(), data.clone()).await?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let reply = client.echo(context::current(), data.clone()).await?;
+        samples.push(start.elapsed());
+        anyhow::ensure!(reply == data, "wrong echo");
+    }
+    Ok(samples)
+}
+
+/// Calls per second under `load`.
+pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
+    let meter = Arc::new(Meter::default());
+    let mut clients = Vec::new();
+    for _ in 0..load.connections {
+        clients.push(connect(addr).await?);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..load.callers {
+        let client = clients[i % clients.len()].clone();
+        let meter = Arc::clone(&meter);
+        tasks.push(tokio::spawn(async move {
+            let data = payload();
+            while !meter.stopped() {
+                let reply = client.echo(context::current(), data.clone()).await?;
+                anyhow::ensure!(reply.len() == data.len(), "wrong echo");
+                meter.tick();
+            }
+            Ok(())
+        }));
+    }
+    let rate = meter.measure(load).await;
+    for task in tasks {
+        task.await??;
+    }
+    Ok(rate)
+}
