@@ -99,7 +99,11 @@ pub fn check(view: &ViewFn) -> syn::Result<()> {
 /// Whether a type is spelled `Request` or `...::Request`.
 fn names_request(ty: &Type) -> bool {
     match ty {
-        Type::Path(path) => path.path.segments.last().is_some_and(|s| s.ident == "Request"),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Request"),
         _ => false,
     }
 }

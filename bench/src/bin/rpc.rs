@@ -4,19 +4,30 @@
 //!
 //! Prints sequential round-trip latency (p50, p99) and throughput with 1, 16 and 64 concurrent
 //! callers on one connection and spread over 16 connections, with the ratios against each peer.
-//! Every contender runs in this process on the same runtime; repetitions are interleaved
-//! (raw, tarpc, fluxon, raw, ...) so machine noise falls on all of them alike; figures are medians.
+//!
+//! Each measurement runs in a fresh child process (this binary with `--child`), server and client
+//! on one tokio runtime with a worker per core, so no contender inherits another's heap or sockets.
+//! Repetitions are interleaved (raw, tarpc, fluxon, raw, ...) so machine noise falls on all alike;
+//! the table shows medians over repetitions.
 
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
 use fluxon_bench::rpc::{fluxon_side, raw_side, tarpc_side, Load};
 use fluxon_bench::stats::{median, percentile_us};
 
+const CONTENDERS: [&str; 3] = ["raw", "tarpc", "fluxon"];
+const LOADS: [(usize, usize); 5] = [(1, 1), (16, 1), (64, 1), (16, 16), (64, 16)];
+
 struct Options {
     reps: usize,
     window: Duration,
     samples: usize,
+    /// Run only these contenders (for profiling): raw, tarpc, fluxon, comma-separated.
+    only: Option<String>,
+    /// In a child: the contender and what to measure (`latency` or `CALLERSxCONNECTIONS`).
+    child: Option<(String, String)>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -24,113 +35,195 @@ fn options() -> anyhow::Result<Options> {
         reps: 5,
         window: Duration::from_millis(1000),
         samples: 20_000,
+        only: None,
+        child: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().with_context(|| format!("{flag} needs a value"))?;
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--reps" => options.reps = value.parse()?,
             "--window-ms" => options.window = Duration::from_millis(value.parse()?),
             "--samples" => options.samples = value.parse()?,
-            other => anyhow::bail!("unknown option {other}; use --reps, --window-ms, --samples"),
+            "--only" => options.only = Some(value),
+            "--child" => {
+                let measure = args
+                    .next()
+                    .context("--child takes a contender and a measure")?;
+                options.child = Some((value, measure));
+            }
+            other => {
+                anyhow::bail!("unknown option {other}; use --reps, --window-ms, --samples, --only")
+            }
         }
     }
-    anyhow::ensure!(options.reps > 0 && options.samples > 0, "--reps and --samples must be positive");
+    anyhow::ensure!(
+        options.reps > 0 && options.samples > 0,
+        "--reps and --samples must be positive"
+    );
     Ok(options)
 }
 
 fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(options))
+    match &options.child {
+        Some((contender, measure)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let line = runtime.block_on(child(contender, measure, &options))?;
+            println!("{line}");
+            Ok(())
+        }
+        None => parent(&options),
+    }
 }
 
-async fn run(options: Options) -> anyhow::Result<()> {
-    let fluxon = fluxon_side::start().await?;
-    let tarpc = tarpc_side::start().await?;
-    let raw = raw_side::start().await?;
+/// One measurement of one contender; prints `p50 p99` (µs) for latency, calls/s for a load.
+async fn child(contender: &str, measure: &str, options: &Options) -> anyhow::Result<String> {
+    let (warmup, samples) = (options.samples / 10, options.samples);
+    if measure == "latency" {
+        // Measured from a runtime worker, like every caller in the throughput runs.
+        let mut samples = match contender {
+            "raw" => {
+                let addr = raw_side::start().await?;
+                tokio::spawn(raw_side::latency(addr, warmup, samples)).await??
+            }
+            "tarpc" => {
+                let addr = tarpc_side::start().await?;
+                tokio::spawn(tarpc_side::latency(addr, warmup, samples)).await??
+            }
+            "fluxon" => {
+                let server = fluxon_side::start().await?;
+                let addr = server.local_addr();
+                let samples = tokio::spawn(fluxon_side::latency(addr, warmup, samples)).await??;
+                server.shutdown().await;
+                samples
+            }
+            other => anyhow::bail!("unknown contender {other}"),
+        };
+        let p50 = percentile_us(&mut samples, 50.0);
+        let p99 = percentile_us(&mut samples, 99.0);
+        return Ok(format!("{p50} {p99}"));
+    }
+    let (callers, connections) = measure
+        .split_once('x')
+        .context("a load is CALLERSxCONNECTIONS")?;
+    let load = Load {
+        callers: callers.parse()?,
+        connections: connections.parse()?,
+        warmup: options.window / 5,
+        window: options.window,
+    };
+    let rate = match contender {
+        "raw" => raw_side::throughput(raw_side::start().await?, load).await?,
+        "tarpc" => tarpc_side::throughput(tarpc_side::start().await?, load).await?,
+        "fluxon" => {
+            let server = fluxon_side::start().await?;
+            let rate = fluxon_side::throughput(&server, load).await?;
+            server.shutdown().await;
+            rate
+        }
+        other => anyhow::bail!("unknown contender {other}"),
+    };
+    Ok(format!("{rate}"))
+}
+
+/// Runs one child measurement and returns the numbers it printed.
+fn measure(contender: &str, what: &str, options: &Options) -> anyhow::Result<Vec<f64>> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["--child", contender, what])
+        .args(["--window-ms", &options.window.as_millis().to_string()])
+        .args(["--samples", &options.samples.to_string()])
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{contender} {what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout)?;
+    text.split_whitespace()
+        .map(|n| {
+            n.parse::<f64>()
+                .with_context(|| format!("bad number {n:?}"))
+        })
+        .collect()
+}
+
+fn parent(options: &Options) -> anyhow::Result<()> {
     println!(
-        "fluxon rpc benchmark: {} reps, {:?} windows, {} latency samples, {} worker threads",
+        "fluxon rpc benchmark: {} reps, {:?} windows, {} latency samples, {} cores; each measurement in a fresh process",
         options.reps,
         options.window,
         options.samples,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-
-    // Latency: per rep, p50 and p99 of `samples` sequential calls; the table shows medians over reps.
-    let warmup = options.samples / 10;
-    let mut p50 = [vec![], vec![], vec![]];
-    let mut p99 = [vec![], vec![], vec![]];
+    let runs = |name: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|o| o == name))
+    };
+    // [contender] -> samples over reps
+    let mut p50: [Vec<f64>; 3] = Default::default();
+    let mut p99: [Vec<f64>; 3] = Default::default();
+    let mut rates: Vec<[Vec<f64>; 3]> = vec![Default::default(); LOADS.len()];
     for _ in 0..options.reps {
-        let mut runs = [
-            raw_side::latency(raw, warmup, options.samples).await?,
-            tarpc_side::latency(tarpc, warmup, options.samples).await?,
-            fluxon_side::latency(&fluxon, warmup, options.samples).await?,
-        ];
-        for (i, samples) in runs.iter_mut().enumerate() {
-            p50[i].push(percentile_us(samples, 50.0));
-            p99[i].push(percentile_us(samples, 99.0));
+        for (i, contender) in CONTENDERS.iter().enumerate().filter(|(_, c)| runs(c)) {
+            let numbers = measure(contender, "latency", options)?;
+            anyhow::ensure!(numbers.len() == 2, "latency child printed {numbers:?}");
+            p50[i].push(numbers[0]);
+            p99[i].push(numbers[1]);
+        }
+        for (row, (callers, connections)) in LOADS.iter().enumerate() {
+            for (i, contender) in CONTENDERS.iter().enumerate().filter(|(_, c)| runs(c)) {
+                let numbers = measure(contender, &format!("{callers}x{connections}"), options)?;
+                anyhow::ensure!(numbers.len() == 1, "load child printed {numbers:?}");
+                rates[row][i].push(numbers[0]);
+            }
         }
     }
 
-    let loads = [(1, 1), (16, 1), (64, 1), (16, 16), (64, 16)];
-    let mut rates = vec![[vec![], vec![], vec![]]; loads.len()];
-    for _ in 0..options.reps {
-        for (row, &(callers, connections)) in loads.iter().enumerate() {
-            let load = Load {
-                callers,
-                connections,
-                warmup: options.window / 5,
-                window: options.window,
-            };
-            rates[row][0].push(raw_side::throughput(raw, load).await?);
-            rates[row][1].push(tarpc_side::throughput(tarpc, load).await?);
-            rates[row][2].push(fluxon_side::throughput(&fluxon, load).await?);
-        }
-    }
-    fluxon.shutdown().await;
-
+    let med = |v: &[Vec<f64>; 3]| [median(&v[0]), median(&v[1]), median(&v[2])];
     println!();
     println!(
         "{:<34} {:>12} {:>12} {:>12} {:>13} {:>11}",
         "measure (median)", "raw echo", "tarpc", "fluxon", "fluxon/tarpc", "fluxon/raw"
     );
-    let row = |name: &str, values: [f64; 3], lower_is_better: bool| {
-        let (vs_tarpc, vs_raw) = if lower_is_better {
-            (values[2] / values[1], values[2] / values[0])
-        } else {
-            (values[2] / values[1], values[2] / values[0])
-        };
+    let row = |name: &str, values: [f64; 3]| {
         println!(
             "{name:<34} {:>12.1} {:>12.1} {:>12.1} {:>12.2}x {:>10.2}x",
-            values[0], values[1], values[2], vs_tarpc, vs_raw
+            values[0],
+            values[1],
+            values[2],
+            values[2] / values[1],
+            values[2] / values[0]
         );
     };
-    let med = |v: &[Vec<f64>; 3]| [median(&v[0]), median(&v[1]), median(&v[2])];
     let lat50 = med(&p50);
-    let lat99 = med(&p99);
-    row("sequential p50 latency (us)", lat50, true);
-    row("sequential p99 latency (us)", lat99, true);
-    let mut thr = Vec::new();
-    for (i, &(callers, connections)) in loads.iter().enumerate() {
+    row("sequential p50 latency (us)", lat50);
+    row("sequential p99 latency (us)", med(&p99));
+    let mut throughput = Vec::new();
+    for (i, (callers, connections)) in LOADS.iter().enumerate() {
         let values = med(&rates[i]);
         let name = format!(
             "{callers} caller{} / {connections} conn{} (calls/s)",
-            if callers == 1 { "" } else { "s" },
-            if connections == 1 { "" } else { "s" }
+            if *callers == 1 { "" } else { "s" },
+            if *connections == 1 { "" } else { "s" }
         );
-        row(&name, values, false);
-        thr.push((name, values));
+        row(&name, values);
+        throughput.push((name, values));
     }
 
     println!();
-    println!("targets:");
+    println!("targets (issue #2):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for (name, values) in &thr {
-        let vs_tarpc = values[2] / values[1];
-        let vs_raw = values[2] / values[0];
+    for (name, values) in &throughput {
+        let (vs_tarpc, vs_raw) = (values[2] / values[1], values[2] / values[0]);
         println!(
-            "  {name}: >= tarpc ({vs_tarpc:.2}x) {}; >= 60% of raw ({:.0}%) {}",
+            "  {name}: >= tarpc: {vs_tarpc:.2}x {}; >= 60% of raw: {:.0}% {}",
             verdict(vs_tarpc >= 1.0),
             vs_raw * 100.0,
             verdict(vs_raw >= 0.6)

@@ -1,5 +1,6 @@
 //! fluxon: an `echo` view, called through `ConnectionHandler::call`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,8 @@ pub async fn start() -> anyhow::Result<RunningServer> {
 }
 
 /// `n` sequential round trips after `warmup` untimed ones.
-pub async fn latency(server: &RunningServer, warmup: usize, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let conn = ConnectionHandler::connect(server.local_addr().to_string()).await?;
+pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Result<Vec<Duration>> {
+    let conn = ConnectionHandler::connect(addr.to_string()).await?;
     let data = payload();
     for _ in 0..warmup {
         conn.call(echo, &data).await?;

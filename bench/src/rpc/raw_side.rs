@@ -52,13 +52,18 @@ pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Resul
     let data = Bytes::from(payload());
     for _ in 0..warmup {
         conn.send(data.clone()).await?;
-        conn.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+        conn.next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("closed"))??;
     }
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let start = Instant::now();
         conn.send(data.clone()).await?;
-        let reply = conn.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+        let reply = conn
+            .next()
+            .await
+            .ok_or_else(|| anyhow::anyhow!("closed"))??;
         samples.push(start.elapsed());
         anyhow::ensure!(reply[..] == data[..], "wrong echo");
     }
@@ -83,7 +88,10 @@ pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
             while outstanding > 0 {
                 // Take every reply already here, then refill the pipeline with one flush.
                 let mut arrived = 0;
-                let reply = conn.next().await.ok_or_else(|| anyhow::anyhow!("closed"))??;
+                let reply = conn
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
                 anyhow::ensure!(reply.len() == data.len(), "wrong echo");
                 arrived += 1;
                 while let Some(Some(reply)) = conn.next().now_or_never() {

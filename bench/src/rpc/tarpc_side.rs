@@ -40,9 +40,13 @@ pub async fn start() -> anyhow::Result<SocketAddr> {
             let framed = Framed::new(stream, LengthDelimitedCodec::new());
             let transport = tarpc::serde_transport::new(framed, Bincode::default());
             let channel = BaseChannel::with_defaults(transport);
-            tokio::spawn(channel.execute(EchoServer.serve()).for_each(|call| async move {
-                tokio::spawn(call);
-            }));
+            tokio::spawn(
+                channel
+                    .execute(EchoServer.serve())
+                    .for_each(|call| async move {
+                        tokio::spawn(call);
+                    }),
+            );
         }
     });
     Ok(addr)

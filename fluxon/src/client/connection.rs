@@ -1,7 +1,7 @@
 //! `ConnectionHandler`: calls over one multiplexed connection, replies matched by id, reconnects.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -43,6 +43,8 @@ pub(super) struct Inner {
     token: Mutex<Option<SessionTokenBytes>>,
     resumed: AtomicBool,
     connects: AtomicU64,
+    /// Callers handed a reply since the writer last looked (a hint for batching writes).
+    pub(super) woken: Arc<AtomicUsize>,
     pub(super) closed: CancellationToken,
 }
 
@@ -61,7 +63,9 @@ impl Inner {
     /// Hands a reply to the call waiting for it (if it still waits).
     pub(super) fn complete(&self, id: u64, result: Result<Bytes, (ErrorCode, String)>) {
         if let Some(waiter) = lock(&self.pending).remove(&id) {
-            let _ = waiter.send(result);
+            if waiter.send(result).is_ok() {
+                self.woken.fetch_add(1, Ordering::Relaxed);
+            }
         } else {
             tracing::debug!(id, "reply for a call no longer waiting");
         }
@@ -147,6 +151,7 @@ impl ConnectionHandler {
             token: Mutex::new(None),
             resumed: AtomicBool::new(false),
             connects: AtomicU64::new(0),
+            woken: Arc::new(AtomicUsize::new(0)),
             closed: CancellationToken::new(),
         });
         inner.opened(&opened);

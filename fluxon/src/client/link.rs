@@ -112,7 +112,11 @@ pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
         .config
         .call_timeout
         .max(inner.config.handshake_timeout);
-    let write_task = tokio::spawn(wire::write_frames(opened.writer, rx, stall));
+    let woken = Arc::clone(&inner.woken);
+    // Callers woken by replies since the last write will mostly call again at once: when more
+    // than one was woken, yield so their calls share one write.
+    let more_coming = move || woken.swap(0, std::sync::atomic::Ordering::Relaxed) > 1;
+    let write_task = tokio::spawn(wire::write_frames(opened.writer, rx, stall, more_coming));
     inner.set_link(LinkState::Up {
         tx: tx.clone(),
         max_frame: opened.max_frame,

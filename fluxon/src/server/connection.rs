@@ -63,10 +63,27 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     tracing::debug!(session = %session.id(), "connected");
 
     let (tx, rx) = mpsc::channel(shared.limits.outgoing_queue);
-    let write_task =
-        tokio::spawn(wire::write_frames(writer, rx, shared.limits.idle_timeout).in_current_span());
+    let in_flight = Arc::new(Semaphore::new(shared.limits.max_in_flight));
+    let running = {
+        let in_flight = Arc::clone(&in_flight);
+        let max = shared.limits.max_in_flight;
+        // A call still running will queue its reply soon: worth a yield to share the write.
+        move || in_flight.available_permits() < max
+    };
+    let write_task = tokio::spawn(
+        wire::write_frames(writer, rx, shared.limits.idle_timeout, running).in_current_span(),
+    );
     let calls = TaskTracker::new();
-    let end = read_loop(&mut reader, &tx, &shared, &session, peer, &calls).await;
+    let end = read_loop(
+        &mut reader,
+        &tx,
+        &shared,
+        &session,
+        peer,
+        &calls,
+        &in_flight,
+    )
+    .await;
     drop(reader);
 
     let goodbye = match &end {
@@ -198,9 +215,9 @@ async fn read_loop(
     session: &Arc<Session>,
     peer: SocketAddr,
     calls: &TaskTracker,
+    in_flight: &Arc<Semaphore>,
 ) -> End {
     let limits = &shared.limits;
-    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let server = ServerHandle {
         shared: Arc::clone(shared),
     };
@@ -249,7 +266,7 @@ async fn read_loop(
         last_heard = Instant::now();
         match Envelope::decode(&frame) {
             Ok(Envelope::Call { id, view, payload }) => {
-                let permit = match Arc::clone(&in_flight).try_acquire_owned() {
+                let permit = match Arc::clone(in_flight).try_acquire_owned() {
                     Ok(permit) => permit,
                     Err(_) => {
                         // At the in-flight limit: stop reading until a call finishes.
@@ -259,7 +276,7 @@ async fn read_loop(
                                 let _ = tx.send(error_reply(id, ErrorCode::ShuttingDown, "the server is shutting down")).await;
                                 return End::Shutdown;
                             }
-                            permit = Arc::clone(&in_flight).acquire_owned() => match permit {
+                            permit = Arc::clone(in_flight).acquire_owned() => match permit {
                                 Ok(permit) => permit,
                                 Err(_) => return End::Shutdown,
                             },
@@ -277,6 +294,8 @@ async fn read_loop(
                 calls.spawn(
                     async move {
                         let body = reply_frame(id, call.await, max_frame);
+                        // Held until the reply is queued, so a peer that does not read cannot
+                        // make calls pile up; released before the writer next looks at the count.
                         let _ = tx.send(body).await;
                         drop(permit);
                     }

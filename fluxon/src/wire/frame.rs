@@ -28,14 +28,22 @@ pub fn codec(max_frame: usize) -> FrameCodec {
 /// queued, so many small replies cost one system call. Ends when every sender is gone (after writing
 /// what was queued), when a write fails, or when the peer takes no bytes for `stall`; then shuts the
 /// write side down.
+///
+/// `more_coming` is asked before each write: when it says frames are about to be queued (calls
+/// still running, callers just woken), the writer yields once so they join this write. A lone
+/// caller never waits for this: with nothing else in flight it is written at once.
 pub(crate) async fn write_frames<W>(
     mut writer: FramedWrite<W, FrameCodec>,
     mut queue: mpsc::Receiver<Bytes>,
     stall: Duration,
+    mut more_coming: impl FnMut() -> bool,
 ) where
     W: AsyncWrite + Unpin,
 {
     while let Some(first) = queue.recv().await {
+        if more_coming() {
+            tokio::task::yield_now().await;
+        }
         let batch = async {
             writer.feed(first).await?;
             for _ in 1..WRITE_BATCH {
