@@ -181,7 +181,7 @@ impl ConnectionHandler {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let payload = postcard::to_allocvec(payload).map_err(CallError::Encode)?;
+        let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
         let reply = self.call_raw(view, &payload).await?;
         postcard::from_bytes(&reply).map_err(|source| CallError::Decode {
             expected: std::any::type_name::<R>(),
@@ -202,14 +202,21 @@ impl ConnectionHandler {
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
+        // One timer for the whole call: waiting for a link, queueing, and the reply.
         let deadline = Instant::now() + self.call_timeout;
-        let timed_out = CallError::Timeout(self.call_timeout);
+        match timeout_at(deadline, self.call_untimed(view, payload)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout(self.call_timeout)),
+        }
+    }
+
+    async fn call_untimed(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let body = Envelope::Call { id, view, payload }
             .encode()
             .map_err(|_| CallError::Encode(postcard::Error::SerializeBufferFull))?;
-        let (tx, max_frame) = self.wait_for_link(deadline).await?;
+        let (tx, max_frame) = self.wait_for_link().await?;
         if body.len() > max_frame {
             return Err(CallError::TooLarge {
                 size: body.len(),
@@ -218,25 +225,18 @@ impl ConnectionHandler {
         }
         let (waiter, reply) = oneshot::channel();
         lock(&inner.pending).insert(id, waiter);
+        // Removes the waiter however this future ends: reply, error, timeout or drop.
         let _guard = PendingGuard { inner, id };
-        match timeout_at(deadline, tx.send(body)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(CallError::Disconnected),
-            Err(_) => return Err(timed_out),
-        }
-        match timeout_at(deadline, reply).await {
-            Ok(Ok(Ok(bytes))) => Ok(bytes),
-            Ok(Ok(Err((code, message)))) => Err(CallError::Remote { code, message }),
-            Ok(Err(_)) => Err(CallError::Disconnected),
-            Err(_) => Err(timed_out),
+        tx.send(body).await.map_err(|_| CallError::Disconnected)?;
+        match reply.await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err((code, message))) => Err(CallError::Remote { code, message }),
+            Err(_) => Err(CallError::Disconnected),
         }
     }
 
-    /// The current link's queue, waiting (until `deadline`) through a reconnect.
-    async fn wait_for_link(
-        &self,
-        deadline: Instant,
-    ) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
+    /// The current link's queue, waiting through a reconnect (callers bound the wait).
+    async fn wait_for_link(&self) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
         if let LinkState::Up { tx, max_frame } = &*self.inner.link.borrow() {
             return Ok((tx.clone(), *max_frame));
         }
@@ -247,10 +247,8 @@ impl ConnectionHandler {
                 LinkState::Closed => return Err(CallError::Closed),
                 LinkState::Down => {}
             }
-            match timeout_at(deadline, state.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(CallError::Closed),
-                Err(_) => return Err(CallError::Timeout(self.call_timeout)),
+            if state.changed().await.is_err() {
+                return Err(CallError::Closed);
             }
         }
     }
@@ -272,12 +270,10 @@ impl ConnectionHandler {
 
     /// Waits until the connection is up, at most `timeout`; `false` if it is not.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let waiting = ConnectionHandler {
-            call_timeout: timeout,
-            ..self.clone()
-        };
-        waiting.wait_for_link(deadline).await.is_ok()
+        matches!(
+            tokio::time::timeout(timeout, self.wait_for_link()).await,
+            Ok(Ok(_))
+        )
     }
 
     /// Says goodbye and closes the connection for every clone of this handler.

@@ -149,57 +149,76 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
             }
             frame = reader.next() => frame,
         };
-        let frame = match frame {
-            Some(Ok(frame)) => frame.freeze(),
-            Some(Err(err)) => {
-                tracing::warn!(%err, "bad frame from the server; dropping the connection");
-                break;
-            }
-            None => break,
-        };
-        match Envelope::decode(&frame) {
-            Ok(Envelope::Reply { id, result }) => {
-                let result = result
-                    .map(|bytes| wire::subslice(&frame, bytes))
-                    .map_err(|e| (e.code, e.message.to_owned()));
-                inner.complete(id, result);
-            }
-            Ok(Envelope::Ping { nonce }) => {
-                if let Ok(body) = (Envelope::Pong { nonce }).encode() {
-                    let _ = tx.try_send(body);
+        let Some(first) = frame else { break };
+        // Handle every frame that came in the same read before going back to `select!`.
+        let mut frame = Some(first);
+        let mut go_on = true;
+        while let Some(this) = frame.take() {
+            go_on = match this {
+                Ok(this) => on_frame(inner, &tx, this.freeze()).await,
+                Err(err) => {
+                    tracing::warn!(%err, "bad frame from the server; dropping the connection");
+                    false
                 }
-            }
-            Ok(Envelope::Pong { .. }) => {}
-            Ok(Envelope::ReverseRequest { id, name, .. }) => {
-                tracing::warn!(%name, "reverse request with no handler on this client");
-                let message = format!("this client has no handler named `{name}`");
-                let answer = Envelope::ReverseReply {
-                    id,
-                    result: Err(ErrorReply {
-                        code: ErrorCode::NoHandler,
-                        message: &message,
-                    }),
-                };
-                if let Ok(body) = answer.encode() {
-                    let _ = tx.send(body).await;
-                }
-            }
-            Ok(Envelope::Goodbye { reason }) => {
-                tracing::info!(%reason, "the server said goodbye");
+            };
+            if !go_on {
                 break;
             }
-            Ok(_) => {
-                tracing::warn!("unexpected message from the server; dropping the connection");
-                break;
-            }
-            Err(err) => {
-                tracing::warn!(%err, "malformed message from the server; dropping the connection");
-                break;
-            }
+            frame = wire::buffered_frame(&mut reader);
+        }
+        if !go_on {
+            break;
         }
     }
     inner.set_link(LinkState::Down);
     drop(tx);
     // Let the goodbye (if any) go out; the writer ends once every sender is dropped.
     let _ = timeout(std::time::Duration::from_secs(1), write_task).await;
+}
+
+/// Handles one frame from the server; `false` ends the link.
+async fn on_frame(inner: &Inner, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
+    match Envelope::decode(&frame) {
+        Ok(Envelope::Reply { id, result }) => {
+            let result = result
+                .map(|bytes| wire::subslice(&frame, bytes))
+                .map_err(|e| (e.code, e.message.to_owned()));
+            inner.complete(id, result);
+            true
+        }
+        Ok(Envelope::Ping { nonce }) => {
+            if let Ok(body) = (Envelope::Pong { nonce }).encode() {
+                let _ = tx.try_send(body);
+            }
+            true
+        }
+        Ok(Envelope::Pong { .. }) => true,
+        Ok(Envelope::ReverseRequest { id, name, .. }) => {
+            tracing::warn!(%name, "reverse request with no handler on this client");
+            let message = format!("this client has no handler named `{name}`");
+            let answer = Envelope::ReverseReply {
+                id,
+                result: Err(ErrorReply {
+                    code: ErrorCode::NoHandler,
+                    message: &message,
+                }),
+            };
+            if let Ok(body) = answer.encode() {
+                let _ = tx.send(body).await;
+            }
+            true
+        }
+        Ok(Envelope::Goodbye { reason }) => {
+            tracing::info!(%reason, "the server said goodbye");
+            false
+        }
+        Ok(_) => {
+            tracing::warn!("unexpected message from the server; dropping the connection");
+            false
+        }
+        Err(err) => {
+            tracing::warn!(%err, "malformed message from the server; dropping the connection");
+            false
+        }
+    }
 }

@@ -15,8 +15,7 @@ pub struct Request {
     peer: SocketAddr,
     session: Arc<Session>,
     server: ServerHandle,
-    received_at: SystemTime,
-    received_instant: Instant,
+    received: Instant,
 }
 
 impl std::fmt::Debug for Request {
@@ -30,13 +29,17 @@ impl std::fmt::Debug for Request {
 }
 
 impl Request {
-    pub(crate) fn new(peer: SocketAddr, session: Arc<Session>, server: ServerHandle) -> Self {
+    pub(crate) fn new(
+        peer: SocketAddr,
+        session: Arc<Session>,
+        server: ServerHandle,
+        received: tokio::time::Instant,
+    ) -> Self {
         Request {
             peer,
             session,
             server,
-            received_at: SystemTime::now(),
-            received_instant: Instant::now(),
+            received: received.into_std(),
         }
     }
 
@@ -78,13 +81,15 @@ impl Request {
         self.server.shared.router.get_state()
     }
 
-    /// When the call arrived (wall clock).
+    /// When the call arrived (wall clock, derived from the monotonic arrival time).
     pub fn received_at(&self) -> SystemTime {
-        self.received_at
+        SystemTime::now()
+            .checked_sub(self.received.elapsed())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     /// How long ago the call arrived.
     pub fn elapsed(&self) -> std::time::Duration {
-        self.received_instant.elapsed()
+        self.received.elapsed()
     }
 }

@@ -46,7 +46,7 @@ impl<V: View> ErasedView for Typed<V> {
         let view = self.0;
         Box::pin(async move {
             match view.call(req, payload).await {
-                Ok(reply) => postcard::to_allocvec(&reply).map_err(|err| {
+                Ok(reply) => crate::wire::to_vec(&reply).map_err(|err| {
                     let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
                     (ErrorCode::Internal, message)
                 }),

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::handle::{ServerHandle, Shared};
+use super::in_flight::InFlight;
 use super::sessions::Session;
 use crate::auth::SessionToken;
 use crate::routing::Request;
@@ -63,27 +64,28 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     tracing::debug!(session = %session.id(), "connected");
 
     let (tx, rx) = mpsc::channel(shared.limits.outgoing_queue);
-    let in_flight = Arc::new(Semaphore::new(shared.limits.max_in_flight));
+    let in_flight = InFlight::new(shared.limits.max_in_flight);
     let running = {
         let in_flight = Arc::clone(&in_flight);
-        let max = shared.limits.max_in_flight;
         // A call still running will queue its reply soon: worth a yield to share the write.
-        move || in_flight.available_permits() < max
+        move || in_flight.running() > 0
     };
     let write_task = tokio::spawn(
         wire::write_frames(writer, rx, shared.limits.idle_timeout, running).in_current_span(),
     );
     let calls = TaskTracker::new();
-    let end = read_loop(
-        &mut reader,
-        &tx,
-        &shared,
-        &session,
+    let conn = Conn {
+        tx: &tx,
+        shared: &shared,
+        server: ServerHandle {
+            shared: Arc::clone(&shared),
+        },
+        session: &session,
         peer,
-        &calls,
-        &in_flight,
-    )
-    .await;
+        calls: &calls,
+        in_flight: &in_flight,
+    };
+    let end = conn.read_loop(&mut reader).await;
     drop(reader);
 
     let goodbye = match &end {
@@ -207,121 +209,156 @@ async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) 
     }
 }
 
-/// Reads frames until the peer leaves, breaks the protocol, goes idle, or the server shuts down.
-async fn read_loop(
-    reader: &mut Reader,
-    tx: &mpsc::Sender<Bytes>,
-    shared: &Arc<Shared>,
-    session: &Arc<Session>,
+/// What the reader of one connection works with.
+struct Conn<'a> {
+    tx: &'a mpsc::Sender<Bytes>,
+    shared: &'a Arc<Shared>,
+    server: ServerHandle,
+    session: &'a Arc<Session>,
     peer: SocketAddr,
-    calls: &TaskTracker,
-    in_flight: &Arc<Semaphore>,
-) -> End {
-    let limits = &shared.limits;
-    let server = ServerHandle {
-        shared: Arc::clone(shared),
-    };
-    let half_idle = limits.idle_timeout / 2;
-    let mut last_heard = Instant::now();
-    let mut pings = 0u64;
-    let tick = tokio::time::sleep(half_idle);
-    tokio::pin!(tick);
-    // Registered once, not per frame: every connection shares the shutdown token.
-    let shutdown = shared.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    let kicked = session.kicked();
-    tokio::pin!(kicked);
-    kicked.as_mut().enable();
+    calls: &'a TaskTracker,
+    in_flight: &'a Arc<InFlight>,
+}
 
-    loop {
-        let frame = tokio::select! {
-            biased;
-            () = &mut shutdown => return End::Shutdown,
-            () = &mut kicked => return End::Kicked,
-            frame = reader.next() => frame,
-            () = &mut tick => {
-                let now = Instant::now();
-                let busy = in_flight.available_permits() < limits.max_in_flight;
-                if busy || now < last_heard + half_idle {
-                    // Heard from recently (the timer is not moved on every frame), or calls are running.
-                    let from = if busy { now } else { last_heard };
-                    tick.as_mut().reset(from + half_idle);
-                } else if now >= last_heard + limits.idle_timeout {
-                    return End::Idle;
-                } else {
-                    pings += 1;
-                    if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
-                        let _ = tx.try_send(body);
+/// What to do after one frame.
+enum Next {
+    Continue,
+    Stop(End),
+}
+
+impl Conn<'_> {
+    /// Reads frames until the peer leaves, breaks the protocol, goes idle, or the server shuts down.
+    async fn read_loop(&self, reader: &mut Reader) -> End {
+        let limits = &self.shared.limits;
+        let half_idle = limits.idle_timeout / 2;
+        let mut last_heard = Instant::now();
+        let mut pings = 0u64;
+        let tick = tokio::time::sleep(half_idle);
+        tokio::pin!(tick);
+        // Registered once, not per frame: every connection shares the shutdown token.
+        let shutdown = self.shared.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let kicked = self.session.kicked();
+        tokio::pin!(kicked);
+        kicked.as_mut().enable();
+
+        loop {
+            let frame = tokio::select! {
+                biased;
+                () = &mut shutdown => return End::Shutdown,
+                () = &mut kicked => return End::Kicked,
+                frame = reader.next() => frame,
+                () = &mut tick => {
+                    let now = Instant::now();
+                    let busy = self.in_flight.running() > 0;
+                    if busy || now < last_heard + half_idle {
+                        // Heard from recently (the timer is not moved on every frame), or calls
+                        // are running: not idle.
+                        let from = if busy { now } else { last_heard };
+                        tick.as_mut().reset(from + half_idle);
+                    } else if now >= last_heard + limits.idle_timeout {
+                        return End::Idle;
+                    } else {
+                        pings += 1;
+                        if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
+                            let _ = self.tx.try_send(body);
+                        }
+                        tick.as_mut().reset(last_heard + limits.idle_timeout);
                     }
-                    tick.as_mut().reset(last_heard + limits.idle_timeout);
+                    continue;
                 }
-                continue;
+            };
+            let Some(first) = frame else {
+                return End::PeerClosed;
+            };
+            // Everything that arrived in one read shares one clock reading.
+            last_heard = Instant::now();
+            let mut frame = Some(first);
+            while let Some(this) = frame {
+                let this = match this {
+                    Ok(this) => this.freeze(),
+                    Err(err) => return End::Violation(format!("bad frame: {err}")),
+                };
+                match self.on_frame(this, last_heard, &mut shutdown).await {
+                    Next::Continue => {}
+                    Next::Stop(end) => return end,
+                }
+                frame = wire::buffered_frame(reader);
             }
-        };
-        let frame = match frame {
-            None => return End::PeerClosed,
-            Some(Err(err)) => return End::Violation(format!("bad frame: {err}")),
-            Some(Ok(frame)) => frame.freeze(),
-        };
-        last_heard = Instant::now();
+        }
+    }
+
+    async fn on_frame(
+        &self,
+        frame: Bytes,
+        arrived: Instant,
+        shutdown: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    ) -> Next {
         match Envelope::decode(&frame) {
             Ok(Envelope::Call { id, view, payload }) => {
-                let permit = match Arc::clone(in_flight).try_acquire_owned() {
-                    Ok(permit) => permit,
-                    Err(_) => {
+                let slot = match self.in_flight.try_start() {
+                    Some(slot) => slot,
+                    None => {
                         // At the in-flight limit: stop reading until a call finishes.
                         tokio::select! {
                             biased;
-                            () = &mut shutdown => {
-                                let _ = tx.send(error_reply(id, ErrorCode::ShuttingDown, "the server is shutting down")).await;
-                                return End::Shutdown;
+                            () = shutdown.as_mut() => {
+                                let _ = self.tx.send(error_reply(id, ErrorCode::ShuttingDown, "the server is shutting down")).await;
+                                return Next::Stop(End::Shutdown);
                             }
-                            permit = Arc::clone(in_flight).acquire_owned() => match permit {
-                                Ok(permit) => permit,
-                                Err(_) => return End::Shutdown,
-                            },
+                            slot = self.in_flight.start() => slot,
                         }
                     }
                 };
-                last_heard = Instant::now();
-                let req = Request::new(peer, Arc::clone(session), server.clone());
-                let call = shared
+                let req = Request::new(
+                    self.peer,
+                    Arc::clone(self.session),
+                    self.server.clone(),
+                    arrived,
+                );
+                let call = self
+                    .shared
                     .router
                     .dispatch(view, req, wire::subslice(&frame, payload));
-                let tx = tx.clone();
-                let max_frame = limits.max_frame;
+                let tx = self.tx.clone();
+                let max_frame = self.shared.limits.max_frame;
                 let span = tracing::debug_span!("call", id, view);
-                calls.spawn(
+                self.calls.spawn(
                     async move {
                         let body = reply_frame(id, call.await, max_frame);
-                        // Held until the reply is queued, so a peer that does not read cannot
-                        // make calls pile up; released before the writer next looks at the count.
+                        // The slot is held until the reply is queued, so a peer that does not
+                        // read cannot make calls pile up.
                         let _ = tx.send(body).await;
-                        drop(permit);
+                        drop(slot);
                     }
                     .instrument(span),
                 );
+                Next::Continue
             }
             Ok(Envelope::Ping { nonce }) => {
                 if let Ok(body) = (Envelope::Pong { nonce }).encode() {
-                    if tx.send(body).await.is_err() {
-                        return End::PeerClosed;
+                    if self.tx.send(body).await.is_err() {
+                        return Next::Stop(End::PeerClosed);
                     }
                 }
+                Next::Continue
             }
-            Ok(Envelope::Pong { .. }) => {}
+            Ok(Envelope::Pong { .. }) => Next::Continue,
             Ok(Envelope::ReverseReply { id, .. }) => {
                 tracing::debug!(
                     id,
                     "reverse reply for a request this server did not send; ignored"
                 );
+                Next::Continue
             }
-            Ok(Envelope::Goodbye { .. }) => return End::PeerClosed,
-            Ok(_) => return End::Violation("unexpected message after the handshake".to_owned()),
+            Ok(Envelope::Goodbye { .. }) => Next::Stop(End::PeerClosed),
+            Ok(_) => Next::Stop(End::Violation(
+                "unexpected message after the handshake".to_owned(),
+            )),
             Err(WireError::Decode(err)) => {
-                return End::Violation(format!("malformed message: {err}"))
+                Next::Stop(End::Violation(format!("malformed message: {err}")))
             }
-            Err(err) => return End::Violation(err.to_string()),
+            Err(err) => Next::Stop(End::Violation(err.to_string())),
         }
     }
 }

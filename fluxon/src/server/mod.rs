@@ -26,6 +26,7 @@ mod config;
 mod connection;
 mod error;
 mod handle;
+mod in_flight;
 mod listener;
 mod logging;
 mod sessions;

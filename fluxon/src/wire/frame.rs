@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 /// Frames a writer takes from its queue before it flushes.
 const WRITE_BATCH: usize = 64;
@@ -22,6 +22,21 @@ pub fn codec(max_frame: usize) -> FrameCodec {
         .big_endian()
         .max_frame_length(max_frame)
         .new_codec()
+}
+
+/// The next frame already in `reader`'s buffer, decoded without touching the socket: lets a reader
+/// handle a burst of frames from one read without going back to its `select!` for each.
+pub(crate) fn buffered_frame<R>(
+    reader: &mut FramedRead<R, FrameCodec>,
+) -> Option<Result<BytesMut, std::io::Error>> {
+    if reader.read_buffer().is_empty() {
+        return None;
+    }
+    // The codec is a few integers of state; decode with a copy, then keep the copy's state.
+    let mut codec = reader.decoder().clone();
+    let frame = codec.decode(reader.read_buffer_mut()).transpose();
+    *reader.decoder_mut() = codec;
+    frame
 }
 
 /// Drains a queue of encoded frame bodies into `writer`, flushing once per batch of whatever is
@@ -75,6 +90,23 @@ mod tests {
     use super::*;
     use bytes::{Bytes, BytesMut};
     use tokio_util::codec::{Decoder, Encoder};
+
+    #[test]
+    fn buffered_frames_come_out_one_by_one_and_keep_partial_state() {
+        // Two whole frames and the head of a third.
+        let bytes: &[u8] = &[0, 0, 0, 1, b'a', 0, 0, 0, 2, b'b', b'c', 0, 0, 0, 3, b'd'];
+        let mut reader = FramedRead::new(bytes, codec(16));
+        assert!(buffered_frame(&mut reader).is_none(), "nothing read yet");
+        reader.read_buffer_mut().extend_from_slice(bytes);
+        assert_eq!(&buffered_frame(&mut reader).unwrap().unwrap()[..], b"a");
+        assert_eq!(&buffered_frame(&mut reader).unwrap().unwrap()[..], b"bc");
+        assert!(
+            buffered_frame(&mut reader).is_none(),
+            "third frame incomplete"
+        );
+        reader.read_buffer_mut().extend_from_slice(b"ef");
+        assert_eq!(&buffered_frame(&mut reader).unwrap().unwrap()[..], b"def");
+    }
 
     #[test]
     fn frame_is_length_then_body() {

@@ -82,10 +82,10 @@ mod envelope;
 mod error;
 mod frame;
 
-pub(crate) use envelope::subslice;
+pub(crate) use envelope::{subslice, to_vec};
 pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
-pub(crate) use frame::write_frames;
+pub(crate) use frame::{buffered_frame, write_frames};
 pub use frame::{codec, FrameCodec};
 
 /// The four bytes every `Hello` starts with.
