@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -320,19 +320,38 @@ impl Conn<'_> {
                     .shared
                     .router
                     .dispatch(view, req, wire::subslice(&frame, payload));
-                let tx = self.tx.clone();
                 let max_frame = self.shared.limits.max_frame;
                 let span = tracing::debug_span!("call", id, view);
-                self.calls.spawn(
-                    async move {
-                        let body = reply_frame(id, call.await, max_frame);
-                        // The slot is held until the reply is queued, so a peer that does not
-                        // read cannot make calls pile up.
-                        let _ = tx.send(body).await;
+                // Poll the call once here: a view that answers without waiting (most do) costs no
+                // task. One that waits becomes its own task, so it never holds up the reader.
+                let mut call = call;
+                let first = span.in_scope(|| call.as_mut().now_or_never());
+                match first {
+                    Some(outcome) => {
+                        if self
+                            .tx
+                            .send(reply_frame(id, outcome, max_frame))
+                            .await
+                            .is_err()
+                        {
+                            return Next::Stop(End::PeerClosed);
+                        }
                         drop(slot);
                     }
-                    .instrument(span),
-                );
+                    None => {
+                        let tx = self.tx.clone();
+                        self.calls.spawn(
+                            async move {
+                                let body = reply_frame(id, call.await, max_frame);
+                                // The slot is held until the reply is queued, so a peer that
+                                // does not read cannot make calls pile up.
+                                let _ = tx.send(body).await;
+                                drop(slot);
+                            }
+                            .instrument(span),
+                        );
+                    }
+                }
                 Next::Continue
             }
             Ok(Envelope::Ping { nonce }) => {
