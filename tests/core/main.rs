@@ -5,5 +5,6 @@ mod common;
 mod blocking;
 mod calls;
 mod hostile;
+mod logging;
 mod sessions;
 mod shutdown;

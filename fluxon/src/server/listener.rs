@@ -81,6 +81,7 @@ impl AsyncServer {
             accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span),
         );
         tokio::spawn(sweep_sessions(Arc::clone(&shared)));
+        tracing::info!(addr = %local_addr, views = ?shared.router.view_names(), "fluxon server listening");
         Ok(RunningServer {
             handle: ServerHandle { shared },
             accept,

@@ -44,7 +44,6 @@ pub(crate) use sessions::Session;
 /// client and returns.
 pub async fn run_server(server: AsyncServer) -> Result<(), ServerError> {
     let running = server.start().await?;
-    tracing::info!(addr = %running.local_addr(), "fluxon server listening");
     let handle = running.handle();
     tokio::select! {
         signal = tokio::signal::ctrl_c() => {
