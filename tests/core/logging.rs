@@ -15,7 +15,10 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
     conn.close().await;
     server.shutdown().await; // flushes the log writer
 
-    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
     let date = name.strip_prefix("fluxon.log.").expect("fluxon.log.<date>");
@@ -25,5 +28,8 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
         "dated YYYY-MM-DD: {name}"
     );
     let text = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(text.contains("fluxon server listening") && text.contains(&addr), "{text}");
+    assert!(
+        text.contains("fluxon server listening") && text.contains(&addr),
+        "{text}"
+    );
 }

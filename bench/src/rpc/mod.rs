@@ -6,6 +6,7 @@ pub mod fluxon_side;
 pub mod raw_side;
 pub mod tarpc_side;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,4 +58,56 @@ impl Meter {
 /// The echoed payload: 32 bytes, as a small call would carry.
 pub fn payload() -> Vec<u8> {
     (0..32u8).collect()
+}
+
+/// A client that can make one echo call; fluxon and tarpc are measured through it alike.
+pub trait Echo: Clone + Send + Sync + 'static {
+    /// One call; the reply.
+    fn echo(&self, data: &[u8]) -> impl Future<Output = anyhow::Result<Vec<u8>>> + Send;
+}
+
+/// `n` sequential round trips after `warmup` untimed ones.
+pub async fn sequential<C: Echo>(
+    client: &C,
+    warmup: usize,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let data = payload();
+    for _ in 0..warmup {
+        client.echo(&data).await?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let start = Instant::now();
+        let reply = client.echo(&data).await?;
+        samples.push(start.elapsed());
+        anyhow::ensure!(reply == data, "wrong echo");
+    }
+    Ok(samples)
+}
+
+/// Calls per second with `load.callers` tasks calling in a loop, spread over `clients` (one per
+/// connection).
+pub async fn concurrent<C: Echo>(clients: &[C], load: Load) -> anyhow::Result<f64> {
+    anyhow::ensure!(!clients.is_empty(), "no clients");
+    let meter = Arc::new(Meter::default());
+    let mut tasks = Vec::new();
+    for i in 0..load.callers {
+        let client = clients[i % clients.len()].clone();
+        let meter = Arc::clone(&meter);
+        tasks.push(tokio::spawn(async move {
+            let data = payload();
+            while !meter.stopped() {
+                let reply = client.echo(&data).await?;
+                anyhow::ensure!(reply.len() == data.len(), "wrong echo");
+                meter.tick();
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    let rate = meter.measure(load).await;
+    for task in tasks {
+        task.await??;
+    }
+    Ok(rate)
 }

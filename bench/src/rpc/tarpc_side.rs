@@ -2,8 +2,7 @@
 //! both ends as fluxon and the raw echo do.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
@@ -12,7 +11,7 @@ use tarpc::{client, context};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::{payload, Load, Meter};
+use super::{concurrent, sequential, Load};
 
 /// The service.
 #[tarpc::service]
@@ -60,47 +59,22 @@ async fn connect(addr: SocketAddr) -> anyhow::Result<EchoClient> {
     Ok(EchoClient::new(client::Config::default(), transport).spawn())
 }
 
+impl super::Echo for EchoClient {
+    async fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        Ok(EchoClient::echo(self, context::current(), data.to_vec()).await?)
+    }
+}
+
 /// `n` sequential round trips after `warmup` untimed ones.
 pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let client = connect(addr).await?;
-    let data = payload();
-    for _ in 0..warmup {
-        client.echo(context::current(), data.clone()).await?;
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let start = Instant::now();
-        let reply = client.echo(context::current(), data.clone()).await?;
-        samples.push(start.elapsed());
-        anyhow::ensure!(reply == data, "wrong echo");
-    }
-    Ok(samples)
+    sequential(&connect(addr).await?, warmup, n).await
 }
 
 /// Calls per second under `load`.
 pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
-    let meter = Arc::new(Meter::default());
     let mut clients = Vec::new();
     for _ in 0..load.connections {
         clients.push(connect(addr).await?);
     }
-    let mut tasks = Vec::new();
-    for i in 0..load.callers {
-        let client = clients[i % clients.len()].clone();
-        let meter = Arc::clone(&meter);
-        tasks.push(tokio::spawn(async move {
-            let data = payload();
-            while !meter.stopped() {
-                let reply = client.echo(context::current(), data.clone()).await?;
-                anyhow::ensure!(reply.len() == data.len(), "wrong echo");
-                meter.tick();
-            }
-            Ok(())
-        }));
-    }
-    let rate = meter.measure(load).await;
-    for task in tasks {
-        task.await??;
-    }
-    Ok(rate)
+    concurrent(&clients, load).await
 }

@@ -1,5 +1,10 @@
-//! One connection: the handshake, then a reader that spawns a task per call and a writer that drains
-//! a bounded queue of encoded frames into the socket.
+//! One connection: the handshake, then a reader that runs each call and a writer that drains a
+//! bounded queue of encoded frames into the socket.
+//!
+//! The reader polls each call once where it decoded it: a view that answers without waiting (most
+//! do) is answered with no task spawned; one that waits (a timer, a database, another service)
+//! becomes its own task, so a slow view never holds up a fast one. Plain-`fn` views always wait
+//! (they run on the blocking pool).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -11,7 +16,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::{timeout, Instant};
+use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -88,14 +93,13 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let end = conn.read_loop(&mut reader).await;
     drop(reader);
 
+    // One deadline for everything left: calls finishing (on shutdown) and the last writes.
+    let deadline = Instant::now() + shared.limits.shutdown_grace;
     let goodbye = match &end {
         End::PeerClosed => None,
         End::Shutdown => {
             calls.close();
-            if timeout(shared.limits.shutdown_grace, calls.wait())
-                .await
-                .is_err()
-            {
+            if timeout_at(deadline, calls.wait()).await.is_err() {
                 tracing::warn!("calls still running at the end of the shutdown grace period");
             }
             Some("the server is shutting down".to_owned())
@@ -113,10 +117,11 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
     }
     drop(tx);
-    // The writer ends when every call task has dropped its sender and the queue is written out.
-    let grace = shared.limits.shutdown_grace;
+    // The writer ends when every call task has dropped its sender and the queue is written out;
+    // calls still stuck past the deadline do not keep the connection open.
     let abort = write_task.abort_handle();
-    if timeout(grace, write_task).await.is_err() {
+    let last_writes = deadline.max(Instant::now() + Duration::from_millis(500));
+    if timeout_at(last_writes, write_task).await.is_err() {
         abort.abort();
     }
     shared.sessions.disconnected(&session);

@@ -23,6 +23,9 @@ use super::ServerError;
 use crate::auth::SessionKey;
 use crate::wire::{self, Envelope, RefuseReason};
 
+/// Connections being told "server full" at once; more are closed without a word.
+const MAX_REFUSALS_AT_ONCE: usize = 64;
+
 /// A server that is accepting connections. Dropping it does not stop it; call
 /// [`shutdown`](RunningServer::shutdown).
 pub struct RunningServer {
@@ -121,6 +124,8 @@ impl RunningServer {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
     let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
+    // Refusing costs a task and a write; past this many at once, a connection is just closed.
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -150,11 +155,13 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             }
             Err(_) => {
                 tracing::warn!(%peer, "connection refused: at max_connections");
-                tracker.spawn(refuse(
-                    stream,
-                    RefuseReason::ServerFull,
-                    "the server is at its connection limit",
-                ));
+                if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                    tracker.spawn(async move {
+                        let message = "the server is at its connection limit";
+                        refuse(stream, RefuseReason::ServerFull, message).await;
+                        drop(permit);
+                    });
+                }
             }
         }
     }
