@@ -217,3 +217,35 @@ async fn secure_is_a_clear_error_until_tls_lands() {
         .unwrap_err();
     assert!(matches!(err, fluxon::ServerError::TlsUnsupported), "{err}");
 }
+
+#[tokio::test]
+async fn client_frame_limit_is_honoured_by_the_server() {
+    let server = start_default().await;
+    let config = fluxon::ClientConfig {
+        max_frame: 4096,
+        ..fluxon::ClientConfig::default()
+    };
+    let addr = server.local_addr().to_string();
+    let conn = fluxon::ConnectionHandler::connect_with(addr.clone(), config)
+        .await
+        .unwrap();
+    let err = conn.call(big_reply, &10_000).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::TooLarge), "{err}");
+    let err = conn.call(echo, &"y".repeat(10_000)).await.unwrap_err();
+    assert!(
+        matches!(err, CallError::TooLarge { max: 4096, .. }),
+        "{err:?}"
+    );
+    assert_eq!(conn.call(big_reply, &1000).await.unwrap().len(), 1000);
+    assert_eq!(conn.connect_count(), 1);
+
+    let tiny = fluxon::ClientConfig {
+        max_frame: 10,
+        ..fluxon::ClientConfig::default()
+    };
+    let err = fluxon::ConnectionHandler::connect_with(addr, tiny)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("below the minimum"), "{err}");
+    server.shutdown().await;
+}

@@ -136,6 +136,7 @@ impl RawPeer {
             magic: wire::MAGIC,
             version: wire::PROTOCOL_VERSION,
             resume,
+            max_frame: 1 << 24,
         })
         .await;
         let frame = self.next().await.expect("welcome");

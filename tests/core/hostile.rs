@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use fluxon::wire::{self, Envelope, RefuseReason};
-use fluxon::{AsyncServer, ConnectError};
+use fluxon::{AsyncServer, ClientConfig, ConnectError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -93,6 +93,7 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
             magic,
             version,
             resume: None,
+            max_frame: 1024,
         })
         .await;
         let frame = peer.next().await.expect("an answer");
@@ -107,6 +108,20 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
         }
         assert!(peer.next().await.is_none(), "closed after refusing");
     }
+    // A client that would accept no reply at all.
+    let mut peer = RawPeer::connect(&server).await;
+    peer.send(Envelope::Hello {
+        magic: wire::MAGIC,
+        version: wire::PROTOCOL_VERSION,
+        resume: None,
+        max_frame: 10,
+    })
+    .await;
+    let said = peer.read_to_close().await.expect("refused");
+    assert!(
+        said.contains("malformed") && said.contains("below the minimum"),
+        "{said}"
+    );
     server.shutdown().await;
 }
 
@@ -198,10 +213,85 @@ async fn unexpected_messages_after_the_handshake_close_only_that_peer() {
         magic: wire::MAGIC,
         version: 1,
         resume: None,
+        max_frame: 1024,
     })
     .await;
     let said = odd.read_to_close().await.expect("goodbye");
     assert!(said.contains("unexpected"), "{said}");
     assert_eq!(good.call(add, &(1, 2)).await.unwrap(), 3);
     server.shutdown().await;
+}
+
+/// A server that completes the handshake and then says nothing, ever: the client pings it, gives
+/// up on it after twice its keepalive, and reconnects presenting the token it was given.
+#[tokio::test]
+async fn client_drops_a_server_that_stops_answering_and_resumes_elsewhere() {
+    use fluxon::wire::SessionTokenBytes;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::net::TcpListener;
+    use tokio_util::codec::Framed;
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = SessionTokenBytes {
+        id: [1; 16],
+        mac: [2; 32],
+    };
+    let silent_server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut first = Some(Framed::new(stream, wire::codec(1 << 20)));
+        let hello = first.as_mut().unwrap().next().await.unwrap().unwrap();
+        assert!(matches!(
+            Envelope::decode(&hello).unwrap(),
+            Envelope::Hello { resume: None, .. }
+        ));
+        let welcome = Envelope::Welcome {
+            token,
+            resumed: false,
+            max_frame: 1 << 20,
+        };
+        first
+            .as_mut()
+            .unwrap()
+            .send(welcome.encode().unwrap())
+            .await
+            .unwrap();
+        let mut pinged = false;
+        let second = loop {
+            tokio::select! {
+                frame = async { first.as_mut().unwrap().next().await }, if first.is_some() => match frame {
+                    Some(Ok(frame)) => {
+                        pinged |= matches!(Envelope::decode(&frame), Ok(Envelope::Ping { .. }));
+                    }
+                    _ => first = None,
+                },
+                accepted = listener.accept() => break accepted.unwrap().0,
+            }
+        };
+        let mut second = Framed::new(second, wire::codec(1 << 20));
+        let hello = second.next().await.unwrap().unwrap();
+        let resume = match Envelope::decode(&hello).unwrap() {
+            Envelope::Hello { resume, .. } => resume,
+            other => panic!("expected Hello, got {other:?}"),
+        };
+        (pinged, resume)
+    });
+    let config = ClientConfig {
+        keepalive: Duration::from_millis(100),
+        ..ClientConfig::default()
+    };
+    let conn = fluxon::ConnectionHandler::connect_with(addr.to_string(), config)
+        .await
+        .unwrap();
+    let (pinged, resume) = tokio::time::timeout(PATIENCE, silent_server)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(pinged, "the client pinged the silent server first");
+    assert_eq!(
+        resume,
+        Some(token),
+        "the reconnect presented the session token"
+    );
+    drop(conn);
 }

@@ -79,6 +79,7 @@ async fn forged_or_tampered_token_gets_a_fresh_session_never_the_forged_one() {
                 magic: fluxon::wire::MAGIC,
                 version: fluxon::wire::PROTOCOL_VERSION,
                 resume: Some(forged),
+                max_frame: 1 << 24,
             })
             .await;
         let frame = attacker.next().await.unwrap();

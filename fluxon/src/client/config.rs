@@ -37,8 +37,11 @@ pub struct ClientConfig {
     pub reconnect: Reconnect,
     /// Frames queued for the writer before callers wait.
     pub outgoing_queue: usize,
-    /// Largest frame accepted from the server.
+    /// Largest frame accepted from the server (announced to it in the handshake).
     pub max_frame: usize,
+    /// When nothing has come from the server for this long, ping it; when nothing comes for twice
+    /// this long, the connection is taken for dead and re-established.
+    pub keepalive: Duration,
 }
 
 impl Default for ClientConfig {
@@ -49,6 +52,7 @@ impl Default for ClientConfig {
             reconnect: Reconnect::default(),
             outgoing_queue: 256,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
+            keepalive: Duration::from_secs(30),
         }
     }
 }

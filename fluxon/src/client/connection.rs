@@ -139,6 +139,13 @@ impl ConnectionHandler {
         config: ClientConfig,
     ) -> Result<Self, ConnectError> {
         let addr = addr.into();
+        if config.max_frame < crate::wire::MIN_MAX_FRAME {
+            return Err(ConnectError::InvalidConfig(format!(
+                "max_frame of {} bytes is below the minimum of {}",
+                config.max_frame,
+                crate::wire::MIN_MAX_FRAME
+            )));
+        }
         let opened = link::open(&addr, None, &config).await?;
         let call_timeout = config.call_timeout;
         let (link, _) = watch::channel(LinkState::Down);

@@ -26,6 +26,9 @@ pub enum ConnectError {
     /// The server did not answer the handshake as a fluxon server would.
     #[error("handshake failed: {0}")]
     Handshake(String),
+    /// A setting of [`ClientConfig`](super::ClientConfig) cannot work.
+    #[error("invalid client configuration: {0}")]
+    InvalidConfig(String),
     /// The handshake took too long.
     #[error("the server did not answer the handshake within {0:?}")]
     Timeout(Duration),

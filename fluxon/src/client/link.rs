@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::connection::{Inner, LinkState};
@@ -58,6 +58,7 @@ async fn open_inner(
         magic: wire::MAGIC,
         version: wire::PROTOCOL_VERSION,
         resume,
+        max_frame: u32::try_from(config.max_frame).unwrap_or(u32::MAX),
     };
     let body = hello
         .encode()
@@ -82,7 +83,10 @@ async fn open_inner(
             writer,
             token,
             resumed,
-            max_frame: usize::try_from(max_frame).unwrap_or(usize::MAX),
+            // Never send what either side would refuse.
+            max_frame: usize::try_from(max_frame)
+                .unwrap_or(usize::MAX)
+                .min(config.max_frame),
         }),
         Ok(Envelope::Refused { reason, message }) => Err(ConnectError::Refused {
             reason,
@@ -138,6 +142,11 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     } = started;
     let closed = inner.closed.cancelled();
     tokio::pin!(closed);
+    let keepalive = inner.config.keepalive;
+    let mut last_heard = Instant::now();
+    let tick = tokio::time::sleep(keepalive);
+    tokio::pin!(tick);
+    let mut pings = 0u64;
     loop {
         let frame = tokio::select! {
             biased;
@@ -148,7 +157,25 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                 break;
             }
             frame = reader.next() => frame,
+            () = &mut tick => {
+                let now = Instant::now();
+                if now < last_heard + keepalive {
+                    // Heard from since the timer was set (it is not moved on every frame).
+                    tick.as_mut().reset(last_heard + keepalive);
+                } else if now >= last_heard + 2 * keepalive {
+                    tracing::warn!(?keepalive, "the server stopped answering; reconnecting");
+                    break;
+                } else {
+                    pings += 1;
+                    if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
+                        let _ = tx.try_send(body);
+                    }
+                    tick.as_mut().reset(last_heard + 2 * keepalive);
+                }
+                continue;
+            }
         };
+        last_heard = Instant::now();
         let Some(first) = frame else { break };
         // Handle every frame that came in the same read before going back to `select!`.
         let mut frame = Some(first);

@@ -54,7 +54,10 @@ impl Limits {
                 "max_connections must be at least 1",
             ),
             (self.max_in_flight == 0, "max_in_flight must be at least 1"),
-            (self.max_frame < 64, "max_frame must be at least 64 bytes"),
+            (
+                self.max_frame < crate::wire::MIN_MAX_FRAME,
+                "max_frame must be at least 64 bytes",
+            ),
             (
                 self.max_frame > u32::MAX as usize,
                 "max_frame must fit in u32",

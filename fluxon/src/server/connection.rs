@@ -63,7 +63,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     let mut reader = FramedRead::new(read_half, codec.clone());
     let mut writer = FramedWrite::new(write_half, codec);
 
-    let Some(session) = handshake(&mut reader, &mut writer, &shared).await else {
+    let Some((session, reply_max)) = handshake(&mut reader, &mut writer, &shared).await else {
         return;
     };
     tracing::debug!(session = %session.id(), "connected");
@@ -89,6 +89,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         peer,
         calls: &calls,
         in_flight: &in_flight,
+        reply_max,
     };
     let end = conn.read_loop(&mut reader).await;
     drop(reader);
@@ -129,11 +130,12 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
 }
 
 /// Reads the `Hello`, answers `Welcome` or `Refused`. `None` means the connection is done.
+/// On success: the session, and the largest frame this peer accepts.
 async fn handshake(
     reader: &mut Reader,
     writer: &mut Writer,
     shared: &Shared,
-) -> Option<Arc<Session>> {
+) -> Option<(Arc<Session>, usize)> {
     let first = match timeout(shared.limits.handshake_timeout, reader.next()).await {
         Err(_) => {
             tracing::debug!("handshake timed out");
@@ -164,11 +166,20 @@ async fn handshake(
                 wire::PROTOCOL_VERSION
             ),
         ),
+        Ok(Envelope::Hello { max_frame, .. }) if (max_frame as usize) < wire::MIN_MAX_FRAME => (
+            RefuseReason::Malformed,
+            format!(
+                "the client's max_frame of {max_frame} bytes is below the minimum of {}",
+                wire::MIN_MAX_FRAME
+            ),
+        ),
         Ok(Envelope::Hello { .. }) if shared.shutdown.is_cancelled() => (
             RefuseReason::ShuttingDown,
             "the server is shutting down".to_owned(),
         ),
-        Ok(Envelope::Hello { resume, .. }) => {
+        Ok(Envelope::Hello {
+            resume, max_frame, ..
+        }) => {
             let opened = match shared.sessions.open(resume.map(SessionToken::from_wire)) {
                 Ok(opened) => opened,
                 Err(err) => {
@@ -192,7 +203,8 @@ async fn handshake(
                 shared.sessions.disconnected(&opened.session);
                 return None;
             }
-            return Some(opened.session);
+            let reply_max = shared.limits.max_frame.min(max_frame as usize);
+            return Some((opened.session, reply_max));
         }
         Ok(_) => (
             RefuseReason::Malformed,
@@ -223,6 +235,8 @@ struct Conn<'a> {
     peer: SocketAddr,
     calls: &'a TaskTracker,
     in_flight: &'a Arc<InFlight>,
+    /// The largest frame the peer accepts (its `Hello.max_frame`, capped by ours).
+    reply_max: usize,
 }
 
 /// What to do after one frame.
@@ -325,7 +339,7 @@ impl Conn<'_> {
                     .shared
                     .router
                     .dispatch(view, req, wire::subslice(&frame, payload));
-                let max_frame = self.shared.limits.max_frame;
+                let max_frame = self.reply_max;
                 let span = tracing::debug_span!("call", id, view);
                 // Poll the call once here: a view that answers without waiting (most do) costs no
                 // task. One that waits becomes its own task, so it never holds up the reader.

@@ -26,6 +26,8 @@ pub enum Envelope<'a> {
         version: u16,
         /// A token from an earlier `Welcome`, to resume that session.
         resume: Option<SessionTokenBytes>,
+        /// The largest frame body the client accepts; larger replies become `TooLarge` errors.
+        max_frame: u32,
     },
     /// Server's answer to a good `Hello`.
     Welcome {
@@ -298,6 +300,7 @@ mod tests {
             magic: crate::wire::MAGIC,
             version: 1,
             resume: Some(token),
+            max_frame: 1 << 24,
         });
         round_trip(Envelope::Welcome {
             token,
@@ -408,10 +411,14 @@ mod tests {
             magic: crate::wire::MAGIC,
             version: 1,
             resume: None,
+            max_frame: 300,
         }
         .encode()
         .unwrap();
-        assert_eq!(&body[..], &[0x00, b'F', b'L', b'X', b'N', 0x01, 0x00]);
+        assert_eq!(
+            &body[..],
+            &[0x00, b'F', b'L', b'X', b'N', 0x01, 0x00, 0xAC, 0x02]
+        );
     }
 
     #[test]

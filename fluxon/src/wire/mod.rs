@@ -17,8 +17,11 @@
 //! ```
 //!
 //! The length counts the body only. A peer refuses a frame whose length is over its maximum
-//! ([`DEFAULT_MAX_FRAME`], 16 MiB, unless configured otherwise; the server announces its own in
-//! [`Envelope::Welcome`]). The server answers an oversized frame with [`Envelope::Goodbye`] and closes.
+//! ([`DEFAULT_MAX_FRAME`], 16 MiB, unless configured otherwise). Each side announces its maximum in
+//! the handshake (`Hello.max_frame`, `Welcome.max_frame`) and never sends the other a larger frame:
+//! a call too large is refused by the client before sending, a reply too large becomes an error
+//! reply with the code `TooLarge`. The server answers an oversized frame with [`Envelope::Goodbye`]
+//! and closes.
 //!
 //! ## Bodies: postcard
 //!
@@ -39,7 +42,7 @@
 //!
 //! | index | variant | fields, in order | sent by |
 //! |---|---|---|---|
-//! | 0 | `Hello` | magic `[u8; 4]` = `b"FLXN"`; version `u16` = [`PROTOCOL_VERSION`]; resume `Option<SessionToken>` | client, first frame |
+//! | 0 | `Hello` | magic `[u8; 4]` = `b"FLXN"`; version `u16` = [`PROTOCOL_VERSION`]; resume `Option<SessionToken>`; max_frame `u32` | client, first frame |
 //! | 1 | `Welcome` | token `SessionToken`; resumed `bool`; max_frame `u32` | server, answer to `Hello` |
 //! | 2 | `Refused` | reason [`RefuseReason`]; message string | server, instead of `Welcome`, then closes |
 //! | 3 | `Call` | id `u64`; view string; payload bytes | client |
@@ -75,7 +78,8 @@
 //!    with a `Pong` carrying the same nonce. A connection silent for the whole idle timeout is closed.
 //! 6. On shutdown the server stops reading calls, lets those in flight finish, sends `Goodbye` and closes.
 //!
-//! Example: `Call { id: 1, view: "add", payload: postcard((2u32, 3u32)) }` is the body
+//! Examples: `Hello { magic: b"FLXN", version: 1, resume: None, max_frame: 300 }` is the body
+//! `00 46 4C 58 4E 01 00 AC 02`; `Call { id: 1, view: "add", payload: postcard((2u32, 3u32)) }` is the body
 //! `03 01 03 61 64 64 02 02 03`, framed as `00 00 00 09 03 01 03 61 64 64 02 02 03`.
 
 mod envelope;
@@ -93,6 +97,9 @@ pub const MAGIC: [u8; 4] = *b"FLXN";
 
 /// The protocol version this crate speaks. A server refuses a `Hello` with any other.
 pub const PROTOCOL_VERSION: u16 = 1;
+
+/// The smallest maximum frame a peer may announce: room for any error reply's envelope.
+pub const MIN_MAX_FRAME: usize = 64;
 
 /// The default maximum frame body, 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
