@@ -1,17 +1,27 @@
 //! The upper bound: a raw tokio length-delimited echo. The server writes back every frame it reads
-//! (batching the flush over frames already buffered); the client keeps `callers` frames in flight
-//! per connection from a single task, with no ids, no envelope and no per-call task.
+//! (batching the flush over frames already buffered), in one task per connection.
+//!
+//! Sequential latency uses the plainest client there is: write a frame, read a frame. Concurrent
+//! callers need some way to share a connection; the raw client uses the least there is: each
+//! caller appends its frame to a shared buffer and its waiter to a queue under one lock, a writer
+//! task writes the buffer out, a reader task hands each echo to the oldest waiter (TCP and the
+//! server keep order). No ids, no envelope, no serialization, no dispatch: what is left is the
+//! cost of callers as tasks, which every RPC system pays.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::codec::{Framed, FramedRead, LengthDelimitedCodec};
 
-use super::{payload, Load, Meter};
+use super::{concurrent, payload, Load};
 
 type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 
@@ -70,52 +80,99 @@ pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Resul
     Ok(samples)
 }
 
-/// Echoes per second with `load.callers / load.connections` frames kept in flight per connection.
-pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
-    let meter = Arc::new(Meter::default());
-    let depth = (load.callers / load.connections).max(1);
-    let mut tasks = Vec::new();
-    for _ in 0..load.connections {
-        let mut conn = connect(addr).await?;
-        let meter = Arc::clone(&meter);
-        tasks.push(tokio::spawn(async move {
-            let data = Bytes::from(payload());
-            for _ in 0..depth {
-                conn.feed(data.clone()).await?;
+/// A connection shared by concurrent callers, matched to echoes in order.
+#[derive(Clone)]
+pub struct RawClient {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake_writer: Notify,
+    /// Echoes handed to callers since the last write: when several callers were just woken, the
+    /// writer yields once so their next frames share one write (the same batching fluxon does).
+    woken: AtomicUsize,
+}
+
+#[derive(Default)]
+struct State {
+    out: BytesMut,
+    waiters: VecDeque<oneshot::Sender<Bytes>>,
+}
+
+impl RawClient {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (read_half, mut write_half) = stream.into_split();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake_writer: Notify::new(),
+            woken: AtomicUsize::new(0),
+        });
+        let writer = Arc::clone(&shared);
+        tokio::spawn(async move {
+            loop {
+                writer.wake_writer.notified().await;
+                if writer.woken.swap(0, Ordering::Relaxed) > 1 {
+                    tokio::task::yield_now().await;
+                }
+                loop {
+                    let batch = {
+                        let mut state = writer.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        if state.out.is_empty() {
+                            break;
+                        }
+                        state.out.split()
+                    };
+                    write_half.write_all(&batch).await?;
+                }
+                if Arc::strong_count(&writer) == 1 {
+                    return Ok::<(), anyhow::Error>(());
+                }
             }
-            SinkExt::<Bytes>::flush(&mut conn).await?;
-            let mut outstanding = depth;
-            while outstanding > 0 {
-                // Take every reply already here, then refill the pipeline with one flush.
-                let mut arrived = 0;
-                let reply = conn
-                    .next()
-                    .await
-                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
-                anyhow::ensure!(reply.len() == data.len(), "wrong echo");
-                arrived += 1;
-                while let Some(Some(reply)) = conn.next().now_or_never() {
-                    anyhow::ensure!(reply?.len() == data.len(), "wrong echo");
-                    arrived += 1;
-                }
-                for _ in 0..arrived {
-                    meter.tick();
-                }
-                outstanding -= arrived;
-                if !meter.stopped() {
-                    for _ in 0..arrived {
-                        conn.feed(data.clone()).await?;
+        });
+        let reader = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut frames = FramedRead::new(read_half, LengthDelimitedCodec::new());
+            while let Some(frame) = frames.next().await {
+                let frame = frame?.freeze();
+                let waiter = reader.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.waiters.pop_front();
+                if let Some(waiter) = waiter {
+                    if waiter.send(frame).is_ok() {
+                        reader.woken.fetch_add(1, Ordering::Relaxed);
                     }
-                    SinkExt::<Bytes>::flush(&mut conn).await?;
-                    outstanding += arrived;
                 }
             }
             Ok::<(), anyhow::Error>(())
-        }));
+        });
+        Ok(RawClient { shared })
     }
-    let rate = meter.measure(load).await;
-    for task in tasks {
-        task.await??;
+}
+
+impl super::Echo for RawClient {
+    async fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let (waiter, reply) = oneshot::channel();
+        let was_idle = {
+            let mut state = self.shared.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let was_idle = state.out.is_empty();
+            state.out.put_u32(u32::try_from(data.len())?);
+            state.out.extend_from_slice(data);
+            state.waiters.push_back(waiter);
+            was_idle
+        };
+        if was_idle {
+            self.shared.wake_writer.notify_one();
+        }
+        Ok(reply.await?.to_vec())
     }
-    Ok(rate)
+}
+
+/// Calls per second with `load.callers` tasks calling in a loop, spread over the connections.
+pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
+    let mut clients = Vec::new();
+    for _ in 0..load.connections {
+        clients.push(RawClient::connect(addr).await?);
+    }
+    concurrent(&clients, load).await
 }
