@@ -119,7 +119,10 @@ impl RawClient {
                 }
                 loop {
                     let batch = {
-                        let mut state = writer.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        let mut state = writer
+                            .state
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?;
                         if state.out.is_empty() {
                             break;
                         }
@@ -137,7 +140,12 @@ impl RawClient {
             let mut frames = FramedRead::new(read_half, LengthDelimitedCodec::new());
             while let Some(frame) = frames.next().await {
                 let frame = frame?.freeze();
-                let waiter = reader.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.waiters.pop_front();
+                let waiter = reader
+                    .state
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .waiters
+                    .pop_front();
                 if let Some(waiter) = waiter {
                     if waiter.send(frame).is_ok() {
                         reader.woken.fetch_add(1, Ordering::Relaxed);
@@ -154,7 +162,11 @@ impl super::Echo for RawClient {
     async fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
         let (waiter, reply) = oneshot::channel();
         let was_idle = {
-            let mut state = self.shared.state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let mut state = self
+                .shared
+                .state
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
             let was_idle = state.out.is_empty();
             state.out.put_u32(u32::try_from(data.len())?);
             state.out.extend_from_slice(data);

@@ -35,8 +35,8 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// Reconnect policy.
     pub reconnect: Reconnect,
-    /// Frames queued for the writer before callers wait.
-    pub outgoing_queue: usize,
+    /// Bytes queued for the writer before callers wait.
+    pub outgoing_buffer: usize,
     /// Largest frame accepted from the server (announced to it in the handshake).
     pub max_frame: usize,
     /// When nothing has come from the server for this long, ping it; when nothing comes for twice
@@ -50,7 +50,7 @@ impl Default for ClientConfig {
             call_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             reconnect: Reconnect::default(),
-            outgoing_queue: 256,
+            outgoing_buffer: 1024 * 1024,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             keepalive: Duration::from_secs(30),
         }

@@ -8,14 +8,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Opened};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::routing::View;
-use crate::wire::{Envelope, ErrorCode, RefuseReason, SessionTokenBytes};
+use crate::wire::{Envelope, ErrorCode, Outbox, RefuseReason, SendError, SessionTokenBytes};
 
 type Waiter = oneshot::Sender<Result<Bytes, (ErrorCode, String)>>;
 
@@ -24,7 +24,7 @@ type Waiter = oneshot::Sender<Result<Bytes, (ErrorCode, String)>>;
 pub(super) enum LinkState {
     /// Connected: calls go into this queue.
     Up {
-        tx: mpsc::Sender<Bytes>,
+        outbox: Arc<Outbox>,
         max_frame: usize,
     },
     /// Between connections.
@@ -220,21 +220,17 @@ impl ConnectionHandler {
     async fn call_untimed(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let body = Envelope::Call { id, view, payload }
-            .encode()
-            .map_err(|_| CallError::Encode(postcard::Error::SerializeBufferFull))?;
-        let (tx, max_frame) = self.wait_for_link().await?;
-        if body.len() > max_frame {
-            return Err(CallError::TooLarge {
-                size: body.len(),
-                max: max_frame,
-            });
-        }
+        let (outbox, max) = self.wait_for_link().await?;
         let (waiter, reply) = oneshot::channel();
+        // The waiter is in place before the call can go out, so no reply can come back first.
         lock(&inner.pending).insert(id, waiter);
         // Removes the waiter however this future ends: reply, error, timeout or drop.
         let _guard = PendingGuard { inner, id };
-        tx.send(body).await.map_err(|_| CallError::Disconnected)?;
+        match outbox.send(&Envelope::Call { id, view, payload }).await {
+            Ok(()) => {}
+            Err(SendError::TooLarge(size)) => return Err(CallError::TooLarge { size, max }),
+            Err(_) => return Err(CallError::Disconnected),
+        }
         match reply.await {
             Ok(Ok(bytes)) => Ok(bytes),
             Ok(Err((code, message))) => Err(CallError::Remote { code, message }),
@@ -243,14 +239,14 @@ impl ConnectionHandler {
     }
 
     /// The current link's queue, waiting through a reconnect (callers bound the wait).
-    async fn wait_for_link(&self) -> Result<(mpsc::Sender<Bytes>, usize), CallError> {
-        if let LinkState::Up { tx, max_frame } = &*self.inner.link.borrow() {
-            return Ok((tx.clone(), *max_frame));
+    async fn wait_for_link(&self) -> Result<(Arc<Outbox>, usize), CallError> {
+        if let LinkState::Up { outbox, max_frame } = &*self.inner.link.borrow() {
+            return Ok((Arc::clone(outbox), *max_frame));
         }
         let mut state = self.inner.link.subscribe();
         loop {
             match &*state.borrow_and_update() {
-                LinkState::Up { tx, max_frame } => return Ok((tx.clone(), *max_frame)),
+                LinkState::Up { outbox, max_frame } => return Ok((Arc::clone(outbox), *max_frame)),
                 LinkState::Closed => return Err(CallError::Closed),
                 LinkState::Down => {}
             }

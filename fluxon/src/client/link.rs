@@ -6,13 +6,12 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::connection::{Inner, LinkState};
 use super::{ClientConfig, ConnectError};
-use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, SessionTokenBytes};
+use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, SessionTokenBytes};
 
 pub(super) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 pub(super) type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
@@ -104,14 +103,14 @@ async fn open_inner(
 /// A link whose writer runs and whose queue calls are using; [`run`] reads it.
 pub(super) struct Started {
     reader: Reader,
-    tx: mpsc::Sender<Bytes>,
+    outbox: Arc<Outbox>,
     write_task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts the link's writer and makes it the way out for calls. Synchronous, so a caller knows
 /// that calls can go out as soon as it returns.
 pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
-    let (tx, rx) = mpsc::channel::<Bytes>(inner.config.outgoing_queue);
+    let outbox = Outbox::new(inner.config.outgoing_buffer, opened.max_frame);
     let stall = inner
         .config
         .call_timeout
@@ -120,14 +119,18 @@ pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
     // Callers woken by replies since the last write will mostly call again at once: when more
     // than one was woken, yield so their calls share one write.
     let more_coming = move || woken.swap(0, std::sync::atomic::Ordering::Relaxed) > 1;
-    let write_task = tokio::spawn(wire::write_frames(opened.writer, rx, stall, more_coming));
+    let socket = opened.writer.into_inner();
+    let write_task = tokio::spawn({
+        let outbox = Arc::clone(&outbox);
+        async move { outbox.write_to(socket, stall, more_coming).await }
+    });
     inner.set_link(LinkState::Up {
-        tx: tx.clone(),
+        outbox: Arc::clone(&outbox),
         max_frame: opened.max_frame,
     });
     Started {
         reader: opened.reader,
-        tx,
+        outbox,
         write_task,
     }
 }
@@ -137,7 +140,7 @@ pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
 pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     let Started {
         mut reader,
-        tx,
+        outbox,
         write_task,
     } = started;
     let closed = inner.closed.cancelled();
@@ -151,9 +154,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
         let frame = tokio::select! {
             biased;
             () = &mut closed => {
-                if let Ok(body) = (Envelope::Goodbye { reason: "client closed" }).encode() {
-                    let _ = tx.try_send(body);
-                }
+                let _ = outbox.try_send(&Envelope::Goodbye { reason: "client closed" });
                 break;
             }
             frame = reader.next() => frame,
@@ -167,9 +168,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                     break;
                 } else {
                     pings += 1;
-                    if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
-                        let _ = tx.try_send(body);
-                    }
+                    let _ = outbox.try_send(&Envelope::Ping { nonce: pings });
                     tick.as_mut().reset(last_heard + 2 * keepalive);
                 }
                 continue;
@@ -182,7 +181,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
         let mut go_on = true;
         while let Some(this) = frame.take() {
             go_on = match this {
-                Ok(this) => on_frame(inner, &tx, this.freeze()).await,
+                Ok(this) => on_frame(inner, &outbox, this.freeze()).await,
                 Err(err) => {
                     tracing::warn!(%err, "bad frame from the server; dropping the connection");
                     false
@@ -198,13 +197,13 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
         }
     }
     inner.set_link(LinkState::Down);
-    drop(tx);
-    // Let the goodbye (if any) go out; the writer ends once every sender is dropped.
+    outbox.close();
+    // Let the goodbye (if any) go out; the writer ends once the queue is written.
     let _ = timeout(std::time::Duration::from_secs(1), write_task).await;
 }
 
 /// Handles one frame from the server; `false` ends the link.
-async fn on_frame(inner: &Inner, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool {
+async fn on_frame(inner: &Inner, outbox: &Outbox, frame: Bytes) -> bool {
     match Envelope::decode(&frame) {
         Ok(Envelope::Reply { id, result }) => {
             let result = result
@@ -214,9 +213,7 @@ async fn on_frame(inner: &Inner, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool
             true
         }
         Ok(Envelope::Ping { nonce }) => {
-            if let Ok(body) = (Envelope::Pong { nonce }).encode() {
-                let _ = tx.try_send(body);
-            }
+            let _ = outbox.try_send(&Envelope::Pong { nonce });
             true
         }
         Ok(Envelope::Pong { .. }) => true,
@@ -230,9 +227,7 @@ async fn on_frame(inner: &Inner, tx: &mpsc::Sender<Bytes>, frame: Bytes) -> bool
                     message: &message,
                 }),
             };
-            if let Ok(body) = answer.encode() {
-                let _ = tx.send(body).await;
-            }
+            let _ = outbox.send(&answer).await;
             true
         }
         Ok(Envelope::Goodbye { reason }) => {

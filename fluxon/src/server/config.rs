@@ -19,8 +19,9 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// A connection silent this long is closed; after half of it the server sends a ping.
     pub idle_timeout: Duration,
-    /// Replies queued for one connection's writer before call tasks wait.
-    pub outgoing_queue: usize,
+    /// Bytes queued for one connection's writer before call tasks wait (a frame is accepted while
+    /// the queue is under it, so the queue peaks at this plus one frame).
+    pub outgoing_buffer: usize,
     /// How long a shutdown waits for calls in flight.
     pub shutdown_grace: Duration,
     /// Sessions remembered; past it, the longest-disconnected one is forgotten.
@@ -37,7 +38,7 @@ impl Default for Limits {
             max_frame: DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            outgoing_queue: 256,
+            outgoing_buffer: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             max_sessions: 100_000,
             session_ttl: Duration::from_secs(24 * 60 * 60),
@@ -63,8 +64,8 @@ impl Limits {
                 "max_frame must fit in u32",
             ),
             (
-                self.outgoing_queue == 0,
-                "outgoing_queue must be at least 1",
+                self.outgoing_buffer == 0,
+                "outgoing_buffer must be at least 1",
             ),
             (self.max_sessions == 0, "max_sessions must be at least 1"),
             (

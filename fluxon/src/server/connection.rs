@@ -15,7 +15,6 @@ use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::task::TaskTracker;
@@ -25,8 +24,10 @@ use super::handle::{ServerHandle, Shared};
 use super::in_flight::InFlight;
 use super::sessions::Session;
 use crate::auth::SessionToken;
-use crate::routing::Request;
-use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, RefuseReason, WireError};
+use crate::routing::{Outcome, Request};
+use crate::wire::{
+    self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, RefuseReason, SendError, WireError,
+};
 
 type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
@@ -68,19 +69,20 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     };
     tracing::debug!(session = %session.id(), "connected");
 
-    let (tx, rx) = mpsc::channel(shared.limits.outgoing_queue);
+    let outbox = Outbox::new(shared.limits.outgoing_buffer, reply_max);
     let in_flight = InFlight::new(shared.limits.max_in_flight);
-    let running = {
+    let write_task = {
+        let outbox = Arc::clone(&outbox);
         let in_flight = Arc::clone(&in_flight);
         // A call still running will queue its reply soon: worth a yield to share the write.
-        move || in_flight.running() > 0
+        let running = move || in_flight.running() > 0;
+        let stall = shared.limits.idle_timeout;
+        let socket = writer.into_inner();
+        tokio::spawn(async move { outbox.write_to(socket, stall, running).await }.in_current_span())
     };
-    let write_task = tokio::spawn(
-        wire::write_frames(writer, rx, shared.limits.idle_timeout, running).in_current_span(),
-    );
     let calls = TaskTracker::new();
     let conn = Conn {
-        tx: &tx,
+        outbox: &outbox,
         shared: &shared,
         server: ServerHandle {
             shared: Arc::clone(&shared),
@@ -89,7 +91,6 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         peer,
         calls: &calls,
         in_flight: &in_flight,
-        reply_max,
     };
     let end = conn.read_loop(&mut reader).await;
     drop(reader);
@@ -113,13 +114,11 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         }
     };
     if let Some(reason) = goodbye {
-        if let Ok(body) = (Envelope::Goodbye { reason: &reason }).encode() {
-            let _ = timeout(Duration::from_secs(1), tx.send(body)).await;
-        }
+        let _ = outbox.try_send(&Envelope::Goodbye { reason: &reason });
     }
-    drop(tx);
-    // The writer ends when every call task has dropped its sender and the queue is written out;
-    // calls still stuck past the deadline do not keep the connection open.
+    outbox.close();
+    // The writer ends once what is queued is written; a peer that takes nothing does not keep the
+    // connection past the deadline.
     let abort = write_task.abort_handle();
     let last_writes = deadline.max(Instant::now() + Duration::from_millis(500));
     if timeout_at(last_writes, write_task).await.is_err() {
@@ -228,15 +227,13 @@ async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) 
 
 /// What the reader of one connection works with.
 struct Conn<'a> {
-    tx: &'a mpsc::Sender<Bytes>,
+    outbox: &'a Arc<Outbox>,
     shared: &'a Arc<Shared>,
     server: ServerHandle,
     session: &'a Arc<Session>,
     peer: SocketAddr,
     calls: &'a TaskTracker,
     in_flight: &'a Arc<InFlight>,
-    /// The largest frame the peer accepts (its `Hello.max_frame`, capped by ours).
-    reply_max: usize,
 }
 
 /// What to do after one frame.
@@ -279,9 +276,7 @@ impl Conn<'_> {
                         return End::Idle;
                     } else {
                         pings += 1;
-                        if let Ok(body) = (Envelope::Ping { nonce: pings }).encode() {
-                            let _ = self.tx.try_send(body);
-                        }
+                        let _ = self.outbox.try_send(&Envelope::Ping { nonce: pings });
                         tick.as_mut().reset(last_heard + limits.idle_timeout);
                     }
                     continue;
@@ -322,7 +317,8 @@ impl Conn<'_> {
                         tokio::select! {
                             biased;
                             () = shutdown.as_mut() => {
-                                let _ = self.tx.send(error_reply(id, ErrorCode::ShuttingDown, "the server is shutting down")).await;
+                                let message = "the server is shutting down";
+                                let _ = send_error(self.outbox, id, ErrorCode::ShuttingDown, message).await;
                                 return Next::Stop(End::Shutdown);
                             }
                             slot = self.in_flight.start() => slot,
@@ -339,7 +335,6 @@ impl Conn<'_> {
                     .shared
                     .router
                     .dispatch(view, req, wire::subslice(&frame, payload));
-                let max_frame = self.reply_max;
                 let span = tracing::debug_span!("call", id, view);
                 // Poll the call once here: a view that answers without waiting (most do) costs no
                 // task. One that waits becomes its own task, so it never holds up the reader.
@@ -347,24 +342,18 @@ impl Conn<'_> {
                 let first = span.in_scope(|| call.as_mut().now_or_never());
                 match first {
                     Some(outcome) => {
-                        if self
-                            .tx
-                            .send(reply_frame(id, outcome, max_frame))
-                            .await
-                            .is_err()
-                        {
+                        if send_reply(self.outbox, id, outcome).await.is_err() {
                             return Next::Stop(End::PeerClosed);
                         }
                         drop(slot);
                     }
                     None => {
-                        let tx = self.tx.clone();
+                        let outbox = Arc::clone(self.outbox);
                         self.calls.spawn(
                             async move {
-                                let body = reply_frame(id, call.await, max_frame);
                                 // The slot is held until the reply is queued, so a peer that
                                 // does not read cannot make calls pile up.
-                                let _ = tx.send(body).await;
+                                let _ = send_reply(&outbox, id, call.await).await;
                                 drop(slot);
                             }
                             .instrument(span),
@@ -373,14 +362,11 @@ impl Conn<'_> {
                 }
                 Next::Continue
             }
-            Ok(Envelope::Ping { nonce }) => {
-                if let Ok(body) = (Envelope::Pong { nonce }).encode() {
-                    if self.tx.send(body).await.is_err() {
-                        return Next::Stop(End::PeerClosed);
-                    }
-                }
-                Next::Continue
-            }
+            Ok(Envelope::Ping { nonce }) => match self.outbox.send(&Envelope::Pong { nonce }).await
+            {
+                Ok(()) => Next::Continue,
+                Err(_) => Next::Stop(End::PeerClosed),
+            },
             Ok(Envelope::Pong { .. }) => Next::Continue,
             Ok(Envelope::ReverseReply { id, .. }) => {
                 tracing::debug!(
@@ -401,43 +387,38 @@ impl Conn<'_> {
     }
 }
 
-/// The `Reply` frame for a call's outcome; a reply over the frame limit becomes a `TooLarge` error.
-fn reply_frame(id: u64, outcome: crate::routing::Outcome, max_frame: usize) -> Bytes {
-    let encoded = match &outcome {
-        Ok(bytes) => Envelope::Reply {
-            id,
-            result: Ok(bytes),
+/// Queues the `Reply` for a call's outcome; a reply over the peer's frame limit becomes a
+/// `TooLarge` error reply.
+async fn send_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<(), SendError> {
+    let sent = match &outcome {
+        Ok(bytes) => {
+            outbox
+                .send(&Envelope::Reply {
+                    id,
+                    result: Ok(bytes),
+                })
+                .await
         }
-        .encode(),
-        Err((code, message)) => Envelope::Reply {
-            id,
-            result: Err(ErrorReply {
-                code: *code,
-                message,
-            }),
-        }
-        .encode(),
+        Err((code, message)) => send_error(outbox, id, *code, message).await,
     };
-    match encoded {
-        Ok(body) if body.len() <= max_frame => body,
-        Ok(body) => error_reply(
-            id,
-            ErrorCode::TooLarge,
-            &format!(
-                "the reply is {} bytes, over the frame limit of {max_frame}",
-                body.len()
-            ),
-        ),
-        Err(err) => error_reply(id, ErrorCode::Internal, &err.to_string()),
+    match sent {
+        Err(SendError::TooLarge(size)) => {
+            let message = format!("the reply is {size} bytes, over the client's frame limit");
+            send_error(outbox, id, ErrorCode::TooLarge, &message).await
+        }
+        other => other,
     }
 }
 
-fn error_reply(id: u64, code: ErrorCode, message: &str) -> Bytes {
-    Envelope::Reply {
+async fn send_error(
+    outbox: &Outbox,
+    id: u64,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), SendError> {
+    let reply = Envelope::Reply {
         id,
         result: Err(ErrorReply { code, message }),
-    }
-    .encode()
-    // An error reply is a few bytes of plain data: encoding it cannot fail.
-    .unwrap_or_default()
+    };
+    outbox.send(&reply).await
 }

@@ -198,9 +198,43 @@ impl<'a> Envelope<'a> {
 
     /// Encodes this envelope into a frame body.
     pub fn encode(&self) -> Result<Bytes, WireError> {
-        // Calls, replies and their reverse twins are the hot path: written directly into one
-        // buffer of the exact size. The bytes are postcard's (a unit test holds them equal).
-        let fast = match self {
+        match self.hot_parts() {
+            Some((index, id, name, payload)) => {
+                let mut out = Vec::with_capacity(direct_len(name, payload));
+                encode_direct(&mut out, index, id, name, payload);
+                Ok(Bytes::from(out))
+            }
+            None => postcard::to_allocvec(self)
+                .map(Bytes::from)
+                .map_err(WireError::Encode),
+        }
+    }
+
+    /// Appends this envelope as a whole frame (length prefix and body) to `buf`; returns the body's
+    /// length.
+    pub(crate) fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        match self.hot_parts() {
+            Some((index, id, name, payload)) => {
+                buf.reserve(direct_len(name, payload));
+                encode_direct(buf, index, id, name, payload);
+            }
+            None => {
+                *buf = postcard::to_extend(self, std::mem::take(buf)).map_err(WireError::Encode)?;
+            }
+        }
+        let body = buf.len() - start - 4;
+        let prefix = u32::try_from(body)
+            .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
+        buf[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
+        Ok(body)
+    }
+
+    /// Calls, replies and their reverse twins are the hot path: written directly, in postcard's
+    /// bytes (a unit test holds them equal).
+    fn hot_parts(&self) -> Option<(u8, u64, Option<&str>, &[u8])> {
+        match self {
             Envelope::Call { id, view, payload } => Some((3, *id, Some(*view), *payload)),
             Envelope::Reply {
                 id,
@@ -212,40 +246,42 @@ impl<'a> Envelope<'a> {
                 result: Ok(payload),
             } => Some((6, *id, None, *payload)),
             _ => None,
-        };
-        match fast {
-            Some((index, id, name, payload)) => Ok(encode_direct(index, id, name, payload)),
-            None => postcard::to_allocvec(self)
-                .map(Bytes::from)
-                .map_err(WireError::Encode),
         }
     }
+}
+
+/// An upper bound of the direct encoding's length.
+fn direct_len(name: Option<&str>, payload: &[u8]) -> usize {
+    1 + 10 + name.map_or(1, |n| n.len() + 5) + 5 + payload.len()
 }
 
 /// `index, id, name?, payload` for a request, or `index, id, Ok, payload` for a successful reply.
-fn encode_direct(index: u8, id: u64, name: Option<&str>, payload: &[u8]) -> Bytes {
-    let name_len = name.map_or(0, |n| n.len() + 5);
-    let mut out = Vec::with_capacity(1 + 10 + name_len + 5 + payload.len() + 1);
-    out.push(index);
-    put_varint(&mut out, id);
+fn encode_direct(
+    out: &mut impl bytes::BufMut,
+    index: u8,
+    id: u64,
+    name: Option<&str>,
+    payload: &[u8],
+) {
+    out.put_u8(index);
+    put_varint(out, id);
     match name {
         Some(name) => {
-            put_varint(&mut out, name.len() as u64);
-            out.extend_from_slice(name.as_bytes());
+            put_varint(out, name.len() as u64);
+            out.put_slice(name.as_bytes());
         }
-        None => out.push(0), // Result::Ok
+        None => out.put_u8(0), // Result::Ok
     }
-    put_varint(&mut out, payload.len() as u64);
-    out.extend_from_slice(payload);
-    Bytes::from(out)
+    put_varint(out, payload.len() as u64);
+    out.put_slice(payload);
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+fn put_varint(out: &mut impl bytes::BufMut, mut value: u64) {
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        out.put_u8((value as u8) | 0x80);
         value >>= 7;
     }
-    out.push(value as u8);
+    out.put_u8(value as u8);
 }
 
 /// Serializes a value with postcard into a right-sized buffer, through a per-thread scratch buffer
@@ -371,9 +407,24 @@ mod tests {
                     let direct = envelope.encode().unwrap();
                     let serde = postcard::to_allocvec(&envelope).unwrap();
                     assert_eq!(&direct[..], &serde[..], "{len} bytes, id {id}");
+                    let mut framed = bytes::BytesMut::from(&b"xy"[..]);
+                    let body = envelope.encode_frame_into(&mut framed).unwrap();
+                    assert_eq!(body, serde.len());
+                    assert_eq!(&framed[2..6], &(serde.len() as u32).to_be_bytes());
+                    assert_eq!(&framed[6..], &serde[..]);
                 }
             }
         }
+    }
+
+    #[test]
+    fn frames_of_other_envelopes_are_postcard_behind_a_length() {
+        let envelope = Envelope::Goodbye { reason: "bye" };
+        let mut framed = bytes::BytesMut::new();
+        let body = envelope.encode_frame_into(&mut framed).unwrap();
+        let serde = postcard::to_allocvec(&envelope).unwrap();
+        assert_eq!(body, serde.len());
+        assert_eq!(&framed[4..], &serde[..]);
     }
 
     #[test]

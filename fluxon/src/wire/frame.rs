@@ -1,15 +1,7 @@
 //! Length-delimited framing: a big-endian `u32` length, then the body.
 
-use std::time::Duration;
-
-use bytes::{Bytes, BytesMut};
-use futures_util::SinkExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
-use tokio_util::codec::{Decoder, FramedRead, FramedWrite, LengthDelimitedCodec};
-
-/// Frames a writer takes from its queue before it flushes.
-const WRITE_BATCH: usize = 64;
+use bytes::BytesMut;
+use tokio_util::codec::{Decoder, FramedRead, LengthDelimitedCodec};
 
 /// The frame codec both peers use: tokio-util's length-delimited codec with a 4-byte big-endian
 /// length prefix and a maximum body size.
@@ -37,52 +29,6 @@ pub(crate) fn buffered_frame<R>(
     let frame = codec.decode(reader.read_buffer_mut()).transpose();
     *reader.decoder_mut() = codec;
     frame
-}
-
-/// Drains a queue of encoded frame bodies into `writer`, flushing once per batch of whatever is
-/// queued, so many small replies cost one system call. Ends when every sender is gone (after writing
-/// what was queued), when a write fails, or when the peer takes no bytes for `stall`; then shuts the
-/// write side down.
-///
-/// `more_coming` is asked before each write: when it says frames are about to be queued (calls
-/// still running, callers just woken), the writer yields once so they join this write. A lone
-/// caller never waits for this: with nothing else in flight it is written at once.
-pub(crate) async fn write_frames<W>(
-    mut writer: FramedWrite<W, FrameCodec>,
-    mut queue: mpsc::Receiver<Bytes>,
-    stall: Duration,
-    mut more_coming: impl FnMut() -> bool,
-) where
-    W: AsyncWrite + Unpin,
-{
-    while let Some(first) = queue.recv().await {
-        if more_coming() {
-            tokio::task::yield_now().await;
-        }
-        let batch = async {
-            writer.feed(first).await?;
-            for _ in 1..WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(more) => writer.feed(more).await?,
-                    Err(_) => break,
-                }
-            }
-            SinkExt::<Bytes>::flush(&mut writer).await?;
-            Ok::<(), std::io::Error>(())
-        };
-        match tokio::time::timeout(stall, batch).await {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::debug!(%err, "write failed");
-                break;
-            }
-            Err(_) => {
-                tracing::info!(?stall, "peer took no bytes; closing");
-                break;
-            }
-        }
-    }
-    let _ = writer.get_mut().shutdown().await;
 }
 
 #[cfg(test)]

@@ -85,12 +85,14 @@
 mod envelope;
 mod error;
 mod frame;
+mod outbox;
 
 pub(crate) use envelope::{subslice, to_vec};
 pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
-pub(crate) use frame::{buffered_frame, write_frames};
+pub(crate) use frame::buffered_frame;
 pub use frame::{codec, FrameCodec};
+pub(crate) use outbox::{Outbox, SendError};
 
 /// The four bytes every `Hello` starts with.
 pub const MAGIC: [u8; 4] = *b"FLXN";
