@@ -1,23 +1,22 @@
 //! `ConnectionHandler`: calls over one multiplexed connection, replies matched by id, reconnects.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Opened};
+use super::pending::PendingCalls;
+use super::reconnect;
 use super::{CallError, ClientConfig, ConnectError};
 use crate::routing::View;
-use crate::wire::{Envelope, ErrorCode, Outbox, RefuseReason, SendError, SessionTokenBytes};
-
-type Waiter = oneshot::Sender<Result<Bytes, (ErrorCode, String)>>;
+use crate::wire::{Envelope, Outbox, SendError, SessionTokenBytes};
 
 /// The state of the connection, as callers see it.
 #[derive(Clone)]
@@ -38,13 +37,11 @@ pub(super) struct Inner {
     addr: String,
     pub(super) config: ClientConfig,
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, Waiter>>,
+    pub(super) pending: Arc<PendingCalls>,
     link: watch::Sender<LinkState>,
     token: Mutex<Option<SessionTokenBytes>>,
     resumed: AtomicBool,
     connects: AtomicU64,
-    /// Callers handed a reply since the writer last looked (a hint for batching writes).
-    pub(super) woken: Arc<AtomicUsize>,
     pub(super) closed: CancellationToken,
 }
 
@@ -60,24 +57,15 @@ impl Inner {
         self.link.send_replace(state);
     }
 
-    /// Hands a reply to the call waiting for it (if it still waits).
-    pub(super) fn complete(&self, id: u64, result: Result<Bytes, (ErrorCode, String)>) {
-        if let Some(waiter) = lock(&self.pending).remove(&id) {
-            if waiter.send(result).is_ok() {
-                self.woken.fetch_add(1, Ordering::Relaxed);
-            }
-        } else {
-            tracing::debug!(id, "reply for a call no longer waiting");
-        }
+    pub(super) fn addr(&self) -> &str {
+        &self.addr
     }
 
-    /// Fails every call waiting on a link that is gone.
-    fn fail_pending(&self) {
-        // Dropping a waiter tells its caller the connection was lost.
-        lock(&self.pending).clear();
+    pub(super) fn token(&self) -> Option<SessionTokenBytes> {
+        *lock(&self.token)
     }
 
-    fn opened(&self, opened: &Opened) {
+    pub(super) fn opened(&self, opened: &Opened) {
         *lock(&self.token) = Some(opened.token);
         self.resumed.store(opened.resumed, Ordering::Release);
         self.connects.fetch_add(1, Ordering::AcqRel);
@@ -117,13 +105,13 @@ impl std::fmt::Debug for ConnectionHandler {
 
 /// Removes a call's waiter if the call gives up (timeout, or its future is dropped).
 struct PendingGuard<'a> {
-    inner: &'a Inner,
+    pending: &'a PendingCalls,
     id: u64,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.inner.pending).remove(&self.id);
+        self.pending.remove(self.id);
     }
 }
 
@@ -153,12 +141,11 @@ impl ConnectionHandler {
             addr,
             config,
             next_id: AtomicU64::new(1),
-            pending: Mutex::new(HashMap::new()),
+            pending: Arc::new(PendingCalls::default()),
             link,
             token: Mutex::new(None),
             resumed: AtomicBool::new(false),
             connects: AtomicU64::new(0),
-            woken: Arc::new(AtomicUsize::new(0)),
             closed: CancellationToken::new(),
         });
         inner.opened(&opened);
@@ -166,7 +153,8 @@ impl ConnectionHandler {
             closed: inner.closed.clone(),
         });
         let started = link::start(&inner, opened);
-        tokio::spawn(supervise(Arc::clone(&inner), started));
+        tokio::spawn(Arc::clone(&inner.pending).sweep(inner.closed.clone()));
+        tokio::spawn(reconnect::supervise(Arc::clone(&inner), started));
         Ok(ConnectionHandler {
             inner,
             owner,
@@ -209,40 +197,49 @@ impl ConnectionHandler {
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
-        // One timer for the whole call: waiting for a link, queueing, and the reply.
         let deadline = Instant::now() + self.call_timeout;
-        match timeout_at(deadline, self.call_untimed(view, payload)).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout(self.call_timeout)),
-        }
-    }
-
-    async fn call_untimed(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
+        let timed_out = || CallError::Timeout(self.call_timeout);
+        let (outbox, max) = match self.link_now() {
+            Some(up) => up,
+            // Between connections: wait for the next one, within the call's time.
+            None => timeout_at(deadline, self.wait_for_link())
+                .await
+                .map_err(|_| timed_out())??,
+        };
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (outbox, max) = self.wait_for_link().await?;
-        let (waiter, reply) = oneshot::channel();
         // The waiter is in place before the call can go out, so no reply can come back first.
-        lock(&inner.pending).insert(id, waiter);
-        // Removes the waiter however this future ends: reply, error, timeout or drop.
-        let _guard = PendingGuard { inner, id };
-        match outbox.send(&Envelope::Call { id, view, payload }).await {
+        // Its deadline is kept by the sweeper: no timer per call.
+        let delivery = inner.pending.insert(id, deadline, self.call_timeout);
+        let _guard = PendingGuard {
+            pending: &inner.pending,
+            id,
+        };
+        let call = Envelope::Call { id, view, payload };
+        let queued = match outbox.try_send(&call) {
+            Err(SendError::Full) => timeout_at(deadline, outbox.send(&call))
+                .await
+                .map_err(|_| timed_out())?,
+            other => other,
+        };
+        match queued {
             Ok(()) => {}
             Err(SendError::TooLarge(size)) => return Err(CallError::TooLarge { size, max }),
             Err(_) => return Err(CallError::Disconnected),
         }
-        match reply.await {
-            Ok(Ok(bytes)) => Ok(bytes),
-            Ok(Err((code, message))) => Err(CallError::Remote { code, message }),
-            Err(_) => Err(CallError::Disconnected),
+        delivery.await.unwrap_or(Err(CallError::Disconnected))
+    }
+
+    /// The current link's queue, if connected now.
+    fn link_now(&self) -> Option<(Arc<Outbox>, usize)> {
+        match &*self.inner.link.borrow() {
+            LinkState::Up { outbox, max_frame } => Some((Arc::clone(outbox), *max_frame)),
+            _ => None,
         }
     }
 
     /// The current link's queue, waiting through a reconnect (callers bound the wait).
     async fn wait_for_link(&self) -> Result<(Arc<Outbox>, usize), CallError> {
-        if let LinkState::Up { outbox, max_frame } = &*self.inner.link.borrow() {
-            return Ok((Arc::clone(outbox), *max_frame));
-        }
         let mut state = self.inner.link.subscribe();
         loop {
             match &*state.borrow_and_update() {
@@ -288,60 +285,5 @@ impl ConnectionHandler {
             state.wait_for(|s| matches!(s, LinkState::Closed)),
         )
         .await;
-    }
-}
-
-/// Runs links one after another: when one ends, fails its waiting calls, then reconnects with
-/// backoff and resumes the session, until the handler is closed or the policy gives up.
-async fn supervise(inner: Arc<Inner>, first: link::Started) {
-    let mut started = first;
-    loop {
-        link::run(&inner, started).await;
-        inner.fail_pending();
-        if inner.closed.is_cancelled() || !inner.config.reconnect.enabled {
-            break;
-        }
-        match reconnect(&inner).await {
-            Some(opened) => started = link::start(&inner, opened),
-            None => break,
-        }
-    }
-    inner.set_link(LinkState::Closed);
-    inner.fail_pending();
-}
-
-async fn reconnect(inner: &Inner) -> Option<Opened> {
-    let policy = &inner.config.reconnect;
-    let mut wait = policy.initial_backoff;
-    let mut attempts = 0u32;
-    loop {
-        tokio::select! {
-            () = inner.closed.cancelled() => return None,
-            () = tokio::time::sleep(wait) => {}
-        }
-        let token = *lock(&inner.token);
-        match link::open(&inner.addr, token, &inner.config).await {
-            Ok(opened) => {
-                inner.opened(&opened);
-                tracing::info!(resumed = opened.resumed, "reconnected");
-                return Some(opened);
-            }
-            Err(ConnectError::Refused {
-                reason: reason @ (RefuseReason::BadMagic | RefuseReason::UnsupportedVersion),
-                message,
-            }) => {
-                tracing::error!(%reason, %message, "the server will never accept this client; giving up");
-                return None;
-            }
-            Err(err) => {
-                attempts += 1;
-                tracing::debug!(%err, attempts, "reconnect failed");
-                if policy.max_attempts.is_some_and(|max| attempts >= max) {
-                    tracing::warn!(attempts, "giving up reconnecting");
-                    return None;
-                }
-                wait = (wait * 2).min(policy.max_backoff);
-            }
-        }
     }
 }

@@ -10,7 +10,7 @@ use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::connection::{Inner, LinkState};
-use super::{ClientConfig, ConnectError};
+use super::{CallError, ClientConfig, ConnectError};
 use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, SessionTokenBytes};
 
 pub(super) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
@@ -115,7 +115,7 @@ pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
         .config
         .call_timeout
         .max(inner.config.handshake_timeout);
-    let woken = Arc::clone(&inner.woken);
+    let woken = Arc::clone(&inner.pending.woken);
     // Callers woken by replies since the last write will mostly call again at once: when more
     // than one was woken, yield so their calls share one write.
     let more_coming = move || woken.swap(0, std::sync::atomic::Ordering::Relaxed) > 1;
@@ -206,10 +206,13 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
 async fn on_frame(inner: &Inner, outbox: &Outbox, frame: Bytes) -> bool {
     match Envelope::decode(&frame) {
         Ok(Envelope::Reply { id, result }) => {
-            let result = result
+            let delivery = result
                 .map(|bytes| wire::subslice(&frame, bytes))
-                .map_err(|e| (e.code, e.message.to_owned()));
-            inner.complete(id, result);
+                .map_err(|e| CallError::Remote {
+                    code: e.code,
+                    message: e.message.to_owned(),
+                });
+            inner.pending.complete(id, delivery);
             true
         }
         Ok(Envelope::Ping { nonce }) => {

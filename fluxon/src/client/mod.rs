@@ -22,6 +22,8 @@ mod config;
 mod connection;
 mod error;
 mod link;
+mod pending;
+mod reconnect;
 
 pub use config::{ClientConfig, Reconnect};
 pub use connection::ConnectionHandler;

@@ -66,6 +66,11 @@ impl Outbox {
 
     /// Queues `envelope`, waiting while the queue is over its limit.
     pub async fn send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        // Usually there is room: no waiter to register.
+        match self.try_send(envelope) {
+            Err(SendError::Full) => {}
+            done => return done,
+        }
         loop {
             let space = self.space.notified();
             tokio::pin!(space);

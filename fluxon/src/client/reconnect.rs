@@ -1,0 +1,63 @@
+//! Reconnecting: when a link ends, fail its waiting calls, then connect again with backoff and
+//! resume the session, until the handler is closed or the policy gives up.
+
+use std::sync::Arc;
+
+use super::connection::{Inner, LinkState};
+use super::link::{self, Opened};
+use super::ConnectError;
+use crate::wire::RefuseReason;
+
+/// Runs links one after another: when one ends, fails its waiting calls, then reconnects with
+/// backoff and resumes the session, until the handler is closed or the policy gives up.
+pub(super) async fn supervise(inner: Arc<Inner>, first: link::Started) {
+    let mut started = first;
+    loop {
+        link::run(&inner, started).await;
+        inner.pending.fail_all();
+        if inner.closed.is_cancelled() || !inner.config.reconnect.enabled {
+            break;
+        }
+        match reconnect(&inner).await {
+            Some(opened) => started = link::start(&inner, opened),
+            None => break,
+        }
+    }
+    inner.set_link(LinkState::Closed);
+    inner.pending.fail_all();
+}
+
+async fn reconnect(inner: &Inner) -> Option<Opened> {
+    let policy = &inner.config.reconnect;
+    let mut wait = policy.initial_backoff;
+    let mut attempts = 0u32;
+    loop {
+        tokio::select! {
+            () = inner.closed.cancelled() => return None,
+            () = tokio::time::sleep(wait) => {}
+        }
+        match link::open(inner.addr(), inner.token(), &inner.config).await {
+            Ok(opened) => {
+                inner.opened(&opened);
+                tracing::info!(resumed = opened.resumed, "reconnected");
+                return Some(opened);
+            }
+            Err(ConnectError::Refused {
+                reason: reason @ (RefuseReason::BadMagic | RefuseReason::UnsupportedVersion),
+                message,
+            }) => {
+                tracing::error!(%reason, %message, "the server will never accept this client; giving up");
+                return None;
+            }
+            Err(err) => {
+                attempts += 1;
+                tracing::debug!(%err, attempts, "reconnect failed");
+                if policy.max_attempts.is_some_and(|max| attempts >= max) {
+                    tracing::warn!(attempts, "giving up reconnecting");
+                    return None;
+                }
+                wait = (wait * 2).min(policy.max_backoff);
+            }
+        }
+    }
+}
