@@ -107,11 +107,14 @@ impl std::fmt::Debug for ConnectionHandler {
 struct PendingGuard<'a> {
     pending: &'a PendingCalls,
     id: u64,
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.pending.remove(self.id);
+        if self.armed {
+            self.pending.remove(self.id);
+        }
     }
 }
 
@@ -198,43 +201,71 @@ impl ConnectionHandler {
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
         let deadline = Instant::now() + self.call_timeout;
-        let timed_out = || CallError::Timeout(self.call_timeout);
-        let (outbox, max) = match self.link_now() {
-            Some(up) => up,
-            // Between connections: wait for the next one, within the call's time.
-            None => timeout_at(deadline, self.wait_for_link())
-                .await
-                .map_err(|_| timed_out())??,
-        };
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        // The waiter is in place before the call can go out, so no reply can come back first.
-        // Its deadline is kept by the sweeper: no timer per call.
-        let delivery = inner.pending.insert(id, deadline, self.call_timeout);
-        let _guard = PendingGuard {
+        let call = Envelope::Call { id, view, payload };
+        let mut guard = PendingGuard {
             pending: &inner.pending,
             id,
+            armed: false,
         };
-        let call = Envelope::Call { id, view, payload };
-        let queued = match outbox.try_send(&call) {
-            Err(SendError::Full) => timeout_at(deadline, outbox.send(&call))
-                .await
-                .map_err(|_| timed_out())?,
-            other => other,
+        // The waiter is always in place before the call can go out, so no reply comes back first.
+        // Its deadline is kept by the sweeper: no timer per call.
+        let fast = {
+            // Connected and room in the queue (the usual case): queued under a brief borrow of
+            // the link, with no wait and no reference count touched.
+            let link = inner.link.borrow();
+            match &*link {
+                LinkState::Up { outbox, max_frame } => {
+                    let delivery = inner.pending.insert(id, deadline, self.call_timeout);
+                    guard.armed = true;
+                    let sent = outbox.try_send(&call);
+                    let retry = matches!(sent, Err(SendError::Full)).then(|| Arc::clone(outbox));
+                    Some((sent, delivery, retry, *max_frame))
+                }
+                _ => None,
+            }
         };
-        match queued {
-            Ok(()) => {}
-            Err(SendError::TooLarge(size)) => return Err(CallError::TooLarge { size, max }),
-            Err(_) => return Err(CallError::Disconnected),
-        }
-        delivery.await.unwrap_or(Err(CallError::Disconnected))
+        let delivery = match fast {
+            Some((Ok(()), delivery, _, _)) => delivery,
+            Some((Err(SendError::Full), delivery, Some(outbox), max)) => {
+                self.send_waiting(&outbox, &call, max, deadline).await?;
+                delivery
+            }
+            Some((Err(SendError::TooLarge(size)), _, _, max)) => {
+                return Err(CallError::TooLarge { size, max })
+            }
+            Some(_) => return Err(CallError::Disconnected),
+            None => {
+                // Between connections: wait for the next one, within the call's time.
+                let (outbox, max) = timeout_at(deadline, self.wait_for_link())
+                    .await
+                    .map_err(|_| CallError::Timeout(self.call_timeout))??;
+                let delivery = inner.pending.insert(id, deadline, self.call_timeout);
+                guard.armed = true;
+                self.send_waiting(&outbox, &call, max, deadline).await?;
+                delivery
+            }
+        };
+        let result = delivery.await.unwrap_or(Err(CallError::Disconnected));
+        // Whoever delivered also removed the entry.
+        guard.armed = false;
+        result
     }
 
-    /// The current link's queue, if connected now.
-    fn link_now(&self) -> Option<(Arc<Outbox>, usize)> {
-        match &*self.inner.link.borrow() {
-            LinkState::Up { outbox, max_frame } => Some((Arc::clone(outbox), *max_frame)),
-            _ => None,
+    /// Queues a call, waiting for room until the call's deadline.
+    async fn send_waiting(
+        &self,
+        outbox: &Outbox,
+        call: &Envelope<'_>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        match timeout_at(deadline, outbox.send(call)).await {
+            Err(_) => Err(CallError::Timeout(self.call_timeout)),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(SendError::TooLarge(size))) => Err(CallError::TooLarge { size, max }),
+            Ok(Err(_)) => Err(CallError::Disconnected),
         }
     }
 
