@@ -249,3 +249,57 @@ async fn client_frame_limit_is_honoured_by_the_server() {
     assert!(err.to_string().contains("below the minimum"), "{err}");
     server.shutdown().await;
 }
+
+/// Counts views running at once.
+#[derive(Default)]
+struct Gauge {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+#[fluxon::view]
+async fn gauged(req: fluxon::Request, ms: u64) -> usize {
+    use std::sync::atomic::Ordering::SeqCst;
+    let gauge = req.state::<Gauge>().expect("gauge state");
+    let running = gauge.now.fetch_add(1, SeqCst) + 1;
+    gauge.peak.fetch_max(running, SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    gauge.now.fetch_sub(1, SeqCst);
+    running
+}
+
+#[tokio::test]
+async fn calls_past_the_in_flight_limit_wait_their_turn() {
+    let router = fluxon::Router::new()
+        .state(Gauge::default())
+        .mapping(fluxon::views![gauged])
+        .unwrap();
+    let server = AsyncServer::new(0)
+        .max_in_flight(3)
+        .router(router)
+        .start()
+        .await
+        .unwrap();
+    let conn = connect(&server).await;
+    let calls = (0..30).map(|_| conn.call(gauged, &20));
+    let results = tokio::time::timeout(PATIENCE, join_all(calls))
+        .await
+        .unwrap();
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(n) if *n <= 3)),
+        "{results:?}"
+    );
+    // A second connection has its own allowance.
+    let other = connect(&server).await;
+    let (a, b) = tokio::join!(
+        join_all((0..3).map(|_| conn.call(gauged, &100))),
+        join_all((0..3).map(|_| other.call(gauged, &100)))
+    );
+    assert!(a.iter().chain(&b).all(Result::is_ok));
+    let peak = a.iter().chain(&b).filter_map(|r| r.as_ref().ok()).max();
+    assert!(
+        peak.is_some_and(|p| *p > 3),
+        "both connections ran at once: {a:?} {b:?}"
+    );
+    server.shutdown().await;
+}
