@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
 /// Settings of one throughput measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -110,4 +113,21 @@ pub async fn concurrent<C: Echo>(clients: &[C], load: Load) -> anyhow::Result<f6
         task.await??;
     }
     Ok(rate)
+}
+
+/// Listens on a free loopback port and hands each accepted connection (TCP_NODELAY set, framed
+/// with a default length-delimited codec) to `serve`; returns the address.
+pub async fn listen<F>(serve: F) -> anyhow::Result<std::net::SocketAddr>
+where
+    F: Fn(Framed<TcpStream, LengthDelimitedCodec>) + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            serve(Framed::new(stream, LengthDelimitedCodec::new()));
+        }
+    });
+    Ok(addr)
 }

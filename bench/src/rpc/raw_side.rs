@@ -17,25 +17,20 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::codec::{Framed, FramedRead, LengthDelimitedCodec};
 
-use super::{concurrent, payload, Load};
+use super::{concurrent, listen, payload, Load};
 
 type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 
 /// Starts the echo server on a free loopback port; returns its address.
 pub async fn start() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(serve(Framed::new(stream, LengthDelimitedCodec::new())));
-        }
-    });
-    Ok(addr)
+    listen(|conn| {
+        tokio::spawn(serve(conn));
+    })
+    .await
 }
 
 async fn serve(mut conn: Conn) -> anyhow::Result<()> {

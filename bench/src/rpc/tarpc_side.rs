@@ -8,10 +8,10 @@ use futures_util::StreamExt;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::{concurrent, sequential, Load};
+use super::{concurrent, listen, sequential, Load};
 
 /// The service.
 #[tarpc::service]
@@ -31,24 +31,17 @@ impl Echo for EchoServer {
 
 /// Starts a tarpc server on a free loopback port; returns its address.
 pub async fn start() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let framed = Framed::new(stream, LengthDelimitedCodec::new());
-            let transport = tarpc::serde_transport::new(framed, Bincode::default());
-            let channel = BaseChannel::with_defaults(transport);
-            tokio::spawn(
-                channel
-                    .execute(EchoServer.serve())
-                    .for_each(|call| async move {
-                        tokio::spawn(call);
-                    }),
-            );
-        }
-    });
-    Ok(addr)
+    listen(|framed| {
+        let transport = tarpc::serde_transport::new(framed, Bincode::default());
+        let channel = BaseChannel::with_defaults(transport);
+        let calls = channel
+            .execute(EchoServer.serve())
+            .for_each(|call| async move {
+                tokio::spawn(call);
+            });
+        tokio::spawn(calls);
+    })
+    .await
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<EchoClient> {

@@ -189,18 +189,20 @@ mod tests {
     use futures_util::StreamExt;
     use tokio_util::codec::FramedRead;
 
+    fn spawn_writer(
+        outbox: &Arc<Outbox>,
+        socket: tokio::io::DuplexStream,
+        stall: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let outbox = Arc::clone(outbox);
+        tokio::spawn(async move { outbox.write_to(socket, stall, || false).await })
+    }
+
     #[tokio::test]
     async fn frames_arrive_in_order_and_close_drains() {
         let outbox = Outbox::new(1 << 20, 1 << 20);
         let (client, server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn({
-            let outbox = Arc::clone(&outbox);
-            async move {
-                outbox
-                    .write_to(client, Duration::from_secs(5), || false)
-                    .await
-            }
-        });
+        let writer = spawn_writer(&outbox, client, Duration::from_secs(5));
         for nonce in 0..100 {
             outbox.send(&Envelope::Ping { nonce }).await.unwrap();
         }
@@ -249,14 +251,7 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished());
-        let writer = tokio::spawn({
-            let outbox = Arc::clone(&outbox);
-            async move {
-                outbox
-                    .write_to(client, Duration::from_secs(5), || false)
-                    .await
-            }
-        });
+        let writer = spawn_writer(&outbox, client, Duration::from_secs(5));
         assert_eq!(waiting.await.unwrap(), Ok(()));
         outbox.close();
         writer.await.unwrap();
@@ -275,14 +270,7 @@ mod tests {
     async fn a_peer_that_stops_reading_closes_the_queue_after_the_stall() {
         let outbox = Outbox::new(1 << 10, 1 << 20);
         let (client, _server_never_reads) = tokio::io::duplex(64);
-        let writer = tokio::spawn({
-            let outbox = Arc::clone(&outbox);
-            async move {
-                outbox
-                    .write_to(client, Duration::from_millis(50), || false)
-                    .await
-            }
-        });
+        let writer = spawn_writer(&outbox, client, Duration::from_millis(50));
         let payload = [1u8; 500];
         outbox
             .send(&Envelope::Reply {
