@@ -1,13 +1,11 @@
 //! Procedural macros for fluxon. Use them through the `fluxon` crate (`fluxon::view`), which
 //! documents them; the code they generate calls into `::fluxon::__private`.
 //!
-//! Each macro runs parse (`ast`, `attr`) -> validate (`valid`) -> expand (`expand`); every problem
-//! found is reported with a span on the user's code, all at once.
+//! Each macro (`view`, `model`) runs parse (`ast`, `attr`) -> validate (`valid`) -> expand
+//! (`expand`); every problem found is reported with a span on the user's code, all at once.
 
-mod ast;
-mod attr;
-mod expand;
-mod valid;
+mod model;
+mod view;
 
 use proc_macro::TokenStream;
 
@@ -15,7 +13,7 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
-    match expand::view(args.into(), item.clone()) {
+    match view::view(args.into(), item.clone()) {
         Ok(expanded) => expanded.into(),
         // Keep the user's item beside the error, so the error is the only complaint (no knock-on
         // "unused import" or "cannot find" errors).
@@ -25,4 +23,12 @@ pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
             out.into()
         }
     }
+}
+
+/// Stores a struct as a table row. See `fluxon::db`.
+#[proc_macro_derive(Model, attributes(model, field))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    model::derive(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

@@ -38,6 +38,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod db;
 pub mod routing;
 pub mod server;
 pub mod wire;
@@ -95,4 +96,5 @@ macro_rules! views {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::routing::{run_blocking, BoxFuture, IntoViewResult};
+    pub use rusqlite;
 }

@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Expr, Type};
 
-use crate::ast::ViewFn;
+use super::ast::ViewFn;
 
 /// Collects errors; `finish` combines them into one.
 #[derive(Default)]

@@ -6,8 +6,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Item, LitStr};
 
-use crate::ast::ViewFn;
-use crate::{attr, valid};
+use super::ast::ViewFn;
+use super::{attr, valid};
 
 pub fn view(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let item = match syn::parse2::<Item>(item)? {

@@ -1,0 +1,238 @@
+//! Generates `impl Model`, the column constants (`User::username`), and `impl AuthorizedUser`.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::DeriveInput;
+
+use super::ast::{base_name, Errors, Field, Model, Shape};
+use super::attr::OnDelete;
+use super::valid;
+
+pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
+    let input: DeriveInput = syn::parse2(input)?;
+    let mut errors = Errors::default();
+    let model = Model::parse(input, &mut errors);
+    if let Some(model) = &model {
+        valid::check(model, &mut errors);
+    }
+    errors.finish()?;
+    match model {
+        Some(model) => Ok(generate(&model)),
+        None => Ok(TokenStream::new()),
+    }
+}
+
+fn on_delete(rule: OnDelete) -> TokenStream {
+    match rule {
+        OnDelete::Cascade => quote!(::fluxon::db::OnDelete::Cascade),
+        OnDelete::Protect => quote!(::fluxon::db::OnDelete::Protect),
+        OnDelete::SetNull => quote!(::fluxon::db::OnDelete::SetNull),
+        OnDelete::SetDefault => quote!(::fluxon::db::OnDelete::SetDefault),
+        OnDelete::NoAction => quote!(::fluxon::db::OnDelete::NoAction),
+    }
+}
+
+/// The `ColumnSchema` of one column field.
+fn column_schema(field: &Field) -> TokenStream {
+    let ty = &field.ty;
+    let a = &field.attrs;
+    let name = field.ident.to_string();
+    let span = ty.span();
+    let mut kind = quote_spanned!(span=> <#ty as ::fluxon::db::SqlType>::KIND);
+    if let Some((n, span)) = a.max_length {
+        kind = quote_spanned!(span=> #kind.with_max_length(#n));
+    }
+    if let (Some((digits, span)), Some((places, _))) = (a.max_digits, a.decimal_places) {
+        kind = quote_spanned!(span=> #kind.with_digits(#digits, #places));
+    }
+    if let Some((rule, span)) = a.on_delete {
+        let rule = on_delete(rule);
+        kind = quote_spanned!(span=> #kind.with_on_delete(#rule));
+    }
+    if let Some(span) = a.auto {
+        kind = quote_spanned!(span=> #kind.auto());
+    }
+    let unique = a.unique.is_some();
+    let primary_key = a.primary_key.is_some() || a.auto.is_some();
+    let default = match &a.default {
+        Some((sql, _)) => quote!(::core::option::Option::Some(#sql)),
+        None => quote!(::core::option::Option::None),
+    };
+    let auto_now = a.auto_now.is_some();
+    let auto_now_add = a.auto_now_add.is_some();
+    quote! {
+        ::fluxon::db::ColumnSchema {
+            name: #name,
+            kind: #kind,
+            nullable: <#ty as ::fluxon::db::SqlType>::NULLABLE,
+            unique: #unique,
+            primary_key: #primary_key,
+            default: #default,
+            auto_now: #auto_now,
+            auto_now_add: #auto_now_add,
+            in_struct: true,
+        }
+    }
+}
+
+fn generate(model: &Model) -> TokenStream {
+    let ident = &model.ident;
+    let table = model.table();
+    let primary = model.primary_key();
+    let implicit_id = primary.is_none();
+    let offset = usize::from(implicit_id);
+
+    let mut schemas = Vec::new();
+    if implicit_id {
+        schemas.push(quote! {
+            ::fluxon::db::ColumnSchema {
+                primary_key: true,
+                in_struct: false,
+                ..::fluxon::db::ColumnSchema::new("id", ::fluxon::db::FieldKind::Auto)
+            }
+        });
+    }
+    let columns: Vec<&Field> = model.columns().collect();
+    schemas.extend(columns.iter().map(|f| column_schema(f)));
+
+    let reads = columns.iter().enumerate().map(|(i, field)| {
+        let name = &field.ident;
+        let ty = &field.ty;
+        let index = i + offset;
+        quote_spanned! {ty.span()=>
+            #name: <#ty as ::fluxon::db::SqlType>::from_sql(row.get_ref(start + #i)?, &columns[#index])?
+        }
+    });
+    let defaults = model
+        .fields
+        .iter()
+        .filter(|f| f.shape == Shape::ManyToMany)
+        .map(|f| {
+            let name = &f.ident;
+            quote!(#name: ::core::default::Default::default())
+        });
+    let writes = columns.iter().enumerate().map(|(i, field)| {
+        let name = &field.ident;
+        let ty = &field.ty;
+        let index = i + offset;
+        quote_spanned! {ty.span()=>
+            <#ty as ::fluxon::db::SqlType>::to_sql(&self.#name, &columns[#index])?
+        }
+    });
+
+    let (key_ty, key_column, key_value) = match primary {
+        Some(field) => {
+            let ty = &field.ty;
+            let name = &field.ident;
+            (
+                quote!(#ty),
+                field.ident.to_string(),
+                quote!(::core::option::Option::Some(::core::clone::Clone::clone(&self.#name))),
+            )
+        }
+        None => (
+            quote!(i64),
+            "id".to_owned(),
+            quote!(::core::option::Option::None),
+        ),
+    };
+
+    let mut consts = Vec::new();
+    if implicit_id {
+        consts.push(quote! {
+            /// The implicit `id` column (assigned by the database).
+            pub const id: ::fluxon::db::Column<#ident, i64, ::fluxon::db::ReadOnly> =
+                ::fluxon::db::Column::new(0);
+        });
+    }
+    for (i, field) in columns.iter().enumerate() {
+        let name = &field.ident;
+        let ty = &field.ty;
+        let index = i + offset;
+        let doc = format!("The `{name}` column.");
+        let access = if field.attrs.auto.is_some() {
+            quote!(::fluxon::db::ReadOnly)
+        } else {
+            quote!(::fluxon::db::Writable)
+        };
+        consts.push(quote_spanned! {name.span()=>
+            #[doc = #doc]
+            pub const #name: ::fluxon::db::Column<#ident, #ty, #access> = ::fluxon::db::Column::new(#index);
+        });
+    }
+    for field in model.fields.iter().filter(|f| f.shape == Shape::ManyToMany) {
+        let name = &field.ident;
+        let ty = &field.ty;
+        let doc = format!("The `{name}` relation: add, remove and list through its join model.");
+        consts.push(quote_spanned! {name.span()=>
+            #[doc = #doc]
+            pub const #name: ::fluxon::db::ManyToManyColumn<#ident, #ty> = ::fluxon::db::ManyToManyColumn::new();
+        });
+    }
+
+    let authorized = model.attrs.authorized_user.map(|_| {
+        let username = valid::username_field(model)
+            .map(|f| f.ident.to_string())
+            .unwrap_or_default();
+        let password = model
+            .columns()
+            .find(|f| base_name(&f.ty).as_deref() == Some("Password"))
+            .map(|f| f.ident.to_string())
+            .unwrap_or_default();
+        quote! {
+            impl ::fluxon::db::AuthorizedUser for #ident {
+                const USERNAME_COLUMN: &'static str = #username;
+                const PASSWORD_COLUMN: &'static str = #password;
+            }
+        }
+    });
+    let authorized_flag = model.attrs.authorized_user.is_some();
+    let vis_doc = format!("Columns of the `{table}` table.");
+
+    quote! {
+        impl ::fluxon::db::Model for #ident {
+            type Key = #key_ty;
+            const TABLE: &'static str = #table;
+            const KEY_COLUMN: &'static str = #key_column;
+            const SCHEMA: ::fluxon::db::TableSchema = ::fluxon::db::TableSchema {
+                name: #table,
+                columns: &[#(#schemas),*],
+                authorized_user: #authorized_flag,
+            };
+
+            fn from_row(
+                row: &::fluxon::__private::rusqlite::Row<'_>,
+                start: usize,
+            ) -> ::core::result::Result<Self, ::fluxon::db::DbError> {
+                let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
+                ::core::result::Result::Ok(#ident {
+                    #(#reads,)*
+                    #(#defaults,)*
+                })
+            }
+
+            fn to_values(
+                &self,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<::fluxon::__private::rusqlite::types::Value>,
+                ::fluxon::db::DbError,
+            > {
+                let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
+                ::core::result::Result::Ok(::std::vec![#(#writes),*])
+            }
+
+            fn key(&self) -> ::core::option::Option<Self::Key> {
+                #key_value
+            }
+        }
+
+        #[doc = #vis_doc]
+        #[allow(non_upper_case_globals)]
+        impl #ident {
+            #(#consts)*
+        }
+
+        #authorized
+    }
+}

@@ -1,0 +1,172 @@
+//! `AsyncDatabase`: the same connections as [`Database`](super::Database), driven by threads of
+//! their own so async code never blocks: one writer thread runs every write (and every
+//! transaction) in order, reader threads run reads. A query or a whole transaction closure is one
+//! hop to a thread and one back.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::oneshot;
+
+use super::database::{Core, Transaction};
+use super::executor::Executor;
+use super::query::{Closure, Query};
+use super::{Database, DbError};
+
+type Job = Box<dyn FnOnce(&Core) + Send>;
+
+/// The answer to a query sent to an [`AsyncDatabase`] thread.
+pub struct DbFuture<T> {
+    reply: oneshot::Receiver<Result<T, DbError>>,
+}
+
+impl<T> Future for DbFuture<T> {
+    type Output = Result<T, DbError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.reply)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(DbError::Closed)))
+    }
+}
+
+struct Threads {
+    writes: Sender<Job>,
+    reads: Sender<Job>,
+}
+
+/// A SQLite database for async code. Cheap to clone; the threads stop when the last clone is
+/// dropped.
+///
+/// ```
+/// use fluxon::db::{AsyncDatabase, Executor};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), fluxon::db::DbError> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = AsyncDatabase::open(dir.path().join("app.sqlite3"))?;
+/// let n: i64 = db.transaction(|tx| tx.with_connection(|c| Ok(c.query_row("SELECT 7", [], |r| r.get(0))?))).await?;
+/// assert_eq!(n, 7);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AsyncDatabase {
+    core: Arc<Core>,
+    threads: Arc<Threads>,
+}
+
+impl std::fmt::Debug for AsyncDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncDatabase")
+            .field("path", &self.core.path())
+            .finish_non_exhaustive()
+    }
+}
+
+fn spawn_worker(name: &str, core: Arc<Core>, jobs: Receiver<Job>) -> Result<(), DbError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            for job in jobs {
+                job(&core);
+            }
+        })
+        .map(|_| ())
+        .map_err(DbError::Thread)
+}
+
+impl AsyncDatabase {
+    /// Opens (creating if needed) the database file, with a writer thread and 2 reader threads.
+    pub fn open(path: impl AsRef<Path>) -> Result<AsyncDatabase, DbError> {
+        Self::open_with_readers(path, 2)
+    }
+
+    /// Opens the database file with `readers` reader threads (at least one).
+    pub fn open_with_readers(
+        path: impl AsRef<Path>,
+        readers: usize,
+    ) -> Result<AsyncDatabase, DbError> {
+        let readers = readers.max(1);
+        let core = Arc::new(Core::open(path.as_ref(), readers)?);
+        let (writes, write_jobs) = crossbeam_channel::unbounded::<Job>();
+        let (reads, read_jobs) = crossbeam_channel::unbounded::<Job>();
+        spawn_worker("fluxon-db-writer", Arc::clone(&core), write_jobs)?;
+        for _ in 0..readers {
+            spawn_worker("fluxon-db-reader", Arc::clone(&core), read_jobs.clone())?;
+        }
+        Ok(AsyncDatabase {
+            core,
+            threads: Arc::new(Threads { writes, reads }),
+        })
+    }
+
+    /// The same database, used from the calling thread.
+    pub fn blocking(&self) -> Database {
+        Database {
+            core: Arc::clone(&self.core),
+        }
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        write: bool,
+        work: impl FnOnce(&Core) -> Result<T, DbError> + Send + 'static,
+    ) -> DbFuture<T> {
+        let (answer, reply) = oneshot::channel();
+        let job: Job = Box::new(move |core| {
+            // A panic in a closure must not take the thread (and every later query) with it.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(core)))
+                .unwrap_or_else(|panic| Err(DbError::Panicked(panic_text(panic.as_ref()))));
+            let _ = answer.send(result);
+        });
+        let queue = if write {
+            &self.threads.writes
+        } else {
+            &self.threads.reads
+        };
+        // If the threads are gone the job (and its sender) is dropped: the future says Closed.
+        let _ = queue.send(job);
+        DbFuture { reply }
+    }
+
+    /// Runs `body` as one transaction on the writer thread (one hop for the whole closure):
+    /// committed if it returns `Ok`, rolled back if it returns `Err` or panics.
+    pub fn transaction<T, F>(&self, body: F) -> DbFuture<T>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(true, move |core| core.transaction(body))
+    }
+
+    /// Runs `body` with a reader connection on a reader thread, for SQL of your own.
+    pub fn read<T, F>(&self, body: F) -> DbFuture<T>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.execute(Closure(body, false))
+    }
+}
+
+impl Executor for AsyncDatabase {
+    type Out<T: Send + 'static> = DbFuture<T>;
+
+    fn execute<Q: Query>(&self, query: Q) -> DbFuture<Q::Output> {
+        let write = query.writes();
+        self.submit(write, move |core| core.run(query))
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}

@@ -1,0 +1,233 @@
+//! `Database`: SQLite in WAL mode with one writer connection and a pool of readers, used from the
+//! calling thread. [`AsyncDatabase`](super::AsyncDatabase) runs the same connections on threads of
+//! their own.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::executor::Executor;
+use super::query::{Closure, Query};
+use super::DbError;
+
+/// How long a connection waits on a lock before reporting it (readers never wait on the writer in
+/// WAL mode, and there is only one writer: this is a backstop, e.g. for a checkpoint).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a connection leaves it usable: SQLite rolls back an open transaction
+    // when the next BEGIN fails, and every write here runs in its own statement or transaction.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Connections to one database file, shared by `Database` and `AsyncDatabase`.
+pub(crate) struct Core {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    max_readers: usize,
+}
+
+impl Core {
+    pub(crate) fn open(path: &Path, max_readers: usize) -> Result<Core, DbError> {
+        let writer = open_connection(path, false)?;
+        Ok(Core {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            max_readers: max_readers.max(1),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a query where it belongs: a write on the writer connection (serialized by its lock),
+    /// a read on a pooled reader.
+    pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
+        if query.writes() {
+            let writer = lock(&self.writer);
+            query.run(&writer)
+        } else {
+            let reader = self.take_reader()?;
+            let result = query.run(&reader);
+            self.return_reader(reader);
+            result
+        }
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer connection: committed when it
+    /// returns `Ok`, rolled back when it returns `Err` or panics.
+    pub(crate) fn transaction<T>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let writer = lock(&self.writer);
+        writer.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let rollback = RollbackOnDrop(&writer, true);
+        let result = body(&Transaction { conn: &writer });
+        let mut rollback = rollback;
+        rollback.1 = false;
+        match result {
+            Ok(value) => match writer.prepare_cached("COMMIT")?.execute([]) {
+                Ok(_) => Ok(value),
+                Err(err) => {
+                    let _ = writer.execute_batch("ROLLBACK");
+                    Err(err.into())
+                }
+            },
+            Err(err) => {
+                writer.prepare_cached("ROLLBACK")?.execute([])?;
+                Err(err)
+            }
+        }
+    }
+
+    fn take_reader(&self) -> Result<Connection, DbError> {
+        if let Some(reader) = lock(&self.readers).pop() {
+            return Ok(reader);
+        }
+        open_connection(&self.path, true)
+    }
+
+    fn return_reader(&self, reader: Connection) {
+        let mut readers = lock(&self.readers);
+        if readers.len() < self.max_readers {
+            readers.push(reader);
+        }
+    }
+}
+
+/// Rolls back if a transaction body panics, so the writer connection is clean for the next one.
+struct RollbackOnDrop<'c>(&'c Connection, bool);
+
+impl Drop for RollbackOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection, DbError> {
+    let open_error = |source| DbError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+    };
+    let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    if !read_only {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_error)?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_error)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(open_error)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// A SQLite database used from the calling thread: reads on a pool of reader connections, writes
+/// on the one writer connection, one at a time. Cheap to clone (clones share the connections).
+///
+/// ```
+/// use fluxon::db::{Database, Executor};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("app.sqlite3"))?;
+/// let answer: i64 = db.transaction(|tx| tx.with_connection(|c| Ok(c.query_row("SELECT 42", [], |r| r.get(0))?)))?;
+/// assert_eq!(answer, 42);
+/// # Ok::<(), fluxon::db::DbError>(())
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) core: Arc<Core>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.core.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the database file, in WAL mode, with at most 4 pooled readers.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, DbError> {
+        Self::open_with_readers(path, 4)
+    }
+
+    /// Opens the database file with at most `readers` pooled reader connections.
+    pub fn open_with_readers(path: impl AsRef<Path>, readers: usize) -> Result<Database, DbError> {
+        Ok(Database {
+            core: Arc::new(Core::open(path.as_ref(), readers)?),
+        })
+    }
+
+    /// Runs `body` as one transaction (`BEGIN IMMEDIATE`): committed if it returns `Ok`, rolled
+    /// back if it returns `Err` or panics.
+    pub fn transaction<T>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.core.transaction(body)
+    }
+
+    /// Runs `body` with a reader connection, for SQL of your own.
+    pub fn read<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        self.core.run(Closure(body, false))
+    }
+}
+
+impl Executor for Database {
+    type Out<T: Send + 'static> = Result<T, DbError>;
+
+    fn execute<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
+        self.core.run(query)
+    }
+}
+
+/// A transaction in progress: queries run on it directly, and are committed or rolled back
+/// together.
+pub struct Transaction<'c> {
+    conn: &'c Connection,
+}
+
+impl Transaction<'_> {
+    /// Runs SQL of your own inside the transaction.
+    pub fn with_connection<T>(
+        &self,
+        body: impl FnOnce(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        body(self.conn)
+    }
+}
+
+impl Executor for Transaction<'_> {
+    type Out<T: Send + 'static> = Result<T, DbError>;
+
+    fn execute<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
+        query.run(self.conn)
+    }
+}

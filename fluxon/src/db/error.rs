@@ -1,0 +1,96 @@
+//! Errors of the database layer.
+
+/// What went wrong with a query or a transaction. Constraint failures are split out so a view can
+/// answer "that username is taken" without parsing SQLite's messages.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A UNIQUE or PRIMARY KEY constraint refused the row.
+    #[error("unique constraint failed: {0}")]
+    Unique(String),
+    /// A FOREIGN KEY constraint refused the change: a missing parent, or deleting a row that rows
+    /// with `on_delete = protect` still refer to.
+    #[error("foreign key constraint failed: {0}")]
+    ForeignKey(String),
+    /// A CHECK constraint (max_length, positive, ...) refused the row.
+    #[error("check constraint failed: {0}")]
+    Check(String),
+    /// A NOT NULL constraint refused the row.
+    #[error("not null constraint failed: {0}")]
+    NotNull(String),
+    /// A value that cannot be stored in its column (a decimal with too many digits, ...).
+    #[error("invalid value for column `{column}`: {reason}")]
+    InvalidValue {
+        /// The column.
+        column: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A stored value that does not decode as the field's type.
+    #[error("column `{column}` holds a value that is not a {expected}: {reason}")]
+    Decode {
+        /// The column.
+        column: &'static str,
+        /// The field's type.
+        expected: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No row matched where one was required.
+    #[error("no matching row")]
+    NotFound,
+    /// A user name or password did not match.
+    #[error("wrong username or password")]
+    BadCredentials,
+    /// Hashing a password failed.
+    #[error("password hashing failed: {0}")]
+    Password(String),
+    /// The database's threads are gone (it was closed, or one of them panicked).
+    #[error("the database is closed")]
+    Closed,
+    /// A transaction closure (or a query) panicked; it was rolled back.
+    #[error("the database work panicked: {0}")]
+    Panicked(String),
+    /// A database thread could not be started.
+    #[error("cannot start a database thread: {0}")]
+    Thread(std::io::Error),
+    /// The server has no database: give the router one with `Router::state(db)`.
+    #[error("no database: give the router one with Router::state(AsyncDatabase)")]
+    NoDatabase,
+    /// Two models are marked `#[model(authorized_user)]`.
+    #[error(
+        "two user models: `{0}` and `{1}` are both #[model(authorized_user)]; there may be one"
+    )]
+    TwoUserModels(&'static str, &'static str),
+    /// The database file could not be opened or configured.
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// Any other SQLite error.
+    #[error("sqlite: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        if let rusqlite::Error::SqliteFailure(code, message) = &err {
+            if code.code == ErrorCode::ConstraintViolation {
+                let text = message.clone().unwrap_or_else(|| err.to_string());
+                let kind = code.extended_code;
+                return match kind {
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => DbError::Unique(text),
+                    rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => DbError::ForeignKey(text),
+                    rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => DbError::Check(text),
+                    rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => DbError::NotNull(text),
+                    _ => DbError::Sqlite(err),
+                };
+            }
+        }
+        DbError::Sqlite(err)
+    }
+}

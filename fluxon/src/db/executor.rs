@@ -1,0 +1,137 @@
+//! Where queries run, and the query-building methods every place shares: `insert`, `update`,
+//! `check`, `delete` (the original Fluxon's vocabulary).
+
+use std::marker::PhantomData;
+
+use super::column::{Assignment, Column, Filter, Order, Relation};
+use super::model::Model;
+use super::query::{
+    ColumnList, Columns, Count, CreateTables, Delete, Exists, First, Insert, InsertValues, Query,
+    Rows, Select, Update, WithRelated,
+};
+use super::schema::TableSchema;
+
+/// Something that runs queries: [`Database`](super::Database) (answers directly),
+/// [`AsyncDatabase`](super::AsyncDatabase) (answers with a future) and
+/// [`Transaction`](super::Transaction) (answers directly, inside the transaction).
+///
+/// Bring it into scope (`use fluxon::db::Executor`) for `insert`, `check`, `update`, `delete`.
+pub trait Executor {
+    /// What a query returning `T` gives back: `Result<T, DbError>`, or a future of it.
+    type Out<T: Send + 'static>;
+
+    /// Runs one query: a single hop to the connection that runs it.
+    fn execute<Q: Query>(&self, query: Q) -> Self::Out<Q::Output>;
+
+    /// Inserts a whole row; returns its new id. Auto fields are skipped.
+    fn insert<M: Model>(&self, row: &M) -> Self::Out<i64> {
+        self.execute(Insert::new(row))
+    }
+
+    /// Inserts a row from column/value pairs (`User::username.set("jack")`); returns its new id.
+    fn insert_values<M: Model>(&self, values: Vec<Assignment<M>>) -> Self::Out<i64> {
+        self.execute(InsertValues::new(values))
+    }
+
+    /// Sets columns on the rows `filter` matches; returns how many changed.
+    fn update<M: Model>(&self, sets: Vec<Assignment<M>>, filter: Filter<M>) -> Self::Out<usize> {
+        self.execute(Update::new(sets, filter))
+    }
+
+    /// Deletes the rows `filter` matches; returns how many.
+    fn delete<M: Model>(&self, filter: Filter<M>) -> Self::Out<usize> {
+        self.execute(Delete::new(filter))
+    }
+
+    /// Reads the rows `filter` matches: finish with `all`, `first`, `fetch`, `count`, `exists`,
+    /// `columns` or `related`.
+    fn check<M: Model>(&self, filter: Filter<M>) -> Check<'_, Self, M> {
+        Check {
+            executor: self,
+            select: Select::new(filter),
+        }
+    }
+
+    /// Reads every row of `M`.
+    fn check_all<M: Model>(&self) -> Check<'_, Self, M> {
+        self.check(Filter::all())
+    }
+
+    /// Creates the tables of these models if they do not exist (until migrations run them).
+    fn create_tables(&self, tables: &[TableSchema]) -> Self::Out<()> {
+        self.execute(CreateTables(tables.to_vec()))
+    }
+}
+
+/// A read being built: `db.check(User::age.gt(18)).order_by(User::name.asc()).all()`.
+pub struct Check<'e, E: ?Sized, M> {
+    executor: &'e E,
+    select: Select<M>,
+}
+
+impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
+    /// Adds an ORDER BY term (call again for more).
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.select = self.select.order_by(order);
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.select = self.select.limit(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: i64) -> Self {
+        self.select = self.select.offset(n);
+        self
+    }
+
+    /// Every matching row.
+    pub fn all(self) -> E::Out<Vec<M>> {
+        self.executor.execute(Rows(self.select))
+    }
+
+    /// At most `n` matching rows.
+    pub fn fetch(self, n: i64) -> E::Out<Vec<M>> {
+        self.executor.execute(Rows(self.select.limit(n)))
+    }
+
+    /// The first matching row.
+    pub fn first(self) -> E::Out<Option<M>> {
+        self.executor.execute(First(self.select))
+    }
+
+    /// How many rows match.
+    pub fn count(self) -> E::Out<i64> {
+        self.executor.execute(Count(self.select))
+    }
+
+    /// Whether any row matches.
+    pub fn exists(self) -> E::Out<bool> {
+        self.executor.execute(Exists(self.select))
+    }
+
+    /// Chosen columns as typed tuples: `.columns((User::id, User::username))` gives
+    /// `Vec<(i64, String)>`.
+    pub fn columns<C: ColumnList<M>>(self, columns: C) -> E::Out<Vec<C::Output>> {
+        self.executor.execute(Columns {
+            select: self.select,
+            columns,
+        })
+    }
+
+    /// Each row with the row its foreign key `column` refers to, in one query with a join:
+    /// `Vec<(Course, Teacher)>`, or `Vec<(Course, Option<Teacher>)>` for a nullable reference.
+    pub fn related<R, W>(self, column: Column<M, R, W>) -> E::Out<Vec<(M, R::Joined)>>
+    where
+        R: Relation + super::value::ColumnType,
+    {
+        self.executor.execute(WithRelated::<M, R> {
+            select: self.select,
+            column: column.schema(),
+            _relation: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,93 @@
+//! Models and queries: the [`Model`] trait that `#[derive(Model)]` implements, typed columns and
+//! filters, query values, and the two ways to run them: [`Database`] (blocking) and
+//! [`AsyncDatabase`] (async, on threads of its own).
+//!
+//! ```
+//! use fluxon::db::{Database, Executor, ForeignKey, Model};
+//!
+//! #[derive(Model, Debug)]
+//! struct Teacher {
+//!     #[field(max_length = 50, unique)]
+//!     name: String,
+//! }
+//!
+//! #[derive(Model, Debug)]
+//! struct Course {
+//!     #[field(max_length = 100)]
+//!     title: String,
+//!     #[field(on_delete = cascade)]
+//!     teacher: ForeignKey<Teacher>,
+//!     seats: u32,
+//! }
+//!
+//! # fn main() -> Result<(), fluxon::db::DbError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path().join("school.sqlite3"))?;
+//! db.create_tables(&[Teacher::SCHEMA, Course::SCHEMA])?;
+//! let ada = db.insert(&Teacher { name: "Ada".into() })?;
+//! db.insert(&Course { title: "Engines".into(), teacher: ada.into(), seats: 12 })?;
+//! let big = db.check(Course::seats.ge(10) & Course::title.like("E%")).all()?;
+//! assert_eq!(big[0].title, "Engines");
+//! let with_teacher = db.check(Course::teacher.eq(ada)).related(Course::teacher)?;
+//! assert_eq!(with_teacher[0].1.name, "Ada");
+//! # Ok(()) }
+//! ```
+//!
+//! ## Fields
+//!
+//! | original | Rust field | attributes |
+//! |---|---|---|
+//! | CharField | `String` | `max_length = N` (required for Char; without it, a TextField) |
+//! | TextField | `String` | |
+//! | IntegerField | `i32` | |
+//! | BigIntegerField | `i64` | |
+//! | PositiveIntegerField | `u32` | (CHECK >= 0) |
+//! | FloatField | `f64` | |
+//! | DecimalField | `Decimal` | `max_digits = N, decimal_places = M` (exact; stored as a scaled integer) |
+//! | BooleanField | `bool` | |
+//! | AutoField | `i64` | `primary_key, auto`; or nothing: an implicit `id` is added |
+//! | DateField / TimeField | `Date` / `Time` | `default = "..."` |
+//! | DateTimeField | `OffsetDateTime` | `auto_now`, `auto_now_add` |
+//! | ForeignKey | `ForeignKey<M>` | `on_delete = cascade / protect / set_null / set_default / no_action` |
+//! | OneToOneField | `OneToOne<M>` | `on_delete = ...` |
+//! | ManyToManyField | `ManyToMany<M, Through>` | (no column; rows live in `Through`) |
+//! | (password) | `Password` | (argon2id hash) |
+//!
+//! Any field may be an `Option<T>` (NULL allowed) and take `unique`, `primary_key` or
+//! `default = <SQL literal as a string>`. `#[model(table = "name")]` names the table (default: the
+//! struct's name in snake case); `#[model(authorized_user)]` marks the user model.
+//!
+//! What this module does not own: schema migrations (`migrate`), and the server (`Request::user`
+//! reads the logged-in user through here).
+
+mod async_database;
+mod column;
+mod database;
+mod error;
+mod executor;
+mod many_to_many;
+mod model;
+mod password;
+mod query;
+pub mod schema;
+mod value;
+
+pub use async_database::{AsyncDatabase, DbFuture};
+pub use column::{Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable};
+pub use database::{Database, Transaction};
+pub use error::DbError;
+pub use executor::{Check, Executor};
+pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated};
+pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
+pub use password::Password;
+pub use query::{
+    ColumnList, Columns, Count, CreateTables, Delete, Exists, First, Insert, InsertValues, Query,
+    Rows, Select, Update, WithRelated,
+};
+pub use rust_decimal::Decimal;
+pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
+pub use time::{Date, OffsetDateTime, Time};
+pub use value::{ColumnType, IntoColumnValue, SqlType};
+
+/// The derive; see the module docs.
+pub use fluxon_macros::Model;

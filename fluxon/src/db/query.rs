@@ -1,0 +1,528 @@
+//! Queries as values: each knows its SQL and its bound values, runs on one connection in one go,
+//! and says whether it writes. `Database`, `AsyncDatabase` and transactions all run the same
+//! query values.
+
+use std::marker::PhantomData;
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+use time::OffsetDateTime;
+
+use super::column::{Assignment, Column, Filter, Order, Relation};
+use super::model::Model;
+use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
+use super::value::{ColumnType, SqlType};
+use super::DbError;
+
+/// A unit of database work: one statement, or a few that belong together.
+pub trait Query: Send + 'static {
+    /// What it produces.
+    type Output: Send + 'static;
+    /// Whether it writes (runs on the writer connection).
+    fn writes(&self) -> bool;
+    /// Runs it.
+    fn run(self, conn: &Connection) -> Result<Self::Output, DbError>;
+}
+
+fn now_value() -> Value {
+    // rusqlite's own encoding of OffsetDateTime, so stored times compare as text.
+    let column = ColumnSchema::new("now", FieldKind::DateTime);
+    OffsetDateTime::now_utc()
+        .to_sql(&column)
+        .unwrap_or(Value::Null)
+}
+
+fn column_list(table: &str, columns: impl Iterator<Item = &'static ColumnSchema>) -> String {
+    columns
+        .map(|c| format!("{}.{}", quote_ident(table), quote_ident(c.name)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn check_filter<M>(filter: &mut Filter<M>) -> Result<(), DbError> {
+    match filter.error.take() {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// Inserts a whole model; auto fields are skipped, `auto_now` / `auto_now_add` fields set to now.
+/// Produces the new row's id (its rowid: the auto primary key).
+pub struct Insert<M> {
+    values: Result<Vec<Value>, DbError>,
+    _model: PhantomData<fn() -> M>,
+}
+
+impl<M: Model> Insert<M> {
+    /// The insert of `row`.
+    pub fn new(row: &M) -> Self {
+        Insert {
+            values: row.to_values(),
+            _model: PhantomData,
+        }
+    }
+}
+
+impl<M: Model> Query for Insert<M> {
+    type Output = i64;
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+        let values = self.values?;
+        let mut names = Vec::new();
+        let mut params = Vec::new();
+        let mut now = None;
+        for (column, value) in M::SCHEMA.struct_columns().zip(values) {
+            if column.is_auto() {
+                continue;
+            }
+            names.push(quote_ident(column.name));
+            if column.auto_now || column.auto_now_add {
+                params.push(now.get_or_insert_with(now_value).clone());
+            } else {
+                params.push(value);
+            }
+        }
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote_ident(M::TABLE),
+            names.join(", "),
+            vec!["?"; names.len()].join(", ")
+        );
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(params))?;
+        Ok(conn.last_insert_rowid())
+    }
+}
+
+/// Inserts a row from column/value pairs; columns not given take their defaults.
+pub struct InsertValues<M> {
+    values: Vec<Assignment<M>>,
+}
+
+impl<M: Model> InsertValues<M> {
+    /// The insert of these pairs.
+    pub fn new(values: Vec<Assignment<M>>) -> Self {
+        InsertValues { values }
+    }
+}
+
+impl<M: Model> Query for InsertValues<M> {
+    type Output = i64;
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+        let mut names = Vec::new();
+        let mut params = Vec::new();
+        for assignment in self.values {
+            names.push(assignment.column.name);
+            params.push(assignment.value?);
+        }
+        for column in M::SCHEMA.columns {
+            if (column.auto_now || column.auto_now_add) && !names.contains(&column.name) {
+                names.push(column.name);
+                params.push(now_value());
+            }
+        }
+        let sql = if names.is_empty() {
+            format!("INSERT INTO {} DEFAULT VALUES", quote_ident(M::TABLE))
+        } else {
+            format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote_ident(M::TABLE),
+                names
+                    .iter()
+                    .map(|n| quote_ident(n))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                vec!["?"; names.len()].join(", ")
+            )
+        };
+        conn.prepare_cached(&sql)?
+            .execute(params_from_iter(params))?;
+        Ok(conn.last_insert_rowid())
+    }
+}
+
+/// Sets columns on every row a filter matches; `auto_now` fields are set to now. Produces the
+/// number of rows changed.
+pub struct Update<M> {
+    sets: Vec<Assignment<M>>,
+    filter: Filter<M>,
+}
+
+impl<M: Model> Update<M> {
+    /// The update.
+    pub fn new(sets: Vec<Assignment<M>>, filter: Filter<M>) -> Self {
+        Update { sets, filter }
+    }
+}
+
+impl<M: Model> Query for Update<M> {
+    type Output = usize;
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(mut self, conn: &Connection) -> Result<usize, DbError> {
+        check_filter(&mut self.filter)?;
+        let mut sets = Vec::new();
+        let mut params = Vec::new();
+        for assignment in self.sets {
+            sets.push(format!("{} = ?", quote_ident(assignment.column.name)));
+            params.push(assignment.value?);
+        }
+        for column in M::SCHEMA.columns.iter().filter(|c| c.auto_now) {
+            sets.push(format!("{} = ?", quote_ident(column.name)));
+            params.push(now_value());
+        }
+        if sets.is_empty() {
+            return Ok(0);
+        }
+        params.extend(self.filter.params);
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}",
+            quote_ident(M::TABLE),
+            sets.join(", "),
+            self.filter.sql
+        );
+        Ok(conn
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(params))?)
+    }
+}
+
+/// Deletes every row a filter matches (foreign keys cascade, protect or set null as declared).
+/// Produces the number of rows deleted.
+pub struct Delete<M> {
+    filter: Filter<M>,
+}
+
+impl<M: Model> Delete<M> {
+    /// The delete.
+    pub fn new(filter: Filter<M>) -> Self {
+        Delete { filter }
+    }
+}
+
+impl<M: Model> Query for Delete<M> {
+    type Output = usize;
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(mut self, conn: &Connection) -> Result<usize, DbError> {
+        check_filter(&mut self.filter)?;
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            quote_ident(M::TABLE),
+            self.filter.sql
+        );
+        Ok(conn
+            .prepare_cached(&sql)?
+            .execute(params_from_iter(self.filter.params))?)
+    }
+}
+
+/// The parts of a SELECT shared by every way of reading: filter, order, limit, offset.
+pub struct Select<M> {
+    filter: Filter<M>,
+    order: Vec<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+impl<M: Model> Select<M> {
+    /// Rows matching `filter`.
+    pub fn new(filter: Filter<M>) -> Self {
+        Select {
+            filter,
+            order: Vec::new(),
+            limit: None,
+            offset: None,
+        }
+    }
+
+    /// Adds an ORDER BY term.
+    pub fn order_by(mut self, order: Order<M>) -> Self {
+        self.order.push(order.sql);
+        self
+    }
+
+    /// At most `n` rows.
+    pub fn limit(mut self, n: i64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+
+    /// Skips the first `n` rows.
+    pub fn offset(mut self, n: i64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+
+    /// `SELECT {what} FROM table {joins} WHERE ... ORDER BY ... LIMIT ... OFFSET ...`, and its values.
+    fn sql(mut self, what: &str, joins: &str) -> Result<(String, Vec<Value>), DbError> {
+        check_filter(&mut self.filter)?;
+        let mut sql = format!(
+            "SELECT {what} FROM {}{joins} WHERE {}",
+            quote_ident(M::TABLE),
+            self.filter.sql
+        );
+        let mut params = self.filter.params;
+        if !self.order.is_empty() {
+            sql.push_str(" ORDER BY ");
+            sql.push_str(&self.order.join(", "));
+        }
+        if self.limit.is_some() || self.offset.is_some() {
+            sql.push_str(" LIMIT ?");
+            params.push(Value::Integer(self.limit.unwrap_or(-1)));
+        }
+        if let Some(offset) = self.offset {
+            sql.push_str(" OFFSET ?");
+            params.push(Value::Integer(offset));
+        }
+        Ok((sql, params))
+    }
+}
+
+fn model_columns<M: Model>() -> String {
+    column_list(M::TABLE, M::SCHEMA.struct_columns())
+}
+
+/// Reads whole rows.
+pub struct Rows<M>(pub(crate) Select<M>);
+
+impl<M: Model> Query for Rows<M> {
+    type Output = Vec<M>;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<Vec<M>, DbError> {
+        let (sql, params) = self.0.sql(&model_columns::<M>(), "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(M::from_row(row, 0)?);
+        }
+        Ok(out)
+    }
+}
+
+/// The first matching row, if any.
+pub struct First<M>(pub(crate) Select<M>);
+
+impl<M: Model> Query for First<M> {
+    type Output = Option<M>;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<Option<M>, DbError> {
+        Ok(Rows(self.0.limit(1)).run(conn)?.into_iter().next())
+    }
+}
+
+/// How many rows match.
+pub struct Count<M>(pub(crate) Select<M>);
+
+impl<M: Model> Query for Count<M> {
+    type Output = i64;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+        let limited = self.0.limit.is_some() || self.0.offset.is_some();
+        let (sql, params) = self.0.sql(if limited { "1" } else { "COUNT(*)" }, "")?;
+        let sql = if limited {
+            format!("SELECT COUNT(*) FROM ({sql})")
+        } else {
+            sql
+        };
+        let count = conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(params), |row| row.get(0))?;
+        Ok(count)
+    }
+}
+
+/// Whether any row matches.
+pub struct Exists<M>(pub(crate) Select<M>);
+
+impl<M: Model> Query for Exists<M> {
+    type Output = bool;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<bool, DbError> {
+        let (sql, params) = self.0.limit(1).sql("1", "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        Ok(rows.next()?.is_some())
+    }
+}
+
+/// A tuple of columns of one model, read as a tuple of their types.
+pub trait ColumnList<M>: Send + 'static {
+    /// The tuple of values.
+    type Output: Send + 'static;
+    /// `"t"."a", "t"."b"`.
+    fn sql(&self) -> String;
+    /// Decodes one row.
+    fn decode(&self, row: &rusqlite::Row<'_>) -> Result<Self::Output, DbError>;
+}
+
+macro_rules! column_tuple {
+    ($(($t:ident, $w:ident, $i:tt)),+) => {
+        impl<M: Model, $($t: ColumnType, $w: Send + 'static),+> ColumnList<M> for ($(Column<M, $t, $w>,)+) {
+            type Output = ($($t,)+);
+            fn sql(&self) -> String {
+                [$(self.$i.qualified()),+].join(", ")
+            }
+            fn decode(&self, row: &rusqlite::Row<'_>) -> Result<Self::Output, DbError> {
+                Ok(($($t::from_sql(row.get_ref($i)?, self.$i.schema())?,)+))
+            }
+        }
+    };
+}
+
+column_tuple!((A, WA, 0));
+column_tuple!((A, WA, 0), (B, WB, 1));
+column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2));
+column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2), (D, WD, 3));
+column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2), (D, WD, 3), (E, WE, 4));
+column_tuple!(
+    (A, WA, 0),
+    (B, WB, 1),
+    (C, WC, 2),
+    (D, WD, 3),
+    (E, WE, 4),
+    (F, WF, 5)
+);
+
+/// Reads chosen columns as typed tuples.
+pub struct Columns<M, C> {
+    pub(crate) select: Select<M>,
+    pub(crate) columns: C,
+}
+
+impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
+    type Output = Vec<C::Output>;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<Vec<C::Output>, DbError> {
+        let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(self.columns.decode(row)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads rows together with the row a foreign key refers to, in one query with a join.
+pub struct WithRelated<M, R: Relation> {
+    pub(crate) select: Select<M>,
+    pub(crate) column: &'static ColumnSchema,
+    pub(crate) _relation: PhantomData<fn() -> R>,
+}
+
+impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
+    type Output = Vec<(M, R::Joined)>;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+        let target = <R::Target as Model>::SCHEMA;
+        let alias = "related";
+        let key = <R::Target as Model>::KEY_COLUMN;
+        let what = format!(
+            "{}, {}.{}, {}",
+            model_columns::<M>(),
+            quote_ident(alias),
+            quote_ident(key),
+            column_list(alias, target.struct_columns())
+        );
+        let join = format!(
+            " {} JOIN {} AS {} ON {}.{} = {}.{}",
+            if R::OPTIONAL { "LEFT" } else { "INNER" },
+            quote_ident(target.name),
+            quote_ident(alias),
+            quote_ident(alias),
+            quote_ident(key),
+            quote_ident(M::TABLE),
+            quote_ident(self.column.name)
+        );
+        let (sql, params) = self.select.sql(&what, &join)?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        let base_width = M::SCHEMA.struct_columns().count();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let base = M::from_row(row, 0)?;
+            let present = !matches!(row.get_ref(base_width)?, rusqlite::types::ValueRef::Null);
+            let related = if present {
+                Some(R::Target::from_row(row, base_width + 1)?)
+            } else {
+                None
+            };
+            out.push((base, R::wrap(related)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Runs a closure on the connection (inside a transaction when given to `transaction`).
+pub(crate) struct Closure<F>(pub F, pub bool);
+
+impl<F, T> Query for Closure<F>
+where
+    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    T: Send + 'static,
+{
+    type Output = T;
+    fn writes(&self) -> bool {
+        self.1
+    }
+    fn run(self, conn: &Connection) -> Result<T, DbError> {
+        (self.0)(conn)
+    }
+}
+
+/// Creates the tables of some models (and their foreign key indexes), if they do not exist.
+pub struct CreateTables(pub(crate) Vec<TableSchema>);
+
+impl Query for CreateTables {
+    type Output = ();
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &Connection) -> Result<(), DbError> {
+        let users: Vec<&str> = self
+            .0
+            .iter()
+            .filter(|t| t.authorized_user)
+            .map(|t| t.name)
+            .collect();
+        if let [first, second, ..] = users[..] {
+            return Err(DbError::TwoUserModels(first, second));
+        }
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = self.0.iter().try_for_each(|table| {
+            table
+                .create_sql()
+                .iter()
+                .try_for_each(|statement| conn.execute_batch(statement))
+        });
+        match result {
+            Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+            Err(err) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(err.into())
+            }
+        }
+    }
+}
