@@ -20,11 +20,14 @@ pub struct Writable;
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOnly;
 
+/// The phantom types of a column: its model, its Rust type, whether it can be set.
+type ColumnTypes<M, T, W> = PhantomData<fn() -> (M, T, W)>;
+
 /// Column `index` of model `M`, holding a `T`. The derive makes one constant per field:
 /// `User::username: Column<User, String>`.
 pub struct Column<M, T, W = Writable> {
     index: usize,
-    _types: PhantomData<fn() -> (M, T, W)>,
+    _types: ColumnTypes<M, T, W>,
 }
 
 impl<M, T, W> Clone for Column<M, T, W> {

@@ -87,6 +87,12 @@ impl From<rusqlite::Error> for DbError {
                     rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => DbError::ForeignKey(text),
                     rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => DbError::Check(text),
                     rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => DbError::NotNull(text),
+                    // Some paths (a RESTRICT firing at statement end, a deferred check at commit)
+                    // report only the primary code; SQLite's message names the constraint.
+                    _ if text.starts_with("FOREIGN KEY") => DbError::ForeignKey(text),
+                    _ if text.starts_with("UNIQUE") => DbError::Unique(text),
+                    _ if text.starts_with("CHECK") => DbError::Check(text),
+                    _ if text.starts_with("NOT NULL") => DbError::NotNull(text),
                     _ => DbError::Sqlite(err),
                 };
             }

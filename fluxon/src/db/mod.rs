@@ -70,6 +70,7 @@ mod model;
 mod password;
 mod query;
 pub mod schema;
+mod user;
 mod value;
 
 pub use async_database::{AsyncDatabase, DbFuture};
@@ -87,6 +88,7 @@ pub use query::{
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use time::{Date, OffsetDateTime, Time};
+pub use user::{user_by_id, Credentials};
 pub use value::{ColumnType, IntoColumnValue, SqlType};
 
 /// The derive; see the module docs.

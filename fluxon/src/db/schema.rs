@@ -211,9 +211,9 @@ impl ColumnSchema {
                 sql.push_str(" AUTOINCREMENT");
             }
         }
-        if !self.nullable && !self.primary_key {
-            sql.push_str(" NOT NULL");
-        } else if self.primary_key && !self.is_auto() {
+        // An auto key is NOT NULL by being the rowid; any other key, and every non-Option field,
+        // says so.
+        if (!self.nullable && !self.primary_key) || (self.primary_key && !self.is_auto()) {
             sql.push_str(" NOT NULL");
         }
         if self.unique || matches!(self.kind, FieldKind::OneToOne(_)) {

@@ -81,6 +81,55 @@ impl Request {
         self.server.shared.router.get_state()
     }
 
+    /// The server's database: the [`AsyncDatabase`](crate::db::AsyncDatabase) given to the router
+    /// with [`Router::state`](crate::Router::state).
+    pub fn db(&self) -> Result<&crate::db::AsyncDatabase, crate::db::DbError> {
+        self.state().ok_or(crate::db::DbError::NoDatabase)
+    }
+
+    /// The logged-in user, loaded from the database; `None` when the session is not logged in
+    /// (or the user was deleted since).
+    pub async fn user<U: crate::db::AuthorizedUser>(
+        &self,
+    ) -> Result<Option<U>, crate::db::DbError> {
+        use crate::db::Executor;
+        let Some(id) = self.user_id() else {
+            return Ok(None);
+        };
+        self.db()?.execute(crate::db::user_by_id::<U>(id)?).await
+    }
+
+    /// Logs this session in as the user with this username and password (argon2id verified off
+    /// the runtime's threads); returns the user's id. A wrong username or password is
+    /// [`DbError::BadCredentials`](crate::db::DbError::BadCredentials), and leaves the session as
+    /// it was.
+    pub async fn login_with_password<U: crate::db::AuthorizedUser>(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<UserId, crate::db::DbError> {
+        use crate::db::{DbError, Executor};
+        let found = self
+            .db()?
+            .execute(crate::db::Credentials::<U>::new(username))
+            .await?;
+        let password = password.to_owned();
+        let verified = tokio::task::spawn_blocking(move || match found {
+            Some((id, hash)) if hash.verify(&password) => Some(id),
+            Some(_) => None,
+            None => {
+                // Spend the same time on an unknown name, so timing does not reveal which names exist.
+                let _ = crate::db::Password::hash(&password);
+                None
+            }
+        })
+        .await
+        .map_err(|e| DbError::Password(e.to_string()))?;
+        let id = verified.ok_or(DbError::BadCredentials)?;
+        self.login(id);
+        Ok(id)
+    }
+
     /// When the call arrived (wall clock, derived from the monotonic arrival time).
     pub fn received_at(&self) -> SystemTime {
         SystemTime::now()

@@ -1,0 +1,11 @@
+//! Integration tests of models and queries: real SQLite files in temp dirs, through `Database`
+//! and `AsyncDatabase`, and through a real server for logins.
+
+mod models;
+
+mod concurrency;
+mod constraints;
+mod fields;
+mod queries;
+mod relations;
+mod users;

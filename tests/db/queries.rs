@@ -1,0 +1,186 @@
+//! Filters with `&`, `|`, `!`; ordering, paging, counting; typed column tuples; updates and deletes.
+
+use fluxon::db::{Executor, Filter};
+
+use crate::models::*;
+
+fn school() -> (fluxon::db::Database, tempfile::TempDir) {
+    let (db, dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let grace = db.insert(&teacher("Grace")).unwrap();
+    for (title, teacher, seats) in [
+        ("Algebra", ada, 10u32),
+        ("Biology", grace, 25),
+        ("Chemistry", ada, 40),
+        ("Drama", grace, 5),
+        ("Economics", ada, 60),
+    ] {
+        db.insert(&Course {
+            seats,
+            ..course(title, teacher)
+        })
+        .unwrap();
+    }
+    (db, dir)
+}
+
+fn titles(courses: Vec<Course>) -> Vec<String> {
+    courses.into_iter().map(|c| c.title).collect()
+}
+
+#[test]
+fn and_or_not_combine() {
+    let (db, _dir) = school();
+    let ada = 1;
+    let q = db
+        .check((Course::teacher.eq(ada) & Course::seats.ge(40)) | Course::title.eq("Drama"))
+        .order_by(Course::title.asc())
+        .all()
+        .unwrap();
+    assert_eq!(titles(q), ["Chemistry", "Drama", "Economics"]);
+    let q = db
+        .check(!Course::title.like("%o%"))
+        .order_by(Course::title.asc())
+        .all()
+        .unwrap();
+    assert_eq!(titles(q), ["Algebra", "Chemistry", "Drama"]);
+    let q = db
+        .check(Course::seats.lt(10) | Course::seats.gt(50))
+        .count()
+        .unwrap();
+    assert_eq!(q, 2);
+    let q = db
+        .check(Course::seats.le(10) & Course::seats.ne(5))
+        .all()
+        .unwrap();
+    assert_eq!(titles(q), ["Algebra"]);
+    let q = db
+        .check(Course::title.in_list(["Drama", "Algebra", "Nope"]))
+        .count()
+        .unwrap();
+    assert_eq!(q, 2);
+    let q = db
+        .check(Course::title.in_list(Vec::<String>::new()))
+        .count()
+        .unwrap();
+    assert_eq!(q, 0, "an empty list matches nothing");
+    assert_eq!(db.check(Teacher::mentor.is_null()).count().unwrap(), 2);
+    assert_eq!(db.check(Teacher::mentor.is_not_null()).count().unwrap(), 0);
+}
+
+#[test]
+fn order_limit_offset_first_fetch_exists() {
+    let (db, _dir) = school();
+    let q = db
+        .check_all::<Course>()
+        .order_by(Course::seats.desc())
+        .limit(2)
+        .offset(1)
+        .all()
+        .unwrap();
+    assert_eq!(titles(q), ["Chemistry", "Biology"]);
+    let q = db
+        .check_all::<Course>()
+        .order_by(Course::seats.asc())
+        .fetch(3)
+        .unwrap();
+    assert_eq!(titles(q), ["Drama", "Algebra", "Biology"]);
+    let first = db
+        .check(Course::seats.gt(30))
+        .order_by(Course::seats.asc())
+        .first()
+        .unwrap();
+    assert_eq!(first.map(|c| c.title).as_deref(), Some("Chemistry"));
+    assert!(db.check(Course::title.eq("Drama")).exists().unwrap());
+    assert!(!db.check(Course::title.eq("Latin")).exists().unwrap());
+    assert_eq!(
+        db.check(Filter::<Course>::all()).limit(2).count().unwrap(),
+        2,
+        "count honours limit"
+    );
+}
+
+#[test]
+fn columns_come_back_as_typed_tuples() {
+    let (db, _dir) = school();
+    let rows: Vec<(i64, String, u32)> = db
+        .check(Course::seats.ge(25))
+        .order_by(Course::id.asc())
+        .columns((Course::id, Course::title, Course::seats))
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (2, "Biology".into(), 25),
+            (3, "Chemistry".into(), 40),
+            (5, "Economics".into(), 60)
+        ]
+    );
+    let ids: Vec<(i64,)> = db
+        .check(Teacher::name.eq("Grace"))
+        .columns((Teacher::id,))
+        .unwrap();
+    assert_eq!(ids, vec![(2,)]);
+}
+
+#[test]
+fn update_and_delete_report_rows_changed() {
+    let (db, _dir) = school();
+    let changed = db
+        .update(
+            vec![Course::seats.set(99u32), Course::title.set("Big")],
+            Course::seats.gt(30),
+        )
+        .unwrap();
+    assert_eq!(changed, 2);
+    assert_eq!(
+        db.check(Course::title.eq("Big") & Course::seats.eq(99))
+            .count()
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        db.update(vec![Course::seats.set(1)], Course::title.eq("none"))
+            .unwrap(),
+        0
+    );
+    assert_eq!(db.delete(Course::title.eq("Big")).unwrap(), 2);
+    assert_eq!(db.check_all::<Course>().count().unwrap(), 3);
+}
+
+#[test]
+fn insert_by_pairs_takes_defaults_for_the_rest() {
+    let (db, _dir) = school();
+    let id = db
+        .insert_values(vec![Course::title.set("Latin"), Course::teacher.set(1)])
+        .unwrap();
+    let latin = db.check(Course::id.eq(id)).first().unwrap().unwrap();
+    assert_eq!(latin.seats, 30, "the declared default");
+    assert_eq!(latin.title, "Latin");
+}
+
+#[tokio::test]
+async fn the_same_queries_run_async() {
+    let (db, _dir) = async_database().await;
+    let ada = db.insert(&teacher("Ada")).await.unwrap();
+    db.insert(&course("Engines", ada)).await.unwrap();
+    let found = db.check(Course::title.like("Eng%")).all().await.unwrap();
+    assert_eq!(found[0].teacher, ada.into());
+    let joined = db
+        .check_all::<Course>()
+        .related(Course::teacher)
+        .await
+        .unwrap();
+    assert_eq!(joined[0].1.name, "Ada");
+    assert_eq!(
+        db.update(vec![Course::seats.set(3)], Course::id.eq(found[0].id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.blocking().check(Course::seats.eq(3)).count().unwrap(),
+        1,
+        "same file, same rows"
+    );
+}

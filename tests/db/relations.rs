@@ -1,0 +1,129 @@
+//! Foreign keys (cascade, set null), joins, and many-to-many through a join model.
+
+use fluxon::db::Executor;
+
+use crate::models::*;
+
+#[test]
+fn cascade_deletes_children_and_their_join_rows() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let grace = db.insert(&teacher("Grace")).unwrap();
+    let engines = db.insert(&course("Engines", ada)).unwrap();
+    let compilers = db.insert(&course("Compilers", grace)).unwrap();
+    let bo = db.insert(&student("Bo")).unwrap();
+    db.execute(Course::students.add(engines, bo)).unwrap();
+    db.execute(Course::students.add(compilers, bo)).unwrap();
+
+    assert_eq!(db.delete(Teacher::name.eq("Ada")).unwrap(), 1);
+    let left: Vec<String> = db
+        .check_all::<Course>()
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.title)
+        .collect();
+    assert_eq!(left, ["Compilers"]);
+    assert_eq!(
+        db.check_all::<Enrollment>().count().unwrap(),
+        1,
+        "the enrollment in Engines went too"
+    );
+    assert_eq!(
+        db.check_all::<Student>().count().unwrap(),
+        1,
+        "students are not owned by courses"
+    );
+}
+
+#[test]
+fn set_null_clears_the_reference() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    db.insert(&Teacher {
+        name: "Grace".into(),
+        mentor: Some(ada.into()),
+    })
+    .unwrap();
+    assert_eq!(db.check(Teacher::mentor.eq(ada)).count().unwrap(), 1);
+    db.delete(Teacher::id.eq(ada)).unwrap();
+    let grace = db
+        .check(Teacher::name.eq("Grace"))
+        .first()
+        .unwrap()
+        .unwrap();
+    assert_eq!(grace.mentor, None);
+}
+
+#[test]
+fn a_join_follows_a_foreign_key_in_one_query() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let grace = db.insert(&teacher("Grace")).unwrap();
+    db.insert(&course("Engines", ada)).unwrap();
+    db.insert(&course("Compilers", grace)).unwrap();
+    db.insert(&course("Looms", ada)).unwrap();
+    let rows = db
+        .check(Course::title.ne("Compilers"))
+        .order_by(Course::title.asc())
+        .related(Course::teacher)
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(c, t)| (c.title.as_str(), t.name.as_str()))
+        .collect();
+    assert_eq!(pairs, [("Engines", "Ada"), ("Looms", "Ada")]);
+
+    // A nullable reference joins with LEFT JOIN: rows without one come back with None.
+    db.insert(&Student {
+        name: "Bo".into(),
+        advisor: Some(grace.into()),
+    })
+    .unwrap();
+    db.insert(&student("Cy")).unwrap();
+    let advised = db
+        .check_all::<Student>()
+        .order_by(Student::name.asc())
+        .related(Student::advisor)
+        .unwrap();
+    assert_eq!(
+        advised[0].1.as_ref().map(|t| t.name.as_str()),
+        Some("Grace")
+    );
+    assert_eq!(advised[1].1, None);
+}
+
+#[test]
+fn many_to_many_add_list_remove() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let engines = db.insert(&course("Engines", ada)).unwrap();
+    let looms = db.insert(&course("Looms", ada)).unwrap();
+    let bo = db.insert(&student("Bo")).unwrap();
+    let cy = db.insert(&student("Cy")).unwrap();
+    db.execute(Course::students.add(engines, bo)).unwrap();
+    db.execute(Course::students.add(engines, cy)).unwrap();
+    db.execute(Course::students.add(looms, cy)).unwrap();
+
+    let names = |course| -> Vec<String> {
+        db.execute(Course::students.list(course))
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    assert_eq!(names(engines), ["Bo", "Cy"]);
+    assert_eq!(names(looms), ["Cy"]);
+    assert_eq!(db.execute(Course::students.remove(engines, bo)).unwrap(), 1);
+    assert_eq!(names(engines), ["Cy"]);
+    assert_eq!(
+        db.execute(Course::students.remove(engines, bo)).unwrap(),
+        0,
+        "already gone"
+    );
+    let enrollment = db.check_all::<Enrollment>().first().unwrap().unwrap();
+    assert!(
+        enrollment.joined > fluxon::db::OffsetDateTime::UNIX_EPOCH,
+        "auto_now_add set by add()"
+    );
+}

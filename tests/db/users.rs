@@ -1,0 +1,117 @@
+//! The user model: argon2id hashes only, login by username and password through a real server,
+//! and `Request::user`.
+
+use fluxon::db::{Executor, Password};
+use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+
+use crate::models::*;
+
+#[view]
+async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    let password = Password::hash(&password).map_err(|e| e.to_string())?;
+    let db = req.db().map_err(|e| e.to_string())?;
+    db.insert(&User { username, password })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[view]
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    req.login_with_password::<User>(&username, &password)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[view]
+async fn me(req: Request) -> Result<Option<String>, String> {
+    let user = req.user::<User>().await.map_err(|e| e.to_string())?;
+    Ok(user.map(|u| u.username))
+}
+
+#[tokio::test]
+async fn signup_login_and_the_logged_in_user() {
+    let (db, _dir) = async_database().await;
+    let router = Router::new()
+        .state(db.clone())
+        .mapping(views![signup, login, me])
+        .unwrap();
+    let server = AsyncServer::new(0).router(router).start().await.unwrap();
+    let conn = ConnectionHandler::connect(server.local_addr().to_string())
+        .await
+        .unwrap();
+
+    let secret = "tr0ub4dor&3 ✓";
+    let id = conn
+        .call(signup, &("jack".to_owned(), secret.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.call(me, &()).await.unwrap(),
+        None,
+        "signed up, not logged in"
+    );
+
+    for (name, password) in [("jack", "wrong"), ("nobody", secret), ("jack", "")] {
+        let err = conn
+            .call(login, &(name.to_owned(), password.to_owned()))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("wrong username or password"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        conn.call(me, &()).await.unwrap(),
+        None,
+        "failed logins change nothing"
+    );
+
+    assert_eq!(
+        conn.call(login, &("jack".to_owned(), secret.to_owned()))
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(conn.call(me, &()).await.unwrap().as_deref(), Some("jack"));
+
+    // Only the hash is stored.
+    let stored: String = db
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT password FROM user WHERE username = 'jack'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains(secret));
+    let file = std::fs::read(_dir.path().join("test.sqlite3")).unwrap();
+    let wal = std::fs::read(_dir.path().join("test.sqlite3-wal")).unwrap_or_default();
+    for bytes in [&file, &wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "plaintext on disk"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn a_second_user_model_is_refused() {
+    #[derive(fluxon::db::Model)]
+    #[model(authorized_user, table = "admin")]
+    struct Admin {
+        username: String,
+        password: Password,
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::Database::open(dir.path().join("x.sqlite3")).unwrap();
+    use fluxon::db::Model;
+    let err = db
+        .create_tables(&[User::SCHEMA, Admin::SCHEMA])
+        .unwrap_err();
+    assert!(err.to_string().contains("two user models"), "{err}");
+}
