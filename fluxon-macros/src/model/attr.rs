@@ -95,6 +95,7 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
                     meta.path.span_ident(),
                     "unknown #[model] argument; expected `table = \"...\"` or `authorized_user`",
                 );
+                skip_value(&meta)?;
             }
             Ok(())
         });
@@ -103,6 +104,14 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
         }
     }
     out
+}
+
+/// Consumes `= value` after an unknown argument, so it is reported once, not also as a syntax error.
+fn skip_value(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        let _: Expr = meta.value()?.parse()?;
+    }
+    Ok(())
 }
 
 trait SpanIdent {
@@ -167,10 +176,13 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 "auto_now" => out.auto_now = Some(span),
                 "auto_now_add" => out.auto_now_add = Some(span),
                 "username" => out.username = Some(span),
-                _ => errors.push(
-                    span,
-                    "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username",
-                ),
+                _ => {
+                    errors.push(
+                        span,
+                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username",
+                    );
+                    skip_value(&meta)?;
+                }
             }
             Ok(())
         });
