@@ -121,6 +121,16 @@ fn generate(model: &Model) -> TokenStream {
         }
     });
 
+    // A relation field holds nothing; touching it here keeps "field is never read" quiet.
+    let touch_relations = model
+        .fields
+        .iter()
+        .filter(|f| f.shape == Shape::ManyToMany)
+        .map(|f| {
+            let name = &f.ident;
+            quote!(let _ = &self.#name;)
+        });
+
     let (key_ty, key_column, key_value) = match primary {
         Some(field) => {
             let ty = &field.ty;
@@ -219,6 +229,7 @@ fn generate(model: &Model) -> TokenStream {
                 ::fluxon::db::DbError,
             > {
                 let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
+                #(#touch_relations)*
                 ::core::result::Result::Ok(::std::vec![#(#writes),*])
             }
 
