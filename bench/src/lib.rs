@@ -2,6 +2,8 @@
 //! contender in the same process on the same machine, and prints medians and ratios.
 //!
 //! * `rpc`: calls over one or many connections, against tarpc and a raw tokio length-delimited echo.
+//! * `db`: inserts, reads and joins, against raw rusqlite and Diesel, sync and async.
 
+pub mod db;
 pub mod rpc;
 pub mod stats;

@@ -33,8 +33,13 @@ fn on_delete(rule: OnDelete) -> TokenStream {
     }
 }
 
+/// An SQL identifier in double quotes (as `fluxon::db::schema::quote_ident` writes it).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// The `ColumnSchema` of one column field.
-fn column_schema(field: &Field) -> TokenStream {
+fn column_schema(field: &Field, table: &str) -> TokenStream {
     let ty = &field.ty;
     let a = &field.attrs;
     let name = field.ident.to_string();
@@ -61,6 +66,7 @@ fn column_schema(field: &Field) -> TokenStream {
     };
     let auto_now = a.auto_now.is_some();
     let auto_now_add = a.auto_now_add.is_some();
+    let qualified = format!("{}.{}", quote_ident(table), quote_ident(&name));
     quote! {
         ::fluxon::db::ColumnSchema {
             name: #name,
@@ -72,6 +78,7 @@ fn column_schema(field: &Field) -> TokenStream {
             auto_now: #auto_now,
             auto_now_add: #auto_now_add,
             in_struct: true,
+            qualified: #qualified,
         }
     }
 }
@@ -85,16 +92,38 @@ fn generate(model: &Model) -> TokenStream {
 
     let mut schemas = Vec::new();
     if implicit_id {
+        let qualified = format!("{}.{}", quote_ident(&table), quote_ident("id"));
         schemas.push(quote! {
             ::fluxon::db::ColumnSchema {
                 primary_key: true,
                 in_struct: false,
+                qualified: #qualified,
                 ..::fluxon::db::ColumnSchema::new("id", ::fluxon::db::FieldKind::Auto)
             }
         });
     }
     let columns: Vec<&Field> = model.columns().collect();
-    schemas.extend(columns.iter().map(|f| column_schema(f)));
+    schemas.extend(columns.iter().map(|f| column_schema(f, &table)));
+    let quoted_name = quote_ident(&table);
+    let select_list = columns
+        .iter()
+        .map(|f| format!("{quoted_name}.{}", quote_ident(&f.ident.to_string())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let insertable: Vec<String> = columns
+        .iter()
+        .filter(|f| f.attrs.auto.is_none())
+        .map(|f| quote_ident(&f.ident.to_string()))
+        .collect();
+    let insert_sql = if insertable.is_empty() {
+        format!("INSERT INTO {quoted_name} DEFAULT VALUES")
+    } else {
+        format!(
+            "INSERT INTO {quoted_name} ({}) VALUES ({})",
+            insertable.join(", "),
+            vec!["?"; insertable.len()].join(", ")
+        )
+    };
 
     let reads = columns.iter().enumerate().map(|(i, field)| {
         let name = &field.ident;
@@ -209,6 +238,9 @@ fn generate(model: &Model) -> TokenStream {
                 name: #table,
                 columns: &[#(#schemas),*],
                 authorized_user: #authorized_flag,
+                quoted_name: #quoted_name,
+                select_list: #select_list,
+                insert_sql: #insert_sql,
             };
 
             fn from_row(

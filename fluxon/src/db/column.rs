@@ -8,7 +8,7 @@ use std::ops::{BitAnd, BitOr, Not};
 use rusqlite::types::Value;
 
 use super::model::{ForeignKey, Model, OneToOne};
-use super::schema::{quote_ident, ColumnSchema};
+use super::schema::ColumnSchema;
 use super::value::{ColumnType, IntoColumnValue, SqlType};
 use super::DbError;
 
@@ -65,44 +65,54 @@ impl<M: Model, T: ColumnType, W> Column<M, T, W> {
     }
 
     /// `"table"."column"`.
-    pub(crate) fn qualified(&self) -> String {
-        format!("{}.{}", quote_ident(M::TABLE), quote_ident(self.name()))
+    pub(crate) fn qualified(&self) -> &'static str {
+        self.schema().qualified
+    }
+
+    /// `"table"."column"` followed by `tail`, without the formatting machinery (this runs for
+    /// every filter of every query).
+    fn sql_with(&self, tail: &str) -> String {
+        let qualified = self.qualified();
+        let mut sql = String::with_capacity(qualified.len() + tail.len());
+        sql.push_str(qualified);
+        sql.push_str(tail);
+        sql
     }
 
     fn compare(self, op: &str, value: T::Inner) -> Filter<M> {
-        let mut filter = Filter::sql(format!("{} {op} ?", self.qualified()));
+        let mut filter = Filter::sql(self.sql_with(op));
         filter.bind(value.to_sql(self.schema()));
         filter
     }
 
     /// `column = value`.
     pub fn eq(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare("=", value.into_column_value())
+        self.compare(" = ?", value.into_column_value())
     }
 
     /// `column <> value` (a NULL column matches neither `eq` nor `ne`, as in SQL).
     pub fn ne(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare("<>", value.into_column_value())
+        self.compare(" <> ?", value.into_column_value())
     }
 
     /// `column < value`.
     pub fn lt(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare("<", value.into_column_value())
+        self.compare(" < ?", value.into_column_value())
     }
 
     /// `column <= value`.
     pub fn le(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare("<=", value.into_column_value())
+        self.compare(" <= ?", value.into_column_value())
     }
 
     /// `column > value`.
     pub fn gt(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare(">", value.into_column_value())
+        self.compare(" > ?", value.into_column_value())
     }
 
     /// `column >= value`.
     pub fn ge(self, value: impl IntoColumnValue<T::Inner>) -> Filter<M> {
-        self.compare(">=", value.into_column_value())
+        self.compare(" >= ?", value.into_column_value())
     }
 
     /// `column IN (values...)`; an empty list matches nothing.
@@ -124,12 +134,12 @@ impl<M: Model, T: ColumnType, W> Column<M, T, W> {
 
     /// Ascending order.
     pub fn asc(self) -> Order<M> {
-        Order::new(format!("{} ASC", self.qualified()))
+        Order::new(self.sql_with(" ASC"))
     }
 
     /// Descending order.
     pub fn desc(self) -> Order<M> {
-        Order::new(format!("{} DESC", self.qualified()))
+        Order::new(self.sql_with(" DESC"))
     }
 }
 
@@ -154,7 +164,7 @@ impl<M: Model, T: ColumnType + TextColumn, W> Column<M, T, W> {
     /// `column LIKE pattern` (`%` any run of characters, `_` one character; ASCII
     /// case-insensitive, as in SQLite).
     pub fn like(self, pattern: impl Into<String>) -> Filter<M> {
-        let mut filter = Filter::sql(format!("{} LIKE ?", self.qualified()));
+        let mut filter = Filter::sql(self.sql_with(" LIKE ?"));
         filter.bind(Ok(Value::Text(pattern.into())));
         filter
     }
@@ -166,12 +176,12 @@ where
 {
     /// `column IS NULL`.
     pub fn is_null(self) -> Filter<M> {
-        Filter::sql(format!("{} IS NULL", self.qualified()))
+        Filter::sql(self.sql_with(" IS NULL"))
     }
 
     /// `column IS NOT NULL`.
     pub fn is_not_null(self) -> Filter<M> {
-        Filter::sql(format!("{} IS NOT NULL", self.qualified()))
+        Filter::sql(self.sql_with(" IS NOT NULL"))
     }
 }
 

@@ -70,27 +70,19 @@ impl<M: Model> Query for Insert<M> {
     }
     fn run(self, conn: &Connection) -> Result<i64, DbError> {
         let values = self.values?;
-        let mut names = Vec::new();
-        let mut params = Vec::new();
         let mut now = None;
-        for (column, value) in M::SCHEMA.struct_columns().zip(values) {
-            if column.is_auto() {
-                continue;
-            }
-            names.push(quote_ident(column.name));
-            if column.auto_now || column.auto_now_add {
-                params.push(now.get_or_insert_with(now_value).clone());
-            } else {
-                params.push(value);
-            }
-        }
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            quote_ident(M::TABLE),
-            names.join(", "),
-            vec!["?"; names.len()].join(", ")
-        );
-        conn.prepare_cached(&sql)?
+        let params = M::SCHEMA
+            .struct_columns()
+            .zip(values)
+            .filter(|(column, _)| !column.is_auto())
+            .map(|(column, value)| {
+                if column.auto_now || column.auto_now_add {
+                    now.get_or_insert_with(now_value).clone()
+                } else {
+                    value
+                }
+            });
+        conn.prepare_cached(M::SCHEMA.insert_sql)?
             .execute(params_from_iter(params))?;
         Ok(conn.last_insert_rowid())
     }
@@ -264,30 +256,39 @@ impl<M: Model> Select<M> {
     /// `SELECT {what} FROM table {joins} WHERE ... ORDER BY ... LIMIT ... OFFSET ...`, and its values.
     fn sql(mut self, what: &str, joins: &str) -> Result<(String, Vec<Value>), DbError> {
         check_filter(&mut self.filter)?;
-        let mut sql = format!(
-            "SELECT {what} FROM {}{joins} WHERE {}",
-            quote_ident(M::TABLE),
-            self.filter.sql
-        );
-        let mut params = self.filter.params;
+        let mut sql = String::with_capacity(64 + what.len() + joins.len() + self.filter.sql.len());
+        for part in [
+            "SELECT ",
+            what,
+            " FROM ",
+            M::SCHEMA.quoted_name,
+            joins,
+            " WHERE ",
+            &self.filter.sql,
+        ] {
+            sql.push_str(part);
+        }
+        let params = self.filter.params;
         if !self.order.is_empty() {
             sql.push_str(" ORDER BY ");
             sql.push_str(&self.order.join(", "));
         }
-        if self.limit.is_some() || self.offset.is_some() {
-            sql.push_str(" LIMIT ?");
-            params.push(Value::Integer(self.limit.unwrap_or(-1)));
+        // LIMIT and OFFSET are written as integer literals, not bound: they are i64s (nothing to
+        // inject), and SQLite re-prepares a statement whose LIMIT is a parameter on every run.
+        match (self.limit, self.offset) {
+            (Some(1), _) => sql.push_str(" LIMIT 1"),
+            (None, None) => {}
+            (limit, _) => sql.push_str(&format!(" LIMIT {}", limit.unwrap_or(-1))),
         }
         if let Some(offset) = self.offset {
-            sql.push_str(" OFFSET ?");
-            params.push(Value::Integer(offset));
+            sql.push_str(&format!(" OFFSET {offset}"));
         }
         Ok((sql, params))
     }
 }
 
-fn model_columns<M: Model>() -> String {
-    column_list(M::TABLE, M::SCHEMA.struct_columns())
+fn model_columns<M: Model>() -> &'static str {
+    M::SCHEMA.select_list
 }
 
 /// Reads whole rows.
@@ -299,7 +300,7 @@ impl<M: Model> Query for Rows<M> {
         false
     }
     fn run(self, conn: &Connection) -> Result<Vec<M>, DbError> {
-        let (sql, params) = self.0.sql(&model_columns::<M>(), "")?;
+        let (sql, params) = self.0.sql(model_columns::<M>(), "")?;
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
         let mut out = Vec::new();
@@ -319,7 +320,13 @@ impl<M: Model> Query for First<M> {
         false
     }
     fn run(self, conn: &Connection) -> Result<Option<M>, DbError> {
-        Ok(Rows(self.0.limit(1)).run(conn)?.into_iter().next())
+        let (sql, params) = self.0.limit(1).sql(model_columns::<M>(), "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        match rows.next()? {
+            Some(row) => Ok(Some(M::from_row(row, 0)?)),
+            None => Ok(None),
+        }
     }
 }
 

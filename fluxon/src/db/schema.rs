@@ -154,6 +154,8 @@ pub struct ColumnSchema {
     pub auto_now_add: bool,
     /// Whether the struct has a field for it (the implicit `id` has none).
     pub in_struct: bool,
+    /// `"table"."column"`, precomputed by the derive for the query builders.
+    pub qualified: &'static str,
 }
 
 impl ColumnSchema {
@@ -169,6 +171,7 @@ impl ColumnSchema {
             auto_now: false,
             auto_now_add: false,
             in_struct: true,
+            qualified: "",
         }
     }
 
@@ -251,6 +254,12 @@ pub struct TableSchema {
     pub columns: &'static [ColumnSchema],
     /// Whether this is the user model (`#[model(authorized_user)]`).
     pub authorized_user: bool,
+    /// `"table"`, precomputed by the derive.
+    pub quoted_name: &'static str,
+    /// The struct's columns, qualified, comma-separated: what a SELECT of the model reads.
+    pub select_list: &'static str,
+    /// `INSERT INTO "table" (every struct column but auto ones) VALUES (?, ...)`.
+    pub insert_sql: &'static str,
 }
 
 impl TableSchema {
@@ -324,6 +333,9 @@ mod tests {
             },
         ],
         authorized_user: false,
+        quoted_name: "\"teacher\"",
+        select_list: "",
+        insert_sql: "",
     };
 
     #[test]
