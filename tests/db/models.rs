@@ -77,13 +77,14 @@ pub struct Enrollment {
     pub joined: OffsetDateTime,
 }
 
-pub const ALL: [fluxon::db::TableSchema; 6] = [
+pub const ALL: [fluxon::db::TableSchema; 7] = [
     Everything::SCHEMA,
     User::SCHEMA,
     Teacher::SCHEMA,
     Course::SCHEMA,
     Student::SCHEMA,
     Enrollment::SCHEMA,
+    Profile::SCHEMA,
 ];
 
 /// A database in a fresh temp dir, with every table; the dir lives as long as the returned guard.
@@ -123,4 +124,18 @@ pub fn student(name: &str) -> Student {
         name: name.to_owned(),
         advisor: None,
     }
+}
+
+/// One profile per teacher (OneToOne), and rules for when a referenced row goes away.
+#[derive(Model, Debug, Clone, PartialEq)]
+pub struct Profile {
+    #[field(on_delete = cascade)]
+    pub teacher: fluxon::db::OneToOne<Teacher>,
+    pub bio: String,
+    /// Falls back to teacher 1 when its teacher is deleted.
+    #[field(on_delete = set_default, default = 1)]
+    pub backup: ForeignKey<Teacher>,
+    /// Refuses the delete at commit, like protect but checked at the end of the transaction.
+    #[field(on_delete = no_action)]
+    pub reviewer: Option<ForeignKey<Teacher>>,
 }

@@ -127,3 +127,51 @@ fn many_to_many_add_list_remove() {
         "auto_now_add set by add()"
     );
 }
+
+#[test]
+fn one_to_one_is_unique_and_joins() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let profile = |bio: &str| Profile {
+        teacher: ada.into(),
+        bio: bio.into(),
+        backup: ada.into(),
+        reviewer: None,
+    };
+    db.insert(&profile("Counts engines")).unwrap();
+    let err = db.insert(&profile("A second one")).unwrap_err();
+    assert!(matches!(err, fluxon::db::DbError::Unique(_)), "{err}");
+    let joined = db.check_all::<Profile>().related(Profile::teacher).unwrap();
+    assert_eq!((joined[0].0.bio.as_str(), joined[0].1.name.as_str()), ("Counts engines", "Ada"));
+    db.delete(Teacher::id.eq(ada)).unwrap();
+    assert_eq!(db.check_all::<Profile>().count().unwrap(), 0, "cascade through the one-to-one");
+}
+
+#[test]
+fn set_default_and_no_action() {
+    let (db, _dir) = database();
+    let first = db.insert(&teacher("First")).unwrap();
+    let second = db.insert(&teacher("Second")).unwrap();
+    let third = db.insert(&teacher("Third")).unwrap();
+    assert_eq!(first, 1, "the declared default points here");
+    db.insert(&Profile {
+        teacher: third.into(),
+        bio: "x".into(),
+        backup: second.into(),
+        reviewer: Some(third.into()),
+    })
+    .unwrap();
+    db.delete(Teacher::id.eq(second)).unwrap();
+    let profile = db.check_all::<Profile>().first().unwrap().unwrap();
+    assert_eq!(profile.backup, first.into(), "set_default");
+
+    // no_action: deleting the reviewer leaves a dangling reference, refused at commit.
+    let err = db
+        .transaction(move |tx| {
+            tx.update(vec![Profile::teacher.set(first)], fluxon::db::Filter::all())?;
+            tx.delete(Teacher::id.eq(third))
+        })
+        .unwrap_err();
+    assert!(matches!(err, fluxon::db::DbError::ForeignKey(_)), "{err}");
+    assert!(db.check(Teacher::id.eq(third)).exists().unwrap(), "rolled back");
+}

@@ -53,6 +53,66 @@
 //! | ManyToManyField | `ManyToMany<M, Through>` | (no column; rows live in `Through`) |
 //! | (password) | `Password` | (argon2id hash) |
 //!
+//! Every kind in one model, with the attributes each takes:
+//!
+//! ```
+//! use fluxon::db::{
+//!     Date, Decimal, ForeignKey, ManyToMany, Model, OffsetDateTime, OneToOne, Password, Time,
+//! };
+//!
+//! #[derive(Model)]
+//! #[model(authorized_user, table = "members")]
+//! struct Member {
+//!     #[field(primary_key, auto)]
+//!     id: i64, // AutoField (leave it out for an implicit `id`)
+//!     #[field(max_length = 30, unique)]
+//!     username: String, // CharField
+//!     password: Password, // argon2id hash, never the password
+//!     bio: String, // TextField
+//!     age: i32, // IntegerField
+//!     points: i64, // BigIntegerField
+//!     #[field(default = 0)]
+//!     visits: u32, // PositiveIntegerField
+//!     rating: f64, // FloatField
+//!     #[field(max_digits = 8, decimal_places = 2)]
+//!     balance: Decimal, // DecimalField, exact
+//!     #[field(default = true)]
+//!     active: bool, // BooleanField
+//!     birthday: Option<Date>, // DateField, NULL allowed
+//!     wakes_at: Time, // TimeField
+//!     #[field(auto_now_add)]
+//!     joined: OffsetDateTime, // DateTimeField, set on insert
+//!     #[field(auto_now)]
+//!     seen: OffsetDateTime, // DateTimeField, set on every save
+//!     #[field(on_delete = set_null)]
+//!     invited_by: Option<ForeignKey<Member>>, // ForeignKey to itself
+//!     #[field(on_delete = cascade)]
+//!     home: OneToOne<Address>, // OneToOneField, to a model declared later
+//!     clubs: ManyToMany<Club, Membership>, // ManyToManyField through a join model
+//! }
+//!
+//! #[derive(Model)]
+//! struct Address {
+//!     street: String,
+//! }
+//!
+//! #[derive(Model)]
+//! struct Club {
+//!     #[field(max_length = 50, unique)]
+//!     name: String,
+//! }
+//!
+//! #[derive(Model)]
+//! struct Membership {
+//!     #[field(on_delete = cascade)]
+//!     member: ForeignKey<Member>,
+//!     #[field(on_delete = protect)]
+//!     club: ForeignKey<Club>,
+//! }
+//!
+//! assert_eq!(Member::SCHEMA.columns.len(), 16); // the ManyToMany has no column
+//! ```
+//!
 //! Any field may be an `Option<T>` (NULL allowed) and take `unique`, `primary_key` or
 //! `default = <SQL literal as a string>`. `#[model(table = "name")]` names the table (default: the
 //! struct's name in snake case); `#[model(authorized_user)]` marks the user model.
