@@ -149,3 +149,16 @@ fn injection_shaped_values_are_stored_literally() {
         "table intact"
     );
 }
+
+#[test]
+fn writing_through_the_database_inside_its_own_transaction_is_refused_not_a_deadlock() {
+    let (db, _dir) = database();
+    let inner = db.clone();
+    let result = db.transaction(move |tx| {
+        tx.insert(&teacher("Ada"))?;
+        inner.insert(&teacher("Grace")) // should have been tx.insert
+    });
+    assert!(matches!(result, Err(DbError::NestedWrite)), "{result:?}");
+    assert_eq!(db.check_all::<Teacher>().count().unwrap(), 0, "rolled back");
+    db.insert(&teacher("Later")).unwrap();
+}

@@ -142,9 +142,16 @@ fn one_to_one_is_unique_and_joins() {
     let err = db.insert(&profile("A second one")).unwrap_err();
     assert!(matches!(err, fluxon::db::DbError::Unique(_)), "{err}");
     let joined = db.check_all::<Profile>().related(Profile::teacher).unwrap();
-    assert_eq!((joined[0].0.bio.as_str(), joined[0].1.name.as_str()), ("Counts engines", "Ada"));
+    assert_eq!(
+        (joined[0].0.bio.as_str(), joined[0].1.name.as_str()),
+        ("Counts engines", "Ada")
+    );
     db.delete(Teacher::id.eq(ada)).unwrap();
-    assert_eq!(db.check_all::<Profile>().count().unwrap(), 0, "cascade through the one-to-one");
+    assert_eq!(
+        db.check_all::<Profile>().count().unwrap(),
+        0,
+        "cascade through the one-to-one"
+    );
 }
 
 #[test]
@@ -173,5 +180,8 @@ fn set_default_and_no_action() {
         })
         .unwrap_err();
     assert!(matches!(err, fluxon::db::DbError::ForeignKey(_)), "{err}");
-    assert!(db.check(Teacher::id.eq(third)).exists().unwrap(), "rolled back");
+    assert!(
+        db.check(Teacher::id.eq(third)).exists().unwrap(),
+        "rolled back"
+    );
 }

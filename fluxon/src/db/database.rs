@@ -26,6 +26,41 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+thread_local! {
+    /// Whether this thread holds the writer connection (inside a write or a transaction).
+    static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The writer connection, held by this thread until dropped; refuses to be taken twice by one
+/// thread (a write through the database inside a transaction closure would wait for itself).
+struct Writing<'a> {
+    conn: MutexGuard<'a, Connection>,
+}
+
+impl<'a> Writing<'a> {
+    fn take(writer: &'a Mutex<Connection>) -> Result<Self, DbError> {
+        if WRITING.with(std::cell::Cell::get) {
+            return Err(DbError::NestedWrite);
+        }
+        let conn = lock(writer);
+        WRITING.with(|w| w.set(true));
+        Ok(Writing { conn })
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(false));
+    }
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 /// Connections to one database file, shared by `Database` and `AsyncDatabase`.
 pub(crate) struct Core {
     path: PathBuf,
@@ -53,7 +88,7 @@ impl Core {
     /// a read on a pooled reader.
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
         if query.writes() {
-            let writer = lock(&self.writer);
+            let writer = Writing::take(&self.writer)?;
             query.run(&writer)
         } else {
             let reader = self.take_reader()?;
@@ -69,7 +104,7 @@ impl Core {
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        let writer = lock(&self.writer);
+        let writer = Writing::take(&self.writer)?;
         writer.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let rollback = RollbackOnDrop(&writer, true);
         let result = body(&Transaction { conn: &writer });

@@ -47,6 +47,10 @@ pub enum DbError {
     /// The database's threads are gone (it was closed, or one of them panicked).
     #[error("the database is closed")]
     Closed,
+    /// A write through the database (not through the transaction's handle) inside a transaction
+    /// closure: it would wait for the transaction forever, so it is refused.
+    #[error("a write inside a transaction must go through the transaction's handle (`tx`), not the database")]
+    NestedWrite,
     /// A transaction closure (or a query) panicked; it was rolled back.
     #[error("the database work panicked: {0}")]
     Panicked(String),
