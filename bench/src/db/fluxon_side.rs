@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use fluxon::db::{AsyncDatabase, Database, Executor, ForeignKey, Model};
+use fluxon::db::{AsyncDatabase, Database, DbError, Executor, ForeignKey, Model, Transaction};
 
 use super::{title, Op, COURSES, TEACHERS};
 
@@ -33,6 +33,15 @@ fn course(i: i64) -> Course {
         teacher: (i % TEACHERS + 1).into(),
         seats: 30,
     }
+}
+
+/// Inserts courses `first..first + 100` in the transaction; the last id.
+fn insert_hundred(tx: &Transaction<'_>, first: i64) -> Result<i64, DbError> {
+    let mut last = 0;
+    for i in first..first + 100 {
+        last = tx.insert(&course(i))?;
+    }
+    Ok(last)
 }
 
 /// Creates and seeds the database at `path`; the sync and async contenders share its connections.
@@ -80,13 +89,7 @@ impl Sync {
             Op::Insert100 => {
                 let first = self.next + 1;
                 self.next += 100;
-                db.transaction(move |tx| {
-                    let mut last = 0;
-                    for i in first..first + 100 {
-                        last = tx.insert(&course(i))?;
-                    }
-                    Ok(last)
-                })?
+                db.transaction(move |tx| insert_hundred(tx, first))?
             }
             Op::SelectById => db
                 .check(Course::id.eq(500))
@@ -128,14 +131,7 @@ impl Async {
             Op::Insert100 => {
                 let first = self.next + 1;
                 self.next += 100;
-                db.transaction(move |tx| {
-                    let mut last = 0;
-                    for i in first..first + 100 {
-                        last = tx.insert(&course(i))?;
-                    }
-                    Ok(last)
-                })
-                .await?
+                db.transaction(move |tx| insert_hundred(tx, first)).await?
             }
             Op::SelectById => db
                 .check(Course::id.eq(500))

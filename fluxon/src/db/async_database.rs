@@ -197,7 +197,9 @@ impl AsyncDatabase {
             let start = Instant::now();
             // A panic in a closure must not take the thread (and every later query) with it.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(core)))
-                .unwrap_or_else(|panic| Err(DbError::Panicked(panic_text(panic.as_ref()))));
+                .unwrap_or_else(|panic| {
+                    Err(DbError::Panicked(crate::panic::panic_text(panic.as_ref())))
+                });
             let typical = if write {
                 &threads.typical_write
             } else {
@@ -245,15 +247,5 @@ impl Executor for AsyncDatabase {
     fn execute<Q: Query>(&self, query: Q) -> DbFuture<Q::Output> {
         let write = query.writes();
         self.submit(write, move |core| core.run(query))
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(non-string panic payload)".to_owned()
     }
 }

@@ -195,7 +195,7 @@ impl Router {
                 Err(panic) => Err(panic),
             };
             result.unwrap_or_else(|panic| {
-                let text = panic_text(panic.as_ref());
+                let text = crate::panic::panic_text(panic.as_ref());
                 tracing::error!(view = %view_name, panic = %text, "view panicked");
                 Err((
                     ErrorCode::Panicked,
@@ -203,15 +203,5 @@ impl Router {
                 ))
             })
         })
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(non-string panic payload)".to_owned()
     }
 }
