@@ -39,6 +39,7 @@
 pub mod auth;
 pub mod client;
 pub mod db;
+pub mod migrate;
 mod panic;
 pub mod routing;
 pub mod server;

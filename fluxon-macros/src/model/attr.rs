@@ -9,6 +9,7 @@ use super::ast::Errors;
 #[derive(Default)]
 pub struct ModelAttrs {
     pub table: Option<LitStr>,
+    pub renamed_from: Option<LitStr>,
     pub authorized_user: Option<Span>,
 }
 
@@ -36,6 +37,7 @@ pub struct FieldAttrs {
     pub auto_now_add: Option<Span>,
     pub on_delete: Option<(OnDelete, Span)>,
     pub username: Option<Span>,
+    pub renamed_from: Option<LitStr>,
 }
 
 fn int(expr: &Expr, errors: &mut Errors) -> Option<u32> {
@@ -88,12 +90,14 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("table") {
                 out.table = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("renamed_from") {
+                out.renamed_from = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("authorized_user") {
                 out.authorized_user = Some(meta.path.span_ident());
             } else {
                 errors.push(
                     meta.path.span_ident(),
-                    "unknown #[model] argument; expected `table = \"...\"` or `authorized_user`",
+                    "unknown #[model] argument; expected `table = \"...\"`, `renamed_from = \"...\"` or `authorized_user`",
                 );
                 skip_value(&meta)?;
             }
@@ -170,6 +174,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     };
                     out.on_delete = rule.map(|r| (r, span));
                 }
+                "renamed_from" => out.renamed_from = Some(meta.value()?.parse()?),
                 "unique" => out.unique = Some(span),
                 "primary_key" => out.primary_key = Some(span),
                 "auto" => out.auto = Some(span),
@@ -179,7 +184,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 _ => {
                     errors.push(
                         span,
-                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username",
+                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username, renamed_from",
                     );
                     skip_value(&meta)?;
                 }

@@ -67,6 +67,10 @@ fn column_schema(field: &Field, table: &str) -> TokenStream {
     let auto_now = a.auto_now.is_some();
     let auto_now_add = a.auto_now_add.is_some();
     let qualified = format!("{}.{}", quote_ident(table), quote_ident(&name));
+    let renamed_from = match &a.renamed_from {
+        Some(old) => quote!(::core::option::Option::Some(#old)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         ::fluxon::db::ColumnSchema {
             name: #name,
@@ -79,6 +83,7 @@ fn column_schema(field: &Field, table: &str) -> TokenStream {
             auto_now_add: #auto_now_add,
             in_struct: true,
             qualified: #qualified,
+            renamed_from: #renamed_from,
         }
     }
 }
@@ -227,6 +232,10 @@ fn generate(model: &Model) -> TokenStream {
         }
     });
     let authorized_flag = model.attrs.authorized_user.is_some();
+    let table_renamed_from = match &model.attrs.renamed_from {
+        Some(old) => quote!(::core::option::Option::Some(#old)),
+        None => quote!(::core::option::Option::None),
+    };
     let vis_doc = format!("Columns of the `{table}` table.");
 
     quote! {
@@ -241,6 +250,7 @@ fn generate(model: &Model) -> TokenStream {
                 quoted_name: #quoted_name,
                 select_list: #select_list,
                 insert_sql: #insert_sql,
+                renamed_from: #table_renamed_from,
             };
 
             fn from_row(

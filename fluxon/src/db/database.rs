@@ -151,6 +151,7 @@ impl Drop for RollbackOnDrop<'_> {
     }
 }
 
+/// Opens a connection with fluxon's settings (WAL, synchronous=NORMAL, foreign keys, busy timeout).
 pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection, DbError> {
     let open_error = |source| DbError::Open {
         path: path.to_owned(),

@@ -135,6 +135,7 @@ mod value;
 
 pub use async_database::{AsyncDatabase, DbFuture};
 pub use column::{Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable};
+pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
 pub use error::DbError;
 pub use executor::{Check, Executor};

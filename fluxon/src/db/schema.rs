@@ -156,6 +156,9 @@ pub struct ColumnSchema {
     pub in_struct: bool,
     /// `"table"."column"`, precomputed by the derive for the query builders.
     pub qualified: &'static str,
+    /// The column's earlier name (`#[field(renamed_from = "old")]`), so a migration renames it
+    /// without asking.
+    pub renamed_from: Option<&'static str>,
 }
 
 impl ColumnSchema {
@@ -172,6 +175,7 @@ impl ColumnSchema {
             auto_now_add: false,
             in_struct: true,
             qualified: "",
+            renamed_from: None,
         }
     }
 
@@ -260,6 +264,8 @@ pub struct TableSchema {
     pub select_list: &'static str,
     /// `INSERT INTO "table" (every struct column but auto ones) VALUES (?, ...)`.
     pub insert_sql: &'static str,
+    /// The table's earlier name (`#[model(renamed_from = "old")]`).
+    pub renamed_from: Option<&'static str>,
 }
 
 impl TableSchema {
@@ -336,6 +342,7 @@ mod tests {
         quoted_name: "\"teacher\"",
         select_list: "",
         insert_sql: "",
+        renamed_from: None,
     };
 
     #[test]

@@ -1,0 +1,90 @@
+//! The SQL of each operation. Rebuilds follow SQLite's documented procedure (create the new
+//! table, copy the rows, drop the old one, rename); the runner switches foreign-key enforcement
+//! off around the migration's transaction and checks every foreign key before committing.
+
+use crate::db::schema::quote_ident;
+use crate::db::TableSchema;
+
+use super::diff::{Operation, Source};
+
+/// The statements of one operation.
+pub fn statements(operation: &Operation) -> Vec<String> {
+    match operation {
+        Operation::CreateTable(table) => table.create_sql(),
+        Operation::DropTable(name) => vec![format!("DROP TABLE {}", quote_ident(name))],
+        Operation::RenameTable { from, to } => vec![format!(
+            "ALTER TABLE {} RENAME TO {}",
+            quote_ident(from),
+            quote_ident(to)
+        )],
+        Operation::AddColumn { table, column } => {
+            let mut out = vec![format!(
+                "ALTER TABLE {} ADD COLUMN {}",
+                quote_ident(table.name),
+                column.definition()
+            )];
+            if column.reference().is_some() {
+                out.push(index_sql(table, column.name));
+            }
+            out
+        }
+        Operation::Rebuild { table, sources, .. } => rebuild(table, sources),
+    }
+}
+
+fn index_sql(table: &TableSchema, column: &str) -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote_ident(&format!("{}_{}_idx", table.name, column)),
+        quote_ident(table.name),
+        quote_ident(column)
+    )
+}
+
+fn rebuild(table: &TableSchema, sources: &[Source]) -> Vec<String> {
+    let temporary = format!("__fluxon_new_{}", table.name);
+    let staged = TableSchema {
+        name: temporary.clone().leak(),
+        ..*table
+    };
+    let mut create = staged.create_sql();
+    // Indexes are made once the table has its real name.
+    create.truncate(1);
+    let create = create
+        .remove(0)
+        .replacen("CREATE TABLE IF NOT EXISTS", "CREATE TABLE", 1);
+    let (names, values): (Vec<String>, Vec<String>) = table
+        .columns
+        .iter()
+        .zip(sources)
+        .filter_map(|(column, source)| match source {
+            Source::Column(old) => Some((quote_ident(column.name), quote_ident(old))),
+            Source::Literal(sql) => Some((quote_ident(column.name), sql.clone())),
+            Source::Default => None,
+        })
+        .unzip();
+    let mut out = vec![create];
+    if !names.is_empty() {
+        out.push(format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {}",
+            quote_ident(&temporary),
+            names.join(", "),
+            values.join(", "),
+            quote_ident(table.name)
+        ));
+    }
+    out.push(format!("DROP TABLE {}", quote_ident(table.name)));
+    out.push(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        quote_ident(&temporary),
+        quote_ident(table.name)
+    ));
+    out.extend(
+        table
+            .columns
+            .iter()
+            .filter(|c| c.reference().is_some())
+            .map(|c| index_sql(table, c.name)),
+    );
+    out
+}

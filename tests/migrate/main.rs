@@ -1,0 +1,7 @@
+//! Migrations end to end: a sequence of model versions, each generated into real files and applied
+//! with refinery to a real SQLite file holding rows.
+
+mod versions;
+
+mod history;
+mod sequence;

@@ -1,0 +1,198 @@
+//! Each model version is generated and applied to a database holding rows; every surviving value
+//! is kept, foreign keys stay intact, and no child row is lost to a rebuild.
+
+use std::path::Path;
+
+use fluxon::db::{Database, Executor};
+use fluxon::migrate::{self, NoQuestions};
+
+use crate::versions::*;
+
+fn step(dir: &Path, db_path: &Path, models: &[fluxon::db::TableSchema], expect: &[&str]) {
+    migrate::check(dir, models).expect_err("the models are ahead of the history");
+    let written = migrate::make_migrations(dir, models, None, &mut NoQuestions)
+        .expect("makemigrations")
+        .expect("a migration was written");
+    for (operation, wanted) in written.operations.iter().zip(expect) {
+        assert!(
+            operation.starts_with(wanted),
+            "{operation:?} should start with {wanted:?}"
+        );
+    }
+    assert_eq!(
+        written.operations.len(),
+        expect.len(),
+        "{:?}",
+        written.operations
+    );
+    migrate::check(dir, models).expect("the history caught up");
+    let applied = migrate::apply(db_path, dir, None).expect("migrate");
+    assert_eq!(applied.len(), 1);
+    migrate::check_drift(db_path, models).expect("no drift after migrating");
+    let dangling: i64 = rusqlite::Connection::open(db_path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(dangling, 0, "foreign keys intact");
+}
+
+#[test]
+fn a_sequence_of_model_versions_keeps_every_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+
+    // v1: create both tables, add rows.
+    step(
+        &dir,
+        &db_path,
+        &v1::MODELS,
+        &["create table author", "create table book"],
+    );
+    {
+        let db = Database::open(&db_path).unwrap();
+        for name in ["Ann", "Bob"] {
+            let author = db.insert(&v1::Author { name: name.into() }).unwrap();
+            for i in 0..3 {
+                db.insert(&v1::Book {
+                    title: format!("{name} {i}"),
+                    author: author.into(),
+                })
+                .unwrap();
+            }
+        }
+    }
+
+    // v2: a field with a default, added in place; existing rows get the default.
+    step(&dir, &db_path, &v2::MODELS, &["add column author.country"]);
+    {
+        let db = Database::open(&db_path).unwrap();
+        let countries: Vec<(String,)> = db
+            .check_all::<v2::Author>()
+            .columns((v2::Author::country,))
+            .unwrap();
+        assert_eq!(countries, vec![("NZ".to_owned(),), ("NZ".to_owned(),)]);
+        db.update(
+            vec![v2::Author::country.set("UK")],
+            v2::Author::name.eq("Bob"),
+        )
+        .unwrap();
+    }
+
+    // v3: drop it again: the author table is rebuilt under six books with ON DELETE CASCADE.
+    step(&dir, &db_path, &v3::MODELS, &["rebuild table author"]);
+    {
+        let db = Database::open(&db_path).unwrap();
+        assert_eq!(db.check_all::<v3::Author>().count().unwrap(), 2);
+        assert_eq!(
+            db.check_all::<v3::Book>().count().unwrap(),
+            6,
+            "no child row lost to the rebuild"
+        );
+        let joined = db
+            .check(v3::Book::title.eq("Bob 2"))
+            .related(v3::Book::author)
+            .unwrap();
+        assert_eq!(
+            joined[0].1.name, "Bob",
+            "references still point at the right rows"
+        );
+    }
+
+    // v4: a declared rename and a wider column.
+    step(&dir, &db_path, &v4::MODELS, &["rebuild table author"]);
+    {
+        let db = Database::open(&db_path).unwrap();
+        let names: Vec<(String,)> = db
+            .check_all::<v4::Author>()
+            .order_by(v4::Author::full_name.asc())
+            .columns((v4::Author::full_name,))
+            .unwrap();
+        assert_eq!(
+            names,
+            vec![("Ann".to_owned(),), ("Bob".to_owned(),)],
+            "values moved to the new name"
+        );
+        let long = "x".repeat(150);
+        db.insert(&v4::Author { full_name: long })
+            .expect("the wider limit applies");
+        assert_eq!(db.check_all::<v4::Book>().count().unwrap(), 6);
+    }
+
+    // v5: a nullable foreign key, added in place.
+    step(&dir, &db_path, &v5::MODELS, &["add column book.editor"]);
+    {
+        let db = Database::open(&db_path).unwrap();
+        db.update(vec![v5::Book::editor.set(1)], v5::Book::title.eq("Bob 0"))
+            .unwrap();
+        assert_eq!(db.check(v5::Book::editor.is_not_null()).count().unwrap(), 1);
+    }
+
+    // v6: a many-to-many through a join model.
+    step(
+        &dir,
+        &db_path,
+        &v6::MODELS,
+        &["create table tag", "create table book_tag"],
+    );
+    {
+        let db = Database::open(&db_path).unwrap();
+        let tag = db
+            .insert(&v6::Tag {
+                label: "classic".into(),
+            })
+            .unwrap();
+        db.execute(v6::Book::tags.add(1, tag)).unwrap();
+        assert_eq!(db.execute(v6::Book::tags.list(1)).unwrap().len(), 1);
+        assert_eq!(db.check_all::<v6::Book>().count().unwrap(), 6);
+    }
+
+    // v7: drop the tag models; books and authors untouched.
+    step(&dir, &db_path, &v7::MODELS, &["drop table", "drop table"]);
+    {
+        let db = Database::open(&db_path).unwrap();
+        assert_eq!(db.check_all::<v7::Book>().count().unwrap(), 6);
+        assert_eq!(db.check_all::<v7::Author>().count().unwrap(), 3);
+        let bob0 = db
+            .check(v7::Book::title.eq("Bob 0"))
+            .first()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            bob0.editor,
+            Some(1.into()),
+            "values from earlier steps survive"
+        );
+    }
+
+    let files: Vec<String> = migrate::list(&dir)
+        .unwrap()
+        .iter()
+        .map(|m| m.file_stem())
+        .collect();
+    assert_eq!(files[0], "V1__initial");
+    assert_eq!(files.len(), 7);
+}
+
+#[test]
+fn check_passes_when_nothing_changed_and_migrate_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
+    assert!(
+        migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions)
+            .unwrap()
+            .is_none()
+    );
+    migrate::check(&dir, &v1::MODELS).unwrap();
+    assert_eq!(migrate::apply(&db_path, &dir, None).unwrap().len(), 1);
+    assert!(
+        migrate::apply(&db_path, &dir, None).unwrap().is_empty(),
+        "nothing pending"
+    );
+    let status = migrate::status(&db_path, &dir).unwrap();
+    assert!(status.iter().all(|(_, applied)| *applied));
+}
