@@ -36,7 +36,11 @@
 //! * [`auth`]: signed session tokens.
 #![deny(missing_docs)]
 
+// The macros generate `::fluxon::...` paths; this lets them work inside the crate's own tests too.
+extern crate self as fluxon;
+
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod db;
 pub mod migrate;

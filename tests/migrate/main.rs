@@ -4,4 +4,5 @@
 mod versions;
 
 mod history;
+mod repository;
 mod sequence;

@@ -1,0 +1,209 @@
+//! The school app's models (the original Fluxon README's User, Teacher, Course, Student,
+//! Enrollment), shared by `examples/school.rs`, the repository's `migrations/` and the tests.
+
+use fluxon::db::{
+    AsyncDatabase, DbError, Executor, ForeignKey, ManyToMany, Model, OffsetDateTime, Password,
+    TableSchema,
+};
+use fluxon::{view, views, Request, Router, RouterError};
+
+/// Staff who may log in.
+#[derive(Model, Debug)]
+#[model(authorized_user)]
+pub struct User {
+    #[field(max_length = 30, unique)]
+    pub username: String,
+    pub password: Password,
+}
+
+/// A teacher.
+#[derive(Model, Debug)]
+pub struct Teacher {
+    #[field(max_length = 50, unique)]
+    pub name: String,
+    #[field(max_length = 50)]
+    pub subject: String,
+}
+
+/// A course, taught by one teacher.
+#[derive(Model, Debug)]
+pub struct Course {
+    #[field(max_length = 100)]
+    pub title: String,
+    #[field(on_delete = cascade)]
+    pub teacher: ForeignKey<Teacher>,
+    #[field(default = 20)]
+    pub seats: u32,
+}
+
+/// A student, enrolled in courses.
+#[derive(Model, Debug)]
+pub struct Student {
+    #[field(max_length = 50)]
+    pub name: String,
+    pub grade: u32,
+    pub courses: ManyToMany<Course, Enrollment>,
+}
+
+/// A student's place in a course (the join model of `Student::courses`).
+#[derive(Model, Debug)]
+pub struct Enrollment {
+    #[field(on_delete = cascade)]
+    pub student: ForeignKey<Student>,
+    #[field(on_delete = cascade)]
+    pub course: ForeignKey<Course>,
+    #[field(auto_now_add)]
+    pub joined: OffsetDateTime,
+}
+
+/// Every school model, referenced tables first.
+pub const MODELS: [TableSchema; 5] = [
+    User::SCHEMA,
+    Teacher::SCHEMA,
+    Course::SCHEMA,
+    Student::SCHEMA,
+    Enrollment::SCHEMA,
+];
+
+/// A view's database error, as the text its client sees.
+fn text(err: DbError) -> String {
+    err.to_string()
+}
+
+async fn staff_only(req: &Request) -> Result<(), String> {
+    match req.user::<User>().await.map_err(text)? {
+        Some(_) => Ok(()),
+        None => Err("log in first".to_owned()),
+    }
+}
+
+#[view]
+pub async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    let password = Password::hash(&password).map_err(text)?;
+    let user = User { username, password };
+    req.db().map_err(text)?.insert(&user).await.map_err(text)
+}
+
+#[view]
+pub async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    req.login_with_password::<User>(&username, &password)
+        .await
+        .map_err(text)
+}
+
+#[view]
+pub async fn add_teacher(req: Request, (name, subject): (String, String)) -> Result<i64, String> {
+    staff_only(&req).await?;
+    req.db()
+        .map_err(text)?
+        .insert(&Teacher { name, subject })
+        .await
+        .map_err(text)
+}
+
+#[view]
+pub async fn add_course(
+    req: Request,
+    (title, teacher, seats): (String, i64, u32),
+) -> Result<i64, String> {
+    staff_only(&req).await?;
+    let course = Course {
+        title,
+        teacher: teacher.into(),
+        seats,
+    };
+    req.db().map_err(text)?.insert(&course).await.map_err(text)
+}
+
+#[view]
+pub async fn add_student(req: Request, (name, grade): (String, u32)) -> Result<i64, String> {
+    staff_only(&req).await?;
+    let student = Student {
+        name,
+        grade,
+        courses: Default::default(),
+    };
+    req.db().map_err(text)?.insert(&student).await.map_err(text)
+}
+
+#[view]
+pub async fn enrol(req: Request, (student, course): (i64, i64)) -> Result<(), String> {
+    staff_only(&req).await?;
+    let db = req.db().map_err(text)?;
+    db.execute(Student::courses.add(student, course))
+        .await
+        .map_err(text)?;
+    Ok(())
+}
+
+/// The titles of a student's courses (through Enrollment).
+#[view]
+pub async fn courses_of(req: Request, student: i64) -> Result<Vec<String>, String> {
+    let db = req.db().map_err(text)?;
+    let courses = db
+        .execute(Student::courses.list(student))
+        .await
+        .map_err(text)?;
+    Ok(courses.into_iter().map(|c| c.title).collect())
+}
+
+/// Courses with at least `min_seats` seats whose title contains either word.
+#[view]
+pub async fn search(
+    req: Request,
+    (min_seats, a, b): (u32, String, String),
+) -> Result<Vec<String>, String> {
+    let db = req.db().map_err(text)?;
+    let filter = Course::seats.ge(min_seats)
+        & (Course::title.like(format!("%{a}%")) | Course::title.like(format!("%{b}%")));
+    let found = db
+        .check(filter)
+        .order_by(Course::title.asc())
+        .all()
+        .await
+        .map_err(text)?;
+    Ok(found.into_iter().map(|c| c.title).collect())
+}
+
+/// Every course with its teacher's name, in one query with a join.
+#[view]
+pub async fn catalogue(req: Request) -> Result<Vec<(String, String)>, String> {
+    let db = req.db().map_err(text)?;
+    let rows = db
+        .check_all::<Course>()
+        .order_by(Course::title.asc())
+        .related(Course::teacher)
+        .await
+        .map_err(text)?;
+    Ok(rows
+        .into_iter()
+        .map(|(course, teacher)| (course.title, teacher.name))
+        .collect())
+}
+
+/// Deletes a teacher; their courses and those courses' enrollments go too (cascade).
+#[view]
+pub async fn remove_teacher(req: Request, name: String) -> Result<(usize, i64, i64), String> {
+    staff_only(&req).await?;
+    let db = req.db().map_err(text)?;
+    let removed = db.delete(Teacher::name.eq(name)).await.map_err(text)?;
+    let courses = db.check_all::<Course>().count().await.map_err(text)?;
+    let enrollments = db.check_all::<Enrollment>().count().await.map_err(text)?;
+    Ok((removed, courses, enrollments))
+}
+
+/// The school's views, serving `db`.
+pub fn router(db: AsyncDatabase) -> Result<Router, RouterError> {
+    Router::new().state(db).mapping(views![
+        signup,
+        login,
+        add_teacher,
+        add_course,
+        add_student,
+        enrol,
+        courses_of,
+        search,
+        catalogue,
+        remove_teacher
+    ])
+}
