@@ -196,3 +196,54 @@ fn check_passes_when_nothing_changed_and_migrate_is_idempotent() {
     let status = migrate::status(&db_path, &dir).unwrap();
     assert!(status.iter().all(|(_, applied)| *applied));
 }
+
+#[test]
+fn a_type_change_a_new_unique_and_a_table_rename_keep_the_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+    step(
+        &dir,
+        &db_path,
+        &retype::before::MODELS,
+        &["create table edition"],
+    );
+    {
+        let db = Database::open(&db_path).unwrap();
+        for (number, code) in [(1, "a"), (2, "b")] {
+            db.insert(&retype::before::Edition {
+                number,
+                code: code.into(),
+            })
+            .unwrap();
+        }
+    }
+    step(
+        &dir,
+        &db_path,
+        &retype::after::MODELS,
+        &["rename table edition to printing", "rebuild table printing"],
+    );
+    let db = Database::open(&db_path).unwrap();
+    let rows: Vec<(String, String)> = db
+        .check_all::<retype::after::Printing>()
+        .order_by(retype::after::Printing::code.asc())
+        .columns((
+            retype::after::Printing::number,
+            retype::after::Printing::code,
+        ))
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![("1".into(), "a".into()), ("2".into(), "b".into())],
+        "numbers became text"
+    );
+    let duplicate = db.insert(&retype::after::Printing {
+        number: "3".into(),
+        code: "a".into(),
+    });
+    assert!(
+        matches!(duplicate, Err(fluxon::db::DbError::Unique(_))),
+        "the new unique holds"
+    );
+}

@@ -139,3 +139,35 @@ pub mod v6 {
 pub mod v7 {
     pub use super::v5::{Author, Book, MODELS};
 }
+
+/// A table whose column changes type, gains a unique constraint, and is renamed with its table.
+pub mod retype {
+    pub mod before {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "edition")]
+        pub struct Edition {
+            pub number: i32,
+            #[field(max_length = 20)]
+            pub code: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Edition::SCHEMA];
+    }
+
+    pub mod after {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "printing", renamed_from = "edition")]
+        pub struct Printing {
+            /// Was an i32.
+            pub number: String,
+            #[field(max_length = 20, unique)]
+            pub code: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Printing::SCHEMA];
+    }
+}

@@ -39,7 +39,15 @@ impl Console {
                 ),
                 false,
             ),
-            "sessions" => (format!("{} sessions", self.server.session_count()), false),
+            "sessions" => {
+                let list = self.server.sessions_list();
+                let mut text = format!("{} sessions", list.len());
+                for (id, user, connections) in list {
+                    let user = user.map_or("not logged in".to_owned(), |u| format!("user {u}"));
+                    text.push_str(&format!("\n  {id}  {user}  {connections} connection(s)"));
+                }
+                (text, false)
+            }
             "makemigrations" => {
                 let result = migrate::make_migrations(
                     &self.migrations,
@@ -138,6 +146,15 @@ mod tests {
         };
         assert!(console.command("help").0.contains("terminate"));
         assert!(console.command("status").0.contains("0 connections"));
+        let conn = crate::ConnectionHandler::connect(running.local_addr().to_string())
+            .await
+            .unwrap();
+        let listed = console.command("sessions").0;
+        assert!(
+            listed.starts_with("1 sessions") && listed.contains("not logged in  1 connection"),
+            "{listed}"
+        );
+        conn.close().await;
         let (made, stop) = console.command("makemigrations");
         assert!(
             made.contains("V1__initial.sql") && made.contains("create table note"),

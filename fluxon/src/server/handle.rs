@@ -66,6 +66,12 @@ impl ServerHandle {
         self.shared.sessions.len()
     }
 
+    /// Every session the server remembers: its id, its user (if logged in), and how many
+    /// connections it has open now (0: waiting to be resumed).
+    pub fn sessions_list(&self) -> Vec<(crate::auth::SessionId, Option<super::UserId>, usize)> {
+        self.shared.sessions.list()
+    }
+
     /// The sessions `user_id` is logged in on now (one per device or client).
     pub fn user_sessions(&self, user_id: super::UserId) -> Vec<crate::auth::SessionId> {
         self.shared.sessions.of_user(user_id)

@@ -206,6 +206,17 @@ impl Sessions {
         }
     }
 
+    /// Every session: id, user, connections open now.
+    pub fn list(&self) -> Vec<(SessionId, Option<UserId>, usize)> {
+        let mut out: Vec<_> = lock(&self.tables)
+            .sessions
+            .values()
+            .map(|s| (s.id, s.user_id(), s.connections.load(Ordering::Acquire)))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn len(&self) -> usize {
         lock(&self.tables).sessions.len()
     }
