@@ -171,3 +171,43 @@ fn a_not_null_column_without_default_needs_a_value_for_existing_rows() {
         .unwrap();
     assert_eq!(born, 1815);
 }
+
+#[test]
+fn a_migration_that_leaves_a_dangling_reference_is_rolled_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
+    migrate::apply(&db_path, &dir, None).unwrap();
+    // SQL of one's own that points a book at an author who does not exist.
+    let custom = migrate::make_empty_migration(&dir, &v1::MODELS, Some("bad_data")).unwrap();
+    let text = std::fs::read_to_string(&custom.path).unwrap();
+    let text = text.replacen(
+        "\n\n",
+        "\n\nINSERT INTO author (name) VALUES ('Real');\nINSERT INTO book (title, author) VALUES ('Orphan', 999);\n",
+        1,
+    );
+    std::fs::write(&custom.path, text).unwrap();
+    let err = migrate::apply(&db_path, &dir, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("foreign key check failed") && err.contains("book"),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    let rows: i64 = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM book) + (SELECT count(*) FROM author)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 0, "the whole migration was rolled back");
+    let status = migrate::status(&db_path, &dir).unwrap();
+    assert_eq!(
+        status.iter().filter(|(_, applied)| *applied).count(),
+        1,
+        "V2 not recorded as applied"
+    );
+}

@@ -247,3 +247,41 @@ fn a_type_change_a_new_unique_and_a_table_rename_keep_the_rows() {
         "the new unique holds"
     );
 }
+
+#[test]
+fn an_index_is_added_and_dropped_without_a_rebuild() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+    let index_count = || -> i64 {
+        rusqlite::Connection::open(&db_path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'event_kind_idx'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    step(
+        &dir,
+        &db_path,
+        &indexed::without::MODELS,
+        &["create table event"],
+    );
+    assert_eq!(index_count(), 0);
+    step(
+        &dir,
+        &db_path,
+        &indexed::with::MODELS,
+        &["add index on event.kind"],
+    );
+    assert_eq!(index_count(), 1);
+    step(
+        &dir,
+        &db_path,
+        &indexed::without::MODELS,
+        &["drop index on event.kind"],
+    );
+    assert_eq!(index_count(), 0);
+}

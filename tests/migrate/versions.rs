@@ -171,3 +171,32 @@ pub mod retype {
         pub const MODELS: [fluxon::db::TableSchema; 1] = [Printing::SCHEMA];
     }
 }
+
+/// The same table with and without an index.
+pub mod indexed {
+    pub mod without {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "event")]
+        pub struct Event {
+            #[field(max_length = 40)]
+            pub kind: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Event::SCHEMA];
+    }
+
+    pub mod with {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "event")]
+        pub struct Event {
+            #[field(max_length = 40, index)]
+            pub kind: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Event::SCHEMA];
+    }
+}

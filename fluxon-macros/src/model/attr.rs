@@ -38,6 +38,7 @@ pub struct FieldAttrs {
     pub on_delete: Option<(OnDelete, Span)>,
     pub username: Option<Span>,
     pub renamed_from: Option<LitStr>,
+    pub index: Option<Span>,
 }
 
 fn int(expr: &Expr, errors: &mut Errors) -> Option<u32> {
@@ -176,6 +177,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 }
                 "renamed_from" => out.renamed_from = Some(meta.value()?.parse()?),
                 "unique" => out.unique = Some(span),
+                "index" => out.index = Some(span),
                 "primary_key" => out.primary_key = Some(span),
                 "auto" => out.auto = Some(span),
                 "auto_now" => out.auto_now = Some(span),
@@ -184,7 +186,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 _ => {
                     errors.push(
                         span,
-                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username, renamed_from",
+                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username, renamed_from, index",
                     );
                     skip_value(&meta)?;
                 }

@@ -66,6 +66,7 @@ fn column_schema(field: &Field, table: &str) -> TokenStream {
     };
     let auto_now = a.auto_now.is_some();
     let auto_now_add = a.auto_now_add.is_some();
+    let index = a.index.is_some();
     let qualified = format!("{}.{}", quote_ident(table), quote_ident(&name));
     let renamed_from = match &a.renamed_from {
         Some(old) => quote!(::core::option::Option::Some(#old)),
@@ -84,6 +85,7 @@ fn column_schema(field: &Field, table: &str) -> TokenStream {
             in_struct: true,
             qualified: #qualified,
             renamed_from: #renamed_from,
+            index: #index,
         }
     }
 }

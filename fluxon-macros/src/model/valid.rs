@@ -25,6 +25,7 @@ pub fn check(model: &Model, errors: &mut Errors) {
                 a.auto_now,
                 a.auto_now_add,
                 a.username,
+                a.index,
             ]
             .into_iter()
             .flatten()

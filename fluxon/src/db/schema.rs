@@ -159,6 +159,8 @@ pub struct ColumnSchema {
     /// The column's earlier name (`#[field(renamed_from = "old")]`), so a migration renames it
     /// without asking.
     pub renamed_from: Option<&'static str>,
+    /// An index on the column (`#[field(index)]`; foreign keys always have one).
+    pub index: bool,
 }
 
 impl ColumnSchema {
@@ -176,7 +178,23 @@ impl ColumnSchema {
             in_struct: true,
             qualified: "",
             renamed_from: None,
+            index: false,
         }
+    }
+
+    /// Whether the column gets an index: asked for, or a foreign key.
+    pub fn indexed(&self) -> bool {
+        self.index || self.reference().is_some()
+    }
+
+    /// `CREATE INDEX` for this column of `table`.
+    pub fn index_sql(&self, table: &str) -> String {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+            quote_ident(&format!("{table}_{}_idx", self.name)),
+            quote_ident(table),
+            quote_ident(self.name)
+        )
     }
 
     /// The SQLite storage type.
@@ -282,13 +300,8 @@ impl TableSchema {
             quote_ident(self.name),
             columns.join(",\n    ")
         )];
-        for column in self.columns.iter().filter(|c| c.reference().is_some()) {
-            statements.push(format!(
-                "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-                quote_ident(&format!("{}_{}_idx", self.name, column.name)),
-                quote_ident(self.name),
-                quote_ident(column.name)
-            ));
+        for column in self.columns.iter().filter(|c| c.indexed()) {
+            statements.push(column.index_sql(self.name));
         }
         statements
     }

@@ -65,6 +65,20 @@ pub enum Operation {
         /// The column.
         column: ColumnSchema,
     },
+    /// A new index on a column.
+    AddIndex {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
+    /// An index no longer wanted.
+    DropIndex {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+    },
     /// Column changes SQLite cannot do in place: the table is rebuilt with its rows kept.
     Rebuild {
         /// The table as it will be.
@@ -86,6 +100,8 @@ impl Operation {
             Operation::AddColumn { table, column } => {
                 format!("add column {}.{}", table.name, column.name)
             }
+            Operation::AddIndex { table, column } => format!("add index on {table}.{column}"),
+            Operation::DropIndex { table, column } => format!("drop index on {table}.{column}"),
             Operation::Rebuild { table, changes, .. } => {
                 format!(
                     "rebuild table {} (rows kept): {}",
@@ -213,6 +229,7 @@ fn table_changes(
     let mut sources = Vec::new();
     let mut changes = Vec::new();
     let mut added = Vec::new();
+    let mut indexes = Vec::new();
     let mut in_place_only = true;
 
     // First pass: columns present under the same name, or declared as renamed.
@@ -220,9 +237,27 @@ fn table_changes(
     for column in new.columns {
         if let Some(previous) = find_old(column.name) {
             used.push(previous.name);
-            if !same_definition(previous, column) {
+            let reindexed = ColumnSchema {
+                index: column.index,
+                ..*previous
+            };
+            if !same_definition(&reindexed, column) {
                 changes.push(format!("alter column {}", column.name));
                 in_place_only = false;
+            } else if previous.indexed() != column.indexed() {
+                // Only the index changed: no rebuild.
+                changes.push(format!("index {}", column.name));
+                indexes.push(if column.indexed() {
+                    Operation::AddIndex {
+                        table: new.name,
+                        column: column.name,
+                    }
+                } else {
+                    Operation::DropIndex {
+                        table: new.name,
+                        column: column.name,
+                    }
+                });
             }
             sources.push(Some(Source::Column(previous.name)));
         } else if let Some(previous) = column.renamed_from.and_then(find_old) {
@@ -295,6 +330,7 @@ fn table_changes(
             table: *new,
             column,
         }));
+        operations.extend(indexes);
     } else {
         operations.push(Operation::Rebuild {
             table: *new,

@@ -9,7 +9,7 @@ use crate::db::TableSchema;
 use super::MigrateError;
 
 /// What SQLite says about one table: columns (name, type, not null, default, primary key),
-/// foreign keys (column, table, column, on delete) and the column lists of unique indexes.
+/// foreign keys (column, table, column, on delete) and the column lists of its indexes.
 #[derive(Debug, PartialEq)]
 struct Shape {
     columns: Vec<(String, String, bool, Option<String>, i64)>,
@@ -49,8 +49,7 @@ fn shape(conn: &Connection, table: &str) -> Result<Option<Shape>, rusqlite::Erro
     }
     foreign_keys.sort();
     let mut unique = Vec::new();
-    let mut statement =
-        conn.prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1")?;
+    let mut statement = conn.prepare("SELECT name FROM pragma_index_list(?1)")?;
     let names: Vec<String> = statement
         .query_map([table], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -108,7 +107,10 @@ pub fn differences(conn: &Connection, models: &[TableSchema]) -> Result<Vec<Stri
                     out.push(format!("foreign keys of {} differ", table.name));
                 }
                 if expected.unique != actual.unique {
-                    out.push(format!("unique constraints of {} differ", table.name));
+                    out.push(format!(
+                        "indexes or unique constraints of {} differ",
+                        table.name
+                    ));
                 }
             }
             _ => {}

@@ -72,6 +72,8 @@ struct Column {
     auto_now_add: bool,
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     in_struct: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    index: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -215,6 +217,7 @@ pub fn write(tables: &[TableSchema]) -> Result<String, MigrateError> {
                     auto_now: c.auto_now,
                     auto_now_add: c.auto_now_add,
                     in_struct: c.in_struct,
+                    index: c.index,
                 })
                 .collect(),
         })
@@ -243,6 +246,7 @@ pub fn read(json: &str) -> Result<Vec<TableSchema>, MigrateError> {
                         auto_now: c.auto_now,
                         auto_now_add: c.auto_now_add,
                         in_struct: c.in_struct,
+                        index: c.index,
                         qualified: leak(format!(
                             "{}.{}",
                             crate::db::schema::quote_ident(name),

@@ -23,22 +23,23 @@ pub fn statements(operation: &Operation) -> Vec<String> {
                 quote_ident(table.name),
                 column.definition()
             )];
-            if column.reference().is_some() {
-                out.push(index_sql(table, column.name));
+            if column.indexed() {
+                out.push(column.index_sql(table.name));
             }
             out
         }
+        Operation::AddIndex { table, column } => vec![format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
+            quote_ident(&format!("{table}_{column}_idx")),
+            quote_ident(table),
+            quote_ident(column)
+        )],
+        Operation::DropIndex { table, column } => vec![format!(
+            "DROP INDEX IF EXISTS {}",
+            quote_ident(&format!("{table}_{column}_idx"))
+        )],
         Operation::Rebuild { table, sources, .. } => rebuild(table, sources),
     }
-}
-
-fn index_sql(table: &TableSchema, column: &str) -> String {
-    format!(
-        "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
-        quote_ident(&format!("{}_{}_idx", table.name, column)),
-        quote_ident(table.name),
-        quote_ident(column)
-    )
 }
 
 fn rebuild(table: &TableSchema, sources: &[Source]) -> Vec<String> {
@@ -83,8 +84,8 @@ fn rebuild(table: &TableSchema, sources: &[Source]) -> Vec<String> {
         table
             .columns
             .iter()
-            .filter(|c| c.reference().is_some())
-            .map(|c| index_sql(table, c.name)),
+            .filter(|c| c.indexed())
+            .map(|c| c.index_sql(table.name)),
     );
     out
 }
