@@ -74,6 +74,19 @@ impl Questioner for Script {
     }
 }
 
+/// A v1 history applied to a database holding one author, Ann.
+fn v1_with_ann() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("app.sqlite3");
+    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
+    migrate::apply(&db_path, &dir, None).unwrap();
+    fluxon::db::Database::open(&db_path)
+        .and_then(|db| fluxon::db::Executor::insert(&db, &v1::Author { name: "Ann".into() }))
+        .unwrap();
+    (tmp, dir, db_path)
+}
+
 mod undeclared {
     use fluxon::db::Model;
 
@@ -98,14 +111,8 @@ mod undeclared {
 #[test]
 fn an_undeclared_rename_is_asked_and_refused_without_a_terminal() {
     use fluxon::db::Model;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
-    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
-    fluxon::db::Database::open(&db_path)
-        .and_then(|db| fluxon::db::Executor::insert(&db, &v1::Author { name: "Ann".into() }))
-        .unwrap();
+    // The temp dir lives (and is removed) with `_tmp`.
+    let (_tmp, dir, db_path) = v1_with_ann();
     let models = [undeclared::Author::SCHEMA, v1::Book::SCHEMA];
 
     let err = migrate::make_migrations(&dir, &models, None, &mut NoQuestions)
@@ -141,14 +148,8 @@ fn an_undeclared_rename_is_asked_and_refused_without_a_terminal() {
 #[test]
 fn a_not_null_column_without_default_needs_a_value_for_existing_rows() {
     use fluxon::db::Model;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
-    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
-    fluxon::db::Database::open(&db_path)
-        .and_then(|db| fluxon::db::Executor::insert(&db, &v1::Author { name: "Ann".into() }))
-        .unwrap();
+    // The temp dir lives (and is removed) with `_tmp`.
+    let (_tmp, dir, db_path) = v1_with_ann();
     let models = [undeclared::Strict::SCHEMA, v1::Book::SCHEMA];
     let err = migrate::make_migrations(&dir, &models, None, &mut NoQuestions)
         .unwrap_err()

@@ -87,15 +87,9 @@ pub fn history_schema(migrations: &[MigrationFile]) -> Result<Vec<TableSchema>, 
     }
 }
 
-/// A name for a migration from its operations, Django-style: `initial`, `add_course_seats`, ...
-pub fn suggest_name(first: bool, descriptions: &[String]) -> String {
-    if first {
-        return "initial".to_owned();
-    }
-    let words: String = descriptions
-        .first()
-        .map(|d| d.split(':').next().unwrap_or(d).to_owned())
-        .unwrap_or_else(|| "empty".to_owned())
+/// Lower-case ASCII words joined by `_`: what a migration's name may hold.
+pub fn slug(text: &str) -> String {
+    let mapped: String = text
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -105,11 +99,22 @@ pub fn suggest_name(first: bool, descriptions: &[String]) -> String {
             }
         })
         .collect();
-    let mut name = words
+    mapped
         .split('_')
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
-        .join("_");
+        .join("_")
+}
+
+/// A name for a migration from its operations, Django-style: `initial`, `add_course_seats`, ...
+pub fn suggest_name(first: bool, descriptions: &[String]) -> String {
+    if first {
+        return "initial".to_owned();
+    }
+    let first_change = descriptions
+        .first()
+        .map_or("empty", |d| d.split(':').next().unwrap_or(d));
+    let mut name = slug(first_change);
     if descriptions.len() > 1 {
         name.push_str("_and_more");
     }

@@ -148,16 +148,7 @@ fn make(
 }
 
 fn sanitize(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let cleaned = files::slug(name);
     if cleaned.is_empty() {
         "migration".to_owned()
     } else {
