@@ -57,7 +57,7 @@ pub mod blocking {
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
 pub use routing::{Request, Router, RouterError, View, ViewError};
 pub use server::{
-    run_server, AsyncServer, Limits, RunningServer, ServerError, ServerHandle, UserId,
+    run_server, AsyncServer, Limits, ReverseError, RunningServer, ServerError, ServerHandle, UserId,
 };
 pub use wire::ErrorCode;
 

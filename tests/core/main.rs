@@ -6,5 +6,6 @@ mod blocking;
 mod calls;
 mod hostile;
 mod logging;
+mod reverse;
 mod sessions;
 mod shutdown;

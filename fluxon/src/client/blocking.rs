@@ -86,6 +86,37 @@ impl ConnectionHandler {
         }
     }
 
+    /// Handles the server's reverse requests named `name` with a plain function, run on a thread
+    /// of the client's blocking pool (so it may block); what it returns is the reply.
+    pub fn on<P, R, F>(&self, name: impl Into<String>, handler: F) -> &Self
+    where
+        F: Fn(P) -> R + Send + Sync + 'static,
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.conn.on(name, move |payload: P| {
+            let handler = Arc::clone(&handler);
+            async move {
+                match tokio::task::spawn_blocking(move || handler(payload)).await {
+                    Ok(reply) => reply,
+                    // The handler panicked: let the async side report it as a panic.
+                    Err(err) => std::panic::resume_unwind(err.into_panic()),
+                }
+            }
+        });
+        self
+    }
+
+    /// Reverse requests with no handler, for a thread of the program's own (a GUI main loop) to
+    /// take and answer: an iterator that blocks for the next one.
+    pub fn reverse_requests(&self, capacity: usize) -> ReverseRequests {
+        ReverseRequests {
+            queue: self.conn.reverse_requests(capacity),
+            runtime: Arc::clone(&self.runtime),
+        }
+    }
+
     /// Whether the connection is up now.
     pub fn is_connected(&self) -> bool {
         self.conn.is_connected()
@@ -94,5 +125,70 @@ impl ConnectionHandler {
     /// Says goodbye and closes the connection.
     pub fn close(&self) {
         self.runtime.block_on(self.conn.close());
+    }
+}
+
+/// Reverse requests taken one at a time by a thread of the program's own.
+#[derive(Debug)]
+pub struct ReverseRequests {
+    queue: super::ReverseRequests,
+    runtime: Arc<Runtime>,
+}
+
+impl ReverseRequests {
+    /// The next reverse request, waiting at most `timeout`; `None` if none came.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Incoming> {
+        let runtime = Arc::clone(&self.runtime);
+        // The timer is made inside the runtime: it needs one.
+        let next =
+            runtime.block_on(async { tokio::time::timeout(timeout, self.queue.next()).await });
+        next.ok().flatten().map(|incoming| Incoming {
+            incoming,
+            runtime: Arc::clone(&self.runtime),
+        })
+    }
+}
+
+impl Iterator for ReverseRequests {
+    type Item = Incoming;
+
+    /// Blocks for the next reverse request; `None` once the connection is closed.
+    fn next(&mut self) -> Option<Incoming> {
+        let runtime = Arc::clone(&self.runtime);
+        runtime
+            .block_on(self.queue.next())
+            .map(|incoming| Incoming {
+                incoming,
+                runtime: Arc::clone(&self.runtime),
+            })
+    }
+}
+
+/// One reverse request, answered from a plain thread.
+#[derive(Debug)]
+pub struct Incoming {
+    incoming: super::Incoming,
+    runtime: Arc<Runtime>,
+}
+
+impl Incoming {
+    /// The handler name the server asked for.
+    pub fn name(&self) -> &str {
+        self.incoming.name()
+    }
+
+    /// The payload, decoded.
+    pub fn payload<P: DeserializeOwned>(&self) -> Result<P, CallError> {
+        self.incoming.payload()
+    }
+
+    /// Answers with `reply`.
+    pub fn reply<R: Serialize + ?Sized>(self, reply: &R) -> Result<(), CallError> {
+        self.runtime.block_on(self.incoming.reply(reply))
+    }
+
+    /// Answers with an error.
+    pub fn reject(self, message: &str) -> Result<(), CallError> {
+        self.runtime.block_on(self.incoming.reject(message))
     }
 }

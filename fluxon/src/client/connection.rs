@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::link::{self, Opened};
 use super::pending::PendingCalls;
 use super::reconnect;
+use super::reverse::{Handlers, ReverseRequests};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::routing::View;
 use crate::wire::{Envelope, Outbox, SendError, SessionTokenBytes};
@@ -38,6 +39,7 @@ pub(super) struct Inner {
     pub(super) config: ClientConfig,
     next_id: AtomicU64,
     pub(super) pending: Arc<PendingCalls>,
+    pub(super) handlers: Handlers,
     link: watch::Sender<LinkState>,
     token: Mutex<Option<SessionTokenBytes>>,
     resumed: AtomicBool,
@@ -145,6 +147,7 @@ impl ConnectionHandler {
             config,
             next_id: AtomicU64::new(1),
             pending: Arc::new(PendingCalls::default()),
+            handlers: Handlers::default(),
             link,
             token: Mutex::new(None),
             resumed: AtomicBool::new(false),
@@ -181,7 +184,7 @@ impl ConnectionHandler {
     {
         let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
         let reply = self.call_raw(view, &payload).await?;
-        postcard::from_bytes(&reply).map_err(|source| CallError::Decode {
+        crate::wire::from_bytes_exact(&reply).map_err(|source| CallError::Decode {
             expected: std::any::type_name::<R>(),
             source,
         })
@@ -281,6 +284,38 @@ impl ConnectionHandler {
             if state.changed().await.is_err() {
                 return Err(CallError::Closed);
             }
+        }
+    }
+
+    /// Handles the server's reverse requests named `name` (the original's
+    /// `reverse_request_mapping`): `handler` gets the decoded payload, and what it returns is the
+    /// reply. Handlers run as tasks of their own, concurrently, never holding up the connection.
+    ///
+    /// ```no_run
+    /// # async fn run(conn: fluxon::ConnectionHandler) {
+    /// conn.on("receive_message", |(from, text): (String, String)| async move {
+    ///     println!("{from}: {text}");
+    ///     "seen"
+    /// });
+    /// # }
+    /// ```
+    pub fn on<P, R, F, Fut>(&self, name: impl Into<String>, handler: F) -> &Self
+    where
+        F: Fn(P) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = R> + Send + 'static,
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + 'static,
+    {
+        self.inner.handlers.on(name.into(), handler);
+        self
+    }
+
+    /// Reverse requests with no handler, queued (at most `capacity` waiting; past that the server
+    /// gets an error) for a program to take and answer in its own time. A later call replaces the
+    /// queue.
+    pub fn reverse_requests(&self, capacity: usize) -> ReverseRequests {
+        ReverseRequests {
+            rx: self.inner.handlers.queue(capacity),
         }
     }
 

@@ -11,7 +11,7 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::connection::{Inner, LinkState};
 use super::{CallError, ClientConfig, ConnectError};
-use crate::wire::{self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, SessionTokenBytes};
+use crate::wire::{self, Envelope, FrameCodec, Outbox, SessionTokenBytes};
 
 pub(super) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
 pub(super) type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
@@ -203,7 +203,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
 }
 
 /// Handles one frame from the server; `false` ends the link.
-async fn on_frame(inner: &Inner, outbox: &Outbox, frame: Bytes) -> bool {
+async fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes) -> bool {
     match Envelope::decode(&frame) {
         Ok(Envelope::Reply { id, result }) => {
             let delivery = result
@@ -220,17 +220,9 @@ async fn on_frame(inner: &Inner, outbox: &Outbox, frame: Bytes) -> bool {
             true
         }
         Ok(Envelope::Pong { .. }) => true,
-        Ok(Envelope::ReverseRequest { id, name, .. }) => {
-            tracing::warn!(%name, "reverse request with no handler on this client");
-            let message = format!("this client has no handler named `{name}`");
-            let answer = Envelope::ReverseReply {
-                id,
-                result: Err(ErrorReply {
-                    code: ErrorCode::NoHandler,
-                    message: &message,
-                }),
-            };
-            let _ = outbox.send(&answer).await;
+        Ok(Envelope::ReverseRequest { id, name, payload }) => {
+            let payload = wire::subslice(&frame, payload);
+            inner.handlers.dispatch(id, name, payload, outbox);
             true
         }
         Ok(Envelope::Goodbye { reason }) => {

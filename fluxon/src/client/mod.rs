@@ -24,7 +24,9 @@ mod error;
 mod link;
 mod pending;
 mod reconnect;
+mod reverse;
 
 pub use config::{ClientConfig, Reconnect};
 pub use connection::ConnectionHandler;
 pub use error::{CallError, ConnectError};
+pub use reverse::{Incoming, ReverseRequests};

@@ -71,6 +71,17 @@ impl Request {
         self.server.sessions().logout(&self.session);
     }
 
+    /// Adds this session to a named group (for `reverse_request_group`); it leaves when the
+    /// session ends.
+    pub fn join_group(&self, group: &str) {
+        self.server.join_group(self.session.id(), group);
+    }
+
+    /// Removes this session from a group.
+    pub fn leave_group(&self, group: &str) {
+        self.server.leave_group(self.session.id(), group);
+    }
+
     /// The server this call arrived at: for reverse requests, shutdown, counts.
     pub fn server(&self) -> &ServerHandle {
         &self.server

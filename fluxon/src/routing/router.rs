@@ -25,13 +25,7 @@ struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
     fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
-        let decoded =
-            postcard::take_from_bytes::<V::Payload>(&payload).and_then(|(value, rest)| match rest
-                .is_empty()
-            {
-                true => Ok(value),
-                false => Err(postcard::Error::DeserializeBadEncoding),
-            });
+        let decoded = crate::wire::from_bytes_exact::<V::Payload>(&payload);
         let payload: V::Payload = match decoded {
             Ok(payload) => payload,
             Err(err) => {

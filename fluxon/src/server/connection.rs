@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use super::handle::{ServerHandle, Shared};
 use super::in_flight::InFlight;
+use super::reverse::Link;
 use super::sessions::Session;
 use crate::auth::SessionToken;
 use crate::routing::{Outcome, Request};
@@ -70,6 +71,9 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     tracing::debug!(session = %session.id(), "connected");
 
     let outbox = Outbox::new(shared.limits.outgoing_buffer, reply_max);
+    // Reverse requests reach this connection through its session from now on.
+    let link = Link::new(Arc::clone(&outbox));
+    session.add_link(Arc::clone(&link));
     let in_flight = InFlight::new(shared.limits.max_in_flight);
     let write_task = {
         let outbox = Arc::clone(&outbox);
@@ -91,6 +95,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         peer,
         calls: &calls,
         in_flight: &in_flight,
+        link: &link,
     };
     let end = conn.read_loop(&mut reader).await;
     drop(reader);
@@ -124,6 +129,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     if timeout_at(last_writes, write_task).await.is_err() {
         abort.abort();
     }
+    session.remove_link(&link);
     shared.sessions.disconnected(&session);
     tracing::debug!("disconnected");
 }
@@ -234,6 +240,7 @@ struct Conn<'a> {
     peer: SocketAddr,
     calls: &'a TaskTracker,
     in_flight: &'a Arc<InFlight>,
+    link: &'a Arc<Link>,
 }
 
 /// What to do after one frame.
@@ -368,11 +375,16 @@ impl Conn<'_> {
                 Err(_) => Next::Stop(End::PeerClosed),
             },
             Ok(Envelope::Pong { .. }) => Next::Continue,
-            Ok(Envelope::ReverseReply { id, .. }) => {
-                tracing::debug!(
-                    id,
-                    "reverse reply for a request this server did not send; ignored"
-                );
+            Ok(Envelope::ReverseReply { id, result }) => {
+                let answer = result
+                    .map(|bytes| wire::subslice(&frame, bytes))
+                    .map_err(|e| (e.code, e.message.to_owned()));
+                if !self.link.complete(id, answer) {
+                    tracing::debug!(
+                        id,
+                        "reverse reply nobody waits for (unknown id, or a plain send); ignored"
+                    );
+                }
                 Next::Continue
             }
             Ok(Envelope::Goodbye { .. }) => Next::Stop(End::PeerClosed),

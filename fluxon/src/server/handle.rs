@@ -6,8 +6,15 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::time::Duration;
+
 use super::config::Limits;
+use super::reverse::{self, Link, ReverseError};
 use super::sessions::Sessions;
+use super::UserId;
+use crate::auth::SessionId;
 use crate::routing::Router;
 
 /// State shared by the accept loop, every connection and every handle.
@@ -81,6 +88,121 @@ impl ServerHandle {
     /// kept, so its client may reconnect and resume it. `false` if no such session exists.
     pub fn disconnect_session(&self, session: crate::auth::SessionId) -> bool {
         self.shared.sessions.disconnect(&session)
+    }
+
+    /// Sends a reverse request to every connected client of `user` (the original's
+    /// `request.server.reverse_request(user_id, name, payload)`); `true` if at least one took
+    /// it, `false` when the user is offline.
+    pub async fn reverse_request<P: Serialize + ?Sized>(
+        &self,
+        user: UserId,
+        name: &str,
+        payload: &P,
+    ) -> bool {
+        self.send_to(self.shared.sessions.links_of_user(user), name, payload) > 0
+    }
+
+    /// Sends a reverse request to every connection of one session; `true` if one took it.
+    pub async fn reverse_request_session<P: Serialize + ?Sized>(
+        &self,
+        session: SessionId,
+        name: &str,
+        payload: &P,
+    ) -> bool {
+        self.send_to(
+            self.shared.sessions.links_of_session(&session),
+            name,
+            payload,
+        ) > 0
+    }
+
+    /// Sends a reverse request to every connection of every session in `group`; how many took it.
+    pub async fn reverse_request_group<P: Serialize + ?Sized>(
+        &self,
+        group: &str,
+        name: &str,
+        payload: &P,
+    ) -> usize {
+        self.send_to(self.shared.sessions.links_of_group(group), name, payload)
+    }
+
+    /// Sends a reverse request to every connected client; how many took it.
+    pub async fn broadcast<P: Serialize + ?Sized>(&self, name: &str, payload: &P) -> usize {
+        self.send_to(self.shared.sessions.all_links(), name, payload)
+    }
+
+    fn send_to<P: Serialize + ?Sized>(
+        &self,
+        links: Vec<Arc<Link>>,
+        name: &str,
+        payload: &P,
+    ) -> usize {
+        match reverse::encode(payload) {
+            Ok(bytes) => reverse::send_all(&links, name, &bytes),
+            Err(err) => {
+                tracing::warn!(%err, name, "reverse request not sent");
+                0
+            }
+        }
+    }
+
+    /// Asks a connected client of `user` and awaits its typed reply, at most `timeout`.
+    pub async fn reverse_call<P, R>(
+        &self,
+        user: UserId,
+        name: &str,
+        payload: &P,
+        timeout: Duration,
+    ) -> Result<R, ReverseError>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let payload = reverse::encode(payload)?;
+        reverse::call_first(
+            &self.shared.sessions.links_of_user(user),
+            name,
+            &payload,
+            timeout,
+        )
+        .await
+    }
+
+    /// Asks a connection of `session` and awaits its typed reply, at most `timeout`.
+    pub async fn reverse_call_session<P, R>(
+        &self,
+        session: SessionId,
+        name: &str,
+        payload: &P,
+        timeout: Duration,
+    ) -> Result<R, ReverseError>
+    where
+        P: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let payload = reverse::encode(payload)?;
+        reverse::call_first(
+            &self.shared.sessions.links_of_session(&session),
+            name,
+            &payload,
+            timeout,
+        )
+        .await
+    }
+
+    /// Adds a session to a named group (it leaves when it ends); `false` if no such session.
+    pub fn join_group(&self, session: SessionId, group: &str) -> bool {
+        self.shared.sessions.join(&session, group)
+    }
+
+    /// Removes a session from a group.
+    pub fn leave_group(&self, session: SessionId, group: &str) {
+        self.shared.sessions.leave(&session, group);
+    }
+
+    /// A group's sessions.
+    pub fn group_members(&self, group: &str) -> Vec<SessionId> {
+        self.shared.sessions.members(group)
     }
 
     /// The server's limits.

@@ -29,12 +29,14 @@ mod handle;
 mod in_flight;
 mod listener;
 mod logging;
+mod reverse;
 mod sessions;
 
 pub use config::{AsyncServer, Limits};
 pub use error::ServerError;
 pub use handle::ServerHandle;
 pub use listener::RunningServer;
+pub use reverse::ReverseError;
 pub use sessions::UserId;
 
 pub(crate) use sessions::Session;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::reverse::Link;
 use crate::auth::{AuthError, SessionId, SessionKey, SessionToken};
 
 /// A user's id, as stored in the user model's primary key.
@@ -19,6 +20,7 @@ pub struct Session {
     connections: AtomicUsize,
     last_seen: Mutex<Instant>,
     kick: tokio::sync::Notify,
+    links: Mutex<Vec<Arc<Link>>>,
 }
 
 impl Session {
@@ -29,7 +31,24 @@ impl Session {
             connections: AtomicUsize::new(0),
             last_seen: Mutex::new(Instant::now()),
             kick: tokio::sync::Notify::new(),
+            links: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A connection of this session opened.
+    pub(crate) fn add_link(&self, link: Arc<Link>) {
+        lock(&self.links).push(link);
+    }
+
+    /// A connection of this session closed.
+    pub(crate) fn remove_link(&self, link: &Arc<Link>) {
+        lock(&self.links).retain(|l| !Arc::ptr_eq(l, link));
+        link.close();
+    }
+
+    /// The session's open connections.
+    pub(crate) fn links(&self) -> Vec<Arc<Link>> {
+        lock(&self.links).clone()
     }
 
     /// Completes when the server disconnects this session's connections.
@@ -68,6 +87,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Tables {
     sessions: HashMap<SessionId, Arc<Session>>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
+    groups: HashMap<String, HashSet<SessionId>>,
 }
 
 impl Tables {
@@ -86,6 +106,11 @@ impl Tables {
                 self.unbind(&session, user);
             }
         }
+        // A session that ends leaves its groups.
+        self.groups.retain(|_, members| {
+            members.remove(id);
+            !members.is_empty()
+        });
     }
 }
 
@@ -228,6 +253,88 @@ impl Sessions {
             .get(&user)
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The open connections of the sessions `user` is logged in on.
+    pub fn links_of_user(&self, user: UserId) -> Vec<Arc<Link>> {
+        let sessions: Vec<Arc<Session>> = {
+            let tables = lock(&self.tables);
+            tables
+                .by_user
+                .get(&user)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| tables.sessions.get(id).cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        sessions.iter().flat_map(|s| s.links()).collect()
+    }
+
+    /// The open connections of one session.
+    pub fn links_of_session(&self, id: &SessionId) -> Vec<Arc<Link>> {
+        let session = lock(&self.tables).sessions.get(id).cloned();
+        session.map(|s| s.links()).unwrap_or_default()
+    }
+
+    /// The open connections of a group's sessions.
+    pub fn links_of_group(&self, group: &str) -> Vec<Arc<Link>> {
+        let sessions: Vec<Arc<Session>> = {
+            let tables = lock(&self.tables);
+            tables
+                .groups
+                .get(group)
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|id| tables.sessions.get(id).cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        sessions.iter().flat_map(|s| s.links()).collect()
+    }
+
+    /// Every open connection.
+    pub fn all_links(&self) -> Vec<Arc<Link>> {
+        let sessions: Vec<Arc<Session>> = lock(&self.tables).sessions.values().cloned().collect();
+        sessions.iter().flat_map(|s| s.links()).collect()
+    }
+
+    /// Adds a session to a group; `false` if there is no such session.
+    pub fn join(&self, id: &SessionId, group: &str) -> bool {
+        let mut tables = lock(&self.tables);
+        if !tables.sessions.contains_key(id) {
+            return false;
+        }
+        tables
+            .groups
+            .entry(group.to_owned())
+            .or_default()
+            .insert(*id);
+        true
+    }
+
+    /// Removes a session from a group.
+    pub fn leave(&self, id: &SessionId, group: &str) {
+        let mut tables = lock(&self.tables);
+        if let Some(members) = tables.groups.get_mut(group) {
+            members.remove(id);
+            if members.is_empty() {
+                tables.groups.remove(group);
+            }
+        }
+    }
+
+    /// A group's sessions.
+    pub fn members(&self, group: &str) -> Vec<SessionId> {
+        let mut out: Vec<SessionId> = lock(&self.tables)
+            .groups
+            .get(group)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
     }
 
     pub fn ttl(&self) -> Duration {

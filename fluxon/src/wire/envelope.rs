@@ -284,6 +284,16 @@ fn put_varint(out: &mut impl bytes::BufMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
+/// Decodes a whole postcard payload: bytes left over mean it was not a `T`.
+pub(crate) fn from_bytes_exact<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, postcard::Error> {
+    match postcard::take_from_bytes(bytes)? {
+        (value, []) => Ok(value),
+        _ => Err(postcard::Error::DeserializeBadEncoding),
+    }
+}
+
 /// Serializes a value with postcard into a right-sized buffer, through a per-thread scratch buffer
 /// so growing it costs nothing after the first calls.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {

@@ -87,7 +87,7 @@ mod error;
 mod frame;
 mod outbox;
 
-pub(crate) use envelope::{subslice, to_vec};
+pub(crate) use envelope::{from_bytes_exact, subslice, to_vec};
 pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
 pub(crate) use frame::buffered_frame;

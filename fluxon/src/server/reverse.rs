@@ -1,0 +1,173 @@
+//! Reverse requests: the server calls functions its connected clients registered. Each open
+//! connection is a [`Link`] in its session: its outgoing queue and the replies it still awaits.
+//! Sends never wait: a connection whose queue is full misses that request (the send reports it),
+//! and one that takes no bytes for the idle timeout is closed by its writer.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::wire::{Envelope, ErrorCode, Outbox, SendError};
+
+type Answer = Result<Bytes, (ErrorCode, String)>;
+
+/// Why a reverse request that awaits its reply got none.
+#[derive(Debug, thiserror::Error)]
+pub enum ReverseError {
+    /// No connected client to ask (the user, session or group has none).
+    #[error("no connected client to ask")]
+    Offline,
+    /// The client did not answer in time.
+    #[error("the client did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The client answered with an error (no handler, its handler failed, ...).
+    #[error("the client answered with an error ({code}): {message}")]
+    Client {
+        /// What kind.
+        code: ErrorCode,
+        /// The client's explanation.
+        message: String,
+    },
+    /// The client's answer does not decode as the expected type.
+    #[error("the client's answer does not decode as `{expected}`: {reason}")]
+    BadReply {
+        /// The expected type.
+        expected: &'static str,
+        /// postcard's error.
+        reason: String,
+    },
+    /// The client disconnected before answering.
+    #[error("the client disconnected before answering")]
+    Disconnected,
+    /// The payload would not encode.
+    #[error("cannot encode the payload: {0}")]
+    Encode(String),
+    /// The client's queue is full (it is not reading).
+    #[error("the client is not reading; its queue is full")]
+    Full,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is one map operation: a poisoned lock holds consistent data.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One open connection, as reverse requests reach it.
+pub(crate) struct Link {
+    outbox: Arc<Outbox>,
+    next_id: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").finish_non_exhaustive()
+    }
+}
+
+impl Link {
+    pub fn new(outbox: Arc<Outbox>) -> Arc<Link> {
+        Arc::new(Link {
+            outbox,
+            next_id: AtomicU64::new(1),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Queues a reverse request that expects no reply (any reply is ignored).
+    pub fn send(&self, name: &str, payload: &[u8]) -> Result<(), SendError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.outbox
+            .try_send(&Envelope::ReverseRequest { id, name, payload })
+    }
+
+    /// Queues a reverse request and returns where its reply will arrive.
+    pub fn call(&self, name: &str, payload: &[u8]) -> Result<oneshot::Receiver<Answer>, SendError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(id, tx);
+        match self
+            .outbox
+            .try_send(&Envelope::ReverseRequest { id, name, payload })
+        {
+            Ok(()) => Ok(rx),
+            Err(err) => {
+                lock(&self.waiting).remove(&id);
+                Err(err)
+            }
+        }
+    }
+
+    /// A reply arrived; `false` if nobody was waiting for that id.
+    pub fn complete(&self, id: u64, answer: Answer) -> bool {
+        match lock(&self.waiting).remove(&id) {
+            Some(waiter) => {
+                let _ = waiter.send(answer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection closed: whoever waits learns it now.
+    pub fn close(&self) {
+        lock(&self.waiting).clear();
+    }
+}
+
+/// Encodes a reverse request's payload once, for however many connections it goes to.
+pub(crate) fn encode<P: Serialize + ?Sized>(payload: &P) -> Result<Vec<u8>, ReverseError> {
+    crate::wire::to_vec(payload).map_err(|e| ReverseError::Encode(e.to_string()))
+}
+
+/// Sends to every link; how many took it.
+pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize {
+    links
+        .iter()
+        .filter(|link| link.send(name, payload).is_ok())
+        .count()
+}
+
+/// Asks the first link that takes the request and awaits its typed reply.
+pub(crate) async fn call_first<R: DeserializeOwned>(
+    links: &[Arc<Link>],
+    name: &str,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<R, ReverseError> {
+    let mut full = false;
+    let mut reply = None;
+    for link in links {
+        match link.call(name, payload) {
+            Ok(rx) => {
+                reply = Some(rx);
+                break;
+            }
+            Err(SendError::Full) => full = true,
+            Err(_) => {}
+        }
+    }
+    let reply = match reply {
+        Some(reply) => reply,
+        None if full => return Err(ReverseError::Full),
+        None => return Err(ReverseError::Offline),
+    };
+    let answer = match tokio::time::timeout(timeout, reply).await {
+        Err(_) => return Err(ReverseError::Timeout(timeout)),
+        Ok(Err(_)) => return Err(ReverseError::Disconnected),
+        Ok(Ok(answer)) => answer,
+    };
+    let bytes = answer.map_err(|(code, message)| ReverseError::Client { code, message })?;
+    crate::wire::from_bytes_exact(&bytes).map_err(|e| ReverseError::BadReply {
+        expected: std::any::type_name::<R>(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,330 @@
+//! Reverse requests: the server calls its clients, by user, session, group or everyone.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxon::{view, ConnectionHandler, ErrorCode, Request, ReverseError};
+use futures_util::future::join_all;
+
+use crate::common::*;
+
+#[view]
+pub async fn join(req: Request, group: String) {
+    req.join_group(&group);
+}
+
+/// Counts deliveries of "ping" and remembers the last payload.
+fn counting(conn: &ConnectionHandler) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    conn.on("ping", move |n: u64| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move { n + 1 }
+    });
+    count
+}
+
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn server_with_groups() -> fluxon::RunningServer {
+    let router = router().mapping(fluxon::views![join]).unwrap();
+    fluxon::AsyncServer::new(0)
+        .router(router)
+        .start()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn delivered_to_every_session_of_that_user_and_no_one_else() {
+    let server = start_default().await;
+    let handle = server.handle();
+    let (phone, laptop, other, anonymous) = (
+        connect(&server).await,
+        connect(&server).await,
+        connect(&server).await,
+        connect(&server).await,
+    );
+    for (conn, user) in [(&phone, 1), (&laptop, 1), (&other, 2)] {
+        conn.call(login_as, &user).await.unwrap();
+    }
+    let counts: Vec<_> = [&phone, &laptop, &other, &anonymous]
+        .iter()
+        .map(|c| counting(c))
+        .collect();
+
+    assert!(handle.reverse_request(1, "ping", &7u64).await);
+    eventually("both of user 1's sessions", || {
+        counts[0].load(Ordering::SeqCst) == 1 && counts[1].load(Ordering::SeqCst) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(counts[2].load(Ordering::SeqCst), 0, "user 2 got nothing");
+    assert_eq!(
+        counts[3].load(Ordering::SeqCst),
+        0,
+        "the anonymous client got nothing"
+    );
+
+    assert!(
+        !handle.reverse_request(3, "ping", &0u64).await,
+        "an offline user: false"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn to_one_session_a_group_and_everyone() {
+    let server = server_with_groups().await;
+    let handle = server.handle();
+    let conns = join_all((0..4).map(|_| connect(&server))).await;
+    let counts: Vec<_> = conns.iter().map(counting).collect();
+    conns[0].call(join, &"blue".to_owned()).await.unwrap();
+    conns[1].call(join, &"blue".to_owned()).await.unwrap();
+    assert_eq!(handle.group_members("blue").len(), 2);
+
+    assert_eq!(handle.reverse_request_group("blue", "ping", &1u64).await, 2);
+    eventually("the group", || {
+        counts[0].load(Ordering::SeqCst) == 1 && counts[1].load(Ordering::SeqCst) == 1
+    })
+    .await;
+
+    let third: [u8; 16] = conns[2].call(session, &()).await.unwrap();
+    let third = handle
+        .sessions_list()
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .find(|id| *id.as_bytes() == third)
+        .unwrap();
+    assert!(handle.reverse_request_session(third, "ping", &2u64).await);
+    eventually("one session", || counts[2].load(Ordering::SeqCst) == 1).await;
+
+    assert_eq!(handle.broadcast("ping", &3u64).await, 4);
+    eventually("everyone", || {
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum::<usize>()
+            == 3 + 4
+    })
+    .await;
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect::<Vec<_>>(),
+        [2, 2, 2, 1]
+    );
+    assert_eq!(
+        handle.reverse_request_group("nobody", "ping", &4u64).await,
+        0
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reply_is_awaited_and_typed() {
+    let server = start_default().await;
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    conn.call(login_as, &5).await.unwrap();
+    counting(&conn);
+    let reply: u64 = handle
+        .reverse_call(5, "ping", &41u64, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(reply, 42);
+    let wrong = handle
+        .reverse_call::<_, String>(5, "ping", &1u64, PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, ReverseError::BadReply { .. }), "{wrong}");
+    let offline = handle
+        .reverse_call::<_, u64>(6, "ping", &1u64, PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(matches!(offline, ReverseError::Offline));
+    let unhandled = handle
+        .reverse_call::<_, u64>(5, "nope", &1u64, PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            unhandled,
+            ReverseError::Client {
+                code: ErrorCode::NoHandler,
+                ..
+            }
+        ),
+        "{unhandled}"
+    );
+    let bad_payload = handle
+        .reverse_call::<_, u64>(5, "ping", &"text", PATIENCE)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            bad_payload,
+            ReverseError::Client {
+                code: ErrorCode::BadPayload,
+                ..
+            }
+        ),
+        "{bad_payload}"
+    );
+    assert_eq!(
+        conn.call(add, &(1, 1)).await.unwrap(),
+        2,
+        "the connection carries on"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_replies_times_out_and_one_that_leaves_is_reported() {
+    let server = start_default().await;
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    conn.call(login_as, &8).await.unwrap();
+    let mut queue = conn.reverse_requests(8);
+    let ask = tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            handle
+                .reverse_call::<_, u64>(8, "question", &1u64, Duration::from_millis(200))
+                .await
+        }
+    });
+    let held = queue.next().await.expect("queued");
+    assert_eq!(held.name(), "question");
+    match ask.await.unwrap() {
+        Err(ReverseError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(200)),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    drop(held);
+
+    let ask = tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            handle
+                .reverse_call::<_, u64>(8, "question", &2u64, PATIENCE)
+                .await
+        }
+    });
+    let held = queue.next().await.expect("queued");
+    conn.close().await;
+    let result = ask.await.unwrap();
+    assert!(
+        matches!(result, Err(ReverseError::Disconnected)),
+        "{result:?}"
+    );
+    drop(held);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_queue_takes_what_has_no_handler_and_answers_in_its_own_time() {
+    use futures_util::StreamExt;
+    let server = start_default().await;
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    conn.call(login_as, &9).await.unwrap();
+    let mut queue = conn.reverse_requests(8);
+    let ask = tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            handle
+                .reverse_call::<_, String>(9, "confirm", &"delete it?".to_owned(), PATIENCE)
+                .await
+        }
+    });
+    let incoming = StreamExt::next(&mut queue).await.unwrap();
+    assert_eq!(incoming.payload::<String>().unwrap(), "delete it?");
+    incoming.reply(&"yes".to_owned()).await.unwrap();
+    assert_eq!(ask.await.unwrap().unwrap(), "yes");
+
+    let ask = tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            handle
+                .reverse_call::<_, String>(9, "confirm", &"really?".to_owned(), PATIENCE)
+                .await
+        }
+    });
+    queue.next().await.unwrap().reject("no").await.unwrap();
+    let refused = ask.await.unwrap().unwrap_err();
+    assert!(
+        matches!(refused, ReverseError::Client { ref message, .. } if message == "no"),
+        "{refused}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_clients_each_receive_one_broadcast_exactly_once() {
+    let server = start(fluxon::AsyncServer::new(0).max_connections(2000)).await;
+    let addr = server.local_addr().to_string();
+    let conns: Vec<ConnectionHandler> =
+        join_all((0..1000).map(|_| ConnectionHandler::connect(addr.clone())))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    let counts: Vec<_> = conns.iter().map(counting).collect();
+    assert_eq!(server.handle().broadcast("ping", &1u64).await, 1000);
+    eventually("all 1000", || {
+        counts.iter().all(|c| c.load(Ordering::SeqCst) >= 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        counts.iter().all(|c| c.load(Ordering::SeqCst) == 1),
+        "exactly once"
+    );
+    server.shutdown().await;
+}
+
+#[test]
+fn the_blocking_client_handles_and_queues_reverse_requests() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(start_default());
+    let handle = server.handle();
+    let conn =
+        fluxon::blocking::ConnectionHandler::connect(server.local_addr().to_string()).unwrap();
+    conn.call(login_as, &12).unwrap();
+    conn.on("double", |n: u64| {
+        std::thread::sleep(Duration::from_millis(5)); // may block: it runs on a pool thread
+        n * 2
+    });
+    let doubled: u64 = runtime
+        .block_on(handle.reverse_call(12, "double", &21u64, PATIENCE))
+        .unwrap();
+    assert_eq!(doubled, 42);
+
+    let mut queue = conn.reverse_requests(4);
+    let ask = runtime.spawn({
+        let handle = handle.clone();
+        async move {
+            handle
+                .reverse_call::<_, String>(12, "name", &(), PATIENCE)
+                .await
+        }
+    });
+    let incoming = queue.next_timeout(PATIENCE).expect("a request");
+    assert_eq!(incoming.name(), "name");
+    incoming.reply(&"gui".to_owned()).unwrap();
+    assert_eq!(runtime.block_on(ask).unwrap().unwrap(), "gui");
+    assert!(queue.next_timeout(Duration::from_millis(20)).is_none());
+    conn.close();
+    runtime.block_on(server.shutdown());
+}
