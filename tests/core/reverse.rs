@@ -328,3 +328,122 @@ fn the_blocking_client_handles_and_queues_reverse_requests() {
     conn.close();
     runtime.block_on(server.shutdown());
 }
+
+/// Resident memory of this process, in bytes (Linux).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_dropped() {
+    let server = start(
+        fluxon::AsyncServer::new(0)
+            .outgoing_buffer(64 * 1024)
+            .idle_timeout(Duration::from_millis(500)),
+    )
+    .await;
+    let handle = server.handle();
+    let good = connect(&server).await;
+    let received = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&received);
+    good.on("blob", move |blob: Vec<u8>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move { blob.len() }
+    });
+    // A peer that completes the handshake and then never reads a byte.
+    let mut mute = RawPeer::connect(&server).await;
+    mute.hello(None).await;
+
+    let payload = vec![7u8; 64 * 1024];
+    let before = resident_bytes();
+    let mut taken_by_both = 0;
+    for _ in 0..600 {
+        // 38 MiB offered to each; the mute peer's queue fills, then sends to it fail at once.
+        if handle.broadcast("blob", &payload).await == 2 {
+            taken_by_both += 1;
+        }
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        taken_by_both < 300,
+        "sends to the full queue failed instead of queueing: {taken_by_both}"
+    );
+    assert!(
+        grown < 32 * 1024 * 1024,
+        "server memory grew by {grown} bytes for a peer that reads nothing"
+    );
+
+    // The stuck peer is dropped by its writer's stall timeout (the idle timeout); the good client
+    // was served all along.
+    eventually("the stuck peer to be dropped", || {
+        handle.connection_count() == 1
+    })
+    .await;
+    eventually("the good client's blobs", || {
+        received.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    assert_eq!(good.call(add, &(2, 3)).await.unwrap(), 5);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+    let server = start(fluxon::AsyncServer::new(0).mailbox(db)).await;
+    let handle = server.handle();
+    for text in ["one", "two", "three"] {
+        assert!(
+            !handle
+                .reverse_request_or_keep(20, "note", &text.to_owned())
+                .await
+                .unwrap(),
+            "kept"
+        );
+    }
+    assert_eq!(handle.kept_for(20).await.unwrap(), 3);
+
+    // A client without a handler for it does not acknowledge: everything stays.
+    let first = connect(&server).await;
+    first.call(login_as, &20).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        handle.kept_for(20).await.unwrap(),
+        3,
+        "not acknowledged, not removed"
+    );
+    first.close().await;
+
+    // The next client handles it: all three arrive, in order, once each, and are removed.
+    let second = connect(&server).await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    second.on("note", move |text: String| {
+        sink.lock().unwrap().push(text);
+        async {}
+    });
+    second.call(login_as, &20).await.unwrap();
+    eventually("the kept notes", || got.lock().unwrap().len() == 3).await;
+    eventually("the mailbox to empty", || {
+        futures_util::FutureExt::now_or_never(handle.kept_for(20)).and_then(Result::ok) == Some(0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*got.lock().unwrap(), ["one", "two", "three"]);
+
+    // Online now: delivered at once, nothing kept.
+    assert!(handle
+        .reverse_request_or_keep(20, "note", &"four".to_owned())
+        .await
+        .unwrap());
+    eventually("the live note", || got.lock().unwrap().len() == 4).await;
+    assert_eq!(handle.kept_for(20).await.unwrap(), 0);
+    server.shutdown().await;
+}

@@ -64,6 +64,8 @@ impl Request {
     /// sessions at once.
     pub fn login(&self, user_id: UserId) {
         self.server.sessions().login(&self.session, user_id);
+        // Anything kept for this user while they were away goes out now.
+        self.server.deliver_mailbox(user_id);
     }
 
     /// Unbinds this session from its user.

@@ -92,6 +92,7 @@ pub struct AsyncServer {
     pub(crate) secure: bool,
     pub(crate) limits: Limits,
     pub(crate) log_dir: Option<PathBuf>,
+    pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
 }
 
 impl AsyncServer {
@@ -106,7 +107,17 @@ impl AsyncServer {
             secure: false,
             limits: Limits::default(),
             log_dir: None,
+            mailbox: None,
         }
+    }
+
+    /// Keeps reverse requests for offline users in a table of `db` (see
+    /// [`ServerHandle::reverse_request_or_keep`](super::ServerHandle::reverse_request_or_keep)),
+    /// delivered when the user next logs in or reconnects: in order, at least once, each removed
+    /// once the client's handler answered it.
+    pub fn mailbox(mut self, db: crate::db::AsyncDatabase) -> Self {
+        self.mailbox = Some(db);
+        self
     }
 
     /// The address to listen on (default `127.0.0.1`; `0.0.0.0` for every interface).
@@ -162,6 +173,14 @@ impl AsyncServer {
     /// A connection silent this long is closed (a ping is sent after half of it).
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.limits.idle_timeout = timeout;
+        self
+    }
+
+    /// Bytes queued for one connection before call replies wait and reverse requests to it fail
+    /// (a client that does not read cannot make the server's memory grow past this, plus one
+    /// frame, per connection).
+    pub fn outgoing_buffer(mut self, bytes: usize) -> Self {
+        self.limits.outgoing_buffer = bytes;
         self
     }
 

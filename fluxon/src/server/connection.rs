@@ -74,6 +74,13 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     // Reverse requests reach this connection through its session from now on.
     let link = Link::new(Arc::clone(&outbox));
     session.add_link(Arc::clone(&link));
+    if let Some(user) = session.user_id() {
+        // A resumed, logged-in session: deliver what was kept while it was away.
+        ServerHandle {
+            shared: Arc::clone(&shared),
+        }
+        .deliver_mailbox(user);
+    }
     let in_flight = InFlight::new(shared.limits.max_in_flight);
     let write_task = {
         let outbox = Arc::clone(&outbox);

@@ -23,6 +23,9 @@ pub enum ServerError {
     /// The session key could not be made.
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    /// The mailbox's table could not be made.
+    #[error("cannot open the mailbox: {0}")]
+    Mailbox(crate::db::DbError),
     /// The log directory could not be set up.
     #[error("cannot log to {dir}: {reason}")]
     Logging {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 use super::config::Limits;
+use super::mailbox::Mailbox;
 use super::reverse::{self, Link, ReverseError};
 use super::sessions::Sessions;
 use super::UserId;
@@ -25,6 +26,7 @@ pub(crate) struct Shared {
     pub shutdown: CancellationToken,
     pub connections: AtomicUsize,
     pub local_addr: SocketAddr,
+    pub mailbox: Option<Arc<Mailbox>>,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and
@@ -143,6 +145,49 @@ impl ServerHandle {
                 tracing::warn!(%err, name, "reverse request not sent");
                 0
             }
+        }
+    }
+
+    /// Sends a reverse request to `user` now, or keeps it in the mailbox if the user is offline
+    /// (needs [`AsyncServer::mailbox`](super::AsyncServer::mailbox)). `Ok(true)`: delivered now;
+    /// `Ok(false)`: kept, for delivery when the user next connects.
+    pub async fn reverse_request_or_keep<P: Serialize + ?Sized>(
+        &self,
+        user: UserId,
+        name: &str,
+        payload: &P,
+    ) -> Result<bool, ReverseError> {
+        let mailbox = self.shared.mailbox.as_ref().ok_or_else(|| {
+            ReverseError::Mailbox("this server has no mailbox (AsyncServer::mailbox)".to_owned())
+        })?;
+        let bytes = reverse::encode(payload)?;
+        if reverse::send_all(&self.shared.sessions.links_of_user(user), name, &bytes) > 0 {
+            return Ok(true);
+        }
+        mailbox
+            .keep(user, name, bytes)
+            .await
+            .map_err(|e| ReverseError::Mailbox(e.to_string()))?;
+        Ok(false)
+    }
+
+    /// How many reverse requests the mailbox keeps for `user`.
+    pub async fn kept_for(&self, user: UserId) -> Result<i64, ReverseError> {
+        match &self.shared.mailbox {
+            Some(mailbox) => mailbox
+                .count(user)
+                .await
+                .map_err(|e| ReverseError::Mailbox(e.to_string())),
+            None => Ok(0),
+        }
+    }
+
+    /// Starts delivering what the mailbox keeps for `user` (no-op without a mailbox).
+    pub(crate) fn deliver_mailbox(&self, user: UserId) {
+        if let Some(mailbox) = &self.shared.mailbox {
+            let shared = Arc::clone(&self.shared);
+            let links = move || shared.sessions.links_of_user(user);
+            tokio::spawn(Arc::clone(mailbox).deliver(user, links));
         }
     }
 

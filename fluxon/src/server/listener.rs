@@ -18,6 +18,7 @@ use super::config::AsyncServer;
 use super::connection;
 use super::handle::{ServerHandle, Shared};
 use super::logging::LogGuard;
+use super::mailbox::Mailbox;
 use super::sessions::Sessions;
 use super::ServerError;
 use crate::auth::SessionKey;
@@ -69,6 +70,10 @@ impl AsyncServer {
             Some(key) => key.clone(),
             None => SessionKey::random()?,
         };
+        let mailbox = match self.mailbox {
+            Some(db) => Some(Mailbox::open(db).await.map_err(ServerError::Mailbox)?),
+            None => None,
+        };
         let limits = self.limits;
         let shared = Arc::new(Shared {
             sessions: Sessions::new(key, limits.max_sessions, limits.session_ttl),
@@ -77,6 +82,7 @@ impl AsyncServer {
             connections: AtomicUsize::new(0),
             local_addr,
             limits,
+            mailbox,
         });
         let tracker = TaskTracker::new();
         let span = tracing::info_span!("server", addr = %local_addr);

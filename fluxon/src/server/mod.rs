@@ -29,6 +29,7 @@ mod handle;
 mod in_flight;
 mod listener;
 mod logging;
+mod mailbox;
 mod reverse;
 mod sessions;
 

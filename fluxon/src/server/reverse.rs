@@ -51,6 +51,9 @@ pub enum ReverseError {
     /// The client's queue is full (it is not reading).
     #[error("the client is not reading; its queue is full")]
     Full,
+    /// `reverse_request_or_keep` on a server without a mailbox, or the mailbox failed.
+    #[error("mailbox: {0}")]
+    Mailbox(String),
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,6 +146,20 @@ pub(crate) async fn call_first<R: DeserializeOwned>(
     payload: &[u8],
     timeout: Duration,
 ) -> Result<R, ReverseError> {
+    let bytes = call_first_raw(links, name, payload, timeout).await?;
+    crate::wire::from_bytes_exact(&bytes).map_err(|e| ReverseError::BadReply {
+        expected: std::any::type_name::<R>(),
+        reason: e.to_string(),
+    })
+}
+
+/// Asks the first link that takes the request and awaits its reply's bytes.
+pub(crate) async fn call_first_raw(
+    links: &[Arc<Link>],
+    name: &str,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Bytes, ReverseError> {
     let mut full = false;
     let mut reply = None;
     for link in links {
@@ -165,9 +182,5 @@ pub(crate) async fn call_first<R: DeserializeOwned>(
         Ok(Err(_)) => return Err(ReverseError::Disconnected),
         Ok(Ok(answer)) => answer,
     };
-    let bytes = answer.map_err(|(code, message)| ReverseError::Client { code, message })?;
-    crate::wire::from_bytes_exact(&bytes).map_err(|e| ReverseError::BadReply {
-        expected: std::any::type_name::<R>(),
-        reason: e.to_string(),
-    })
+    answer.map_err(|(code, message)| ReverseError::Client { code, message })
 }
