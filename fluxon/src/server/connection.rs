@@ -88,7 +88,9 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         // A call still running will queue its reply soon: worth a yield to share the write.
         let running = move || in_flight.running() > 0;
         let stall = shared.limits.idle_timeout;
-        let socket = writer.into_inner();
+        let socket = Arc::new(writer.into_inner());
+        outbox.set_direct(Arc::clone(&socket) as Arc<dyn wire::DirectWrite>);
+        let socket = wire::SharedWriteHalf(socket);
         tokio::spawn(async move { outbox.write_to(socket, stall, running).await }.in_current_span())
     };
     let calls = TaskTracker::new();

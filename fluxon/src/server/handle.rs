@@ -101,7 +101,9 @@ impl ServerHandle {
         name: &str,
         payload: &P,
     ) -> bool {
-        self.send_to(self.shared.sessions.links_of_user(user), name, payload) > 0
+        self.send_to(self.shared.sessions.links_of_user(user), name, payload)
+            .await
+            > 0
     }
 
     /// Sends a reverse request to every connection of one session; `true` if one took it.
@@ -115,7 +117,9 @@ impl ServerHandle {
             self.shared.sessions.links_of_session(&session),
             name,
             payload,
-        ) > 0
+        )
+        .await
+            > 0
     }
 
     /// Sends a reverse request to every connection of every session in `group`; how many took it.
@@ -126,21 +130,23 @@ impl ServerHandle {
         payload: &P,
     ) -> usize {
         self.send_to(self.shared.sessions.links_of_group(group), name, payload)
+            .await
     }
 
     /// Sends a reverse request to every connected client; how many took it.
     pub async fn broadcast<P: Serialize + ?Sized>(&self, name: &str, payload: &P) -> usize {
         self.send_to(self.shared.sessions.all_links(), name, payload)
+            .await
     }
 
-    fn send_to<P: Serialize + ?Sized>(
+    async fn send_to<P: Serialize + ?Sized>(
         &self,
         links: Vec<Arc<Link>>,
         name: &str,
         payload: &P,
     ) -> usize {
         match reverse::encode(payload) {
-            Ok(bytes) => reverse::send_all(&links, name, &bytes),
+            Ok(bytes) => reverse::send_many(links, name, bytes).await,
             Err(err) => {
                 tracing::warn!(%err, name, "reverse request not sent");
                 0

@@ -89,7 +89,7 @@ impl Link {
     pub fn send(&self, name: &str, payload: &[u8]) -> Result<(), SendError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.outbox
-            .try_send(&Envelope::ReverseRequest { id, name, payload })
+            .try_send_direct(&Envelope::ReverseRequest { id, name, payload })
     }
 
     /// Queues a reverse request and returns where its reply will arrive.
@@ -99,7 +99,7 @@ impl Link {
         lock(&self.waiting).insert(id, tx);
         match self
             .outbox
-            .try_send(&Envelope::ReverseRequest { id, name, payload })
+            .try_send_direct(&Envelope::ReverseRequest { id, name, payload })
         {
             Ok(()) => Ok(rx),
             Err(err) => {
@@ -137,6 +137,38 @@ pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize
         .iter()
         .filter(|link| link.send(name, payload).is_ok())
         .count()
+}
+
+/// Links one task sends to before a broadcast is split over the runtime's threads.
+const LINKS_PER_TASK: usize = 2048;
+
+/// Sends to many links, split over the runtime's worker threads when there are many (each send is
+/// a system call: a broadcast to thousands should use every core).
+pub(crate) async fn send_many(links: Vec<Arc<Link>>, name: &str, payload: Vec<u8>) -> usize {
+    if links.len() <= LINKS_PER_TASK {
+        return send_all(&links, name, &payload);
+    }
+    let name: Arc<str> = Arc::from(name);
+    let payload: Arc<[u8]> = Arc::from(payload);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = links.len().div_ceil(workers).max(LINKS_PER_TASK);
+    let links = Arc::new(links);
+    let tasks: Vec<_> = (0..links.len())
+        .step_by(chunk)
+        .map(|start| {
+            let (links, name, payload) =
+                (Arc::clone(&links), Arc::clone(&name), Arc::clone(&payload));
+            tokio::spawn(async move {
+                let end = (start + chunk).min(links.len());
+                send_all(&links[start..end], &name, &payload)
+            })
+        })
+        .collect();
+    let mut sent = 0;
+    for task in tasks {
+        sent += task.await.unwrap_or(0);
+    }
+    sent
 }
 
 /// Asks the first link that takes the request and awaits its typed reply.

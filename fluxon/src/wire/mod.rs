@@ -92,7 +92,7 @@ pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBy
 pub use error::WireError;
 pub(crate) use frame::buffered_frame;
 pub use frame::{codec, FrameCodec};
-pub(crate) use outbox::{Outbox, SendError};
+pub(crate) use outbox::{DirectWrite, Outbox, SendError, SharedWriteHalf};
 
 /// The four bytes every `Hello` starts with.
 pub const MAGIC: [u8; 4] = *b"FLXN";

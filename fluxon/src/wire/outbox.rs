@@ -5,6 +5,7 @@
 //! written into the buffer in place and the writer swaps between two buffers), and the bound is on
 //! memory rather than on a count of frames of any size.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,6 +29,55 @@ pub(crate) enum SendError {
 struct State {
     buf: BytesMut,
     closed: bool,
+    /// The writer task has bytes in flight: nobody else may write to the socket.
+    writing: bool,
+}
+
+/// A socket half that can be written without waiting, from any thread.
+pub(crate) trait DirectWrite: Send + Sync {
+    /// Writes what the socket takes now (`WouldBlock` when it takes nothing).
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize>;
+}
+
+impl DirectWrite for tokio::net::tcp::OwnedWriteHalf {
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        tokio::net::tcp::OwnedWriteHalf::try_write(self, buf)
+    }
+}
+
+/// A write half shared by the writer task and senders that write directly.
+pub(crate) struct SharedWriteHalf(pub Arc<tokio::net::tcp::OwnedWriteHalf>);
+
+impl AsyncWrite for SharedWriteHalf {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let stream: &tokio::net::TcpStream = (*self.0).as_ref();
+        loop {
+            std::task::ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write(buf) {
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => return std::task::Poll::Ready(other),
+            }
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    /// The write side is shut down when the last handle on it is dropped.
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// A connection's outgoing frames.
@@ -39,6 +89,8 @@ pub(crate) struct Outbox {
     space: Notify,
     limit: usize,
     max_frame: usize,
+    /// The socket, for senders that write directly when the queue is idle.
+    direct: std::sync::OnceLock<Arc<dyn DirectWrite>>,
 }
 
 impl Outbox {
@@ -49,12 +101,19 @@ impl Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::new(),
                 closed: false,
+                writing: false,
             }),
             wake: Notify::new(),
             space: Notify::new(),
             limit,
             max_frame,
+            direct: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Lets [`try_send_direct`](Self::try_send_direct) write to `socket` itself.
+    pub fn set_direct(&self, socket: Arc<dyn DirectWrite>) {
+        let _ = self.direct.set(socket);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -85,6 +144,18 @@ impl Outbox {
 
     /// Queues `envelope` if there is room now.
     pub fn try_send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.queue(envelope, false)
+    }
+
+    /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
+    /// the frame to the socket right here (what the socket takes now), so the writer task is woken
+    /// only for what is left. For one-off frames to many connections (a broadcast): no task wake
+    /// per connection. Calls' replies go through the queue, where they batch.
+    pub fn try_send_direct(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.queue(envelope, true)
+    }
+
+    fn queue(&self, envelope: &Envelope<'_>, direct: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if state.closed {
             return Err(SendError::Closed);
@@ -104,6 +175,17 @@ impl Outbox {
         if body > self.max_frame {
             state.buf.truncate(start);
             return Err(SendError::TooLarge(body));
+        }
+        if direct && was_empty && !state.writing {
+            if let Some(socket) = self.direct.get() {
+                // Under the lock, so no other bytes can come between.
+                if let Ok(written) = socket.try_write(&state.buf) {
+                    bytes::Buf::advance(&mut state.buf, written);
+                }
+                if state.buf.is_empty() {
+                    return Ok(());
+                }
+            }
         }
         drop(state);
         if was_empty {
@@ -158,9 +240,15 @@ impl Outbox {
             if more_coming() {
                 tokio::task::yield_now().await;
             }
-            std::mem::swap(&mut self.lock().buf, &mut spare);
+            {
+                let mut state = self.lock();
+                std::mem::swap(&mut state.buf, &mut spare);
+                state.writing = true;
+            }
             self.space.notify_waiters();
-            match tokio::time::timeout(stall, writer.write_all(&spare)).await {
+            let written = write_within(&mut writer, &spare, stall).await;
+            self.lock().writing = false;
+            match written {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
                     tracing::debug!(%err, "write failed");
@@ -179,6 +267,22 @@ impl Outbox {
         }
         self.close();
         let _ = writer.shutdown().await;
+    }
+}
+
+/// `write_all`, giving up after `stall`; the timer is only armed if the socket does not take
+/// everything at once (the usual case costs no timer).
+async fn write_within<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    bytes: &[u8],
+    stall: Duration,
+) -> Result<std::io::Result<()>, tokio::time::error::Elapsed> {
+    let write = writer.write_all(bytes);
+    tokio::pin!(write);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(result) => Ok(result),
+        std::task::Poll::Pending => tokio::time::timeout(stall, write).await,
     }
 }
 
