@@ -5,7 +5,9 @@
 //! `cargo run --release -p fluxon-bench --bin broadcast [-- --reps N]`
 //!
 //! The clients are minimal: each opens a connection, says Hello, and waits for one frame (what a
-//! real client's reader does first), so the figures are the server's. Clients report the wall-clock
+//! real client's reader does first). In the same run, interleaved, a raw floor: a bare tokio
+//! server that keeps the same number of sockets and writes one pre-encoded frame to each, over the
+//! same number of threads: what the machine itself allows. Clients report the wall-clock
 //! time they received the frame; the server's clock is the same machine's. The benchmark raises its
 //! open-file limit to the hard limit first, and spreads the clients over child processes so no
 //! process needs more descriptors than that.
@@ -139,6 +141,60 @@ struct Round {
     per_connection_bytes: f64,
 }
 
+/// Starts `clients` clients in child processes against `addr`; returns them once all are ready.
+fn spawn_clients(
+    exe: &std::path::Path,
+    addr: &str,
+    clients: usize,
+) -> anyhow::Result<
+    Vec<(
+        std::process::Child,
+        std::io::Lines<BufReader<std::process::ChildStdout>>,
+    )>,
+> {
+    let mut children = Vec::new();
+    let mut remaining = clients;
+    while remaining > 0 {
+        let n = remaining.min(PER_CHILD);
+        remaining -= n;
+        let mut child = Command::new(exe)
+            .args(["--child", addr, &n.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
+        children.push((child, stdout.lines()));
+    }
+    for (_, lines) in &mut children {
+        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
+        anyhow::ensure!(line == "ready", "child said {line:?}");
+    }
+    Ok(children)
+}
+
+/// Waits for every child's report; the latest arrival (µs since the epoch).
+fn collect(
+    children: Vec<(
+        std::process::Child,
+        std::io::Lines<BufReader<std::process::ChildStdout>>,
+    )>,
+    clients: usize,
+) -> anyhow::Result<u128> {
+    let mut latest = 0u128;
+    let mut count = 0usize;
+    for (mut child, mut lines) in children {
+        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
+        let (when, n) = line.split_once(' ').context("bad child line")?;
+        latest = latest.max(when.parse()?);
+        count += n.parse::<usize>()?;
+        child.wait()?;
+    }
+    anyhow::ensure!(
+        count == clients,
+        "{count} of {clients} clients got the broadcast"
+    );
+    Ok(latest)
+}
+
 async fn round(exe: &std::path::Path, clients: usize) -> anyhow::Result<Round> {
     let limits = fluxon::Limits {
         max_connections: clients + 100,
@@ -152,22 +208,7 @@ async fn round(exe: &std::path::Path, clients: usize) -> anyhow::Result<Round> {
     let addr = server.local_addr().to_string();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = resident_bytes();
-    let mut children = Vec::new();
-    let mut remaining = clients;
-    while remaining > 0 {
-        let n = remaining.min(PER_CHILD);
-        remaining -= n;
-        let mut child = Command::new(exe)
-            .args(["--child", &addr, &n.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
-        children.push((child, stdout.lines()));
-    }
-    for (_, lines) in &mut children {
-        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
-        anyhow::ensure!(line == "ready", "child said {line:?}");
-    }
+    let children = spawn_clients(exe, &addr, clients)?;
     // Let the server settle, then weigh it with every connection idle.
     tokio::time::sleep(Duration::from_millis(300)).await;
     anyhow::ensure!(
@@ -185,25 +226,97 @@ async fn round(exe: &std::path::Path, clients: usize) -> anyhow::Result<Round> {
         sent == clients,
         "broadcast reached {sent} of {clients} queues"
     );
-    let mut latest = 0u128;
-    let mut count = 0usize;
-    for (child, lines) in &mut children {
-        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
-        let (when, n) = line.split_once(' ').context("bad child line")?;
-        latest = latest.max(when.parse()?);
-        count += n.parse::<usize>()?;
-        child.wait()?;
-    }
-    anyhow::ensure!(
-        count == clients,
-        "{count} of {clients} clients got the broadcast"
-    );
+    let latest = collect(children, clients)?;
     server.shutdown().await;
     Ok(Round {
         all_reached_ms: (latest.saturating_sub(start)) as f64 / 1000.0,
         send_ms,
         per_connection_bytes: connected.saturating_sub(before) as f64 / clients as f64,
     })
+}
+
+/// The floor on this machine: a bare tokio server that answers each Hello with a Welcome and keeps
+/// the socket; its "broadcast" writes one pre-encoded frame to every socket, spread over the same
+/// number of threads. No sessions, no queues, no protocol beyond that frame.
+async fn raw_round(exe: &std::path::Path, clients: usize) -> anyhow::Result<f64> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let sockets = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+    let accept = tokio::spawn({
+        let sockets = std::sync::Arc::clone(&sockets);
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sockets = std::sync::Arc::clone(&sockets);
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let mut framed = Framed::new(stream, wire::codec(1 << 20));
+                    if framed.next().await.is_none() {
+                        return;
+                    }
+                    let token = wire::SessionTokenBytes {
+                        id: [0; 16],
+                        mac: [0; 32],
+                    };
+                    let welcome = Envelope::Welcome {
+                        token,
+                        resumed: false,
+                        max_frame: 1 << 20,
+                    };
+                    if let Ok(body) = welcome.encode() {
+                        if framed.send(body).await.is_ok() {
+                            if let Ok(mut all) = sockets.lock() {
+                                all.push(framed.into_inner());
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    });
+    let children = spawn_clients(exe, &addr, clients)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all: Vec<TcpStream> =
+        std::mem::take(&mut *sockets.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    anyhow::ensure!(all.len() == clients, "not every client is connected");
+    let body = Envelope::ReverseRequest {
+        id: 1,
+        name: "news",
+        payload: b"extra, extra",
+    }
+    .encode()?;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    let frame = std::sync::Arc::new(frame);
+    let all = std::sync::Arc::new(all);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = clients.div_ceil(workers);
+    let start = micros_now();
+    let writers: Vec<_> = (0..clients)
+        .step_by(chunk)
+        .map(|from| {
+            let (all, frame) = (std::sync::Arc::clone(&all), std::sync::Arc::clone(&frame));
+            tokio::spawn(async move {
+                for socket in &all[from..(from + chunk).min(all.len())] {
+                    let mut written = 0;
+                    while written < frame.len() {
+                        socket.writable().await?;
+                        match socket.try_write(&frame[written..]) {
+                            Ok(n) => written += n,
+                            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(err) => return Err(err),
+                        }
+                    }
+                }
+                Ok::<(), std::io::Error>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    let latest = collect(children, clients)?;
+    accept.abort();
+    Ok((latest.saturating_sub(start)) as f64 / 1000.0)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -236,34 +349,46 @@ fn main() -> anyhow::Result<()> {
     println!("fluxon broadcast benchmark: {reps} reps, open-file limit {limit}, clients in child processes of {PER_CHILD}");
     println!();
     println!(
-        "{:>8} {:>22} {:>26} {:>26}",
+        "{:>8} {:>20} {:>20} {:>12} {:>24} {:>30}",
         "clients",
-        "all reached (ms, med)",
-        "broadcast() back (ms, med)",
+        "raw floor (ms, med)",
+        "fluxon (ms, med)",
+        "fluxon/raw",
+        "broadcast() back (ms)",
         "server bytes/idle conn (max)"
     );
     let mut results = Vec::new();
     for clients in sizes {
         let mut reached = Vec::new();
+        let mut floors = Vec::new();
         let mut sends = Vec::new();
         let mut per = Vec::new();
         for _ in 0..reps {
+            // Interleaved: the floor and fluxon take turns.
+            floors.push(runtime.block_on(raw_round(&exe, clients))?);
             let round = runtime.block_on(round(&exe, clients))?;
             eprintln!(
-                "  {clients} clients: all reached {:.1} ms, broadcast returned {:.1} ms, {:.0} bytes/conn",
-                round.all_reached_ms, round.send_ms, round.per_connection_bytes
+                "  {clients} clients: raw floor {:.1} ms; fluxon all reached {:.1} ms, broadcast returned {:.1} ms, {:.0} bytes/conn",
+                floors.last().copied().unwrap_or(0.0),
+                round.all_reached_ms,
+                round.send_ms,
+                round.per_connection_bytes
             );
             reached.push(round.all_reached_ms);
             sends.push(round.send_ms);
             per.push(round.per_connection_bytes);
         }
         // Memory: the largest of the reps (a later round reuses memory an earlier one freed).
-        let (r, s, p) = (
+        let (f, r, s, p) = (
+            fluxon_bench::stats::median(&floors),
             fluxon_bench::stats::median(&reached),
             fluxon_bench::stats::median(&sends),
             per.iter().copied().fold(0.0, f64::max),
         );
-        println!("{clients:>8} {r:>22.1} {s:>26.1} {p:>28.0}");
+        println!(
+            "{clients:>8} {f:>20.1} {r:>20.1} {:>11.2}x {s:>24.1} {p:>30.0}",
+            r / f
+        );
         results.push((clients, r, p));
     }
     println!();
