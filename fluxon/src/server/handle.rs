@@ -209,14 +209,8 @@ impl ServerHandle {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let payload = reverse::encode(payload)?;
-        reverse::call_first(
-            &self.shared.sessions.links_of_user(user),
-            name,
-            &payload,
-            timeout,
-        )
-        .await
+        let links = self.shared.sessions.links_of_user(user);
+        reverse::call_first(&links, name, &reverse::encode(payload)?, timeout).await
     }
 
     /// Asks a connection of `session` and awaits its typed reply, at most `timeout`.
@@ -231,14 +225,8 @@ impl ServerHandle {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let payload = reverse::encode(payload)?;
-        reverse::call_first(
-            &self.shared.sessions.links_of_session(&session),
-            name,
-            &payload,
-            timeout,
-        )
-        .await
+        let links = self.shared.sessions.links_of_session(&session);
+        reverse::call_first(&links, name, &reverse::encode(payload)?, timeout).await
     }
 
     /// Adds a session to a named group (it leaves when it ends); `false` if no such session.

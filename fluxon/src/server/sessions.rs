@@ -255,13 +255,14 @@ impl Sessions {
             .unwrap_or_default()
     }
 
-    /// The open connections of the sessions `user` is logged in on.
-    pub fn links_of_user(&self, user: UserId) -> Vec<Arc<Link>> {
+    /// The open connections of the sessions in one of the tables' id sets.
+    fn links_of(
+        &self,
+        pick: impl FnOnce(&Tables) -> Option<&HashSet<SessionId>>,
+    ) -> Vec<Arc<Link>> {
         let sessions: Vec<Arc<Session>> = {
             let tables = lock(&self.tables);
-            tables
-                .by_user
-                .get(&user)
+            pick(&tables)
                 .map(|ids| {
                     ids.iter()
                         .filter_map(|id| tables.sessions.get(id).cloned())
@@ -270,6 +271,11 @@ impl Sessions {
                 .unwrap_or_default()
         };
         sessions.iter().flat_map(|s| s.links()).collect()
+    }
+
+    /// The open connections of the sessions `user` is logged in on.
+    pub fn links_of_user(&self, user: UserId) -> Vec<Arc<Link>> {
+        self.links_of(|tables| tables.by_user.get(&user))
     }
 
     /// The open connections of one session.
@@ -280,19 +286,7 @@ impl Sessions {
 
     /// The open connections of a group's sessions.
     pub fn links_of_group(&self, group: &str) -> Vec<Arc<Link>> {
-        let sessions: Vec<Arc<Session>> = {
-            let tables = lock(&self.tables);
-            tables
-                .groups
-                .get(group)
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|id| tables.sessions.get(id).cloned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        sessions.iter().flat_map(|s| s.links()).collect()
+        self.links_of(|tables| tables.groups.get(group))
     }
 
     /// Every open connection.
