@@ -42,6 +42,7 @@ extern crate self as fluxon;
 pub mod auth;
 pub mod cli;
 pub mod client;
+pub mod cloud;
 pub mod db;
 pub mod migrate;
 mod panic;
