@@ -447,3 +447,37 @@ async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once() {
     assert_eq!(handle.kept_for(20).await.unwrap(), 0);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_delivers_when_a_logged_in_session_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+    let server = start(fluxon::AsyncServer::new(0).mailbox(db)).await;
+    let handle = server.handle();
+    let mut config = fluxon::ClientConfig::default();
+    config.reconnect.initial_backoff = Duration::from_millis(500);
+    let conn = ConnectionHandler::connect_with(server.local_addr().to_string(), config)
+        .await
+        .unwrap();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    conn.on("note", move |text: String| {
+        sink.lock().unwrap().push(text);
+        async {}
+    });
+    conn.call(login_as, &30).await.unwrap();
+
+    // The connection drops (the session and its login stay); while it is away, a note is kept.
+    let sid = handle.user_sessions(30)[0];
+    assert!(handle.disconnect_session(sid));
+    eventually("the connection to close", || handle.connection_count() == 0).await;
+    assert!(!handle
+        .reverse_request_or_keep(30, "note", &"while away".to_owned())
+        .await
+        .unwrap());
+    // The client resumes its session by itself, and the note follows.
+    eventually("the kept note", || got.lock().unwrap().len() == 1).await;
+    assert_eq!(*got.lock().unwrap(), ["while away"]);
+    assert!(conn.session_resumed());
+    server.shutdown().await;
+}
