@@ -156,3 +156,69 @@ async fn one_user_on_several_sessions() {
     assert_eq!(server.handle().user_sessions(3).len(), 1);
     server.shutdown().await;
 }
+
+#[fluxon::view]
+async fn grant_write(req: fluxon::Request, path: String) -> Result<fluxon::cloud::Grant, String> {
+    req.grant_access(fluxon::cloud::CloudOperation::WriteFile, &path)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_view_grants_cloud_access_bound_to_its_session_user_path_and_operation() {
+    use fluxon::cloud::{CloudOperation, CloudPath, GrantError};
+    let router = router().mapping(fluxon::views![grant_write]).unwrap();
+    let server = fluxon::AsyncServer::new(0)
+        .router(router)
+        .start()
+        .await
+        .unwrap();
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    conn.call(login_as, &4).await.unwrap();
+    let grant = conn
+        .call(grant_write, &"jack//docs/a.txt".to_owned())
+        .await
+        .unwrap();
+    let path = CloudPath::parse("jack/docs/a.txt").unwrap();
+    let sid = handle
+        .check_grant(&grant, CloudOperation::WriteFile, &path)
+        .unwrap();
+    assert_eq!(handle.user_sessions(4), vec![sid]);
+    assert!(matches!(
+        handle.check_grant(&grant, CloudOperation::ReadFile, &path),
+        Err(GrantError::WrongOperation { .. })
+    ));
+    let other = CloudPath::parse("jill/docs/a.txt").unwrap();
+    assert_eq!(
+        handle.check_grant(&grant, CloudOperation::WriteFile, &other),
+        Err(GrantError::WrongPath)
+    );
+    let bad = conn
+        .call(grant_write, &"jack/../jill/x".to_owned())
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("`..` is not allowed"), "{bad}");
+
+    // Logging out revokes what the session was granted.
+    conn.call(logout, &()).await.unwrap();
+    assert_eq!(
+        handle.check_grant(&grant, CloudOperation::WriteFile, &path),
+        Err(GrantError::Revoked)
+    );
+    // A server with another private key never accepts it (one with the same key knows no such
+    // session: Revoked).
+    let other_router = fluxon::Router::new().private_key([1u8; 32]).unwrap();
+    let other_server = fluxon::AsyncServer::new(0)
+        .router(other_router)
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        other_server
+            .handle()
+            .check_grant(&grant, CloudOperation::WriteFile, &path),
+        Err(GrantError::BadSignature)
+    );
+    other_server.shutdown().await;
+    server.shutdown().await;
+}

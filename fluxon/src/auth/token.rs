@@ -40,6 +40,11 @@ impl SessionId {
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
+
+    /// The id with these bytes (carried inside something already verified, like a grant).
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> Self {
+        SessionId(bytes)
+    }
 }
 
 impl fmt::Debug for SessionId {

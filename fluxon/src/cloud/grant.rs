@@ -33,6 +33,8 @@ struct Body {
     operation: CloudOperation,
     path: String,
     session: [u8; 16],
+    /// The user the session was logged in as: a grant dies with a logout.
+    user: Option<i64>,
     expires: u64,
     max_size: Option<u64>,
 }
@@ -64,6 +66,9 @@ pub enum GrantError {
     /// For another path.
     #[error("the grant is for another path")]
     WrongPath,
+    /// The session it was given to has ended, or is no longer logged in as the same user.
+    #[error("the grant's session has ended or logged out")]
+    Revoked,
     /// Its path does not parse (cannot happen for grants this server signed).
     #[error("the grant's path is invalid: {0}")]
     BadPath(#[from] super::path::PathError),
@@ -98,17 +103,24 @@ impl GrantKey {
         }
     }
 
+    /// A key from fresh randomness: grants it signs die with the process.
+    pub fn random() -> Result<Self, crate::auth::AuthError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| crate::auth::AuthError::Random(e.to_string()))?;
+        Ok(GrantKey { key })
+    }
+
     fn mac(&self, body: &Body) -> Result<blake3::Hash, postcard::Error> {
         Ok(blake3::keyed_hash(&self.key, &postcard::to_allocvec(body)?))
     }
 
-    /// A grant of `operation` on `path` to `session`, valid for `ttl`, for at most `max_size`
-    /// bytes (writes).
+    /// A grant of `operation` on `path` to `session` (logged in as `user`), valid for `ttl`, for
+    /// at most `max_size` bytes (writes).
     pub fn grant(
         &self,
         operation: CloudOperation,
         path: &CloudPath,
-        session: SessionId,
+        (session, user): (SessionId, Option<i64>),
         ttl: Duration,
         max_size: Option<u64>,
     ) -> Result<Grant, postcard::Error> {
@@ -116,6 +128,7 @@ impl GrantKey {
             operation,
             path: path.as_str().to_owned(),
             session: *session.as_bytes(),
+            user,
             expires: unix_now().saturating_add(ttl.as_secs().max(1)),
             max_size,
         };
@@ -124,13 +137,14 @@ impl GrantKey {
     }
 
     /// Checks that `grant` is ours, current, and for `operation` on `path`; returns the session
-    /// it was given to (the caller checks that session is still alive).
+    /// it was given to and its user then (the caller checks the session is still alive and still
+    /// that user's).
     pub fn verify(
         &self,
         grant: &Grant,
         operation: CloudOperation,
         path: &CloudPath,
-    ) -> Result<[u8; 16], GrantError> {
+    ) -> Result<([u8; 16], Option<i64>), GrantError> {
         let expected = self
             .mac(&grant.body)
             .map_err(|_| GrantError::BadSignature)?;
@@ -150,7 +164,7 @@ impl GrantKey {
         if CloudPath::parse(&grant.body.path)? != *path {
             return Err(GrantError::WrongPath);
         }
-        Ok(grant.body.session)
+        Ok((grant.body.session, grant.body.user))
     }
 }
 
@@ -190,7 +204,7 @@ mod tests {
             .grant(
                 CloudOperation::WriteFile,
                 &path,
-                session,
+                (session, Some(1)),
                 Duration::from_secs(60),
                 Some(10),
             )
@@ -198,7 +212,7 @@ mod tests {
         assert_eq!(
             key.verify(&grant, CloudOperation::WriteFile, &path)
                 .unwrap(),
-            *session.as_bytes()
+            (*session.as_bytes(), Some(1))
         );
         assert_eq!(grant.max_size(), Some(10));
         assert!(matches!(
@@ -224,7 +238,7 @@ mod tests {
             .grant(
                 CloudOperation::ReadFile,
                 &path,
-                session,
+                (session, None),
                 Duration::from_secs(60),
                 None,
             )

@@ -143,6 +143,39 @@ impl Request {
         Ok(id)
     }
 
+    /// A signed grant for one cloud operation on one path (the original's
+    /// `request.grant_access(operation, path)`): the view decides, the client presents the grant
+    /// to the cloud endpoint. Bound to this session and its current user, the normalized path and
+    /// the operation; valid for [`Limits::grant_ttl`](crate::Limits::grant_ttl).
+    pub fn grant_access(
+        &self,
+        operation: crate::cloud::CloudOperation,
+        path: &str,
+    ) -> Result<crate::cloud::Grant, crate::cloud::GrantError> {
+        self.grant_access_limited(operation, path, None)
+    }
+
+    /// Like [`grant_access`](Self::grant_access), for a write of at most `max_size` bytes.
+    pub fn grant_access_limited(
+        &self,
+        operation: crate::cloud::CloudOperation,
+        path: &str,
+        max_size: Option<u64>,
+    ) -> Result<crate::cloud::Grant, crate::cloud::GrantError> {
+        let path = crate::cloud::CloudPath::parse(path)?;
+        let who = (self.session.id(), self.session.user_id());
+        self.server
+            .grant_key()
+            .grant(
+                operation,
+                &path,
+                who,
+                self.server.limits().grant_ttl,
+                max_size,
+            )
+            .map_err(|_| crate::cloud::GrantError::BadSignature)
+    }
+
     /// When the call arrived (wall clock, derived from the monotonic arrival time).
     pub fn received_at(&self) -> SystemTime {
         SystemTime::now()

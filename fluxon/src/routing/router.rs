@@ -107,6 +107,7 @@ pub enum RouterError {
 pub struct Router {
     views: HashMap<&'static str, Arc<dyn ErasedView>>,
     key: Option<SessionKey>,
+    grant_key: Option<crate::cloud::GrantKey>,
     state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
@@ -142,6 +143,7 @@ impl Router {
     /// across restarts of a server with the same key.
     pub fn private_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, RouterError> {
         self.key = Some(SessionKey::from_private_key(key.as_ref())?);
+        self.grant_key = Some(crate::cloud::GrantKey::from_private_key(key.as_ref()));
         Ok(self)
     }
 
@@ -167,6 +169,10 @@ impl Router {
         let mut names: Vec<_> = self.views.keys().copied().collect();
         names.sort_unstable();
         names
+    }
+
+    pub(crate) fn grant_key(&self) -> Option<&crate::cloud::GrantKey> {
+        self.grant_key.as_ref()
     }
 
     pub(crate) fn session_key(&self) -> Option<&SessionKey> {

@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// How long a session with no connection is kept for its client to resume it.
     pub session_ttl: Duration,
+    /// How long a cloud grant made by `Request::grant_access` stays valid.
+    pub grant_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +44,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
             max_sessions: 100_000,
             session_ttl: Duration::from_secs(24 * 60 * 60),
+            grant_ttl: Duration::from_secs(60),
         }
     }
 }

@@ -27,6 +27,7 @@ pub(crate) struct Shared {
     pub connections: AtomicUsize,
     pub local_addr: SocketAddr,
     pub mailbox: Option<Arc<Mailbox>>,
+    pub grant_key: crate::cloud::GrantKey,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and
@@ -242,6 +243,27 @@ impl ServerHandle {
     /// A group's sessions.
     pub fn group_members(&self, group: &str) -> Vec<SessionId> {
         self.shared.sessions.members(group)
+    }
+
+    /// Checks a cloud grant for `operation` on `path`: signed by this server, not expired, for
+    /// exactly that, and its session still alive and logged in as the same user (a logout
+    /// revokes). Returns the session. The cloud endpoint calls this for every operation.
+    pub fn check_grant(
+        &self,
+        grant: &crate::cloud::Grant,
+        operation: crate::cloud::CloudOperation,
+        path: &crate::cloud::CloudPath,
+    ) -> Result<SessionId, crate::cloud::GrantError> {
+        let (session, user) = self.shared.grant_key.verify(grant, operation, path)?;
+        let session = SessionId::from_bytes(session);
+        match self.shared.sessions.user_of(&session) {
+            Some(now) if now == user => Ok(session),
+            _ => Err(crate::cloud::GrantError::Revoked),
+        }
+    }
+
+    pub(crate) fn grant_key(&self) -> &crate::cloud::GrantKey {
+        &self.shared.grant_key
     }
 
     /// The server's limits.

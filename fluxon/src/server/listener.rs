@@ -70,6 +70,10 @@ impl AsyncServer {
             Some(key) => key.clone(),
             None => SessionKey::random()?,
         };
+        let grant_key = match router.grant_key() {
+            Some(key) => key.clone(),
+            None => crate::cloud::GrantKey::random()?,
+        };
         let mailbox = match self.mailbox {
             Some(db) => Some(Mailbox::open(db).await.map_err(ServerError::Mailbox)?),
             None => None,
@@ -83,6 +87,7 @@ impl AsyncServer {
             local_addr,
             limits,
             mailbox,
+            grant_key,
         });
         let tracker = TaskTracker::new();
         let span = tracing::info_span!("server", addr = %local_addr);

@@ -231,6 +231,11 @@ impl Sessions {
         }
     }
 
+    /// The user a session is logged in as; `None` if there is no such session.
+    pub fn user_of(&self, id: &SessionId) -> Option<Option<UserId>> {
+        lock(&self.tables).sessions.get(id).map(|s| s.user_id())
+    }
+
     /// Every session: id, user, connections open now.
     pub fn list(&self) -> Vec<(SessionId, Option<UserId>, usize)> {
         let mut out: Vec<_> = lock(&self.tables)
