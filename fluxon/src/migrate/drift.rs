@@ -14,7 +14,7 @@ use super::MigrateError;
 struct Shape {
     columns: Vec<(String, String, bool, Option<String>, i64)>,
     foreign_keys: Vec<(String, String, String, String)>,
-    unique: Vec<Vec<String>>,
+    indexes: Vec<Vec<String>>,
 }
 
 fn shape(conn: &Connection, table: &str) -> Result<Option<Shape>, rusqlite::Error> {
@@ -48,7 +48,7 @@ fn shape(conn: &Connection, table: &str) -> Result<Option<Shape>, rusqlite::Erro
         foreign_keys.push((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?));
     }
     foreign_keys.sort();
-    let mut unique = Vec::new();
+    let mut indexes = Vec::new();
     let mut statement = conn.prepare("SELECT name FROM pragma_index_list(?1)")?;
     let names: Vec<String> = statement
         .query_map([table], |r| r.get(0))?
@@ -59,13 +59,13 @@ fn shape(conn: &Connection, table: &str) -> Result<Option<Shape>, rusqlite::Erro
         let columns: Vec<String> = statement
             .query_map([&index], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        unique.push(columns);
+        indexes.push(columns);
     }
-    unique.sort();
+    indexes.sort();
     Ok(Some(Shape {
         columns,
         foreign_keys,
-        unique,
+        indexes,
     }))
 }
 
@@ -106,7 +106,7 @@ pub fn differences(conn: &Connection, models: &[TableSchema]) -> Result<Vec<Stri
                 if expected.foreign_keys != actual.foreign_keys {
                     out.push(format!("foreign keys of {} differ", table.name));
                 }
-                if expected.unique != actual.unique {
+                if expected.indexes != actual.indexes {
                     out.push(format!(
                         "indexes or unique constraints of {} differ",
                         table.name

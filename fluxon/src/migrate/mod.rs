@@ -22,6 +22,7 @@ mod drift;
 mod files;
 mod runner;
 mod snapshot;
+mod sql;
 
 use std::path::{Path, PathBuf};
 
@@ -229,5 +230,3 @@ pub fn check_drift(database: &Path, models: &[TableSchema]) -> Result<(), Migrat
         })
     }
 }
-
-mod sql;
