@@ -3,8 +3,10 @@
 //! that allow exactly one operation on one path for one session until they expire ([`Grant`],
 //! [`GrantKey`]). The endpoint, the transfers, the connector and the metadata come next.
 
+mod error;
 mod grant;
 mod path;
 
+pub use error::{CloudError, CloudErrorCode};
 pub use grant::{CloudOperation, Grant, GrantError, GrantKey};
 pub use path::{CloudPath, PathError, MAX_PATH};

@@ -35,6 +35,10 @@ pub enum PathError {
     Io(String),
 }
 
+/// File names starting with this are the server's own (partial uploads, deletions in progress):
+/// no client path may name them, and trees never show them.
+pub(crate) const RESERVED_PREFIX: &str = ".fluxon-";
+
 /// The longest cloud path accepted, in bytes.
 pub const MAX_PATH: usize = 4096;
 
@@ -63,6 +67,10 @@ impl CloudPath {
             match part {
                 ".." => return Err(PathError::ParentDirectory),
                 "." => return Err(PathError::InvalidComponent(part.to_owned())),
+                // Names the server keeps for its own partial uploads and trash.
+                _ if part.starts_with(RESERVED_PREFIX) => {
+                    return Err(PathError::InvalidComponent(part.to_owned()))
+                }
                 _ if part.chars().any(char::is_control) => {
                     return Err(PathError::InvalidComponent(
                         part.escape_default().to_string(),
@@ -179,6 +187,10 @@ mod tests {
             ("jack/a\0b", PathError::Nul),
             ("jack\\..\\jill", PathError::Backslash),
             ("jack/./x", PathError::InvalidComponent(".".into())),
+            (
+                "jack/.fluxon-part-1",
+                PathError::InvalidComponent(".fluxon-part-1".into()),
+            ),
         ] {
             assert_eq!(CloudPath::parse(raw).unwrap_err(), expected, "{raw:?}");
         }

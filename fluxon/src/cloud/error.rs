@@ -1,0 +1,115 @@
+//! Why a cloud operation failed: [`CloudError`] on the server, and [`CloudErrorCode`], the part of
+//! it that travels to the connector.
+
+use serde::{Deserialize, Serialize};
+
+use super::grant::GrantError;
+use super::path::PathError;
+use crate::db::DbError;
+
+/// What went wrong, as the connector sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CloudErrorCode {
+    /// The grant was refused (forged, expired, revoked, for something else).
+    BadGrant,
+    /// The path was refused (`..`, absolute, NUL, backslash, a symlink out of the cloud folder).
+    BadPath,
+    /// The user lacks the permission for this item.
+    Forbidden,
+    /// No such file or directory (or no such owner).
+    NotFound,
+    /// Something is already there (a directory where a file should go, and the like).
+    AlreadyExists,
+    /// The write would exceed the owner's storage limit, or the grant's size limit.
+    OverQuota,
+    /// The bytes received do not hash to the declared BLAKE3.
+    HashMismatch,
+    /// The request was malformed or broke the protocol.
+    BadRequest,
+    /// The server failed (disk, database); nothing was changed.
+    Internal,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+/// A failed cloud operation.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// The grant was refused.
+    #[error("grant refused: {0}")]
+    Grant(#[from] GrantError),
+    /// The path was refused.
+    #[error("path refused: {0}")]
+    Path(#[from] PathError),
+    /// The user lacks a permission on an item.
+    #[error("permission {permission} denied on `{path}`")]
+    Forbidden {
+        /// The permission needed.
+        permission: String,
+        /// The item.
+        path: String,
+    },
+    /// No owner has this name.
+    #[error("no cloud owner named `{0}`")]
+    NoSuchOwner(String),
+    /// No such item.
+    #[error("`{0}` does not exist")]
+    NotFound(String),
+    /// Something is already at the path, or of the wrong kind.
+    #[error("`{0}` already exists or is of the wrong kind")]
+    AlreadyExists(String),
+    /// Over the owner's storage limit.
+    #[error("over quota: {needed} bytes needed, {available} available")]
+    OverQuota {
+        /// Bytes the operation needs.
+        needed: u64,
+        /// Bytes left under the limit.
+        available: u64,
+    },
+    /// Over the grant's size limit.
+    #[error("the upload is {size} bytes; the grant allows {limit}")]
+    TooLarge {
+        /// Declared size.
+        size: u64,
+        /// The grant's limit.
+        limit: u64,
+    },
+    /// The received bytes hash to something other than declared.
+    #[error("hash mismatch: declared {declared}, received {received}")]
+    HashMismatch {
+        /// What the client declared (hex).
+        declared: String,
+        /// What arrived (hex).
+        received: String,
+    },
+    /// The peer broke the protocol.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The metadata database failed.
+    #[error("metadata database: {0}")]
+    Db(#[from] DbError),
+    /// The disk failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server is shutting down.
+    #[error("the cloud server is shutting down")]
+    ShuttingDown,
+}
+
+impl CloudError {
+    /// The code the connector receives.
+    pub fn code(&self) -> CloudErrorCode {
+        match self {
+            CloudError::Grant(_) => CloudErrorCode::BadGrant,
+            CloudError::Path(_) => CloudErrorCode::BadPath,
+            CloudError::Forbidden { .. } => CloudErrorCode::Forbidden,
+            CloudError::NoSuchOwner(_) | CloudError::NotFound(_) => CloudErrorCode::NotFound,
+            CloudError::AlreadyExists(_) => CloudErrorCode::AlreadyExists,
+            CloudError::OverQuota { .. } | CloudError::TooLarge { .. } => CloudErrorCode::OverQuota,
+            CloudError::HashMismatch { .. } => CloudErrorCode::HashMismatch,
+            CloudError::BadRequest(_) => CloudErrorCode::BadRequest,
+            CloudError::Db(_) | CloudError::Io(_) => CloudErrorCode::Internal,
+            CloudError::ShuttingDown => CloudErrorCode::ShuttingDown,
+        }
+    }
+}
