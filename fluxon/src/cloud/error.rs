@@ -26,6 +26,8 @@ pub enum CloudErrorCode {
     HashMismatch,
     /// The request was malformed or broke the protocol.
     BadRequest,
+    /// Another write of the same path is in progress.
+    Busy,
     /// The server failed (disk, database); nothing was changed.
     Internal,
     /// The server is shutting down.
@@ -82,6 +84,12 @@ pub enum CloudError {
         /// What arrived (hex).
         received: String,
     },
+    /// Another write of the same path is in progress.
+    #[error("`{0}` is being written by another upload")]
+    Busy(String),
+    /// The server has no cloud storage configured.
+    #[error("this server has no cloud storage (AsyncServer::cloud_storage)")]
+    NoCloud,
     /// The peer broke the protocol.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -108,6 +116,8 @@ impl CloudError {
             CloudError::OverQuota { .. } | CloudError::TooLarge { .. } => CloudErrorCode::OverQuota,
             CloudError::HashMismatch { .. } => CloudErrorCode::HashMismatch,
             CloudError::BadRequest(_) => CloudErrorCode::BadRequest,
+            CloudError::Busy(_) => CloudErrorCode::Busy,
+            CloudError::NoCloud => CloudErrorCode::Internal,
             CloudError::Db(_) | CloudError::Io(_) => CloudErrorCode::Internal,
             CloudError::ShuttingDown => CloudErrorCode::ShuttingDown,
         }

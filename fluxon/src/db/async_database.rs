@@ -231,6 +231,20 @@ impl AsyncDatabase {
         self.submit(true, move |core| core.transaction(body))
     }
 
+    /// Like [`transaction`](Self::transaction), with an error type of your own (one a
+    /// [`DbError`] converts into): rolled back when `body` returns any `Err`.
+    pub async fn transaction_with<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        match self.submit(true, move |core| Ok(core.transaction(body))).await {
+            Ok(done) => done,
+            Err(err) => Err(err.into()),
+        }
+    }
+
     /// Runs `body` with a reader connection on a reader thread, for SQL of your own.
     pub fn read<T, F>(&self, body: F) -> DbFuture<T>
     where

@@ -100,26 +100,30 @@ impl Core {
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer connection: committed when it
     /// returns `Ok`, rolled back when it returns `Err` or panics.
-    pub(crate) fn transaction<T>(
+    pub(crate) fn transaction<T, E: From<DbError>>(
         &self,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let writer = Writing::take(&self.writer)?;
-        writer.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let sql = |sql: &str| -> Result<(), DbError> {
+            writer.prepare_cached(sql)?.execute([])?;
+            Ok(())
+        };
+        sql("BEGIN IMMEDIATE")?;
         let rollback = RollbackOnDrop(&writer, true);
         let result = body(&Transaction { conn: &writer });
         let mut rollback = rollback;
         rollback.1 = false;
         match result {
-            Ok(value) => match writer.prepare_cached("COMMIT")?.execute([]) {
-                Ok(_) => Ok(value),
+            Ok(value) => match sql("COMMIT") {
+                Ok(()) => Ok(value),
                 Err(err) => {
                     let _ = writer.execute_batch("ROLLBACK");
                     Err(err.into())
                 }
             },
             Err(err) => {
-                writer.prepare_cached("ROLLBACK")?.execute([])?;
+                sql("ROLLBACK")?;
                 Err(err)
             }
         }
@@ -224,6 +228,15 @@ impl Database {
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
+        self.core.transaction(body)
+    }
+
+    /// Like [`transaction`](Self::transaction), with an error type of your own (one a
+    /// [`DbError`] converts into): rolled back when `body` returns any `Err`.
+    pub fn transaction_with<T, E: From<DbError>>(
+        &self,
+        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.core.transaction(body)
     }
 

@@ -96,6 +96,7 @@ pub struct AsyncServer {
     pub(crate) limits: Limits,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
+    pub(crate) cloud: Option<crate::cloud::CloudStorageServer>,
 }
 
 impl AsyncServer {
@@ -111,7 +112,16 @@ impl AsyncServer {
             limits: Limits::default(),
             log_dir: None,
             mailbox: None,
+            cloud: None,
         }
+    }
+
+    /// Runs a cloud storage endpoint beside the server, on its own port (see
+    /// [`CloudStorageServer`](crate::cloud::CloudStorageServer)); views make grants for it with
+    /// [`Request::grant_access`](crate::Request::grant_access).
+    pub fn cloud_storage(mut self, cloud: crate::cloud::CloudStorageServer) -> Self {
+        self.cloud = Some(cloud);
+        self
     }
 
     /// Keeps reverse requests for offline users in a table of `db` (see

@@ -26,6 +26,12 @@ pub enum ServerError {
     /// The mailbox's table could not be made.
     #[error("cannot open the mailbox: {0}")]
     Mailbox(crate::db::DbError),
+    /// A cloud endpoint was asked for, but there is no database for its metadata.
+    #[error("the cloud storage needs a database: give the router an AsyncDatabase state, or CloudStorageServer::database")]
+    CloudWithoutDatabase,
+    /// The cloud folder or its metadata could not be opened.
+    #[error("cannot open the cloud storage: {0}")]
+    Cloud(crate::cloud::CloudError),
     /// The log directory could not be set up.
     #[error("cannot log to {dir}: {reason}")]
     Logging {

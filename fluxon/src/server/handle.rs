@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     pub mailbox: Option<Arc<Mailbox>>,
     pub grant_key: crate::cloud::GrantKey,
+    pub cloud: Option<crate::cloud::Cloud>,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and
@@ -254,10 +255,21 @@ impl ServerHandle {
         operation: crate::cloud::CloudOperation,
         path: &crate::cloud::CloudPath,
     ) -> Result<SessionId, crate::cloud::GrantError> {
+        self.verify_grant(grant, operation, path)
+            .map(|(session, _)| session)
+    }
+
+    /// [`check_grant`](Self::check_grant), also giving the user the session is logged in as.
+    pub(crate) fn verify_grant(
+        &self,
+        grant: &crate::cloud::Grant,
+        operation: crate::cloud::CloudOperation,
+        path: &crate::cloud::CloudPath,
+    ) -> Result<(SessionId, Option<UserId>), crate::cloud::GrantError> {
         let (session, user) = self.shared.grant_key.verify(grant, operation, path)?;
         let session = SessionId::from_bytes(session);
         match self.shared.sessions.user_of(&session) {
-            Some(now) if now == user => Ok(session),
+            Some(now) if now == user => Ok((session, user)),
             _ => Err(crate::cloud::GrantError::Revoked),
         }
     }

@@ -33,6 +33,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     accept: JoinHandle<()>,
     tracker: TaskTracker,
+    cloud_addr: Option<SocketAddr>,
     _log: Option<LogGuard>,
 }
 
@@ -78,6 +79,13 @@ impl AsyncServer {
             Some(db) => Some(Mailbox::open(db).await.map_err(ServerError::Mailbox)?),
             None => None,
         };
+        let cloud = match &self.cloud {
+            Some(config) => Some((
+                config,
+                config.bind(&self.host, router.get_state()).await?,
+            )),
+            None => None,
+        };
         let limits = self.limits;
         let shared = Arc::new(Shared {
             sessions: Sessions::new(key, limits.max_sessions, limits.session_ttl),
@@ -88,8 +96,29 @@ impl AsyncServer {
             limits,
             mailbox,
             grant_key,
+            cloud: cloud.as_ref().map(|(_, (_, cloud))| cloud.clone()),
         });
         let tracker = TaskTracker::new();
+        let mut cloud_addr = None;
+        if let Some((config, (listener, cloud))) = cloud {
+            cloud_addr = listener.local_addr().ok();
+            let endpoint = Arc::new(crate::cloud::Endpoint {
+                cloud,
+                server: ServerHandle {
+                    shared: Arc::clone(&shared),
+                },
+                idle: config.idle_timeout,
+                partial_ttl: config.partial_ttl,
+                shutdown: shared.shutdown.clone(),
+                grace: shared.limits.shutdown_grace,
+            });
+            let span = tracing::info_span!("cloud", addr = ?cloud_addr);
+            tokio::spawn(
+                crate::cloud::accept_loop(listener, endpoint, config.max_connections, tracker.clone())
+                    .instrument(span),
+            );
+            tracing::info!(addr = ?cloud_addr, "fluxon cloud storage listening");
+        }
         let span = tracing::info_span!("server", addr = %local_addr);
         let accept = tokio::spawn(
             accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span),
@@ -100,6 +129,7 @@ impl AsyncServer {
             handle: ServerHandle { shared },
             accept,
             tracker,
+            cloud_addr,
             _log: log,
         })
     }
@@ -109,6 +139,11 @@ impl RunningServer {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
+    }
+
+    /// The cloud endpoint's bound address, if the server has one.
+    pub fn cloud_addr(&self) -> Option<SocketAddr> {
+        self.cloud_addr
     }
 
     /// A handle for views, tasks and tests.

@@ -1,0 +1,163 @@
+//! The cloud endpoint's protocol, byte by byte.
+//!
+//! The connector opens a TCP connection to the cloud port (not the main one, so bulk transfers
+//! never stall calls) and sends requests one at a time. Control messages travel in the same frames
+//! as the main protocol (a big-endian `u32` length, then a [postcard](crate::wire) body); file
+//! contents travel **raw**, with no framing, because both sides know their length in advance.
+//!
+//! | step | who | what |
+//! |---|---|---|
+//! | 1 | connector | a frame holding a [`RequestFrame`]: magic `b"FLXC"`, version `u16` = 1, the request |
+//! | 2 | endpoint | checks the grant, the path, the permission, the quota; answers a [`Response`] frame |
+//!
+//! A request is one of (enum index, then fields, as in postcard):
+//!
+//! | index | request | fields | answer |
+//! |---|---|---|---|
+//! | 0 | `CreateDirectory` | grant, path | `Done` |
+//! | 1 | `WriteFile` | grant, path, size `u64`, resume `bool` | `Ready { offset }`, then see below |
+//! | 2 | `ReadFile` | grant, path, offset `u64` | `Sending { size, offset, blake3 }`, then `size - offset` raw bytes |
+//! | 3 | `DeleteItem` | grant, path | `Done` |
+//! | 4 | `ReadTree` | grant, path | `Tree(TreeNode)` |
+//! | 5 | `Stat` | grant, path | `Stat(Stat)` |
+//!
+//! Any request may be answered `Failed { code, message }` instead ([`CloudErrorCode`]).
+//!
+//! **Writing**: after `Ready { offset }` the connector sends exactly `size - offset` raw bytes
+//! (the file from `offset` on), then a frame holding a [`Commit`] with the BLAKE3 of the *whole*
+//! file. The endpoint streams the bytes into a hidden partial file in the target directory, hashing
+//! as they arrive; on `Commit` it compares the hashes, fsyncs, records the file in the metadata and
+//! renames it into place in one step, and answers `Stat`. A connection lost mid-stream leaves the
+//! partial file hidden; a later `WriteFile` of the same path and size with `resume = true` is
+//! answered with the offset the endpoint holds, so only the rest is sent. The endpoint may answer
+//! `Failed` at any time during a write (then closes): the connector stops sending.
+//!
+//! Request frames are at most [`MAX_REQUEST`] bytes; response frames at most [`MAX_RESPONSE`].
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::error::CloudErrorCode;
+use super::grant::Grant;
+use super::tree::{Stat, TreeNode};
+
+/// The four bytes every request starts with.
+pub(crate) const MAGIC: [u8; 4] = *b"FLXC";
+/// The protocol version.
+pub(crate) const VERSION: u16 = 1;
+/// The largest request frame the endpoint reads.
+pub(crate) const MAX_REQUEST: usize = 64 * 1024;
+/// The largest response frame the connector reads (a big tree).
+pub(crate) const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// The size of the buffers file contents move in.
+pub(crate) const CHUNK: usize = 256 * 1024;
+
+/// A request with its magic and version.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RequestFrame {
+    pub magic: [u8; 4],
+    pub version: u16,
+    pub request: Request,
+}
+
+/// What the connector asks.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    CreateDirectory {
+        grant: Grant,
+        path: String,
+    },
+    WriteFile {
+        grant: Grant,
+        path: String,
+        size: u64,
+        resume: bool,
+    },
+    ReadFile {
+        grant: Grant,
+        path: String,
+        offset: u64,
+    },
+    DeleteItem {
+        grant: Grant,
+        path: String,
+    },
+    ReadTree {
+        grant: Grant,
+        path: String,
+    },
+    Stat {
+        grant: Grant,
+        path: String,
+    },
+}
+
+/// The end of a write: the whole file's BLAKE3.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Commit {
+    pub blake3: [u8; 32],
+}
+
+/// What the endpoint answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    Ready {
+        offset: u64,
+    },
+    Sending {
+        size: u64,
+        offset: u64,
+        blake3: Option<[u8; 32]>,
+    },
+    Done,
+    Stat(Stat),
+    Tree(TreeNode),
+    Failed {
+        code: CloudErrorCode,
+        message: String,
+    },
+}
+
+/// Reads one frame of at most `max` bytes; `None` at a clean end of stream before a frame.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len[..1]).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    reader.read_exact(&mut len[1..]).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a frame of {len} bytes is over the limit of {max}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+/// Writes `value` as one frame (not flushed).
+pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    writer: &mut W,
+    value: &T,
+) -> std::io::Result<()> {
+    let body = postcard::to_allocvec(value)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"))?;
+    let mut framed = Vec::with_capacity(4 + body.len());
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(&body);
+    writer.write_all(&framed).await
+}
+
+/// Decodes a frame's body, refusing trailing bytes.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    crate::wire::from_bytes_exact(body).map_err(|e| e.to_string())
+}
