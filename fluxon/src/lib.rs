@@ -53,6 +53,7 @@ pub mod wire;
 /// The blocking client, for programs with no async runtime.
 pub mod blocking {
     pub use crate::client::blocking::ConnectionHandler;
+    pub use crate::cloud::blocking::CloudStorageConnector;
 }
 
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};

@@ -59,6 +59,18 @@ impl ConnectionHandler {
         })
     }
 
+    /// A blocking connector for the server's cloud endpoint at `addr`, presenting this client's
+    /// session (see [`super::ConnectionHandler::cloud_connector`]).
+    pub fn cloud_connector(
+        &self,
+        addr: impl Into<String>,
+    ) -> crate::cloud::blocking::CloudStorageConnector {
+        crate::cloud::blocking::CloudStorageConnector::new(
+            self.conn.cloud_connector(addr),
+            Arc::clone(&self.runtime),
+        )
+    }
+
     /// Calls a view by name; see [`super::ConnectionHandler::send_request`].
     pub fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError>
     where

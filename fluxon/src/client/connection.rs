@@ -121,6 +121,19 @@ impl Drop for PendingGuard<'_> {
 }
 
 impl ConnectionHandler {
+    /// The token of this client's session (`None` before the first connection): what proves the
+    /// session to the server, and to its cloud endpoint. Treat it like a password.
+    pub fn session_token(&self) -> Option<crate::wire::SessionTokenBytes> {
+        self.inner.token()
+    }
+
+    /// A connector for the server's cloud endpoint at `addr` (`host:port`) that presents this
+    /// client's session with every grant (a grant works only for the session it was given to).
+    pub fn cloud_connector(&self, addr: impl Into<String>) -> crate::cloud::CloudStorageConnector {
+        let inner = Arc::clone(&self.inner);
+        crate::cloud::CloudStorageConnector::new(addr, Arc::new(move || inner.token()))
+    }
+
     /// Connects to a server with the default settings.
     pub async fn connect(addr: impl Into<String>) -> Result<Self, ConnectError> {
         Self::connect_with(addr, ClientConfig::default()).await

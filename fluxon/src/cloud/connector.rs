@@ -3,9 +3,13 @@
 //! streamed in constant memory, hashed on the way, and report progress to an optional callback.
 //!
 //! ```no_run
-//! # async fn run(write: fluxon::cloud::Grant, read: fluxon::cloud::Grant) -> Result<(), fluxon::cloud::ConnectorError> {
-//! use fluxon::cloud::CloudStorageConnector;
-//! let cloud = CloudStorageConnector::new("127.0.0.1:8888")
+//! # async fn run(conn: fluxon::ConnectionHandler) -> Result<(), Box<dyn std::error::Error>> {
+//! use fluxon::cloud::Grant;
+//! // Grants come from views; the connector presents them with this client's session.
+//! let write: Grant = conn.send_request("grant_upload", "jack/report.pdf").await?;
+//! let read: Grant = conn.send_request("grant_download", "jack/report.pdf").await?;
+//! let cloud = conn
+//!     .cloud_connector("127.0.0.1:8888")
 //!     .on_progress(|p| println!("{} / {} bytes", p.done, p.total));
 //! let stat = cloud.write_path(&write, "report.pdf").await?; // resumes a cut-off upload
 //! cloud.read_to_path(&read, "copy.pdf").await?; // checked against the file's BLAKE3
@@ -25,8 +29,9 @@ use tokio::net::TcpStream;
 use super::error::CloudErrorCode;
 use super::grant::Grant;
 use super::protocol::{self, Commit, Request, RequestFrame, Response, CHUNK, MAX_RESPONSE};
-use super::stream::{self, HashingFile, PumpError};
+use super::stream::{self, Hashing, PumpError};
 use super::tree::{Stat, TreeNode};
+use crate::wire::SessionTokenBytes;
 
 /// How far a transfer has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +45,9 @@ pub struct Progress {
 /// Why a cloud operation failed on the connector's side.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
+    /// The client this connector was made from has no session yet (it never connected).
+    #[error("the client has no session yet: connect it first")]
+    NoSession,
     /// The endpoint could not be reached.
     #[error("cannot reach the cloud endpoint at {addr}: {source}")]
     Connect {
@@ -84,11 +92,18 @@ impl ConnectorError {
 
 type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
-/// A client of a [`CloudStorageServer`](super::CloudStorageServer). Cheap to clone; each
-/// operation uses a connection of its own, so operations may run concurrently.
+/// Where the connector finds its client's current session token.
+pub(crate) type SessionFn = Arc<dyn Fn() -> Option<SessionTokenBytes> + Send + Sync>;
+
+/// A client of a [`CloudStorageServer`](super::CloudStorageServer), made from a connected
+/// client with [`ConnectionHandler::cloud_connector`](crate::ConnectionHandler::cloud_connector):
+/// it presents grants along with that client's session, since a grant works only for the session
+/// it was given to. Cheap to clone; each operation uses a connection of its own, so operations
+/// may run concurrently.
 #[derive(Clone)]
 pub struct CloudStorageConnector {
     addr: String,
+    session: SessionFn,
     idle: Duration,
     progress: Option<ProgressFn>,
 }
@@ -108,10 +123,12 @@ struct Conn {
 }
 
 impl CloudStorageConnector {
-    /// A connector for the endpoint at `addr` (`host:port`).
-    pub fn new(addr: impl Into<String>) -> Self {
+    /// A connector for the endpoint at `addr` (`host:port`), presenting the session `session`
+    /// gives.
+    pub(crate) fn new(addr: impl Into<String>, session: SessionFn) -> Self {
         CloudStorageConnector {
             addr: addr.into(),
+            session,
             idle: Duration::from_secs(30),
             progress: None,
         }
@@ -232,7 +249,7 @@ impl CloudStorageConnector {
             Ok((file, size))
         })
         .await?;
-        let (mut conn, offset) = self.start_write(grant, size, true).await?;
+        let (conn, offset) = self.start_write(grant, size, true).await?;
         if offset > size {
             return Err(ConnectorError::Protocol(format!(
                 "resume offset {offset} is past the file's {size} bytes"
@@ -243,9 +260,34 @@ impl CloudStorageConnector {
             let mut file = file;
             let hasher = stream::hash_prefix(&mut file, offset)?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(HashingFile { file, hasher })
+            Ok(Hashing {
+                inner: file,
+                hasher,
+            })
         })
         .await?;
+        self.send_source(conn, offset, size, source).await
+    }
+
+    /// Uploads `size` bytes from a blocking reader (read on a blocking thread), from the start.
+    pub(crate) async fn write_std_reader<R: std::io::Read + Send + 'static>(
+        &self,
+        grant: &Grant,
+        reader: R,
+        size: u64,
+    ) -> Result<Stat, ConnectorError> {
+        let conn = self.start_write(grant, size, false).await?.0;
+        self.send_source(conn, 0, size, Hashing::new(reader)).await
+    }
+
+    /// Sends the file from `offset` (the source already hashed up to it), then commits.
+    async fn send_source<R: std::io::Read + Send + 'static>(
+        &self,
+        mut conn: Conn,
+        offset: u64,
+        size: u64,
+        source: Hashing<R>,
+    ) -> Result<Stat, ConnectorError> {
         let mut progress = |n: u64| self.report(offset + n, size);
         let sent = stream::source_to_socket(
             &mut conn.writer,
@@ -263,6 +305,47 @@ impl CloudStorageConnector {
             Err(PumpError::Local(err)) => Err(err.into()),
             Err(PumpError::Peer(err)) => self.finish_write(conn, Err(err), [0; 32].into()).await,
         }
+    }
+
+    /// Downloads into a blocking writer (written on a blocking thread), from `offset` on.
+    pub(crate) async fn read_to_std_writer<W: std::io::Write + Send + 'static>(
+        &self,
+        grant: &Grant,
+        writer: W,
+        offset: u64,
+    ) -> Result<u64, ConnectorError> {
+        let (mut conn, size, expected) = self.start_read(grant, offset).await?;
+        let sink = self
+            .receive_sink(&mut conn, offset, size, Hashing::new(writer))
+            .await?;
+        if offset == 0 {
+            check_hash(expected, sink.hasher.finalize())?;
+        }
+        Ok(size - offset)
+    }
+
+    /// Receives the file from `offset` into `sink`, then the endpoint's closing answer.
+    async fn receive_sink<W: std::io::Write + Send + 'static>(
+        &self,
+        conn: &mut Conn,
+        offset: u64,
+        size: u64,
+        sink: Hashing<W>,
+    ) -> Result<Hashing<W>, ConnectorError> {
+        let mut progress = |n: u64| self.report(offset + n, size);
+        let sink = stream::socket_to_sink(
+            &mut conn.reader,
+            size - offset,
+            sink,
+            self.idle,
+            &mut progress,
+        )
+        .await
+        .map_err(|err| match err {
+            PumpError::Peer(e) | PumpError::Local(e) => ConnectorError::Io(e),
+        })?;
+        self.finish_read(conn).await?;
+        Ok(sink)
     }
 
     /// Downloads the file the grant names into `writer`, from byte `offset` on; returns the bytes
@@ -344,34 +427,26 @@ impl CloudStorageConnector {
             file.set_len(offset)?;
             let hasher = stream::hash_prefix(&mut file, offset)?;
             file.seek(SeekFrom::Start(offset))?;
-            Ok(HashingFile { file, hasher })
+            Ok(Hashing {
+                inner: file,
+                hasher,
+            })
         })
         .await?;
-        let mut progress = |n: u64| self.report(offset + n, size);
-        let sink = stream::socket_to_sink(
-            &mut conn.reader,
-            size - offset,
-            sink,
-            self.idle,
-            &mut progress,
-        )
-        .await
-        .map_err(|err| match err {
-            PumpError::Peer(e) | PumpError::Local(e) => ConnectorError::Io(e),
-        })?;
-        self.finish_read(&mut conn).await?;
+        let sink = self.receive_sink(&mut conn, offset, size, sink).await?;
         let received = sink.hasher.finalize();
-        if let Err(err) = check_hash(expected, received) {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(err);
-        }
-        let file = sink.file;
+        let file = sink.inner;
+        let matches = check_hash(expected, received);
+        let bad = matches.is_err();
         blocking(move || {
+            if bad {
+                return std::fs::remove_file(&partial);
+            }
             file.sync_all()?;
             std::fs::rename(&partial, &local)
         })
         .await?;
-        Ok(size)
+        matches.map(|()| size)
     }
 
     fn report(&self, done: u64, total: u64) {
@@ -399,9 +474,11 @@ impl CloudStorageConnector {
     }
 
     async fn send(&self, conn: &mut Conn, request: Request) -> Result<(), ConnectorError> {
+        let session = (self.session)().ok_or(ConnectorError::NoSession)?;
         let frame = RequestFrame {
             magic: protocol::MAGIC,
             version: protocol::VERSION,
+            session,
             request,
         };
         protocol::write_frame(&mut conn.writer, &frame).await?;
@@ -513,7 +590,10 @@ fn unexpected(response: &Response) -> ConnectorError {
 }
 
 fn timed_out() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "the cloud endpoint went quiet")
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the cloud endpoint went quiet",
+    )
 }
 
 fn short_read(done: u64, size: u64) -> ConnectorError {
@@ -536,15 +616,12 @@ fn check_hash(expected: Option<[u8; 32]>, received: blake3::Hash) -> Result<(), 
 }
 
 fn download_partial(local: &Path) -> Result<PathBuf, ConnectorError> {
-    let name = local
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| {
-            ConnectorError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("`{}` is not a file name", local.display()),
-            ))
-        })?;
+    let name = local.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        ConnectorError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{}` is not a file name", local.display()),
+        ))
+    })?;
     Ok(local.with_file_name(format!(".{name}.fluxon-download")))
 }
 

@@ -33,8 +33,10 @@ struct Body {
     operation: CloudOperation,
     path: String,
     session: [u8; 16],
-    /// The user the session was logged in as: a grant dies with a logout.
+    /// The user the session was logged in as, and the login's number: a grant dies with a
+    /// logout, and stays dead after a new login.
     user: Option<i64>,
+    login: u64,
     expires: u64,
     max_size: Option<u64>,
 }
@@ -69,6 +71,10 @@ pub enum GrantError {
     /// The session it was given to has ended, or is no longer logged in as the same user.
     #[error("the grant's session has ended or logged out")]
     Revoked,
+    /// Presented by a client of another session than the one it was given to (or by one whose
+    /// session token is not this server's).
+    #[error("the grant belongs to another session")]
+    OtherSession,
     /// Its path does not parse (cannot happen for grants this server signed).
     #[error("the grant's path is invalid: {0}")]
     BadPath(#[from] super::path::PathError),
@@ -114,13 +120,13 @@ impl GrantKey {
         Ok(blake3::keyed_hash(&self.key, &postcard::to_allocvec(body)?))
     }
 
-    /// A grant of `operation` on `path` to `session` (logged in as `user`), valid for `ttl`, for
-    /// at most `max_size` bytes (writes).
+    /// A grant of `operation` on `path` to `session` (logged in as `user`, at the login numbered
+    /// `login`), valid for `ttl`, for at most `max_size` bytes (writes).
     pub fn grant(
         &self,
         operation: CloudOperation,
         path: &CloudPath,
-        (session, user): (SessionId, Option<i64>),
+        (session, (user, login)): (SessionId, (Option<i64>, u64)),
         ttl: Duration,
         max_size: Option<u64>,
     ) -> Result<Grant, postcard::Error> {
@@ -129,6 +135,7 @@ impl GrantKey {
             path: path.as_str().to_owned(),
             session: *session.as_bytes(),
             user,
+            login,
             expires: unix_now().saturating_add(ttl.as_secs().max(1)),
             max_size,
         };
@@ -137,14 +144,14 @@ impl GrantKey {
     }
 
     /// Checks that `grant` is ours, current, and for `operation` on `path`; returns the session
-    /// it was given to and its user then (the caller checks the session is still alive and still
-    /// that user's).
+    /// it was given to and its login then (user and number; the caller checks the session is
+    /// still alive and still at that login).
     pub fn verify(
         &self,
         grant: &Grant,
         operation: CloudOperation,
         path: &CloudPath,
-    ) -> Result<([u8; 16], Option<i64>), GrantError> {
+    ) -> Result<([u8; 16], (Option<i64>, u64)), GrantError> {
         let expected = self
             .mac(&grant.body)
             .map_err(|_| GrantError::BadSignature)?;
@@ -164,7 +171,7 @@ impl GrantKey {
         if CloudPath::parse(&grant.body.path)? != *path {
             return Err(GrantError::WrongPath);
         }
-        Ok((grant.body.session, grant.body.user))
+        Ok((grant.body.session, (grant.body.user, grant.body.login)))
     }
 }
 
@@ -204,7 +211,7 @@ mod tests {
             .grant(
                 CloudOperation::WriteFile,
                 &path,
-                (session, Some(1)),
+                (session, (Some(1), 1)),
                 Duration::from_secs(60),
                 Some(10),
             )
@@ -212,7 +219,7 @@ mod tests {
         assert_eq!(
             key.verify(&grant, CloudOperation::WriteFile, &path)
                 .unwrap(),
-            (*session.as_bytes(), Some(1))
+            (*session.as_bytes(), (Some(1), 1))
         );
         assert_eq!(grant.max_size(), Some(10));
         assert!(matches!(
@@ -238,7 +245,7 @@ mod tests {
             .grant(
                 CloudOperation::ReadFile,
                 &path,
-                (session, None),
+                (session, (None, 0)),
                 Duration::from_secs(60),
                 None,
             )

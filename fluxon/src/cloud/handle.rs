@@ -87,7 +87,11 @@ impl Cloud {
     }
 
     /// Makes a role with these permissions.
-    pub async fn create_role(&self, name: &str, permissions: Permission) -> Result<i64, CloudError> {
+    pub async fn create_role(
+        &self,
+        name: &str,
+        permissions: Permission,
+    ) -> Result<i64, CloudError> {
         let name = name.to_owned();
         self.inner
             .db
@@ -120,10 +124,10 @@ impl Cloud {
         path: &str,
     ) -> Result<Permission, CloudError> {
         let path = CloudPath::parse(path)?;
-        self.inner
-            .db
-            .transaction_with(move |tx| access::permissions_of(tx, user, &path))
-            .await
+        metadata::read_metadata(&self.inner.db, move |conn| {
+            access::permissions_of(conn, user, &path)
+        })
+        .await
     }
 
     /// `Ok` if `user` holds every permission in `needed` on `path`, else
@@ -144,10 +148,7 @@ impl Cloud {
         path: CloudPath,
         needed: Permission,
     ) -> Result<(), CloudError> {
-        self.inner
-            .db
-            .transaction_with(move |tx| access::require(tx, user, &path, needed))
-            .await
+        access::require_async(&self.inner.db, user, &path, needed).await
     }
 
     /// Marks `path` as being written; `None` if a write of it is already in progress. The mark

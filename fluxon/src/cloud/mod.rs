@@ -1,19 +1,48 @@
-//! Cloud storage (work in progress, issue 6): what is here so far is the part every operation
-//! stands on — cloud paths that cannot escape the cloud folder ([`CloudPath`]) and signed grants
-//! that allow exactly one operation on one path for one session until they expire ([`Grant`],
-//! [`GrantKey`]), the metadata in the database — owners and quotas, file and directory rows, the
-//! audit trail ([`MODELS`], [`reserve_write`], [`record_write`], ...) — and who may do what
-//! ([`Permission`], [`CloudRole`], [`require`]). The endpoint, the transfers and the connector
-//! come next.
+//! Cloud storage: a second listener for bulk data ([`CloudStorageServer`]), where every
+//! operation is authorized by a grant a view made ([`Request::grant_access`](crate::Request::grant_access)),
+//! and its client ([`CloudStorageConnector`]).
 //!
-//! The metadata functions only touch rows, never the disk: the cloud server calls them in the
-//! same transaction as its disk step (see [`atomically`]), so both change together or not at all.
+//! * Paths ([`CloudPath`]) are normalized and confined to the cloud folder: no `..`, absolute
+//!   paths, NUL bytes, backslashes, or symlinks leading out.
+//! * Grants ([`Grant`]) are keyed-BLAKE3 capabilities for one operation on one path, for one
+//!   session, until they expire; a logout revokes them.
+//! * Operations: create a directory, write a file (streamed into a hidden partial file, hashed,
+//!   compared with the declared BLAKE3, fsynced, renamed into place; resumable), read a file
+//!   (streamed, from an offset), delete an item, read a tree, stat. Memory stays constant whatever
+//!   the file size.
+//! * Metadata ([`MODELS`]): owners with storage limits, directories, files, an audit log; changed
+//!   in the same transaction as the disk step, so both change together or not at all. The quota
+//!   is checked before any byte is taken.
+//! * Access ([`Permission`], [`CloudRole`]): owners hold everything in their root; others hold
+//!   what the roles assigned to them on an item or above it give. The endpoint checks the
+//!   permission for every operation, and views check it before granting with
+//!   [`Request::require_cloud_permission`](crate::Request::require_cloud_permission).
+//!
+//! The protocol is described in the `protocol` module's source, byte by byte.
 
 mod access;
+pub(crate) mod blocking;
+mod connector;
+mod download;
 mod error;
 mod grant;
+mod handle;
 mod metadata;
+mod ops;
 mod path;
+mod protocol;
+mod server;
+mod stream;
+mod sweep;
+mod tree;
+mod upload;
+
+pub use connector::{CloudStorageConnector, ConnectorError, Progress};
+pub use handle::Cloud;
+pub use server::CloudStorageServer;
+pub use tree::{ItemKind, Stat, TreeNode};
+
+pub(crate) use server::{accept_loop, Endpoint};
 
 pub use error::{CloudError, CloudErrorCode};
 pub use grant::{CloudOperation, Grant, GrantError, GrantKey};

@@ -12,7 +12,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::access::Permission;
 use super::error::CloudError;
-use super::grant::CloudOperation;
+use super::grant::{CloudOperation, GrantError};
 use super::metadata;
 use super::path::{CloudPath, RESERVED_PREFIX};
 use super::protocol::{Request, Response};
@@ -20,6 +20,7 @@ use super::server::Endpoint;
 use super::tree::{ItemKind, Stat, TreeNode};
 use super::{download, upload};
 use crate::server::UserId;
+use crate::wire::SessionTokenBytes;
 
 /// The most items a tree (or a directory's size) walks before giving up.
 const MAX_TREE_ITEMS: usize = 100_000;
@@ -63,6 +64,7 @@ pub(crate) struct Who {
 pub(crate) async fn handle(
     ep: &Endpoint,
     peer: SocketAddr,
+    presented: SessionTokenBytes,
     request: Request,
     reader: &mut BufReader<OwnedReadHalf>,
     writer: &mut OwnedWriteHalf,
@@ -71,7 +73,7 @@ pub(crate) async fn handle(
     let raw_path = path_of(&request).to_owned();
     let mut who = Who::default();
     let mut bytes = 0u64;
-    let outcome = run(ep, request, reader, writer, &mut who, &mut bytes).await;
+    let outcome = run(ep, presented, request, reader, writer, &mut who, &mut bytes).await;
     let text = match &outcome {
         Ok(_) => "ok".to_owned(),
         Err(failed) => failed.error.to_string(),
@@ -114,6 +116,7 @@ fn path_of(request: &Request) -> &str {
 
 async fn run(
     ep: &Endpoint,
+    presented: SessionTokenBytes,
     request: Request,
     reader: &mut BufReader<OwnedReadHalf>,
     writer: &mut OwnedWriteHalf,
@@ -131,6 +134,9 @@ async fn run(
         | Request::Stat { grant, .. } => grant,
     };
     let (session, user) = ep.server.verify_grant(grant, operation, &path)?;
+    if ep.server.verify_session_token(presented) != Some(session) {
+        return Err(GrantError::OtherSession.into());
+    }
     who.user = user;
     who.session = session.to_string();
     let disk = path.resolve(ep.cloud.folder())?;
@@ -185,7 +191,13 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// What is on disk at `disk`, with "nothing" as [`CloudError::NotFound`].
 pub(crate) async fn existing(disk: &Path, path: &CloudPath) -> Result<Metadata, CloudError> {
-    match tokio::fs::symlink_metadata(disk).await {
+    match {
+        let disk = disk.to_path_buf();
+        tokio::task::spawn_blocking(move || std::fs::symlink_metadata(disk))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+    } {
         Ok(meta) => Ok(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(CloudError::NotFound(path.to_string()))
@@ -273,7 +285,8 @@ async fn delete_item(
 
 pub(crate) fn random_hex() -> Result<String, CloudError> {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| CloudError::Io(std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| CloudError::Io(std::io::Error::other(e.to_string())))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

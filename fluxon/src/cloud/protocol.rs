@@ -7,8 +7,8 @@
 //!
 //! | step | who | what |
 //! |---|---|---|
-//! | 1 | connector | a frame holding a [`RequestFrame`]: magic `b"FLXC"`, version `u16` = 1, the request |
-//! | 2 | endpoint | checks the grant, the path, the permission, the quota; answers a [`Response`] frame |
+//! | 1 | connector | a frame holding a [`RequestFrame`]: magic `b"FLXC"`, version `u16` = 1, the client's session token (48 bytes, as in `Hello`), the request |
+//! | 2 | endpoint | checks the token, that the grant was given to that session and is signed, current and for this operation and path, the path, the permission, the quota; answers a [`Response`] frame |
 //!
 //! A request is one of (enum index, then fields, as in postcard):
 //!
@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::error::CloudErrorCode;
 use super::grant::Grant;
 use super::tree::{Stat, TreeNode};
+use crate::wire::SessionTokenBytes;
 
 /// The four bytes every request starts with.
 pub(crate) const MAGIC: [u8; 4] = *b"FLXC";
@@ -57,6 +58,9 @@ pub(crate) const CHUNK: usize = 256 * 1024;
 pub(crate) struct RequestFrame {
     pub magic: [u8; 4],
     pub version: u16,
+    /// The presenting client's session token: a grant works only for the session it was given
+    /// to.
+    pub session: SessionTokenBytes,
     pub request: Request,
 }
 

@@ -186,9 +186,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
             }
             Ok(Ok(Some(body))) => body,
         };
-        let request = match protocol::decode::<RequestFrame>(&body) {
+        let (session, request) = match protocol::decode::<RequestFrame>(&body) {
             Ok(frame) if frame.magic == protocol::MAGIC && frame.version == protocol::VERSION => {
-                frame.request
+                (frame.session, frame.request)
             }
             Ok(frame) => {
                 let message = format!(
@@ -212,7 +212,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
             tokio::time::sleep(endpoint.grace).await;
         };
         let outcome = tokio::select! {
-            outcome = ops::handle(&endpoint, peer, request, &mut reader, &mut writer) => outcome,
+            outcome = ops::handle(&endpoint, peer, session, request, &mut reader, &mut writer) => outcome,
             () = cut => Err(ops::Failed { error: CloudError::ShuttingDown, tell_peer: false }),
         };
         match outcome {

@@ -28,31 +28,31 @@ pub(crate) trait Source: Send + 'static {
     fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
 }
 
-/// A file being written or read, hashed on the way.
-pub(crate) struct HashingFile {
-    pub file: File,
+/// A file (or any blocking reader or writer) being written or read, hashed on the way.
+pub(crate) struct Hashing<T> {
+    pub inner: T,
     pub hasher: blake3::Hasher,
 }
 
-impl HashingFile {
-    pub fn new(file: File) -> Self {
-        HashingFile {
-            file,
+impl<T> Hashing<T> {
+    pub fn new(inner: T) -> Self {
+        Hashing {
+            inner,
             hasher: blake3::Hasher::new(),
         }
     }
 }
 
-impl Sink for HashingFile {
+impl<T: Write + Send + 'static> Sink for Hashing<T> {
     fn put(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         self.hasher.update(chunk);
-        self.file.write_all(chunk)
+        self.inner.write_all(chunk)
     }
 }
 
-impl Source for HashingFile {
+impl<T: Read + Send + 'static> Source for Hashing<T> {
     fn fill(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
-        self.file.read_exact(buf)?;
+        self.inner.read_exact(buf)?;
         self.hasher.update(buf);
         Ok(())
     }
@@ -113,16 +113,22 @@ where
             let want = usize::try_from(len - moved).map_or(CHUNK, |left| left.min(CHUNK));
             let mut filled = 0;
             while filled < want {
-                let n = tokio::time::timeout(idle, reader.read(&mut buf[filled..want]))
-                    .await
-                    .map_err(|_| PumpError::Peer(stalled()))?
-                    .map_err(PumpError::Peer)?;
-                if n == 0 {
-                    // Hand over what did arrive before saying so.
-                    let _ = full_tx.send((buf, filled)).await;
-                    return Err(PumpError::Peer(std::io::ErrorKind::UnexpectedEof.into()));
+                let read = tokio::time::timeout(idle, reader.read(&mut buf[filled..want])).await;
+                let failure = match read {
+                    Ok(Ok(0)) => std::io::ErrorKind::UnexpectedEof.into(),
+                    Ok(Ok(n)) => {
+                        filled += n;
+                        continue;
+                    }
+                    Ok(Err(err)) => err,
+                    Err(_) => stalled(),
+                };
+                // Hand over what did arrive before saying so.
+                if filled > 0 && full_tx.send((buf, filled)).await.is_ok() {
+                    moved += filled as u64;
+                    progress(moved);
                 }
-                filled += n;
+                return Err(PumpError::Peer(failure));
             }
             if full_tx.send((buf, filled)).await.is_err() {
                 return Ok(());

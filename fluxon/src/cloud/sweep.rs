@@ -38,7 +38,9 @@ pub(crate) fn sweep(dir: &Path, ttl: Duration, now: SystemTime) -> usize {
     for entry in entries.flatten() {
         let Ok(meta) = entry.metadata() else { continue };
         let name = entry.file_name();
-        let ours = name.to_str().is_some_and(|n| n.starts_with(RESERVED_PREFIX));
+        let ours = name
+            .to_str()
+            .is_some_and(|n| n.starts_with(RESERVED_PREFIX));
         if ours {
             let old = meta
                 .modified()

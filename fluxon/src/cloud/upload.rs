@@ -18,7 +18,7 @@ use super::ops::{blocking, existing, stat_of, Failed};
 use super::path::{CloudPath, RESERVED_PREFIX};
 use super::protocol::{self, Commit, Response, MAX_REQUEST};
 use super::server::Endpoint;
-use super::stream::{self, HashingFile, PumpError};
+use super::stream::{self, Hashing, PumpError};
 use super::tree::Stat;
 use crate::server::UserId;
 
@@ -97,22 +97,24 @@ pub(crate) async fn write_file(
         .map_err(CloudError::Io)?;
     writer.flush().await.map_err(CloudError::Io)?;
 
-    let sink = HashingFile { file, hasher };
-    let mut progress = |n: u64| *moved = n;
-    let sink = match stream::socket_to_sink(reader, size - offset, sink, ep.idle, &mut progress)
-        .await
-    {
-        Ok(sink) => sink,
-        Err(PumpError::Peer(err)) => {
-            // The partial file keeps what arrived, for a resume.
-            let message = format!("the upload stopped after {} bytes: {err}", offset + *moved);
-            return Err(CloudError::BadRequest(message).into());
-        }
-        Err(PumpError::Local(err)) => {
-            remove_quietly(&partial).await;
-            return Err(CloudError::Io(err).into());
-        }
+    let sink = Hashing {
+        inner: file,
+        hasher,
     };
+    let mut progress = |n: u64| *moved = n;
+    let sink =
+        match stream::socket_to_sink(reader, size - offset, sink, ep.idle, &mut progress).await {
+            Ok(sink) => sink,
+            Err(PumpError::Peer(err)) => {
+                // The partial file keeps what arrived, for a resume.
+                let message = format!("the upload stopped after {} bytes: {err}", offset + *moved);
+                return Err(CloudError::BadRequest(message).into());
+            }
+            Err(PumpError::Local(err)) => {
+                remove_quietly(&partial).await;
+                return Err(CloudError::Io(err).into());
+            }
+        };
 
     let commit = tokio::time::timeout(ep.idle, protocol::read_frame(reader, MAX_REQUEST))
         .await
@@ -130,7 +132,7 @@ pub(crate) async fn write_file(
         .into());
     }
 
-    let file = sink.file;
+    let file = sink.inner;
     blocking(move || Ok(file.sync_all()?)).await?;
     let (recorded, from, to) = (path.clone(), partial.clone(), disk.clone());
     let hex = received.to_hex().to_string();
@@ -184,7 +186,8 @@ fn open_partial(
 }
 
 async fn remove_quietly(path: &Path) {
-    if let Err(err) = tokio::fs::remove_file(path).await {
+    let owned = path.to_path_buf();
+    if let Err(err) = blocking(move || Ok(std::fs::remove_file(owned)?)).await {
         tracing::warn!(%err, path = %path.display(), "cannot remove a partial upload");
     }
 }

@@ -239,7 +239,10 @@ impl AsyncDatabase {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        match self.submit(true, move |core| Ok(core.transaction(body))).await {
+        match self
+            .submit(true, move |core| Ok(core.transaction(body)))
+            .await
+        {
             Ok(done) => done,
             Err(err) => Err(err.into()),
         }

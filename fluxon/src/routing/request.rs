@@ -163,7 +163,7 @@ impl Request {
         max_size: Option<u64>,
     ) -> Result<crate::cloud::Grant, crate::cloud::GrantError> {
         let path = crate::cloud::CloudPath::parse(path)?;
-        let who = (self.session.id(), self.session.user_id());
+        let who = (self.session.id(), self.session.login_state());
         self.server
             .grant_key()
             .grant(
@@ -174,6 +174,29 @@ impl Request {
                 max_size,
             )
             .map_err(|_| crate::cloud::GrantError::BadSignature)
+    }
+
+    /// The server's cloud storage (owners, roles, permissions), if it has one.
+    pub fn cloud(&self) -> Result<&crate::cloud::Cloud, crate::cloud::CloudError> {
+        self.server
+            .shared
+            .cloud
+            .as_ref()
+            .ok_or(crate::cloud::CloudError::NoCloud)
+    }
+
+    /// `Ok` if this session's user holds `permission` on the cloud item at `path` (an owner holds
+    /// every permission in their root; others what their roles there or above give), else
+    /// [`CloudError::Forbidden`](crate::cloud::CloudError::Forbidden). Call it before
+    /// [`grant_access`](Self::grant_access); the endpoint checks again when the grant is used.
+    pub async fn require_cloud_permission(
+        &self,
+        permission: crate::cloud::Permission,
+        path: &str,
+    ) -> Result<(), crate::cloud::CloudError> {
+        self.cloud()?
+            .require(self.user_id(), path, permission)
+            .await
     }
 
     /// When the call arrived (wall clock, derived from the monotonic arrival time).

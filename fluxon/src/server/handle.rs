@@ -259,6 +259,16 @@ impl ServerHandle {
             .map(|(session, _)| session)
     }
 
+    /// The session a client's token names, if the token was signed by this server.
+    pub(crate) fn verify_session_token(
+        &self,
+        token: crate::wire::SessionTokenBytes,
+    ) -> Option<SessionId> {
+        self.shared
+            .sessions
+            .verify_token(&crate::auth::SessionToken::from_wire(token))
+    }
+
     /// [`check_grant`](Self::check_grant), also giving the user the session is logged in as.
     pub(crate) fn verify_grant(
         &self,
@@ -266,10 +276,10 @@ impl ServerHandle {
         operation: crate::cloud::CloudOperation,
         path: &crate::cloud::CloudPath,
     ) -> Result<(SessionId, Option<UserId>), crate::cloud::GrantError> {
-        let (session, user) = self.shared.grant_key.verify(grant, operation, path)?;
+        let (session, login) = self.shared.grant_key.verify(grant, operation, path)?;
         let session = SessionId::from_bytes(session);
-        match self.shared.sessions.user_of(&session) {
-            Some(now) if now == user => Ok((session, user)),
+        match self.shared.sessions.login_of(&session) {
+            Some(now) if now == login => Ok((session, login.0)),
             _ => Err(crate::cloud::GrantError::Revoked),
         }
     }

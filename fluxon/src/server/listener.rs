@@ -80,10 +80,7 @@ impl AsyncServer {
             None => None,
         };
         let cloud = match &self.cloud {
-            Some(config) => Some((
-                config,
-                config.bind(&self.host, router.get_state()).await?,
-            )),
+            Some(config) => Some((config, config.bind(&self.host, router.get_state()).await?)),
             None => None,
         };
         let limits = self.limits;
@@ -114,8 +111,13 @@ impl AsyncServer {
             });
             let span = tracing::info_span!("cloud", addr = ?cloud_addr);
             tokio::spawn(
-                crate::cloud::accept_loop(listener, endpoint, config.max_connections, tracker.clone())
-                    .instrument(span),
+                crate::cloud::accept_loop(
+                    listener,
+                    endpoint,
+                    config.max_connections,
+                    tracker.clone(),
+                )
+                .instrument(span),
             );
             tracing::info!(addr = ?cloud_addr, "fluxon cloud storage listening");
         }

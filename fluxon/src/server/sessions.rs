@@ -16,7 +16,9 @@ pub type UserId = i64;
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    user: Mutex<Option<UserId>>,
+    /// The user, and how many logins and logouts there have been (a grant names both, so a
+    /// logout revokes it for good).
+    user: Mutex<(Option<UserId>, u64)>,
     connections: AtomicUsize,
     last_seen: Mutex<Instant>,
     kick: tokio::sync::Notify,
@@ -27,7 +29,7 @@ impl Session {
     fn new(id: SessionId) -> Self {
         Session {
             id,
-            user: Mutex::new(None),
+            user: Mutex::new((None, 0)),
             connections: AtomicUsize::new(0),
             last_seen: Mutex::new(Instant::now()),
             kick: tokio::sync::Notify::new(),
@@ -63,6 +65,11 @@ impl Session {
 
     /// The user this session is logged in as.
     pub fn user_id(&self) -> Option<UserId> {
+        lock(&self.user).0
+    }
+
+    /// The user, and the login's number: it changes at every login and logout.
+    pub fn login_state(&self) -> (Option<UserId>, u64) {
         *lock(&self.user)
     }
 
@@ -205,7 +212,11 @@ impl Sessions {
 
     pub fn login(&self, session: &Session, user: UserId) {
         let mut tables = lock(&self.tables);
-        let previous = lock(&session.user).replace(user);
+        let previous = {
+            let mut login = lock(&session.user);
+            login.1 += 1;
+            login.0.replace(user)
+        };
         if let Some(previous) = previous {
             tables.unbind(session, previous);
         }
@@ -214,7 +225,12 @@ impl Sessions {
 
     pub fn logout(&self, session: &Session) {
         let mut tables = lock(&self.tables);
-        if let Some(previous) = lock(&session.user).take() {
+        let previous = {
+            let mut login = lock(&session.user);
+            login.1 += 1;
+            login.0.take()
+        };
+        if let Some(previous) = previous {
             tables.unbind(session, previous);
         }
     }
@@ -231,9 +247,15 @@ impl Sessions {
         }
     }
 
-    /// The user a session is logged in as; `None` if there is no such session.
-    pub fn user_of(&self, id: &SessionId) -> Option<Option<UserId>> {
-        lock(&self.tables).sessions.get(id).map(|s| s.user_id())
+    /// The session a token names, if the token is genuine (it may have ended since).
+    pub fn verify_token(&self, token: &SessionToken) -> Option<SessionId> {
+        self.key.verify(token)
+    }
+
+    /// The user a session is logged in as, and the login's number (see
+    /// [`Session::login_state`]); `None` if there is no such session.
+    pub fn login_of(&self, id: &SessionId) -> Option<(Option<UserId>, u64)> {
+        lock(&self.tables).sessions.get(id).map(|s| s.login_state())
     }
 
     /// Every session: id, user, connections open now.

@@ -1,0 +1,125 @@
+//! Roles assigned on an item give their permissions there and below, and nowhere else; the
+//! endpoint checks them for every operation.
+
+use fluxon::cloud::{CloudErrorCode, CloudOperation::*, Permission};
+
+use crate::common::{grant, refusal, Cloud};
+
+#[tokio::test]
+async fn a_role_on_a_directory_is_inherited_below_it_and_nowhere_else() {
+    let cloud = Cloud::start().await;
+    let (jack, jacks) = cloud.owner(1, "jack", 1 << 20).await;
+    for dir in ["jack/shared", "jack/shared/deep", "jack/other"] {
+        jacks
+            .create_directory(&grant(&jack, CreateDirectory, dir).await)
+            .await
+            .unwrap();
+    }
+    for file in ["jack/shared/deep/a.txt", "jack/other/b.txt"] {
+        jacks
+            .write_bytes(&grant(&jack, WriteFile, file).await, file.as_bytes())
+            .await
+            .unwrap();
+    }
+    let reader = (Permission::READ_FILE | Permission::READ_TREE_DIRECTORY).bits();
+    let _: i64 = jack
+        .send_request::<_, i64>("create_role", &("reader", reader))
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let (jill, jills) = cloud.client(2).await;
+    // Jill cannot hand out roles on Jack's items.
+    let err = jill
+        .send_request::<_, ()>("assign_role", &(2i64, "reader", "jack/shared"))
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap_err();
+    assert!(err.contains("denied"), "{err}");
+    // Jack can.
+    jack.send_request::<_, ()>("assign_role", &(2i64, "reader", "jack/shared"))
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+
+    // Below the item: read, list and stat, but not write or delete.
+    let got = jills
+        .read_bytes(&grant(&jill, ReadFile, "jack/shared/deep/a.txt").await)
+        .await
+        .unwrap();
+    assert_eq!(got, b"jack/shared/deep/a.txt");
+    let tree = jills
+        .read_tree(&grant(&jill, ReadTree, "jack/shared").await)
+        .await
+        .unwrap();
+    assert_eq!(tree.files(), ["jack/shared/deep/a.txt"]);
+    let (code, message) = refusal(
+        jills
+            .write_bytes(
+                &grant(&jill, WriteFile, "jack/shared/deep/a.txt").await,
+                b"x",
+            )
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+    assert!(message.contains("WRITE_FILE"), "{message}");
+    let (code, message) = refusal(
+        jills
+            .write_bytes(&grant(&jill, WriteFile, "jack/shared/new.txt").await, b"x")
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+    assert!(message.contains("CREATE_FILE"), "{message}");
+    let (code, _) = refusal(
+        jills
+            .delete_item(&grant(&jill, DeleteItem, "jack/shared/deep").await)
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+
+    // Beside and above the item: nothing.
+    let (code, _) = refusal(
+        jills
+            .read_bytes(&grant(&jill, ReadFile, "jack/other/b.txt").await)
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+    let (code, _) = refusal(jills.read_tree(&grant(&jill, ReadTree, "jack").await).await);
+    assert_eq!(code, CloudErrorCode::Forbidden);
+
+    // The checking view agrees with the endpoint.
+    let granted = jill
+        .send_request::<_, fluxon::cloud::Grant>(
+            "grant_checked",
+            &(
+                ReadFile,
+                "jack/shared/deep/a.txt",
+                Permission::READ_FILE.bits(),
+                "jack/shared/deep/a.txt",
+            ),
+        )
+        .await
+        .map_err(|e| e.to_string());
+    assert!(granted.is_ok(), "{granted:?}");
+
+    // A writer role lets Jill create and replace files there, counted against Jack's quota.
+    let writer = (Permission::CREATE_FILE | Permission::WRITE_FILE).bits();
+    let _: i64 = jack
+        .send_request::<_, i64>("create_role", &("writer", writer))
+        .await
+        .unwrap();
+    jack.send_request::<_, ()>("assign_role", &(2i64, "writer", "jack/shared"))
+        .await
+        .map_err(|e| e.to_string())
+        .unwrap();
+    jills
+        .write_bytes(
+            &grant(&jill, WriteFile, "jack/shared/new.txt").await,
+            b"from jill",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(cloud.folder().join("jack/shared/new.txt")).unwrap(),
+        b"from jill"
+    );
+}

@@ -1,0 +1,339 @@
+//! The test app (views that log in, make owners, roles and grants), a server with a cloud
+//! endpoint, and a raw protocol client.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fluxon::cloud::{
+    CloudErrorCode, CloudOperation, CloudStorageConnector, CloudStorageServer, ConnectorError,
+    Grant, Permission,
+};
+use fluxon::db::AsyncDatabase;
+use fluxon::wire::SessionTokenBytes;
+use fluxon::{view, views, AsyncServer, ConnectionHandler, Limits, Request, Router, RunningServer};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Upper bound for anything a test waits on.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+fn text(err: impl std::fmt::Display) -> String {
+    err.to_string()
+}
+
+#[view]
+pub async fn login_as(req: Request, user: i64) {
+    req.login(user);
+}
+
+#[view]
+pub async fn logout(req: Request) {
+    req.logout();
+}
+
+/// Makes an owner root `name` for the logged-in user.
+#[view]
+pub async fn create_owner(req: Request, (name, limit): (String, u64)) -> Result<i64, String> {
+    let user = req.user_id().ok_or("log in first")?;
+    let cloud = req.cloud().map_err(text)?;
+    cloud.create_owner(&name, user, limit).await.map_err(text)
+}
+
+/// Grants without checking anything: the endpoint must still refuse what the user may not do.
+#[view]
+pub async fn grant_any(
+    req: Request,
+    (operation, path, max_size): (CloudOperation, String, Option<u64>),
+) -> Result<Grant, String> {
+    req.grant_access_limited(operation, &path, max_size)
+        .map_err(text)
+}
+
+/// What a careful view does: checks the permission with the helper, then grants.
+#[view]
+pub async fn grant_checked(
+    req: Request,
+    (operation, path, needed, on): (CloudOperation, String, u32, String),
+) -> Result<Grant, String> {
+    let needed = Permission::from_bits(needed).ok_or("unknown permission bits")?;
+    req.require_cloud_permission(needed, &on)
+        .await
+        .map_err(text)?;
+    req.grant_access(operation, &path).map_err(text)
+}
+
+#[view]
+pub async fn create_role(req: Request, (name, bits): (String, u32)) -> Result<i64, String> {
+    let permissions = Permission::from_bits(bits).ok_or("unknown permission bits")?;
+    let cloud = req.cloud().map_err(text)?;
+    cloud.create_role(&name, permissions).await.map_err(text)
+}
+
+#[view]
+pub async fn assign_role(
+    req: Request,
+    (to, role, path): (i64, String, String),
+) -> Result<(), String> {
+    let by = req.user_id().ok_or("log in first")?;
+    let cloud = req.cloud().map_err(text)?;
+    cloud.assign_role(by, to, &role, &path).await.map_err(text)
+}
+
+#[view]
+pub async fn echo(_req: Request, text: String) -> String {
+    text
+}
+
+/// A running server with a cloud endpoint over a temp dir.
+pub struct Cloud {
+    pub server: RunningServer,
+    pub dir: tempfile::TempDir,
+    pub db: AsyncDatabase,
+}
+
+impl Cloud {
+    pub async fn start() -> Cloud {
+        Self::start_with(Limits::default(), |c| c).await
+    }
+
+    pub async fn start_with(
+        limits: Limits,
+        configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
+    ) -> Cloud {
+        let dir = tempfile::tempdir().unwrap();
+        let db = AsyncDatabase::open(dir.path().join("meta.sqlite3")).unwrap();
+        let router = Router::new()
+            .private_key([5u8; 32])
+            .unwrap()
+            .state(db.clone())
+            .mapping(views![
+                login_as,
+                logout,
+                create_owner,
+                grant_any,
+                grant_checked,
+                create_role,
+                assign_role,
+                echo
+            ])
+            .unwrap();
+        let cloud = configure(CloudStorageServer::new(0, dir.path().join("cloud")));
+        let server = AsyncServer::new(0)
+            .router(router)
+            .limits(limits)
+            .cloud_storage(cloud)
+            .start()
+            .await
+            .unwrap();
+        Cloud { server, dir, db }
+    }
+
+    pub fn folder(&self) -> PathBuf {
+        self.dir.path().join("cloud")
+    }
+
+    pub fn cloud_addr(&self) -> String {
+        self.server.cloud_addr().unwrap().to_string()
+    }
+
+    /// A client logged in as `user`, and its connector.
+    pub async fn client(&self, user: i64) -> (ConnectionHandler, CloudStorageConnector) {
+        let conn = ConnectionHandler::connect(self.server.local_addr().to_string())
+            .await
+            .unwrap();
+        let () = conn.send_request("login_as", &user).await.unwrap();
+        let cloud = conn.cloud_connector(self.cloud_addr());
+        (conn, cloud)
+    }
+
+    /// A client of `user` owning the root `name` with `limit` bytes.
+    pub async fn owner(
+        &self,
+        user: i64,
+        name: &str,
+        limit: u64,
+    ) -> (ConnectionHandler, CloudStorageConnector) {
+        let (conn, cloud) = self.client(user).await;
+        let _: i64 = conn
+            .send_request("create_owner", &(name, limit))
+            .await
+            .unwrap();
+        (conn, cloud)
+    }
+}
+
+/// A grant from the unchecking view.
+pub async fn grant(conn: &ConnectionHandler, operation: CloudOperation, path: &str) -> Grant {
+    try_grant(conn, operation, path, None).await.unwrap()
+}
+
+pub async fn try_grant(
+    conn: &ConnectionHandler,
+    operation: CloudOperation,
+    path: &str,
+    max_size: Option<u64>,
+) -> Result<Grant, String> {
+    conn.send_request::<_, Grant>("grant_any", &(operation, path, max_size))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The endpoint's refusal code, or a panic naming what happened instead.
+pub fn refusal<T: std::fmt::Debug>(result: Result<T, ConnectorError>) -> (CloudErrorCode, String) {
+    match result {
+        Err(ConnectorError::Refused { code, message }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Deterministic, incompressible-looking bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+// ---- a raw client of the documented protocol -------------------------------------------------
+
+/// The protocol's request, mirrored field for field (postcard encodes by order).
+// Every variant is mirrored so that the indices match, used or not.
+#[allow(dead_code)]
+#[derive(Serialize)]
+pub enum RawRequest {
+    CreateDirectory {
+        grant: Grant,
+        path: String,
+    },
+    WriteFile {
+        grant: Grant,
+        path: String,
+        size: u64,
+        resume: bool,
+    },
+    ReadFile {
+        grant: Grant,
+        path: String,
+        offset: u64,
+    },
+    DeleteItem {
+        grant: Grant,
+        path: String,
+    },
+    ReadTree {
+        grant: Grant,
+        path: String,
+    },
+    Stat {
+        grant: Grant,
+        path: String,
+    },
+}
+
+#[derive(Serialize)]
+struct RawFrame {
+    magic: [u8; 4],
+    version: u16,
+    session: SessionTokenBytes,
+    request: RawRequest,
+}
+
+/// The protocol's response, mirrored (in the same order) to read what the endpoint says.
+#[allow(dead_code)]
+#[derive(Debug, Deserialize)]
+pub enum RawResponse {
+    Ready {
+        offset: u64,
+    },
+    Sending {
+        size: u64,
+        offset: u64,
+        blake3: Option<[u8; 32]>,
+    },
+    Done,
+    Stat(fluxon::cloud::Stat),
+    Tree(fluxon::cloud::TreeNode),
+    Failed {
+        code: CloudErrorCode,
+        message: String,
+    },
+}
+
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    pub async fn connect(cloud: &Cloud) -> Raw {
+        Raw {
+            stream: TcpStream::connect(cloud.cloud_addr()).await.unwrap(),
+        }
+    }
+
+    pub async fn frame(&mut self, body: &[u8]) {
+        let mut framed = (body.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(body);
+        self.stream.write_all(&framed).await.unwrap();
+    }
+
+    pub async fn request(&mut self, conn: &ConnectionHandler, request: RawRequest) {
+        let frame = RawFrame {
+            magic: *b"FLXC",
+            version: 1,
+            session: conn.session_token().unwrap(),
+            request,
+        };
+        self.frame(&postcard::to_allocvec(&frame).unwrap()).await;
+    }
+
+    pub async fn commit(&mut self, hash: blake3::Hash) {
+        self.frame(&postcard::to_allocvec(hash.as_bytes()).unwrap())
+            .await;
+    }
+
+    pub async fn response(&mut self) -> RawResponse {
+        let read = async {
+            let mut len = [0u8; 4];
+            self.stream.read_exact(&mut len).await?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            self.stream.read_exact(&mut body).await?;
+            Ok::<_, std::io::Error>(body)
+        };
+        let body = tokio::time::timeout(PATIENCE, read)
+            .await
+            .expect("the endpoint answers in time")
+            .expect("the endpoint answers");
+        postcard::from_bytes(&body).unwrap()
+    }
+}
+
+/// The code of a raw `Failed` answer, or a panic.
+pub fn failed(response: RawResponse) -> (CloudErrorCode, String) {
+    match response {
+        RawResponse::Failed { code, message } => (code, message),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+/// Names under the cloud folder that are the server's own (partials, trash).
+pub fn hidden_files(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".fluxon-") {
+                found.push(name);
+            } else if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    found
+}
