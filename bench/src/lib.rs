@@ -3,7 +3,9 @@
 //!
 //! * `rpc`: calls over one or many connections, against tarpc and a raw tokio length-delimited echo.
 //! * `db`: inserts, reads and joins, against raw rusqlite and Diesel, sync and async.
+//! * `cloud`: 1 GiB up and down through the cloud endpoint, against raw loopback socket copies.
 
+pub mod cloud;
 pub mod db;
 pub mod rpc;
 pub mod stats;

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use fluxon::wire::{self, Envelope};
 use fluxon::{AsyncServer, Router};
+use fluxon_bench::stats::resident_bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -44,16 +45,6 @@ fn raise_file_limit() -> anyhow::Result<u64> {
         );
     }
     Ok(limit.rlim_cur)
-}
-
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 fn micros_now() -> u128 {

@@ -135,20 +135,46 @@ pub(crate) async fn write_file(
     let file = sink.inner;
     blocking(move || Ok(file.sync_all()?)).await?;
     let (recorded, from, to) = (path.clone(), partial.clone(), disk.clone());
+    let displaced_name = dir.join(format!(
+        "{RESERVED_PREFIX}trash-{}",
+        super::ops::random_hex()?
+    ));
     let hex = received.to_hex().to_string();
     let placed = ep
         .cloud
         .database()
         .transaction_with(move |tx| {
             metadata::record_write(tx, &recorded, size, &hex)?;
-            // The last step: if the rename fails, the row is rolled back with it.
-            std::fs::rename(&from, &to)?;
-            Ok::<_, CloudError>(())
+            // A file being replaced steps aside first, so freeing its blocks happens after the
+            // answer, not before it.
+            let displaced = match std::fs::rename(&to, &displaced_name) {
+                Ok(()) => Some(displaced_name),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e.into()),
+            };
+            // The last step: if the rename fails, the old file goes back and the row is rolled
+            // back with it.
+            if let Err(err) = std::fs::rename(&from, &to) {
+                if let Some(displaced) = &displaced {
+                    let _ = std::fs::rename(displaced, &to);
+                }
+                return Err(CloudError::Io(err));
+            }
+            Ok::<_, CloudError>(displaced)
         })
         .await;
-    if let Err(err) = placed {
-        remove_quietly(&partial).await;
-        return Err(err.into());
+    match placed {
+        Ok(Some(displaced)) => {
+            // Hidden already; if this fails, the sweeper removes it later.
+            drop(tokio::task::spawn_blocking(move || {
+                std::fs::remove_file(displaced)
+            }));
+        }
+        Ok(None) => {}
+        Err(err) => {
+            remove_quietly(&partial).await;
+            return Err(err.into());
+        }
     }
     let path = path.clone();
     let stat = blocking(move || {
