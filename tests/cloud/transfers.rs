@@ -284,3 +284,93 @@ async fn an_upload_that_goes_quiet_is_cut_at_the_idle_timeout() {
     assert!(message.contains("stopped after 10 bytes"), "{message}");
     assert!(!cloud.folder().join("jack/a").exists());
 }
+
+#[tokio::test]
+async fn a_cut_off_download_to_a_path_resumes_and_a_corrupt_one_is_refused() {
+    let cloud = Cloud::start().await;
+    let (conn, connector) = cloud.owner(1, "jack", 10 << 20).await;
+    let content = pattern(2 << 20, 11);
+    connector
+        .write_bytes(&grant(&conn, WriteFile, "jack/big.bin").await, &content)
+        .await
+        .unwrap();
+
+    // What an interrupted download leaves: the first part, in the hidden file beside the target.
+    let target = cloud.dir.path().join("big.bin");
+    let partial = cloud.dir.path().join(".big.bin.fluxon-download");
+    std::fs::write(&partial, &content[..700_000]).unwrap();
+    let n = connector
+        .read_to_path(&grant(&conn, ReadFile, "jack/big.bin").await, &target)
+        .await
+        .unwrap();
+    assert_eq!(n, content.len() as u64);
+    assert!(std::fs::read(&target).unwrap() == content);
+    assert!(!partial.exists());
+    let audit = cloud.db.check_all::<CloudAuditEntry>().all().await.unwrap();
+    let read = audit.iter().rfind(|e| e.operation == "ReadFile").unwrap();
+    assert_eq!(
+        read.bytes,
+        (content.len() - 700_000) as i64,
+        "only the rest travelled"
+    );
+
+    // A partial file whose bytes are not the file's: the whole-file hash catches it.
+    let mut wrong = content[..700_000].to_vec();
+    wrong[1234] ^= 0xff;
+    std::fs::remove_file(&target).unwrap();
+    std::fs::write(&partial, &wrong).unwrap();
+    let err = connector
+        .read_to_path(&grant(&conn, ReadFile, "jack/big.bin").await, &target)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, fluxon::cloud::ConnectorError::HashMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(
+        !target.exists() && !partial.exists(),
+        "nothing corrupt is left"
+    );
+    // ... and the next try starts clean.
+    connector
+        .read_to_path(&grant(&conn, ReadFile, "jack/big.bin").await, &target)
+        .await
+        .unwrap();
+    assert!(std::fs::read(&target).unwrap() == content);
+}
+
+#[tokio::test]
+async fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_keeps_it_resumable() {
+    let limits = fluxon::Limits {
+        shutdown_grace: Duration::from_millis(200),
+        ..fluxon::Limits::default()
+    };
+    let cloud = Cloud::start_with(limits, |c| c).await;
+    let (conn, _) = cloud.owner(1, "jack", 1 << 20).await;
+    let mut raw = Raw::connect(&cloud).await;
+    raw.request(
+        &conn,
+        RawRequest::WriteFile {
+            grant: grant(&conn, WriteFile, "jack/a").await,
+            path: "jack/a".into(),
+            size: 1000,
+            resume: true,
+        },
+    )
+    .await;
+    assert!(matches!(raw.response().await, RawResponse::Ready { .. }));
+    raw.stream.write_all(&[1; 300]).await.unwrap();
+    raw.stream.flush().await.unwrap();
+    // An idle cloud connection, too.
+    let _idle = Raw::connect(&cloud).await;
+    let Cloud { server, dir, .. } = cloud;
+    tokio::time::timeout(PATIENCE, server.shutdown())
+        .await
+        .expect("shutdown finishes though a transfer was in progress");
+    assert!(!dir.path().join("cloud/jack/a").exists());
+    assert_eq!(
+        hidden_files(&dir.path().join("cloud")).len(),
+        1,
+        "kept for a resume"
+    );
+}

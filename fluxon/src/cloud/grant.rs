@@ -27,6 +27,9 @@ pub enum CloudOperation {
     Stat,
 }
 
+/// A session's login: its user, and the login's number (it changes at every login and logout).
+type Login = (Option<i64>, u64);
+
 /// The signed part of a grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
@@ -126,7 +129,7 @@ impl GrantKey {
         &self,
         operation: CloudOperation,
         path: &CloudPath,
-        (session, (user, login)): (SessionId, (Option<i64>, u64)),
+        (session, (user, login)): (SessionId, Login),
         ttl: Duration,
         max_size: Option<u64>,
     ) -> Result<Grant, postcard::Error> {
@@ -151,7 +154,7 @@ impl GrantKey {
         grant: &Grant,
         operation: CloudOperation,
         path: &CloudPath,
-    ) -> Result<([u8; 16], (Option<i64>, u64)), GrantError> {
+    ) -> Result<([u8; 16], Login), GrantError> {
         let expected = self
             .mac(&grant.body)
             .map_err(|_| GrantError::BadSignature)?;

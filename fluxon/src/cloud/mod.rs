@@ -18,7 +18,7 @@
 //!   permission for every operation, and views check it before granting with
 //!   [`Request::require_cloud_permission`](crate::Request::require_cloud_permission).
 //!
-//! The protocol is described in the `protocol` module's source, byte by byte.
+//! The bytes on the wire are described in [`protocol`].
 
 mod access;
 pub(crate) mod blocking;
@@ -30,7 +30,7 @@ mod handle;
 mod metadata;
 mod ops;
 mod path;
-mod protocol;
+pub mod protocol;
 mod server;
 mod stream;
 mod sweep;

@@ -191,13 +191,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 /// What is on disk at `disk`, with "nothing" as [`CloudError::NotFound`].
 pub(crate) async fn existing(disk: &Path, path: &CloudPath) -> Result<Metadata, CloudError> {
-    match {
-        let disk = disk.to_path_buf();
-        tokio::task::spawn_blocking(move || std::fs::symlink_metadata(disk))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r)
-    } {
+    let owned = disk.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || std::fs::symlink_metadata(owned))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    match found {
         Ok(meta) => Ok(meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(CloudError::NotFound(path.to_string()))

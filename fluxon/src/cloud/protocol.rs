@@ -2,37 +2,61 @@
 //!
 //! The connector opens a TCP connection to the cloud port (not the main one, so bulk transfers
 //! never stall calls) and sends requests one at a time. Control messages travel in the same frames
-//! as the main protocol (a big-endian `u32` length, then a [postcard](crate::wire) body); file
-//! contents travel **raw**, with no framing, because both sides know their length in advance.
+//! as the main protocol (a big-endian `u32` length, then a body encoded with postcard, as described
+//! in [`wire`](crate::wire)); file contents travel **raw**, with no framing, because both sides
+//! know their length in advance.
 //!
-//! | step | who | what |
-//! |---|---|---|
-//! | 1 | connector | a frame holding a [`RequestFrame`]: magic `b"FLXC"`, version `u16` = 1, the client's session token (48 bytes, as in `Hello`), the request |
-//! | 2 | endpoint | checks the token, that the grant was given to that session and is signed, current and for this operation and path, the path, the permission, the quota; answers a [`Response`] frame |
+//! ## Requests
 //!
-//! A request is one of (enum index, then fields, as in postcard):
+//! A request frame's body is, in order: magic `[u8; 4]` = `b"FLXC"`; version `u16` = 1; the
+//! client's session token (16 bytes of session id and 32 of MAC, as in the main `Hello`); then the
+//! request, an enum:
 //!
-//! | index | request | fields | answer |
+//! | index | request | fields, in order | answered with |
 //! |---|---|---|---|
-//! | 0 | `CreateDirectory` | grant, path | `Done` |
-//! | 1 | `WriteFile` | grant, path, size `u64`, resume `bool` | `Ready { offset }`, then see below |
-//! | 2 | `ReadFile` | grant, path, offset `u64` | `Sending { size, offset, blake3 }`, then `size - offset` raw bytes |
-//! | 3 | `DeleteItem` | grant, path | `Done` |
-//! | 4 | `ReadTree` | grant, path | `Tree(TreeNode)` |
-//! | 5 | `Stat` | grant, path | `Stat(Stat)` |
+//! | 0 | `CreateDirectory` | grant, path string | `Done` |
+//! | 1 | `WriteFile` | grant, path string, size `u64`, resume `bool` | `Ready`, then see *Writing* |
+//! | 2 | `ReadFile` | grant, path string, offset `u64` | `Sending`, the bytes, `Done` |
+//! | 3 | `DeleteItem` | grant, path string | `Done` |
+//! | 4 | `ReadTree` | grant, path string | `Tree` |
+//! | 5 | `Stat` | grant, path string | `Stat` |
 //!
-//! Any request may be answered `Failed { code, message }` instead ([`CloudErrorCode`]).
+//! A grant is the postcard encoding of [`Grant`] as the view returned it. The
+//! endpoint checks the token, that the grant was given to that session (and its login, so a
+//! logout revokes it), that it is signed, current and for this operation and this normalized path,
+//! that the path stays in the cloud folder, the user's permission, and for a write the quota.
 //!
-//! **Writing**: after `Ready { offset }` the connector sends exactly `size - offset` raw bytes
-//! (the file from `offset` on), then a frame holding a [`Commit`] with the BLAKE3 of the *whole*
-//! file. The endpoint streams the bytes into a hidden partial file in the target directory, hashing
-//! as they arrive; on `Commit` it compares the hashes, fsyncs, records the file in the metadata and
-//! renames it into place in one step, and answers `Stat`. A connection lost mid-stream leaves the
-//! partial file hidden; a later `WriteFile` of the same path and size with `resume = true` is
-//! answered with the offset the endpoint holds, so only the rest is sent. The endpoint may answer
-//! `Failed` at any time during a write (then closes): the connector stops sending.
+//! ## Responses
 //!
-//! Request frames are at most [`MAX_REQUEST`] bytes; response frames at most [`MAX_RESPONSE`].
+//! | index | response | fields, in order |
+//! |---|---|---|
+//! | 0 | `Ready` | offset `u64`: where the connector sends from |
+//! | 1 | `Sending` | size `u64`, offset `u64`, blake3 `Option<[u8; 32]>` (the recorded hash, if it is for what is on disk) |
+//! | 2 | `Done` | |
+//! | 3 | `Stat` | a [`Stat`] |
+//! | 4 | `Tree` | a [`TreeNode`] |
+//! | 5 | `Failed` | code [`CloudErrorCode`], message string |
+//!
+//! Any request may be answered `Failed` instead; the endpoint then closes the connection.
+//!
+//! ## Writing
+//!
+//! After `Ready { offset }` the connector sends exactly `size - offset` raw bytes (the file from
+//! `offset` on), then a frame whose body is the BLAKE3 of the *whole* file (32 raw bytes). The
+//! endpoint streams the bytes into a hidden partial file in the target directory, hashing as they
+//! arrive; then it compares the hashes, fsyncs, records the file in the metadata and renames it
+//! into place in one step, and answers `Stat`. A connection lost mid-stream leaves the partial file
+//! hidden; a later `WriteFile` of the same path and size with `resume = true` is answered with the
+//! offset the endpoint holds, so only the rest is sent. The endpoint may answer `Failed` while the
+//! bytes are still coming (and closes): the connector stops sending.
+//!
+//! ## Reading
+//!
+//! After `Sending { size, offset, .. }` the endpoint sends exactly `size - offset` raw bytes, then
+//! `Done`. If it fails once the bytes have started, it closes the connection without a word (a
+//! `Failed` frame would be taken for file contents): the connector sees a short read.
+//!
+//! Request frames are at most 64 KiB; response frames at most 16 MiB.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

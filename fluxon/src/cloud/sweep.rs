@@ -61,3 +61,33 @@ pub(crate) fn sweep(dir: &Path, ttl: Duration, now: SystemTime) -> usize {
     }
     removed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_servers_own_old_leftovers_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("jack/docs");
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join(".fluxon-part-abc-10"), b"partial").unwrap();
+        std::fs::create_dir(deep.join(".fluxon-trash-1")).unwrap();
+        std::fs::write(deep.join(".fluxon-trash-1/x"), b"deleted").unwrap();
+        std::fs::write(deep.join("user.txt"), b"keep").unwrap();
+        std::fs::write(dir.path().join("jack/.hidden-by-user"), b"keep").unwrap();
+
+        let now = SystemTime::now();
+        assert_eq!(
+            sweep(dir.path(), Duration::from_secs(3600), now),
+            0,
+            "too young"
+        );
+        let later = now + Duration::from_secs(7200);
+        assert_eq!(sweep(dir.path(), Duration::from_secs(3600), later), 2);
+        assert!(!deep.join(".fluxon-part-abc-10").exists());
+        assert!(!deep.join(".fluxon-trash-1").exists());
+        assert!(deep.join("user.txt").exists());
+        assert!(dir.path().join("jack/.hidden-by-user").exists());
+    }
+}
