@@ -11,6 +11,29 @@ use crate::common::{
     PATIENCE,
 };
 
+/// A raw upload of `path` started: the header sent and `Ready` from the start received.
+async fn raw_upload(
+    cloud: &Cloud,
+    conn: &fluxon::ConnectionHandler,
+    path: &str,
+    size: u64,
+    resume: bool,
+) -> Raw {
+    let mut raw = Raw::connect(cloud).await;
+    let request = RawRequest::WriteFile {
+        grant: grant(conn, WriteFile, path).await,
+        path: path.into(),
+        size,
+        resume,
+    };
+    raw.request(conn, request).await;
+    assert!(matches!(
+        raw.response().await,
+        RawResponse::Ready { offset: 0 }
+    ));
+    raw
+}
+
 /// Waits until the endpoint has let go of the cut connection's upload (it audits when done).
 async fn wait_for_audits(cloud: &Cloud, n: usize) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -40,21 +63,7 @@ async fn an_upload_cut_off_mid_stream_leaves_no_file_and_resumes_where_it_stoppe
 
     // Send the first 1 MiB (plus a bit), then vanish.
     let cut = (1 << 20) + 4321;
-    let mut raw = Raw::connect(&cloud).await;
-    raw.request(
-        &conn,
-        RawRequest::WriteFile {
-            grant: grant(&conn, WriteFile, "jack/big.bin").await,
-            path: "jack/big.bin".into(),
-            size: content.len() as u64,
-            resume: true,
-        },
-    )
-    .await;
-    assert!(matches!(
-        raw.response().await,
-        RawResponse::Ready { offset: 0 }
-    ));
+    let mut raw = raw_upload(&cloud, &conn, "jack/big.bin", content.len() as u64, true).await;
     raw.stream.write_all(&content[..cut]).await.unwrap();
     raw.stream.flush().await.unwrap();
     drop(raw);
@@ -108,21 +117,7 @@ async fn a_hash_mismatch_is_rejected_and_leaves_nothing() {
         .write_bytes(&grant(&conn, WriteFile, "jack/a.txt").await, b"original")
         .await
         .unwrap();
-    let mut raw = Raw::connect(&cloud).await;
-    raw.request(
-        &conn,
-        RawRequest::WriteFile {
-            grant: grant(&conn, WriteFile, "jack/a.txt").await,
-            path: "jack/a.txt".into(),
-            size: 8,
-            resume: false,
-        },
-    )
-    .await;
-    assert!(matches!(
-        raw.response().await,
-        RawResponse::Ready { offset: 0 }
-    ));
+    let mut raw = raw_upload(&cloud, &conn, "jack/a.txt", 8, false).await;
     raw.stream.write_all(b"tampered").await.unwrap();
     raw.commit(blake3::hash(b"declared")).await;
     let (code, message) = failed(raw.response().await);
@@ -230,18 +225,7 @@ async fn concurrent_uploads_to_different_files_all_land_whole() {
 async fn a_second_upload_of_a_path_in_progress_is_turned_away_and_calls_go_on() {
     let cloud = Cloud::start().await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
-    let mut raw = Raw::connect(&cloud).await;
-    raw.request(
-        &conn,
-        RawRequest::WriteFile {
-            grant: grant(&conn, WriteFile, "jack/a").await,
-            path: "jack/a".into(),
-            size: 1000,
-            resume: false,
-        },
-    )
-    .await;
-    assert!(matches!(raw.response().await, RawResponse::Ready { .. }));
+    let mut raw = raw_upload(&cloud, &conn, "jack/a", 1000, false).await;
     raw.stream.write_all(&[1; 10]).await.unwrap();
     // While that upload stalls: the same path is busy, other paths and calls are served.
     let (code, _) = refusal(
@@ -266,18 +250,7 @@ async fn an_upload_that_goes_quiet_is_cut_at_the_idle_timeout() {
     })
     .await;
     let (conn, _) = cloud.owner(1, "jack", 1 << 20).await;
-    let mut raw = Raw::connect(&cloud).await;
-    raw.request(
-        &conn,
-        RawRequest::WriteFile {
-            grant: grant(&conn, WriteFile, "jack/a").await,
-            path: "jack/a".into(),
-            size: 1000,
-            resume: false,
-        },
-    )
-    .await;
-    assert!(matches!(raw.response().await, RawResponse::Ready { .. }));
+    let mut raw = raw_upload(&cloud, &conn, "jack/a", 1000, false).await;
     raw.stream.write_all(&[1; 10]).await.unwrap();
     let (code, message) = failed(raw.response().await);
     assert_eq!(code, CloudErrorCode::BadRequest);
@@ -347,18 +320,7 @@ async fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_keeps_it_resu
     };
     let cloud = Cloud::start_with(limits, |c| c).await;
     let (conn, _) = cloud.owner(1, "jack", 1 << 20).await;
-    let mut raw = Raw::connect(&cloud).await;
-    raw.request(
-        &conn,
-        RawRequest::WriteFile {
-            grant: grant(&conn, WriteFile, "jack/a").await,
-            path: "jack/a".into(),
-            size: 1000,
-            resume: true,
-        },
-    )
-    .await;
-    assert!(matches!(raw.response().await, RawResponse::Ready { .. }));
+    let mut raw = raw_upload(&cloud, &conn, "jack/a", 1000, true).await;
     raw.stream.write_all(&[1; 300]).await.unwrap();
     raw.stream.flush().await.unwrap();
     // An idle cloud connection, too.

@@ -148,11 +148,8 @@ impl CloudStorageConnector {
 
     /// Makes the directory the grant names.
     pub async fn create_directory(&self, grant: &Grant) -> Result<(), ConnectorError> {
-        let request = Request::CreateDirectory {
-            grant: grant.clone(),
-            path: grant.path().to_owned(),
-        };
-        match self.simple(request).await? {
+        let make = |grant, path| Request::CreateDirectory { grant, path };
+        match self.simple(grant, make).await? {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -160,11 +157,8 @@ impl CloudStorageConnector {
 
     /// Deletes the file, or the directory with everything under it, that the grant names.
     pub async fn delete_item(&self, grant: &Grant) -> Result<(), ConnectorError> {
-        let request = Request::DeleteItem {
-            grant: grant.clone(),
-            path: grant.path().to_owned(),
-        };
-        match self.simple(request).await? {
+        let make = |grant, path| Request::DeleteItem { grant, path };
+        match self.simple(grant, make).await? {
             Response::Done => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -172,11 +166,8 @@ impl CloudStorageConnector {
 
     /// The tree of the directory the grant names.
     pub async fn read_tree(&self, grant: &Grant) -> Result<TreeNode, ConnectorError> {
-        let request = Request::ReadTree {
-            grant: grant.clone(),
-            path: grant.path().to_owned(),
-        };
-        match self.simple(request).await? {
+        let make = |grant, path| Request::ReadTree { grant, path };
+        match self.simple(grant, make).await? {
             Response::Tree(tree) => Ok(tree),
             other => Err(unexpected(&other)),
         }
@@ -184,11 +175,8 @@ impl CloudStorageConnector {
 
     /// Size, BLAKE3, type and times of the item the grant names.
     pub async fn stat(&self, grant: &Grant) -> Result<Stat, ConnectorError> {
-        let request = Request::Stat {
-            grant: grant.clone(),
-            path: grant.path().to_owned(),
-        };
-        match self.simple(request).await? {
+        let make = |grant, path| Request::Stat { grant, path };
+        match self.simple(grant, make).await? {
             Response::Stat(stat) => Ok(stat),
             other => Err(unexpected(&other)),
         }
@@ -500,8 +488,14 @@ impl CloudStorageConnector {
         }
     }
 
-    async fn simple(&self, request: Request) -> Result<Response, ConnectorError> {
+    /// Sends the request `make` builds from the grant and its path; the one answer.
+    async fn simple(
+        &self,
+        grant: &Grant,
+        make: fn(Grant, String) -> Request,
+    ) -> Result<Response, ConnectorError> {
         let mut conn = self.connect().await?;
+        let request = make(grant.clone(), grant.path().to_owned());
         self.send(&mut conn, request).await?;
         self.response(&mut conn).await
     }
