@@ -530,7 +530,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = AsyncDatabase::open(dir.path().join("cloud.sqlite3")).unwrap();
         db.create_tables(&crate::cloud::MODELS).await.unwrap();
-        crate::cloud::write_metadata(&db, |tx| create_owner(tx, "jack", JACK, 10).map(|_| ()))
+        db.transaction_with(|tx| create_owner(tx, "jack", JACK, 10).map(|_| ()))
             .await
             .unwrap();
         require_async(&db, Some(JACK), &path("jack/a"), Permission::all())

@@ -14,22 +14,21 @@
 //! let db = Database::open(dir.path().join("cloud.sqlite3"))?;
 //! db.create_tables(&cloud::MODELS)?;
 //! let path = CloudPath::parse("jack/notes.txt")?;
-//! let outcome = db.transaction(|tx| {
-//!     Ok(cloud::atomically(tx, |tx| {
-//!         cloud::create_owner(tx, "jack", 7, 1_000)?;
-//!         cloud::reserve_write(tx, &path, 12)?;
-//!         // ... the server receives the 12 bytes and moves them into place here ...
-//!         cloud::record_write(tx, &path, 12, &blake3::hash(b"hello, world").to_hex())
-//!     }))
+//! // Any `Err` rolls the whole transaction back.
+//! db.transaction_with(|tx| {
+//!     cloud::create_owner(tx, "jack", 7, 1_000)?;
+//!     cloud::reserve_write(tx, &path, 12)?;
+//!     // ... the server receives the 12 bytes and moves them into place here ...
+//!     cloud::record_write(tx, &path, 12, &blake3::hash(b"hello, world").to_hex())
 //! })?;
-//! outcome?;
 //! let used = db.transaction(|tx| Ok(cloud::owner_of(tx, &path)))??.used;
 //! assert_eq!(used, 12);
 //! # Ok(()) }
 //! ```
 //!
-//! Every function that writes runs inside a savepoint ([`atomically`]): when it returns `Err`, its
-//! own writes are undone, so a caller may commit the surrounding transaction after a refusal.
+//! Every function that writes runs inside a savepoint: when it returns `Err`, its own writes are
+//! undone, so even a caller that commits the surrounding transaction after a refusal keeps no
+//! half-made change.
 //!
 //! What it does not own: who may do what (`access` holds roles and permissions),
 //! and the files themselves (the cloud server).
@@ -195,7 +194,7 @@ impl Executor for On<'_> {
 
 /// Runs `body` in a savepoint: if it returns `Err`, every write it made is undone and the
 /// surrounding transaction stays usable (and may be committed). Savepoints nest.
-pub fn atomically<T>(
+pub(crate) fn atomically<T>(
     tx: &Transaction<'_>,
     body: impl FnOnce(&Transaction<'_>) -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
@@ -229,16 +228,6 @@ fn write<T>(
     body: impl FnOnce(&On<'_>) -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
     tx.on_connection(|conn| savepoint(conn, || body(&On(conn))))
-}
-
-/// Runs `body` as one transaction on the database's writer thread; when it returns `Err`, nothing
-/// it wrote is kept.
-pub async fn write_metadata<T, F>(db: &AsyncDatabase, body: F) -> Result<T, CloudError>
-where
-    F: FnOnce(&Transaction<'_>) -> Result<T, CloudError> + Send + 'static,
-    T: Send + 'static,
-{
-    db.transaction(move |tx| Ok(atomically(tx, body))).await?
 }
 
 /// Runs `body` on a reader connection (for [`owner_of`], [`file_row`],
@@ -975,15 +964,16 @@ pub(super) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = AsyncDatabase::open(dir.path().join("cloud.sqlite3")).unwrap();
         db.create_tables(&MODELS).await.unwrap();
-        write_metadata(&db, |tx| create_owner(tx, "jack", 7, 10))
+        db.transaction_with(|tx| create_owner(tx, "jack", 7, 10))
             .await
             .unwrap();
-        let err = write_metadata(&db, |tx| {
-            record_directory(tx, &path("jack/d"))?;
-            record_write(tx, &path("jack/d/f"), 11, HASH)
-        })
-        .await
-        .unwrap_err();
+        let err = db
+            .transaction_with(|tx| {
+                record_directory(tx, &path("jack/d"))?;
+                record_write(tx, &path("jack/d/f"), 11, HASH)
+            })
+            .await
+            .unwrap_err();
         assert!(matches!(err, CloudError::OverQuota { .. }), "{err}");
         let d = read_metadata(&db, |conn| directory_row(conn, &path("jack/d")))
             .await

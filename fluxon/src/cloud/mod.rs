@@ -53,7 +53,7 @@ pub use access::{
     CloudRoleAssignment, Permission,
 };
 pub use metadata::{
-    atomically, create_owner, directory_row, file_row, kind_of, list_directory, owner_of,
-    read_metadata, record_audit, record_delete, record_directory, record_write, reserve_write,
-    write_metadata, CloudAuditEntry, CloudDirectory, CloudFile, CloudOwner, ReadMetadata, MODELS,
+    create_owner, directory_row, file_row, kind_of, list_directory, owner_of, read_metadata,
+    record_audit, record_delete, record_directory, record_write, reserve_write, CloudAuditEntry,
+    CloudDirectory, CloudFile, CloudOwner, ReadMetadata, MODELS,
 };
