@@ -336,3 +336,41 @@ async fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_keeps_it_resu
         "kept for a resume"
     );
 }
+
+#[tokio::test]
+async fn a_resume_over_another_versions_partial_starts_over_and_lands_the_new_file() {
+    let cloud = Cloud::start().await;
+    let (conn, connector) = cloud.owner(1, "jack", 10 << 20).await;
+    let old = pattern(1 << 20, 21);
+    let mut raw = raw_upload(&cloud, &conn, "jack/doc.bin", old.len() as u64, true).await;
+    raw.stream.write_all(&old[..400_000]).await.unwrap();
+    raw.stream.flush().await.unwrap();
+    drop(raw);
+    wait_for_audits(&cloud, 1).await;
+
+    // The local file changed since (same size): the held part no longer matches it.
+    let mut new = old.clone();
+    new[100] ^= 0x55;
+    let local = cloud.dir.path().join("doc.bin");
+    std::fs::write(&local, &new).unwrap();
+    connector
+        .write_path(&grant(&conn, WriteFile, "jack/doc.bin").await, &local)
+        .await
+        .unwrap();
+    assert!(std::fs::read(cloud.folder().join("jack/doc.bin")).unwrap() == new);
+    assert!(hidden_files(&cloud.folder()).is_empty());
+    let audit = cloud.db.check_all::<CloudAuditEntry>().all().await.unwrap();
+    let outcomes: Vec<_> = audit
+        .iter()
+        .filter(|e| e.operation == "WriteFile")
+        .map(|e| (e.outcome.split(':').next().unwrap_or_default(), e.bytes))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("bad request", 400_000),
+            ("hash mismatch", (new.len() - 400_000) as i64),
+            ("ok", new.len() as i64)
+        ]
+    );
+}

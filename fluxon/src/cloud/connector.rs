@@ -224,24 +224,52 @@ impl CloudStorageConnector {
     }
 
     /// Uploads the local file at `local` as the file the grant names. If an earlier upload of
-    /// it was cut off, only the part the endpoint does not hold yet is sent.
+    /// it was cut off, only the part the endpoint does not hold yet is sent (and if that part
+    /// turns out to be from another version of the file, the whole file is sent again).
     pub async fn write_path(
         &self,
         grant: &Grant,
         local: impl AsRef<Path>,
     ) -> Result<Stat, ConnectorError> {
-        let local = local.as_ref().to_path_buf();
-        let (file, size) = blocking(move || {
+        let local = local.as_ref();
+        match self.write_path_from(grant, local, true).await {
+            // What the endpoint held was from another version of the file: start over, once.
+            (
+                Err(ConnectorError::Refused {
+                    code: CloudErrorCode::HashMismatch,
+                    ..
+                }),
+                true,
+            ) => self.write_path_from(grant, local, false).await.0,
+            (result, _) => result,
+        }
+    }
+
+    /// One upload of `local`; also says whether it resumed (sent from an offset past 0).
+    async fn write_path_from(
+        &self,
+        grant: &Grant,
+        local: &Path,
+        resume: bool,
+    ) -> (Result<Stat, ConnectorError>, bool) {
+        let local = local.to_path_buf();
+        let opened = blocking(move || {
             let file = File::open(&local)?;
             let size = file.metadata()?.len();
             Ok((file, size))
         })
-        .await?;
-        let (conn, offset) = self.start_write(grant, size, true).await?;
+        .await;
+        let (file, size) = match opened {
+            Ok(opened) => opened,
+            Err(err) => return (Err(err), false),
+        };
+        let (conn, offset) = match self.start_write(grant, size, resume).await {
+            Ok(started) => started,
+            Err(err) => return (Err(err), false),
+        };
         if offset > size {
-            return Err(ConnectorError::Protocol(format!(
-                "resume offset {offset} is past the file's {size} bytes"
-            )));
+            let message = format!("resume offset {offset} is past the file's {size} bytes");
+            return (Err(ConnectorError::Protocol(message)), false);
         }
         // The hash covers the whole file: take in the part the endpoint already has.
         let source = blocking(move || {
@@ -253,8 +281,12 @@ impl CloudStorageConnector {
                 hasher,
             })
         })
-        .await?;
-        self.send_source(conn, offset, size, source).await
+        .await;
+        let sent = match source {
+            Ok(source) => self.send_source(conn, offset, size, source).await,
+            Err(err) => Err(err),
+        };
+        (sent, offset > 0)
     }
 
     /// Uploads `size` bytes from a blocking reader (read on a blocking thread), from the start.
