@@ -111,7 +111,7 @@ fn write_source(path: &std::path::Path, mib: u64) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut reps = 3usize;
+    let mut reps = 5usize;
     let mut mib = 1024u64;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
