@@ -48,6 +48,7 @@ pub mod migrate;
 mod panic;
 pub mod routing;
 pub mod server;
+pub mod tls;
 pub mod wire;
 
 /// The blocking client, for programs with no async runtime.

@@ -101,6 +101,14 @@ impl Cloud {
         limits: Limits,
         configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
     ) -> Cloud {
+        Self::start_server(AsyncServer::new(0).limits(limits), configure).await
+    }
+
+    /// Starts `server` (limits and TLS as it says) with the test views and a cloud endpoint.
+    pub async fn start_server(
+        server: AsyncServer,
+        configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
+    ) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let db = AsyncDatabase::open(dir.path().join("meta.sqlite3")).unwrap();
         let router = Router::new()
@@ -119,9 +127,8 @@ impl Cloud {
             ])
             .unwrap();
         let cloud = configure(CloudStorageServer::new(0, dir.path().join("cloud")));
-        let server = AsyncServer::new(0)
+        let server = server
             .router(router)
-            .limits(limits)
             .cloud_storage(cloud)
             .start()
             .await
@@ -139,7 +146,17 @@ impl Cloud {
 
     /// A client logged in as `user`, and its connector.
     pub async fn client(&self, user: i64) -> (ConnectionHandler, CloudStorageConnector) {
-        let conn = ConnectionHandler::connect(self.server.local_addr().to_string())
+        self.client_with(user, fluxon::ClientConfig::default())
+            .await
+    }
+
+    /// [`client`](Self::client) with these settings (TLS, ...).
+    pub async fn client_with(
+        &self,
+        user: i64,
+        config: fluxon::ClientConfig,
+    ) -> (ConnectionHandler, CloudStorageConnector) {
+        let conn = ConnectionHandler::connect_with(self.server.local_addr().to_string(), config)
             .await
             .unwrap();
         let () = conn.send_request("login_as", &user).await.unwrap();

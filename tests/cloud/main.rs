@@ -10,4 +10,5 @@ mod grants;
 mod large;
 mod operations;
 mod paths;
+mod tls;
 mod transfers;

@@ -208,14 +208,15 @@ async fn duplicate_view_names_are_refused_when_the_router_is_built() {
 }
 
 #[tokio::test]
-async fn secure_is_a_clear_error_until_tls_lands() {
+async fn secure_without_a_certificate_is_a_clear_error_not_clear_text() {
     let err = AsyncServer::new(0)
         .secure(true)
         .router(router())
         .start()
         .await
         .unwrap_err();
-    assert!(matches!(err, fluxon::ServerError::TlsUnsupported), "{err}");
+    assert!(matches!(err, fluxon::ServerError::NoTlsIdentity), "{err}");
+    assert!(err.to_string().contains("TlsIdentity"), "{err}");
 }
 
 #[tokio::test]

@@ -9,3 +9,4 @@ mod logging;
 mod reverse;
 mod sessions;
 mod shutdown;
+mod tls;

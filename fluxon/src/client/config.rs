@@ -42,6 +42,9 @@ pub struct ClientConfig {
     /// When nothing has come from the server for this long, ping it; when nothing comes for twice
     /// this long, the connection is taken for dead and re-established.
     pub keepalive: Duration,
+    /// Speak TLS, trusting what this names (`None`: clear text). The cloud connectors made from
+    /// the client use it too.
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +56,7 @@ impl Default for ClientConfig {
             outgoing_buffer: 1024 * 1024,
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             keepalive: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

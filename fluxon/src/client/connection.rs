@@ -131,7 +131,9 @@ impl ConnectionHandler {
     /// client's session with every grant (a grant works only for the session it was given to).
     pub fn cloud_connector(&self, addr: impl Into<String>) -> crate::cloud::CloudStorageConnector {
         let inner = Arc::clone(&self.inner);
+        let tls = self.inner.config.tls.clone();
         crate::cloud::CloudStorageConnector::new(addr, Arc::new(move || inner.token()))
+            .with_tls(tls)
     }
 
     /// Connects to a server with the default settings.

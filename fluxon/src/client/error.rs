@@ -15,6 +15,15 @@ pub enum ConnectError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// The TLS handshake failed: the server's certificate is not one the client trusts, or the
+    /// server does not speak TLS.
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls {
+        /// The address tried.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The server refused the handshake.
     #[error("the server refused the connection ({reason}): {message}")]
     Refused {

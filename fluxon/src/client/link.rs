@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -13,8 +12,8 @@ use super::connection::{Inner, LinkState};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::wire::{self, Envelope, FrameCodec, Outbox, SessionTokenBytes};
 
-pub(super) type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
-pub(super) type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+pub(super) type Reader = FramedRead<wire::BoxRead, FrameCodec>;
+pub(super) type Writer = FramedWrite<wire::BoxWrite, FrameCodec>;
 
 /// A connection that has completed its handshake.
 pub(super) struct Opened {
@@ -48,10 +47,22 @@ async fn open_inner(
     };
     let stream = TcpStream::connect(addr).await.map_err(io_error)?;
     stream.set_nodelay(true).map_err(io_error)?;
-    let (read_half, write_half) = stream.into_split();
+    let stream = match &config.tls {
+        None => wire::Stream::Plain(stream),
+        Some(tls) => match tls.connect(addr, stream).await {
+            Ok(stream) => wire::Stream::TlsClient(Box::new(stream)),
+            Err(err) => {
+                return Err(ConnectError::Tls {
+                    addr: addr.to_owned(),
+                    reason: err.to_string(),
+                })
+            }
+        },
+    };
+    let halves = stream.split();
     let codec = wire::codec(config.max_frame);
-    let mut reader = FramedRead::new(read_half, codec.clone());
-    let mut writer = FramedWrite::new(write_half, codec);
+    let mut reader = FramedRead::new(halves.read, codec.clone());
+    let mut writer = FramedWrite::new(halves.write, codec);
 
     let hello = Envelope::Hello {
         magic: wire::MAGIC,

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use super::error::CloudErrorCode;
@@ -31,7 +30,7 @@ use super::grant::Grant;
 use super::protocol::{self, Commit, Request, RequestFrame, Response, CHUNK, MAX_RESPONSE};
 use super::stream::{self, Hashing, PumpError};
 use super::tree::{Stat, TreeNode};
-use crate::wire::SessionTokenBytes;
+use crate::wire::{BoxRead, BoxWrite, SessionTokenBytes, Stream};
 
 /// How far a transfer has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +47,15 @@ pub enum ConnectorError {
     /// The client this connector was made from has no session yet (it never connected).
     #[error("the client has no session yet: connect it first")]
     NoSession,
+    /// The TLS handshake with the endpoint failed (a certificate the connector does not trust,
+    /// or an endpoint that does not speak TLS).
+    #[error("TLS with the cloud endpoint at {addr} failed: {reason}")]
+    Tls {
+        /// The address tried.
+        addr: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The endpoint could not be reached.
     #[error("cannot reach the cloud endpoint at {addr}: {source}")]
     Connect {
@@ -104,6 +112,7 @@ pub(crate) type SessionFn = Arc<dyn Fn() -> Option<SessionTokenBytes> + Send + S
 pub struct CloudStorageConnector {
     addr: String,
     session: SessionFn,
+    tls: Option<crate::tls::ClientTls>,
     idle: Duration,
     progress: Option<ProgressFn>,
 }
@@ -118,8 +127,8 @@ impl std::fmt::Debug for CloudStorageConnector {
 }
 
 struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<BoxRead>,
+    writer: BoxWrite,
 }
 
 impl CloudStorageConnector {
@@ -129,9 +138,17 @@ impl CloudStorageConnector {
         CloudStorageConnector {
             addr: addr.into(),
             session,
+            tls: None,
             idle: Duration::from_secs(30),
             progress: None,
         }
+    }
+
+    /// Speaks TLS to the endpoint, trusting what `tls` names (by default the connector uses the
+    /// TLS settings of the client it was made from; `None` for clear text).
+    pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Gives up on an endpoint that sends or takes nothing for this long (default 30 s).
@@ -486,10 +503,24 @@ impl CloudStorageConnector {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+        let stream = match &self.tls {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let secured = tokio::time::timeout(self.idle, tls.connect(&self.addr, stream))
+                    .await
+                    .map_err(|_| timed_out())
+                    .and_then(|r| r)
+                    .map_err(|err| ConnectorError::Tls {
+                        addr: self.addr.clone(),
+                        reason: err.to_string(),
+                    })?;
+                Stream::TlsClient(Box::new(secured))
+            }
+        };
+        let halves = stream.split();
         Ok(Conn {
-            reader: BufReader::with_capacity(64 * 1024, reader),
-            writer,
+            reader: BufReader::with_capacity(64 * 1024, halves.read),
+            writer: halves.write,
         })
     }
 

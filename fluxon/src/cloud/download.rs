@@ -6,8 +6,8 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::PathBuf;
 
+use crate::wire::BoxWrite;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 
 use super::access::Permission;
 use super::error::CloudError;
@@ -25,7 +25,7 @@ pub(crate) async fn read_file(
     path: &CloudPath,
     disk: PathBuf,
     offset: u64,
-    writer: &mut OwnedWriteHalf,
+    writer: &mut BoxWrite,
     moved: &mut u64,
 ) -> Result<(), Failed> {
     ep.cloud

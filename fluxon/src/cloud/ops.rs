@@ -7,8 +7,8 @@ use std::fs::Metadata;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::wire::{BoxRead, BoxWrite};
 use tokio::io::BufReader;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::access::Permission;
 use super::error::CloudError;
@@ -66,8 +66,8 @@ pub(crate) async fn handle(
     peer: SocketAddr,
     presented: SessionTokenBytes,
     request: Request,
-    reader: &mut BufReader<OwnedReadHalf>,
-    writer: &mut OwnedWriteHalf,
+    reader: &mut BufReader<BoxRead>,
+    writer: &mut BoxWrite,
 ) -> Result<Response, Failed> {
     let operation = operation_of(&request);
     let raw_path = path_of(&request).to_owned();
@@ -118,8 +118,8 @@ async fn run(
     ep: &Endpoint,
     presented: SessionTokenBytes,
     request: Request,
-    reader: &mut BufReader<OwnedReadHalf>,
-    writer: &mut OwnedWriteHalf,
+    reader: &mut BufReader<BoxRead>,
+    writer: &mut BoxWrite,
     who: &mut Who,
     bytes: &mut u64,
 ) -> Result<Response, Failed> {

@@ -45,6 +45,8 @@ pub struct CloudStorageServer {
     pub(crate) max_connections: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) partial_ttl: Duration,
+    pub(crate) secure: bool,
+    pub(crate) tls: Option<crate::tls::TlsIdentity>,
 }
 
 impl CloudStorageServer {
@@ -58,6 +60,8 @@ impl CloudStorageServer {
             max_connections: 256,
             idle_timeout: Duration::from_secs(30),
             partial_ttl: Duration::from_secs(24 * 3600),
+            secure: false,
+            tls: None,
         }
     }
 
@@ -93,13 +97,41 @@ impl CloudStorageServer {
         self
     }
 
-    /// Binds the listener and opens the metadata; the main server calls this while starting.
+    /// Serves TLS only, presenting the identity given with [`tls`](Self::tls) or else the main
+    /// server's; without either, the server does not start
+    /// ([`ServerError::NoTlsIdentity`](crate::ServerError::NoTlsIdentity)).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Serves TLS with this certificate and key (implies [`secure(true)`](Self::secure)).
+    pub fn tls(mut self, identity: crate::tls::TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self.secure = true;
+        self
+    }
+
+    /// Binds the listener, opens the metadata and sets up TLS; the main server calls this while
+    /// starting, with its own identity if it is secure.
     pub(crate) async fn bind(
         &self,
         main_host: &str,
         router_db: Option<&AsyncDatabase>,
-    ) -> Result<(TcpListener, Cloud), crate::server::ServerError> {
+        main_tls: Option<&crate::tls::TlsIdentity>,
+    ) -> Result<(TcpListener, Cloud, Option<tokio_rustls::TlsAcceptor>), crate::server::ServerError>
+    {
         use crate::server::ServerError;
+        let tls = if self.secure {
+            let identity = self
+                .tls
+                .as_ref()
+                .or(main_tls)
+                .ok_or(ServerError::NoTlsIdentity)?;
+            Some(identity.acceptor()?)
+        } else {
+            None
+        };
         let db = self
             .database
             .clone()
@@ -113,7 +145,7 @@ impl CloudStorageServer {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok((listener, cloud))
+        Ok((listener, cloud, tls))
     }
 }
 
@@ -126,6 +158,8 @@ pub(crate) struct Endpoint {
     pub shutdown: CancellationToken,
     /// How long transfers in progress may go on after a shutdown begins.
     pub grace: Duration,
+    /// Wraps accepted sockets in TLS, when the endpoint is secure.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Accepts cloud connections until shutdown.
@@ -171,8 +205,16 @@ pub(crate) async fn accept_loop(
 /// may still be on their way).
 async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
     let _ = stream.set_nodelay(true);
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::with_capacity(64 * 1024, reader);
+    let secured = crate::server::secure(stream, endpoint.tls.as_ref(), endpoint.idle).await;
+    let Some(stream) = secured else {
+        return;
+    };
+    let crate::wire::Halves {
+        read,
+        write: mut writer,
+        ..
+    } = stream.split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
     loop {
         let frame = tokio::select! {
             () = endpoint.shutdown.cancelled() => break,
@@ -234,7 +276,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
     let _ = writer.shutdown().await;
 }
 
-async fn fail(writer: &mut tokio::net::tcp::OwnedWriteHalf, err: &CloudError) {
+async fn fail(writer: &mut crate::wire::BoxWrite, err: &CloudError) {
     let response = Response::Failed {
         code: err.code(),
         message: err.to_string(),

@@ -8,8 +8,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::wire::{BoxRead, BoxWrite};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::access::Permission;
 use super::error::CloudError;
@@ -42,8 +42,8 @@ pub(crate) async fn write_file(
     ep: &Endpoint,
     user: Option<UserId>,
     write: Write<'_>,
-    reader: &mut BufReader<OwnedReadHalf>,
-    writer: &mut OwnedWriteHalf,
+    reader: &mut BufReader<BoxRead>,
+    writer: &mut BoxWrite,
     moved: &mut u64,
 ) -> Result<Stat, Failed> {
     let Write {

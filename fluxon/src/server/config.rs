@@ -93,6 +93,7 @@ pub struct AsyncServer {
     pub(crate) port: u16,
     pub(crate) router: Option<Router>,
     pub(crate) secure: bool,
+    pub(crate) tls: Option<crate::tls::TlsIdentity>,
     pub(crate) limits: Limits,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
@@ -109,6 +110,7 @@ impl AsyncServer {
             port,
             router: None,
             secure: false,
+            tls: None,
             limits: Limits::default(),
             log_dir: None,
             mailbox: None,
@@ -145,11 +147,20 @@ impl AsyncServer {
         self
     }
 
-    /// Asks for TLS. Not supported in this version: starting a server with `secure(true)` fails
-    /// with [`ServerError::TlsUnsupported`](super::ServerError::TlsUnsupported) rather than serve
-    /// in clear text.
+    /// Serves TLS only (the original's `secure=True`), presenting the identity given with
+    /// [`tls`](Self::tls); without one, starting fails with
+    /// [`ServerError::NoTlsIdentity`](super::ServerError::NoTlsIdentity) rather than serve in
+    /// clear text.
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = secure;
+        self
+    }
+
+    /// Serves TLS with this certificate and key (implies [`secure(true)`](Self::secure)); the
+    /// cloud endpoint presents it too unless given its own.
+    pub fn tls(mut self, identity: crate::tls::TlsIdentity) -> Self {
+        self.tls = Some(identity);
+        self.secure = true;
         self
     }
 

@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::task::TaskTracker;
@@ -30,8 +28,8 @@ use crate::wire::{
     self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, RefuseReason, SendError, WireError,
 };
 
-type Reader = FramedRead<OwnedReadHalf, FrameCodec>;
-type Writer = FramedWrite<OwnedWriteHalf, FrameCodec>;
+type Reader = FramedRead<wire::BoxRead, FrameCodec>;
+type Writer = FramedWrite<wire::BoxWrite, FrameCodec>;
 
 /// Why a connection's reader stopped.
 enum End {
@@ -57,13 +55,17 @@ impl Drop for Counted<'_> {
 }
 
 /// Serves one accepted connection to its end.
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub(super) async fn serve(stream: wire::Stream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.connections.fetch_add(1, Ordering::AcqRel);
     let _counted = Counted(&shared);
-    let (read_half, write_half) = stream.into_split();
+    let wire::Halves {
+        read,
+        write,
+        direct,
+    } = stream.split();
     let codec = wire::codec(shared.limits.max_frame);
-    let mut reader = FramedRead::new(read_half, codec.clone());
-    let mut writer = FramedWrite::new(write_half, codec);
+    let mut reader = FramedRead::new(read, codec.clone());
+    let mut writer = FramedWrite::new(write, codec);
 
     let Some((session, reply_max)) = handshake(&mut reader, &mut writer, &shared).await else {
         return;
@@ -88,9 +90,10 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
         // A call still running will queue its reply soon: worth a yield to share the write.
         let running = move || in_flight.running() > 0;
         let stall = shared.limits.idle_timeout;
-        let socket = Arc::new(writer.into_inner());
-        outbox.set_direct(Arc::clone(&socket) as Arc<dyn wire::DirectWrite>);
-        let socket = wire::SharedWriteHalf(socket);
+        if let Some(direct) = direct {
+            outbox.set_direct(direct as Arc<dyn wire::DirectWrite>);
+        }
+        let socket = writer.into_inner();
         tokio::spawn(async move { outbox.write_to(socket, stall, running).await }.in_current_span())
     };
     let calls = TaskTracker::new();

@@ -11,9 +11,12 @@ pub enum ServerError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// `secure(true)` was asked for, but TLS is not available in this version.
-    #[error("secure(true) asks for TLS, which this version of fluxon does not support yet; refusing to serve in clear text instead")]
-    TlsUnsupported,
+    /// `secure(true)` was asked for without a certificate to present.
+    #[error("secure(true) needs a certificate: give AsyncServer::tls (or CloudStorageServer::tls) a TlsIdentity; refusing to serve in clear text instead")]
+    NoTlsIdentity,
+    /// The certificate and key could not be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// No router was given.
     #[error("the server has no router: call AsyncServer::router")]
     NoRouter,

@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub mailbox: Option<Arc<Mailbox>>,
     pub grant_key: crate::cloud::GrantKey,
     pub cloud: Option<crate::cloud::Cloud>,
+    /// Wraps accepted sockets in TLS, when the server is secure.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and

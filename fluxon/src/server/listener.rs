@@ -48,9 +48,11 @@ impl std::fmt::Debug for RunningServer {
 impl AsyncServer {
     /// Binds and starts serving in the background; returns once the listener is bound.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
-        if self.secure {
-            return Err(ServerError::TlsUnsupported);
-        }
+        let tls = match (&self.tls, self.secure) {
+            (Some(identity), true) => Some(identity.acceptor()?),
+            (None, true) => return Err(ServerError::NoTlsIdentity),
+            (_, false) => None,
+        };
         self.limits.validate()?;
         let router = self.router.ok_or(ServerError::NoRouter)?;
         let log = match &self.log_dir {
@@ -80,7 +82,13 @@ impl AsyncServer {
             None => None,
         };
         let cloud = match &self.cloud {
-            Some(config) => Some((config, config.bind(&self.host, router.get_state()).await?)),
+            Some(config) => {
+                let main_tls = self.tls.as_ref().filter(|_| self.secure);
+                let bound = config
+                    .bind(&self.host, router.get_state(), main_tls)
+                    .await?;
+                Some((config, bound))
+            }
             None => None,
         };
         let limits = self.limits;
@@ -93,11 +101,12 @@ impl AsyncServer {
             limits,
             mailbox,
             grant_key,
-            cloud: cloud.as_ref().map(|(_, (_, cloud))| cloud.clone()),
+            cloud: cloud.as_ref().map(|(_, (_, cloud, _))| cloud.clone()),
+            tls,
         });
         let tracker = TaskTracker::new();
         let mut cloud_addr = None;
-        if let Some((config, (listener, cloud))) = cloud {
+        if let Some((config, (listener, cloud, cloud_tls))) = cloud {
             cloud_addr = listener.local_addr().ok();
             let endpoint = Arc::new(crate::cloud::Endpoint {
                 cloud,
@@ -108,6 +117,7 @@ impl AsyncServer {
                 partial_ttl: config.partial_ttl,
                 shutdown: shared.shutdown.clone(),
                 grace: shared.limits.shutdown_grace,
+                tls: cloud_tls,
             });
             let span = tracing::info_span!("cloud", addr = ?cloud_addr);
             tokio::spawn(
@@ -195,7 +205,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 let span = tracing::info_span!("conn", %peer);
                 tracker.spawn(
                     async move {
-                        connection::serve(stream, peer, shared).await;
+                        let limit = shared.limits.handshake_timeout;
+                        if let Some(stream) = secure(stream, shared.tls.as_ref(), limit).await {
+                            connection::serve(stream, peer, shared).await;
+                        }
                         drop(permit);
                     }
                     .instrument(span),
@@ -204,9 +217,14 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             Err(_) => {
                 tracing::warn!(%peer, "connection refused: at max_connections");
                 if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
+                    let tls = shared.tls.clone();
                     tracker.spawn(async move {
-                        let message = "the server is at its connection limit";
-                        refuse(stream, RefuseReason::ServerFull, message).await;
+                        // A TLS peer can only read a refusal inside TLS: a short handshake first.
+                        let limit = Duration::from_secs(1);
+                        if let Some(stream) = secure(stream, tls.as_ref(), limit).await {
+                            let message = "the server is at its connection limit";
+                            refuse(stream, RefuseReason::ServerFull, message).await;
+                        }
                         drop(permit);
                     });
                 }
@@ -216,9 +234,32 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     tracing::debug!("accept loop stopped");
 }
 
+/// The accepted socket as the server speaks on it: wrapped in TLS when the server is secure (the
+/// TLS handshake bounded by `limit`; `None` if it fails).
+pub(crate) async fn secure(
+    stream: TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    limit: Duration,
+) -> Option<wire::Stream> {
+    let Some(acceptor) = tls else {
+        return Some(wire::Stream::Plain(stream));
+    };
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(wire::Stream::TlsServer(Box::new(stream))),
+        Ok(Err(err)) => {
+            tracing::info!(%err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// Tells a peer why it is turned away, without waiting long for it to listen.
-pub(super) async fn refuse(stream: TcpStream, reason: RefuseReason, message: &str) {
-    let mut writer = FramedWrite::new(stream, wire::codec(wire::DEFAULT_MAX_FRAME));
+pub(super) async fn refuse(stream: wire::Stream, reason: RefuseReason, message: &str) {
+    let mut writer = FramedWrite::new(stream.split().write, wire::codec(wire::DEFAULT_MAX_FRAME));
     if let Ok(body) = (Envelope::Refused { reason, message }).encode() {
         let _ = tokio::time::timeout(Duration::from_secs(1), writer.send(body)).await;
     }

@@ -40,6 +40,7 @@ pub use listener::RunningServer;
 pub use reverse::ReverseError;
 pub use sessions::UserId;
 
+pub(crate) use listener::secure;
 pub(crate) use sessions::Session;
 
 /// Runs a server until Ctrl-C or [`ServerHandle::shutdown`], then shuts it down gracefully: stops

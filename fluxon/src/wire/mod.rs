@@ -86,6 +86,7 @@ mod envelope;
 mod error;
 mod frame;
 mod outbox;
+mod transport;
 
 pub(crate) use envelope::{from_bytes_exact, subslice, to_vec};
 pub use envelope::{Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
@@ -93,6 +94,7 @@ pub use error::WireError;
 pub(crate) use frame::buffered_frame;
 pub use frame::{codec, FrameCodec};
 pub(crate) use outbox::{DirectWrite, Outbox, SendError, SharedWriteHalf};
+pub(crate) use transport::{BoxRead, BoxWrite, Halves, Stream};
 
 /// The four bytes every `Hello` starts with.
 pub const MAGIC: [u8; 4] = *b"FLXN";
