@@ -576,9 +576,10 @@ async fn declared_length_of_four_gib_after_the_handshake_closes_that_peer_only()
     let said = bad.read_to_close().await.expect("goodbye");
     assert!(said.contains("goodbye") && said.contains("frame"), "{said}");
     let space_growth = address_space().saturating_sub(space_before);
-    // Thread stacks and allocator arenas move this by tens of MiB; a 4 GiB buffer would not fit.
+    // Thread stacks and allocator arenas of tests running alongside move this by tens of MiB
+    // (up to about a GiB at worst); a 4 GiB buffer would not fit under the bound.
     assert!(
-        space_growth < 2 * 1024 * 1024 * 1024,
+        space_growth < 3 * 1024 * 1024 * 1024,
         "the address space grew by {:.0} MiB",
         mib(space_growth)
     );
