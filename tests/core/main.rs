@@ -5,6 +5,7 @@ mod common;
 mod blocking;
 mod calls;
 mod hostile;
+mod hostile_load;
 mod logging;
 mod reverse;
 mod sessions;

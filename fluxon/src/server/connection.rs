@@ -333,7 +333,7 @@ impl Conn<'_> {
                     Some(slot) => slot,
                     None => {
                         // At the in-flight limit: stop reading until a call finishes.
-                        tokio::select! {
+                        let slot = tokio::select! {
                             biased;
                             () = shutdown.as_mut() => {
                                 let message = "the server is shutting down";
@@ -341,7 +341,14 @@ impl Conn<'_> {
                                 return Next::Stop(End::Shutdown);
                             }
                             slot = self.in_flight.start() => slot,
+                        };
+                        if self.outbox.is_closed() {
+                            // The writer gave up on this peer (it left, or takes no bytes): the
+                            // calls still in the socket's buffer would run for nobody, and hold
+                            // the connection's slot long after the peer is gone.
+                            return Next::Stop(End::PeerClosed);
                         }
+                        slot
                     }
                 };
                 let req = Request::new(

@@ -201,8 +201,8 @@ impl Outbox {
         self.space.notify_waiters();
     }
 
-    /// Whether the queue was closed (by [`close`](Self::close) or a failed write).
-    #[cfg(test)]
+    /// Whether the queue was closed (by [`close`](Self::close), a failed write, or a peer that
+    /// took no bytes for the stall limit).
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
