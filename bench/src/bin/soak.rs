@@ -271,6 +271,7 @@ fn main() -> anyhow::Result<()> {
     let until = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
     let started = Instant::now();
     let mut rss_warm = 0;
+    let mut series = Vec::new();
     runtime.block_on(async {
         let tasks: Vec<_> = (1..=clients)
             .map(|user| {
@@ -278,9 +279,16 @@ fn main() -> anyhow::Result<()> {
                 tokio::spawn(client(user, addr, cloud, until, counts))
             })
             .collect();
-        // Memory after the first tenth of the run, when every client is up and warm.
-        tokio::time::sleep(Duration::from_secs_f64(minutes * 6.0)).await;
-        rss_warm = read(&state).get(2).copied().unwrap_or(0);
+        // Memory at every tenth of the run; "warm" is the first, when every client is up.
+        for tenth in 1..=10u32 {
+            let at = started + Duration::from_secs_f64(minutes * 6.0 * f64::from(tenth));
+            tokio::time::sleep_until(at.into()).await;
+            let rss = read(&state).get(2).copied().unwrap_or(0);
+            if tenth == 1 {
+                rss_warm = rss;
+            }
+            series.push(rss >> 20);
+        }
         for task in tasks {
             match task.await {
                 Ok(Ok(())) => {}
@@ -332,6 +340,7 @@ fn main() -> anyhow::Result<()> {
         rss_end >> 20,
         (rss_end as i64 - rss_warm as i64) / 1024
     );
+    println!("server memory at each tenth of the run (MiB): {series:?}");
     println!("left at the end: {} connections, {} sessions", at(0), at(1));
     let lost = get(&counts.lost) + at(6);
     anyhow::ensure!(lost == 0, "{lost} replies lost");
