@@ -44,6 +44,9 @@ pub mod cli;
 pub mod client;
 pub mod cloud;
 pub mod db;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod migrate;
 mod panic;
 pub mod routing;

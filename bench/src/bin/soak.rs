@@ -117,10 +117,7 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
     };
     let stdin_closed = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
-        while std::io::stdin()
-            .read_line(&mut line)
-            .map_or(false, |n| n > 0)
-        {
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
             line.clear();
         }
     });
@@ -184,7 +181,7 @@ async fn client(
                 Ok(_) | Err(CallError::Timeout(_)) => add(&counts.lost),
                 Err(_) => add(&counts.call_errors),
             }
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 add(&counts.uploads);
                 let path = format!("u{user}/f{}", n % 5);
                 let ok = async {
@@ -204,7 +201,7 @@ async fn client(
             if Instant::now() >= until {
                 break;
             }
-            if next() % 200 == 0 {
+            if next().is_multiple_of(200) {
                 add(&counts.reconnects);
                 break;
             }

@@ -92,7 +92,7 @@ pub(crate) async fn handle(
     outcome
 }
 
-fn operation_of(request: &Request) -> CloudOperation {
+pub(crate) fn operation_of(request: &Request) -> CloudOperation {
     match request {
         Request::CreateDirectory { .. } => CloudOperation::CreateDirectory,
         Request::WriteFile { .. } => CloudOperation::WriteFile,
@@ -103,7 +103,7 @@ fn operation_of(request: &Request) -> CloudOperation {
     }
 }
 
-fn path_of(request: &Request) -> &str {
+pub(crate) fn path_of(request: &Request) -> &str {
     match request {
         Request::CreateDirectory { path, .. }
         | Request::WriteFile { path, .. }

@@ -189,3 +189,69 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     crate::wire::from_bytes_exact(body).map_err(|e| e.to_string())
 }
+
+/// Decodes a request frame's body and checks its magic and version: the session token it presents
+/// and the request, or what is wrong with it (the endpoint answers `Failed` and closes).
+pub(crate) fn decode_request(body: &[u8]) -> Result<(SessionTokenBytes, Request), String> {
+    match decode::<RequestFrame>(body) {
+        Ok(frame) if frame.magic == MAGIC && frame.version == VERSION => {
+            Ok((frame.session, frame.request))
+        }
+        Ok(frame) => Err(format!(
+            "not a fluxon cloud request of version {VERSION} (magic {:?}, version {})",
+            frame.magic, frame.version
+        )),
+        Err(err) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SessionId;
+    use crate::cloud::{CloudOperation, CloudPath, GrantKey};
+
+    fn request_frame(magic: [u8; 4], version: u16) -> Vec<u8> {
+        let path = CloudPath::parse("jack/docs").unwrap();
+        let grant = GrantKey::from_private_key(&[9; 32])
+            .grant(
+                CloudOperation::CreateDirectory,
+                &path,
+                (SessionId::random().unwrap(), (Some(7), 3)),
+                std::time::Duration::from_secs(60),
+                None,
+            )
+            .unwrap();
+        postcard::to_allocvec(&RequestFrame {
+            magic,
+            version,
+            session: SessionTokenBytes {
+                id: [1; 16],
+                mac: [2; 32],
+            },
+            request: Request::CreateDirectory {
+                grant,
+                path: path.as_str().to_owned(),
+            },
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_header_is_checked_before_the_request_is_looked_at() {
+        let (session, request) = decode_request(&request_frame(MAGIC, VERSION)).unwrap();
+        assert_eq!(session.id, [1; 16]);
+        assert!(
+            matches!(request, Request::CreateDirectory { ref path, .. } if path == "jack/docs")
+        );
+
+        let err = decode_request(&request_frame(*b"FLXN", VERSION)).unwrap_err();
+        assert!(err.contains("not a fluxon cloud request"), "{err}");
+        let err = decode_request(&request_frame(MAGIC, 2)).unwrap_err();
+        assert!(err.contains("version 2"), "{err}");
+        let mut trailing = request_frame(MAGIC, VERSION);
+        trailing.push(0);
+        assert!(decode_request(&trailing).is_err());
+        assert!(decode_request(&[]).is_err());
+    }
+}

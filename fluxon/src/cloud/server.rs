@@ -16,7 +16,7 @@ use tracing::Instrument;
 use super::error::CloudError;
 use super::handle::Cloud;
 use super::ops;
-use super::protocol::{self, RequestFrame, Response, MAX_REQUEST};
+use super::protocol::{self, Response, MAX_REQUEST};
 use crate::db::AsyncDatabase;
 use crate::server::ServerHandle;
 
@@ -228,22 +228,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
             }
             Ok(Ok(Some(body))) => body,
         };
-        let (session, request) = match protocol::decode::<RequestFrame>(&body) {
-            Ok(frame) if frame.magic == protocol::MAGIC && frame.version == protocol::VERSION => {
-                (frame.session, frame.request)
-            }
-            Ok(frame) => {
-                let message = format!(
-                    "not a fluxon cloud request of version {} (magic {:?}, version {})",
-                    protocol::VERSION,
-                    frame.magic,
-                    frame.version
-                );
+        let (session, request) = match protocol::decode_request(&body) {
+            Ok(pair) => pair,
+            Err(message) => {
                 fail(&mut writer, &CloudError::BadRequest(message)).await;
-                break;
-            }
-            Err(err) => {
-                fail(&mut writer, &CloudError::BadRequest(err)).await;
                 break;
             }
         };

@@ -22,6 +22,7 @@ use super::handle::{ServerHandle, Shared};
 use super::in_flight::InFlight;
 use super::reverse::Link;
 use super::sessions::Session;
+use super::{check_hello, refusal_message, HelloOk};
 use crate::auth::SessionToken;
 use crate::routing::{Outcome, Request};
 use crate::wire::{
@@ -164,39 +165,20 @@ async fn handshake(
             send_refusal(
                 writer,
                 RefuseReason::Malformed,
-                &format!("unreadable first frame: {err}"),
+                &refusal_message(format!("unreadable first frame: {err}")),
             )
             .await;
             return None;
         }
         Ok(Some(Ok(frame))) => frame,
     };
-    let (reason, message) = match Envelope::decode(&first) {
-        Ok(Envelope::Hello { magic, .. }) if magic != wire::MAGIC => (
-            RefuseReason::BadMagic,
-            "the first message did not start with the fluxon magic bytes".to_owned(),
-        ),
-        Ok(Envelope::Hello { version, .. }) if version != wire::PROTOCOL_VERSION => (
-            RefuseReason::UnsupportedVersion,
-            format!(
-                "this server speaks protocol version {}, the client {version}",
-                wire::PROTOCOL_VERSION
-            ),
-        ),
-        Ok(Envelope::Hello { max_frame, .. }) if (max_frame as usize) < wire::MIN_MAX_FRAME => (
-            RefuseReason::Malformed,
-            format!(
-                "the client's max_frame of {max_frame} bytes is below the minimum of {}",
-                wire::MIN_MAX_FRAME
-            ),
-        ),
-        Ok(Envelope::Hello { .. }) if shared.shutdown.is_cancelled() => (
+    let (reason, message) = match check_hello(&first) {
+        Err(refusal) => refusal,
+        Ok(_) if shared.shutdown.is_cancelled() => (
             RefuseReason::ShuttingDown,
             "the server is shutting down".to_owned(),
         ),
-        Ok(Envelope::Hello {
-            resume, max_frame, ..
-        }) => {
+        Ok(HelloOk { resume, max_frame }) => {
             let opened = match shared.sessions.open(resume.map(SessionToken::from_wire)) {
                 Ok(opened) => opened,
                 Err(err) => {
@@ -223,14 +205,6 @@ async fn handshake(
             let reply_max = shared.limits.max_frame.min(max_frame as usize);
             return Some((opened.session, reply_max));
         }
-        Ok(_) => (
-            RefuseReason::Malformed,
-            "the first message must be Hello".to_owned(),
-        ),
-        Err(err) => (
-            RefuseReason::Malformed,
-            format!("the first message does not decode: {err}"),
-        ),
     };
     tracing::info!(%reason, %message, "handshake refused");
     send_refusal(writer, reason, &message).await;

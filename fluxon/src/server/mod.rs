@@ -26,6 +26,7 @@ mod config;
 mod connection;
 mod error;
 mod handle;
+mod handshake;
 mod in_flight;
 mod listener;
 mod logging;
@@ -40,6 +41,7 @@ pub use listener::RunningServer;
 pub use reverse::ReverseError;
 pub use sessions::UserId;
 
+pub(crate) use handshake::{check_hello, refusal_message, HelloOk};
 pub(crate) use listener::secure;
 pub(crate) use sessions::Session;
 

@@ -86,6 +86,8 @@ mod envelope;
 mod error;
 mod frame;
 mod outbox;
+#[cfg(test)]
+mod proptests;
 mod transport;
 
 pub(crate) use envelope::{from_bytes_exact, subslice, to_vec};
