@@ -275,7 +275,7 @@ pub enum RawResponse {
     },
     Done,
     Stat(fluxon::cloud::Stat),
-    Tree(fluxon::cloud::TreeNode),
+    Tree(Vec<(String, fluxon::cloud::ItemKind, u64, std::time::SystemTime)>),
     Failed {
         code: CloudErrorCode,
         message: String,

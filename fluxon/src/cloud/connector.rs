@@ -185,7 +185,9 @@ impl CloudStorageConnector {
     pub async fn read_tree(&self, grant: &Grant) -> Result<TreeNode, ConnectorError> {
         let make = |grant, path| Request::ReadTree { grant, path };
         match self.simple(grant, make).await? {
-            Response::Tree(tree) => Ok(tree),
+            Response::Tree(items) => TreeNode::from_flat(items).ok_or_else(|| {
+                ConnectorError::Protocol("the tree's items do not form a tree".into())
+            }),
             other => Err(unexpected(&other)),
         }
     }

@@ -174,7 +174,7 @@ async fn run(
                 .require_path(user, path.clone(), Permission::READ_TREE_DIRECTORY)
                 .await?;
             let tree = blocking(move || tree(&disk, &path)).await?;
-            Ok(Response::Tree(tree))
+            Ok(Response::Tree(tree.flatten()))
         }
         Request::Stat { .. } => Ok(Response::Stat(stat(ep, user, &path, disk).await?)),
     }
@@ -379,6 +379,9 @@ fn walk(
                 continue;
             }
             let child_path = format!("{path}/{child}");
+            if child_path.len() > super::MAX_PATH {
+                continue; // deeper than any cloud path reaches (made behind the server's back)
+            }
             node.children
                 .push(walk(&entry.path(), &child, &child_path, &meta, budget)?);
         }

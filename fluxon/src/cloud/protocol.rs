@@ -34,7 +34,7 @@
 //! | 1 | `Sending` | size `u64`, offset `u64`, blake3 `Option<[u8; 32]>` (the recorded hash, if it is for what is on disk) |
 //! | 2 | `Done` | |
 //! | 3 | `Stat` | a [`Stat`] |
-//! | 4 | `Tree` | a [`TreeNode`] |
+//! | 4 | `Tree` | the tree's items in pre-order (every directory before what is in it), each: path string, kind ([`ItemKind`]: 0 file, 1 directory), size `u64`, modified time (seconds `u64`, nanoseconds `u32` since the Unix epoch); the connector rebuilds the [`TreeNode`] without recursion |
 //! | 5 | `Failed` | code [`CloudErrorCode`], message string |
 //!
 //! Any request may be answered `Failed` instead; the endpoint then closes the connection.
@@ -63,7 +63,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::error::CloudErrorCode;
 use super::grant::Grant;
-use super::tree::{Stat, TreeNode};
+use super::tree::{FlatItem, Stat};
+#[cfg(doc)]
+use super::tree::{ItemKind, TreeNode};
 use crate::wire::SessionTokenBytes;
 
 /// The four bytes every request starts with.
@@ -139,7 +141,7 @@ pub(crate) enum Response {
     },
     Done,
     Stat(Stat),
-    Tree(TreeNode),
+    Tree(Vec<FlatItem>),
     Failed {
         code: CloudErrorCode,
         message: String,

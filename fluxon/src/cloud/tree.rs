@@ -51,7 +51,78 @@ pub struct TreeNode {
     pub children: Vec<TreeNode>,
 }
 
+/// One item of a tree as it travels: the tree flattened in pre-order (every directory before what
+/// is in it), so that decoding it never recurses, whatever a peer sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FlatItem {
+    pub path: String,
+    pub kind: ItemKind,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
 impl TreeNode {
+    /// The tree in pre-order, for the wire.
+    pub(crate) fn flatten(&self) -> Vec<FlatItem> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            out.push(FlatItem {
+                path: node.path.clone(),
+                kind: node.kind,
+                size: node.size,
+                modified: node.modified,
+            });
+            stack.extend(node.children.iter().rev());
+        }
+        out
+    }
+
+    /// Rebuilds a tree from its pre-order items, without recursion; `None` if they do not form
+    /// one (an item whose parent is not an open directory before it, a path over
+    /// [`MAX_PATH`](super::MAX_PATH), no items).
+    pub(crate) fn from_flat(items: Vec<FlatItem>) -> Option<TreeNode> {
+        fn node(item: FlatItem, name: &str) -> TreeNode {
+            TreeNode {
+                name: name.to_owned(),
+                path: item.path,
+                kind: item.kind,
+                size: item.size,
+                modified: item.modified,
+                children: Vec::new(),
+            }
+        }
+        fn close(stack: &mut Vec<TreeNode>) -> Option<()> {
+            let done = stack.pop()?;
+            let parent = stack.last_mut()?;
+            (parent.kind == ItemKind::Directory).then_some(())?;
+            parent.children.push(done);
+            Some(())
+        }
+        let mut items = items.into_iter();
+        let first = items.next()?;
+        if first.path.len() > super::MAX_PATH {
+            return None;
+        }
+        let name = first.path.rsplit('/').next().unwrap_or_default().to_owned();
+        let mut stack = vec![node(first, &name)];
+        for item in items {
+            if item.path.len() > super::MAX_PATH {
+                return None;
+            }
+            let (parent, name) = item.path.rsplit_once('/')?;
+            let name = name.to_owned();
+            while stack.last()?.path != parent {
+                close(&mut stack)?;
+            }
+            stack.push(node(item, &name));
+        }
+        while stack.len() > 1 {
+            close(&mut stack)?;
+        }
+        stack.pop()
+    }
+
     /// Every file's path under this node (itself, if it is a file), depth first in name order.
     pub fn files(&self) -> Vec<&str> {
         let mut out = Vec::new();
@@ -72,5 +143,62 @@ impl TreeNode {
             return Some(self);
         }
         self.children.iter().find_map(|c| c.find(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(path: &str, kind: ItemKind) -> FlatItem {
+        FlatItem {
+            path: path.into(),
+            kind,
+            size: 1,
+            modified: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn trees_travel_flat_and_come_back_the_same() {
+        use ItemKind::*;
+        let flat = vec![
+            item("jack", Directory),
+            item("jack/a", Directory),
+            item("jack/a/x.txt", File),
+            item("jack/a/y", Directory),
+            item("jack/a/y/z", File),
+            item("jack/b.txt", File),
+        ];
+        let tree = TreeNode::from_flat(flat.clone()).unwrap();
+        assert_eq!(tree.files(), ["jack/a/x.txt", "jack/a/y/z", "jack/b.txt"]);
+        assert_eq!(tree.find("jack/a/y").unwrap().name, "y");
+        assert_eq!(tree.flatten(), flat);
+    }
+
+    #[test]
+    fn what_does_not_form_a_tree_is_refused_and_depth_is_bounded() {
+        use ItemKind::*;
+        for bad in [
+            vec![],
+            vec![item("jack", Directory), item("jill/x", File)],
+            vec![
+                item("jack", Directory),
+                item("jack/a", File),
+                item("jack/a/b", File),
+            ],
+            vec![item("jack", File), item("jack/x", File)],
+            vec![item("jack", Directory), item("jack", File)],
+        ] {
+            assert!(TreeNode::from_flat(bad.clone()).is_none(), "{bad:?}");
+        }
+        // A hostile peer's very deep tree: refused by the path limit, not by the stack.
+        let mut deep = vec![item("a", Directory)];
+        let mut path = String::from("a");
+        for _ in 0..3_000 {
+            path.push_str("/a");
+            deep.push(item(&path, Directory));
+        }
+        assert!(TreeNode::from_flat(deep).is_none());
     }
 }
