@@ -10,7 +10,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::auth::SessionToken;
 use crate::cloud::protocol::{self, Request, Response, MAX_RESPONSE};
-use crate::cloud::{CloudError, CloudPath, Grant, GrantKey, PathError, MAX_PATH};
+use crate::cloud::{CloudError, CloudPath, GrantKey, PathError, MAX_PATH};
 use crate::server::{check_hello, HelloOk};
 use crate::wire::{self, Envelope, RefuseReason, SessionTokenBytes};
 
@@ -167,14 +167,14 @@ pub fn cloud_request(data: &[u8]) {
         }
     };
     let _ = SessionToken::from_wire(session);
-    let operation = crate::cloud::operation_of(&request);
-    let raw = crate::cloud::path_of(&request);
+    let operation = request.operation();
+    let raw = request.path();
     let path = CloudPath::parse(raw);
     check_path(raw, &path);
     if let Ok(path) = path {
         // A key nothing was signed with: the check runs to the signature and stops there.
         let key = GrantKey::from_private_key(b"fuzzing: a key no grant was signed with");
-        assert!(key.verify(grant_of(&request), operation, &path).is_err());
+        assert!(key.verify(request.grant(), operation, &path).is_err());
     }
     // Stable under re-encoding (the request types have no `PartialEq`: compare their bytes).
     let encoded = encode_request(session, request);
@@ -205,17 +205,6 @@ fn encode_request(session: SessionTokenBytes, request: Request) -> Vec<u8> {
     match postcard::to_allocvec(&frame) {
         Ok(encoded) => encoded,
         Err(err) => panic!("a decoded request does not encode: {err}"),
-    }
-}
-
-fn grant_of(request: &Request) -> &Grant {
-    match request {
-        Request::CreateDirectory { grant, .. }
-        | Request::WriteFile { grant, .. }
-        | Request::ReadFile { grant, .. }
-        | Request::DeleteItem { grant, .. }
-        | Request::ReadTree { grant, .. }
-        | Request::Stat { grant, .. } => grant,
     }
 }
 

@@ -42,8 +42,6 @@ pub use handle::Cloud;
 pub use server::CloudStorageServer;
 pub use tree::{ItemKind, Stat, TreeNode};
 
-#[cfg(feature = "fuzzing")]
-pub(crate) use ops::{operation_of, path_of};
 pub(crate) use server::{accept_loop, Endpoint};
 
 pub use error::{CloudError, CloudErrorCode};

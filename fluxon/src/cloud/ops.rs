@@ -12,7 +12,7 @@ use tokio::io::BufReader;
 
 use super::access::Permission;
 use super::error::CloudError;
-use super::grant::{CloudOperation, GrantError};
+use super::grant::GrantError;
 use super::metadata;
 use super::path::{CloudPath, RESERVED_PREFIX};
 use super::protocol::{Request, Response};
@@ -69,8 +69,8 @@ pub(crate) async fn handle(
     reader: &mut BufReader<BoxRead>,
     writer: &mut BoxWrite,
 ) -> Result<Response, Failed> {
-    let operation = operation_of(&request);
-    let raw_path = path_of(&request).to_owned();
+    let operation = request.operation();
+    let raw_path = request.path().to_owned();
     let mut who = Who::default();
     let mut bytes = 0u64;
     let outcome = run(ep, presented, request, reader, writer, &mut who, &mut bytes).await;
@@ -92,28 +92,6 @@ pub(crate) async fn handle(
     outcome
 }
 
-pub(crate) fn operation_of(request: &Request) -> CloudOperation {
-    match request {
-        Request::CreateDirectory { .. } => CloudOperation::CreateDirectory,
-        Request::WriteFile { .. } => CloudOperation::WriteFile,
-        Request::ReadFile { .. } => CloudOperation::ReadFile,
-        Request::DeleteItem { .. } => CloudOperation::DeleteItem,
-        Request::ReadTree { .. } => CloudOperation::ReadTree,
-        Request::Stat { .. } => CloudOperation::Stat,
-    }
-}
-
-pub(crate) fn path_of(request: &Request) -> &str {
-    match request {
-        Request::CreateDirectory { path, .. }
-        | Request::WriteFile { path, .. }
-        | Request::ReadFile { path, .. }
-        | Request::DeleteItem { path, .. }
-        | Request::ReadTree { path, .. }
-        | Request::Stat { path, .. } => path,
-    }
-}
-
 async fn run(
     ep: &Endpoint,
     presented: SessionTokenBytes,
@@ -123,16 +101,9 @@ async fn run(
     who: &mut Who,
     bytes: &mut u64,
 ) -> Result<Response, Failed> {
-    let operation = operation_of(&request);
-    let path = CloudPath::parse(path_of(&request))?;
-    let grant = match &request {
-        Request::CreateDirectory { grant, .. }
-        | Request::WriteFile { grant, .. }
-        | Request::ReadFile { grant, .. }
-        | Request::DeleteItem { grant, .. }
-        | Request::ReadTree { grant, .. }
-        | Request::Stat { grant, .. } => grant,
-    };
+    let operation = request.operation();
+    let path = CloudPath::parse(request.path())?;
+    let grant = request.grant();
     let (session, user) = ep.server.verify_grant(grant, operation, &path)?;
     if ep.server.verify_session_token(presented) != Some(session) {
         return Err(GrantError::OtherSession.into());

@@ -122,6 +122,45 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// The operation it asks for (what its grant must allow).
+    pub(crate) fn operation(&self) -> super::CloudOperation {
+        use super::CloudOperation as Op;
+        match self {
+            Request::CreateDirectory { .. } => Op::CreateDirectory,
+            Request::WriteFile { .. } => Op::WriteFile,
+            Request::ReadFile { .. } => Op::ReadFile,
+            Request::DeleteItem { .. } => Op::DeleteItem,
+            Request::ReadTree { .. } => Op::ReadTree,
+            Request::Stat { .. } => Op::Stat,
+        }
+    }
+
+    /// The path it names, as sent.
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Request::CreateDirectory { path, .. }
+            | Request::WriteFile { path, .. }
+            | Request::ReadFile { path, .. }
+            | Request::DeleteItem { path, .. }
+            | Request::ReadTree { path, .. }
+            | Request::Stat { path, .. } => path,
+        }
+    }
+
+    /// The grant it presents.
+    pub(crate) fn grant(&self) -> &Grant {
+        match self {
+            Request::CreateDirectory { grant, .. }
+            | Request::WriteFile { grant, .. }
+            | Request::ReadFile { grant, .. }
+            | Request::DeleteItem { grant, .. }
+            | Request::ReadTree { grant, .. }
+            | Request::Stat { grant, .. } => grant,
+        }
+    }
+}
+
 /// The end of a write: the whole file's BLAKE3.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Commit {
