@@ -274,6 +274,29 @@ impl ClientTls {
     }
 }
 
+/// An accepted socket as a server speaks on it: wrapped in TLS when the server has an acceptor
+/// (the TLS handshake bounded by `limit`; `None` if it fails).
+pub(crate) async fn accept(
+    stream: tokio::net::TcpStream,
+    tls: Option<&tokio_rustls::TlsAcceptor>,
+    limit: std::time::Duration,
+) -> Option<crate::wire::Stream> {
+    let Some(acceptor) = tls else {
+        return Some(crate::wire::Stream::Plain(stream));
+    };
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(crate::wire::Stream::TlsServer(Box::new(stream))),
+        Ok(Err(err)) => {
+            tracing::info!(%err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
 /// The host part of `host:port` (or `[v6]:port`) as a name a certificate is checked against.
 fn server_name(addr: &str) -> Result<ServerName<'static>, TlsError> {
     let host = match addr.rsplit_once(':') {

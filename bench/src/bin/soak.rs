@@ -8,7 +8,8 @@
 //! (a task here) loops: a call whose reply must echo a number it has never sent before, every
 //! 20th iteration an upload of 32 KiB through the cloud endpoint read back and compared, and
 //! about every 200th iteration it closes its connection and opens a new one (a new session). The
-//! server sends a reverse request to a random user every 10 ms and checks the answer.
+//! server sends reverse requests to its users in turn, one after another 10 ms apart, and checks
+//! each answer.
 //!
 //! A lost reply is a call that timed out or came back with another call's answer, or a reverse
 //! request whose client was connected and never answered. Errors are everything else that failed.
@@ -61,6 +62,16 @@ struct Counts {
     reconnects: AtomicU64,
 }
 
+/// The server's reverse requests, by how they ended.
+#[derive(Default)]
+struct ReverseCounts {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    offline: AtomicU64,
+    lost: AtomicU64,
+    failed: AtomicU64,
+}
+
 fn add(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -85,8 +96,7 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
     let cloud = server.cloud_addr().context("no cloud endpoint")?;
     println!("addr {} {cloud}", server.local_addr());
     let handle = server.handle();
-    let (sent, answered, offline, lost, failed) = Default::default();
-    let reverse = Arc::new((sent, answered, offline, lost, failed));
+    let reverse = Arc::new(ReverseCounts::default());
     let pinger = {
         let (handle, reverse) = (handle.clone(), Arc::clone(&reverse));
         tokio::spawn(async move {
@@ -95,22 +105,17 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 n += 1;
                 let user = (n % clients as u64) as i64 + 1;
-                let (sent, answered, offline, lost, failed): &(
-                    AtomicU64,
-                    AtomicU64,
-                    AtomicU64,
-                    AtomicU64,
-                    AtomicU64,
-                ) = &reverse;
-                add(sent);
+                add(&reverse.sent);
                 let reply = handle
                     .reverse_call::<_, u64>(user, "ping", &n, Duration::from_secs(5))
                     .await;
                 match reply {
-                    Ok(m) if m == n + 1 => add(answered),
-                    Ok(_) | Err(ReverseError::Timeout(_)) => add(lost),
-                    Err(ReverseError::Offline | ReverseError::Disconnected) => add(offline),
-                    Err(_) => add(failed),
+                    Ok(m) if m == n + 1 => add(&reverse.answered),
+                    Ok(_) | Err(ReverseError::Timeout(_)) => add(&reverse.lost),
+                    Err(ReverseError::Offline | ReverseError::Disconnected) => {
+                        add(&reverse.offline)
+                    }
+                    Err(_) => add(&reverse.failed),
                 }
             }
         })
@@ -127,17 +132,17 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
             _ = &mut stdin_closed => break,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let (sent, answered, offline, lost, failed) = &*reverse;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         println!(
             "state {} {} {} {} {} {} {} {}",
             handle.connection_count(),
             handle.session_count(),
             resident_bytes(),
-            sent.load(Ordering::Relaxed),
-            answered.load(Ordering::Relaxed),
-            offline.load(Ordering::Relaxed),
-            lost.load(Ordering::Relaxed),
-            failed.load(Ordering::Relaxed),
+            load(&reverse.sent),
+            load(&reverse.answered),
+            load(&reverse.offline),
+            load(&reverse.lost),
+            load(&reverse.failed),
         );
     }
     pinger.abort();

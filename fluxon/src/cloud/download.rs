@@ -11,8 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::access::Permission;
 use super::error::CloudError;
-use super::metadata;
-use super::ops::{blocking, Failed};
+use super::ops::{blocking, recorded_hash, Failed};
 use super::path::CloudPath;
 use super::protocol::{self, Response};
 use super::server::Endpoint;
@@ -48,15 +47,8 @@ pub(crate) async fn read_file(
         let message = format!("offset {offset} is past the end of a {size}-byte file");
         return Err(CloudError::BadRequest(message).into());
     }
-    // The hash the metadata holds, if it is for what is on disk now.
-    let recorded = path.clone();
-    let blake3 = ep
-        .cloud
-        .database()
-        .transaction_with(move |tx| metadata::file_row(tx, &recorded))
+    let blake3 = recorded_hash(ep, path, size)
         .await?
-        .filter(|row| u64::try_from(row.size).ok() == Some(size))
-        .and_then(|row| blake3::Hash::from_hex(&row.blake3).ok())
         .map(|hash| *hash.as_bytes());
     let file = blocking(move || {
         let mut file = file;

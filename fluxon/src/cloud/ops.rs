@@ -273,18 +273,45 @@ async fn stat(
         Permission::READ_FILE
     };
     ep.cloud.require_path(user, path.clone(), needed).await?;
+    let recorded = if meta.is_dir() {
+        None
+    } else {
+        recorded_hash(ep, path, meta.len()).await?
+    };
     let path = path.clone();
     blocking(move || {
         if meta.is_dir() {
             let size = total_size(&tree(&disk, &path)?);
-            Ok(stat_of(&path, &meta, size, None))
-        } else {
-            let mut file = std::fs::File::open(&disk)?;
-            let hash = super::stream::hash_prefix(&mut file, meta.len())?.finalize();
-            Ok(stat_of(&path, &meta, meta.len(), Some(hash)))
+            return Ok(stat_of(&path, &meta, size, None));
         }
+        // A file the metadata does not know as it is (changed behind the server's back) is hashed.
+        let hash = match recorded {
+            Some(hash) => hash,
+            None => {
+                let mut file = std::fs::File::open(&disk)?;
+                super::stream::hash_prefix(&mut file, meta.len())?.finalize()
+            }
+        };
+        Ok(stat_of(&path, &meta, meta.len(), Some(hash)))
     })
     .await
+}
+
+/// The BLAKE3 the metadata records for the file at `path`, if the record is for a file of the
+/// `size` bytes on disk now.
+pub(crate) async fn recorded_hash(
+    ep: &Endpoint,
+    path: &CloudPath,
+    size: u64,
+) -> Result<Option<blake3::Hash>, CloudError> {
+    let recorded = path.clone();
+    let row = metadata::read_metadata(ep.cloud.database(), move |conn| {
+        metadata::file_row(conn, &recorded)
+    })
+    .await?;
+    Ok(row
+        .filter(|row| u64::try_from(row.size).ok() == Some(size))
+        .and_then(|row| blake3::Hash::from_hex(&row.blake3).ok()))
 }
 
 /// A [`Stat`] from what the disk says.

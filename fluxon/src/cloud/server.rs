@@ -205,7 +205,7 @@ pub(crate) async fn accept_loop(
 /// may still be on their way).
 async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
     let _ = stream.set_nodelay(true);
-    let secured = crate::server::secure(stream, endpoint.tls.as_ref(), endpoint.idle).await;
+    let secured = crate::tls::accept(stream, endpoint.tls.as_ref(), endpoint.idle).await;
     let Some(stream) = secured else {
         return;
     };

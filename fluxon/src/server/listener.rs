@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
@@ -206,7 +206,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 tracker.spawn(
                     async move {
                         let limit = shared.limits.handshake_timeout;
-                        if let Some(stream) = secure(stream, shared.tls.as_ref(), limit).await {
+                        if let Some(stream) =
+                            crate::tls::accept(stream, shared.tls.as_ref(), limit).await
+                        {
                             connection::serve(stream, peer, shared).await;
                         }
                         drop(permit);
@@ -221,7 +223,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                     tracker.spawn(async move {
                         // A TLS peer can only read a refusal inside TLS: a short handshake first.
                         let limit = Duration::from_secs(1);
-                        if let Some(stream) = secure(stream, tls.as_ref(), limit).await {
+                        if let Some(stream) = crate::tls::accept(stream, tls.as_ref(), limit).await
+                        {
                             let message = "the server is at its connection limit";
                             refuse(stream, RefuseReason::ServerFull, message).await;
                         }
@@ -232,29 +235,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
         }
     }
     tracing::debug!("accept loop stopped");
-}
-
-/// The accepted socket as the server speaks on it: wrapped in TLS when the server is secure (the
-/// TLS handshake bounded by `limit`; `None` if it fails).
-pub(crate) async fn secure(
-    stream: TcpStream,
-    tls: Option<&tokio_rustls::TlsAcceptor>,
-    limit: Duration,
-) -> Option<wire::Stream> {
-    let Some(acceptor) = tls else {
-        return Some(wire::Stream::Plain(stream));
-    };
-    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => Some(wire::Stream::TlsServer(Box::new(stream))),
-        Ok(Err(err)) => {
-            tracing::info!(%err, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!("TLS handshake timed out");
-            None
-        }
-    }
 }
 
 /// Tells a peer why it is turned away, without waiting long for it to listen.

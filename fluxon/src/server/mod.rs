@@ -42,7 +42,6 @@ pub use reverse::ReverseError;
 pub use sessions::UserId;
 
 pub(crate) use handshake::{check_hello, refusal_message, HelloOk};
-pub(crate) use listener::secure;
 pub(crate) use sessions::Session;
 
 /// Runs a server until Ctrl-C or [`ServerHandle::shutdown`], then shuts it down gracefully: stops
