@@ -11,7 +11,22 @@ use std::time::Duration;
 use anyhow::Context;
 use fluxon::db::{AsyncDatabase, Executor};
 use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
-use fluxon_apps::school::{login, signup, User, MODELS};
+use fluxon_apps::school::{login, User, MODELS};
+
+/// Anyone may join the chat. The password is hashed within the server's hashing bound, off the
+/// runtime's threads (`Password::hash` would block a worker for the whole hash).
+#[view]
+async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    let password = req
+        .hash_password(&password)
+        .await
+        .map_err(|e| e.to_string())?;
+    req.db()
+        .map_err(|e| e.to_string())?
+        .insert(&User { username, password })
+        .await
+        .map_err(|e| e.to_string())
+}
 
 /// Sends `text` to every connected client of the user named `to`.
 #[view]

@@ -1,8 +1,9 @@
 //! School: the original Fluxon README's models (User, Teacher, Course, Student, Enrollment) in a
 //! temporary SQLite file, served by views and called by a client.
 //!
-//! `cargo run --example school` migrates a fresh database with the repository's `migrations/`, signs
-//! up and logs in, creates teachers and courses, enrols
+//! `cargo run --example school` migrates a fresh database with the repository's `migrations/`, makes
+//! the first staff member (an administrator's step, not a view), logs in, adds staff, creates
+//! teachers and courses, enrols
 //! students (many-to-many through Enrollment), searches with `&` and `|`, lists courses with their
 //! teachers (a join), and deletes a teacher, whose courses and enrollments go with them (cascade).
 
@@ -10,8 +11,8 @@ use anyhow::Context;
 use fluxon::db::AsyncDatabase;
 use fluxon::{AsyncServer, ConnectionHandler};
 use fluxon_apps::school::{
-    add_course, add_student, add_teacher, catalogue, courses_of, enrol, login, remove_teacher,
-    router, search, signup, MODELS,
+    add_course, add_staff, add_student, add_teacher, catalogue, courses_of, create_staff, enrol,
+    login, remove_teacher, router, search, MODELS,
 };
 
 #[tokio::main]
@@ -25,6 +26,10 @@ async fn main() -> anyhow::Result<()> {
     }
     fluxon::migrate::check_drift(&path, &MODELS)?;
     let db = AsyncDatabase::open(&path)?;
+    // The first staff member comes from an administrator's step, not from a view anyone can call.
+    create_staff(&db, "principal", "s3cret-enough")
+        .await
+        .map_err(anyhow::Error::msg)?;
     let router = router(db)?;
     let server = AsyncServer::new(0).router(router).start().await?;
     let conn = ConnectionHandler::connect(server.local_addr().to_string()).await?;
@@ -36,8 +41,6 @@ async fn main() -> anyhow::Result<()> {
         "add_teacher before login -> {}",
         refused.err().context("must be refused")?
     );
-    conn.call(signup, &("principal".into(), "s3cret-enough".into()))
-        .await?;
     let wrong = conn
         .call(login, &("principal".into(), "guess".into()))
         .await;
@@ -50,6 +53,11 @@ async fn main() -> anyhow::Result<()> {
         conn.call(login, &("principal".into(), "s3cret-enough".into()))
             .await?
     );
+
+    let secretary = conn
+        .call(add_staff, &("secretary".into(), "another-s3cret".into()))
+        .await?;
+    println!("add_staff by the principal -> user {secretary}");
 
     let ada = conn
         .call(add_teacher, &("Ada".into(), "Engines".into()))

@@ -33,7 +33,7 @@
 //! * [`routing`]: the [`View`] trait, [`Router`], [`Request`].
 //! * [`client`]: [`ConnectionHandler`], and [`blocking::ConnectionHandler`] for code without a
 //!   runtime.
-//! * [`auth`]: signed session tokens.
+//! * [`auth`]: signed session tokens, bounded password hashing, secrets.
 #![deny(missing_docs)]
 
 // The macros generate `::fluxon::...` paths; this lets them work inside the crate's own tests too.
@@ -63,7 +63,8 @@ pub mod blocking {
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
 pub use routing::{Request, Router, RouterError, View, ViewError};
 pub use server::{
-    run_server, AsyncServer, Limits, ReverseError, RunningServer, ServerError, ServerHandle, UserId,
+    run_server, AsyncServer, Limits, LoginError, LoginLimits, Rate, ReverseError, RunningServer,
+    ServerError, ServerHandle, ServerStats, UserId,
 };
 pub use wire::ErrorCode;
 

@@ -68,7 +68,7 @@ async fn slow_view_does_not_block_a_fast_one_on_the_same_connection() {
 
 #[tokio::test]
 async fn hundred_clients_at_once() {
-    let server = start_default().await;
+    let server = start(one_address_for_all(AsyncServer::new(0))).await;
     let clients = (0..100i64).map(|i| {
         let addr = server.local_addr().to_string();
         async move {

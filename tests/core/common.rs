@@ -101,6 +101,14 @@ pub async fn start(server: AsyncServer) -> RunningServer {
         .expect("server starts")
 }
 
+/// `server` with the per-peer limits off: every test client connects from 127.0.0.1, and the tests
+/// that open many connections test other bounds (the per-peer ones have tests of their own).
+pub fn one_address_for_all(server: AsyncServer) -> AsyncServer {
+    server
+        .max_connections_per_peer(None)
+        .max_handshakes(100_000, None)
+}
+
 pub async fn start_default() -> RunningServer {
     start(AsyncServer::new(0)).await
 }
@@ -114,6 +122,8 @@ pub async fn connect(server: &RunningServer) -> ConnectionHandler {
 /// A hand-driven peer, for saying what the real client never would.
 pub struct RawPeer {
     pub framed: Framed<TcpStream, FrameCodec>,
+    /// The newest session token the server sent (`Welcome`, then `Token` at logins).
+    pub token: Option<SessionTokenBytes>,
 }
 
 impl RawPeer {
@@ -123,6 +133,7 @@ impl RawPeer {
             .expect("tcp connect");
         RawPeer {
             framed: Framed::new(stream, wire::codec(64 * 1024 * 1024)),
+            token: None,
         }
     }
 
@@ -141,7 +152,10 @@ impl RawPeer {
         .await;
         let frame = self.next().await.expect("welcome");
         match Envelope::decode(&frame).expect("decodes") {
-            Envelope::Welcome { token, .. } => token,
+            Envelope::Welcome { token, .. } => {
+                self.token = Some(token);
+                token
+            }
             other => panic!("expected Welcome, got {other:?}"),
         }
     }
@@ -176,6 +190,7 @@ impl RawPeer {
                     return result.map(|b| b.to_vec()).map_err(|e| e.code)
                 }
                 Envelope::Ping { nonce } => self.send(Envelope::Pong { nonce }).await,
+                Envelope::Token { token } => self.token = Some(token),
                 other => panic!("unexpected {other:?}"),
             }
         }

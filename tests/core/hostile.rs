@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use fluxon::wire::{self, Envelope, RefuseReason};
+use fluxon::wire::{self, Capacity, Envelope, RefuseReason};
 use fluxon::{AsyncServer, ClientConfig, ConnectError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -101,7 +101,7 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
             Envelope::Refused { reason, message } => {
                 assert_eq!(reason, expected);
                 if expected == RefuseReason::UnsupportedVersion {
-                    assert!(message.contains("99") && message.contains('1'), "{message}");
+                    assert!(message.contains("99") && message.contains('2'), "{message}");
                 }
             }
             other => panic!("expected Refused, got {other:?}"),
@@ -150,7 +150,9 @@ async fn connections_past_the_limit_are_refused_cleanly() {
         .await
         .unwrap_err();
     match err {
-        ConnectError::Refused { reason, .. } => assert_eq!(reason, RefuseReason::ServerFull),
+        ConnectError::Refused { reason, .. } => {
+            assert_eq!(reason, RefuseReason::ServerFull(Capacity::Connections))
+        }
         other => panic!("expected ServerFull, got {other}"),
     }
     assert_eq!(first.call(add, &(1, 1)).await.unwrap(), 2);

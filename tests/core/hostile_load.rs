@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fluxon::wire::{self, Envelope, ErrorCode, ErrorReply, RefuseReason};
+use fluxon::wire::{self, Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason};
 use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, ReverseError, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -204,7 +204,10 @@ fn framed(body: &[u8]) -> Vec<u8> {
 async fn handshake_one_byte_a_second_is_dropped_at_the_timeout() {
     const HANDSHAKE: Duration = Duration::from_millis(1500);
     const PEERS: usize = 20;
-    let server = start(AsyncServer::new(0).handshake_timeout(HANDSHAKE)).await;
+    let server = start(one_address_for_all(
+        AsyncServer::new(0).handshake_timeout(HANDSHAKE),
+    ))
+    .await;
     let bystander = Bystander::start(&server).await;
     let before = bystander.calls();
 
@@ -283,7 +286,10 @@ async fn handshake_one_byte_a_second_is_dropped_at_the_timeout() {
 async fn connections_opened_and_never_used_are_closed_at_the_handshake_timeout() {
     const HANDSHAKE: Duration = Duration::from_secs(1);
     const IDLE: usize = 200;
-    let server = start(AsyncServer::new(0).handshake_timeout(HANDSHAKE)).await;
+    let server = start(one_address_for_all(
+        AsyncServer::new(0).handshake_timeout(HANDSHAKE),
+    ))
+    .await;
     let handle = server.handle();
     let bystander = Bystander::start(&server).await;
 
@@ -412,7 +418,10 @@ async fn connections_up_to_the_limit_get_in_and_the_rest_are_refused_promptly() 
     // Eight at once for the five slots left.
     let (mut welcomed, refused) = attempt_many(&server, 8).await;
     assert_eq!(welcomed.len(), LIMIT - 1, "exactly the limit get in");
-    assert_eq!(refused, vec![RefuseReason::ServerFull; 3]);
+    assert_eq!(
+        refused,
+        vec![RefuseReason::ServerFull(Capacity::Connections); 3]
+    );
     assert_eq!(handle.connection_count(), LIMIT);
 
     // A storm of attempts past the limit, all refused, the bystander served throughout.
@@ -421,7 +430,10 @@ async fn connections_up_to_the_limit_get_in_and_the_rest_are_refused_promptly() 
     for _ in 0..5 {
         let (extra, refused) = attempt_many(&server, 20).await;
         assert!(extra.is_empty(), "nobody gets in past the limit");
-        assert_eq!(refused, vec![RefuseReason::ServerFull; 20]);
+        assert_eq!(
+            refused,
+            vec![RefuseReason::ServerFull(Capacity::Connections); 20]
+        );
     }
     let storm = storm_started.elapsed();
     bystander.served_now(5).await;
@@ -444,7 +456,10 @@ async fn connections_up_to_the_limit_get_in_and_the_rest_are_refused_promptly() 
     .await;
     let (newcomers, refused) = attempt_many(&server, 3).await;
     assert_eq!(newcomers.len(), 2);
-    assert_eq!(refused, vec![RefuseReason::ServerFull]);
+    assert_eq!(
+        refused,
+        vec![RefuseReason::ServerFull(Capacity::Connections)]
+    );
     assert_eq!(handle.connection_count(), LIMIT);
 
     let served = bystander.finish().await;

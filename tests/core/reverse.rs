@@ -272,7 +272,10 @@ async fn the_queue_takes_what_has_no_handler_and_answers_in_its_own_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_clients_each_receive_one_broadcast_exactly_once() {
-    let server = start(fluxon::AsyncServer::new(0).max_connections(2000)).await;
+    let server = start(one_address_for_all(
+        fluxon::AsyncServer::new(0).max_connections(2000),
+    ))
+    .await;
     let addr = server.local_addr().to_string();
     let conns: Vec<ConnectionHandler> =
         join_all((0..1000).map(|_| ConnectionHandler::connect(addr.clone())))

@@ -63,8 +63,10 @@ async fn reconnect_resumes_the_session_and_keeps_the_login() {
 async fn forged_or_tampered_token_gets_a_fresh_session_never_the_forged_one() {
     let server = start_default().await;
     let mut victim = RawPeer::connect(&server).await;
-    let token = victim.hello(None).await;
+    victim.hello(None).await;
     victim.call(1, "login_as", &5i64).await.unwrap();
+    // The login rotated the token: the one to steal is the new one.
+    let token = victim.token.expect("the server sent the rotated token");
 
     for tamper in [0usize, 20, 47] {
         let mut forged = token;

@@ -135,22 +135,28 @@ impl SessionKey {
         Ok(SessionKey { key })
     }
 
-    fn mac(&self, id: &SessionId) -> blake3::Hash {
-        blake3::keyed_hash(&self.key, &id.0)
+    fn mac(&self, id: &SessionId, generation: u64) -> blake3::Hash {
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(&id.0);
+        hasher.update(&generation.to_le_bytes());
+        hasher.finalize()
     }
 
-    /// Signs a session id.
-    pub fn sign(&self, id: SessionId) -> SessionToken {
+    /// Signs a session id at one generation of its login (see [`verify`](Self::verify)).
+    pub fn sign(&self, id: SessionId, generation: u64) -> SessionToken {
         SessionToken {
             id,
-            mac: *self.mac(&id).as_bytes(),
+            mac: *self.mac(&id, generation).as_bytes(),
         }
     }
 
-    /// The token's session id if its MAC is ours (compared in constant time), else `None`.
-    pub fn verify(&self, token: &SessionToken) -> Option<SessionId> {
+    /// Whether the token's MAC is ours for its session id at `generation` (compared in constant
+    /// time). The generation changes at every login and logout of the session, so a token handed
+    /// out before one no longer verifies after it: whoever learned a token before a login cannot
+    /// use it to ride the logged-in session.
+    pub fn verify(&self, token: &SessionToken, generation: u64) -> bool {
         // blake3::Hash's equality is constant-time.
-        (self.mac(&token.id) == blake3::Hash::from(token.mac)).then_some(token.id)
+        self.mac(&token.id, generation) == blake3::Hash::from(token.mac)
     }
 }
 
@@ -163,25 +169,28 @@ mod tests {
     }
 
     #[test]
-    fn signed_token_verifies() {
+    fn signed_token_verifies_at_its_generation_only() {
         let id = SessionId::random().unwrap();
-        let token = key(1).sign(id);
-        assert_eq!(key(1).verify(&token), Some(id));
+        let token = key(1).sign(id, 3);
+        assert!(key(1).verify(&token, 3));
+        assert_eq!(token.id(), id);
+        assert!(!key(1).verify(&token, 4), "rotated away by a login");
+        assert!(!key(1).verify(&token, 2));
     }
 
     #[test]
     fn tampered_or_foreign_token_is_refused() {
         let id = SessionId::random().unwrap();
-        let token = key(1).sign(id);
-        assert_eq!(key(2).verify(&token), None, "signed under another key");
+        let token = key(1).sign(id, 0);
+        assert!(!key(2).verify(&token, 0), "signed under another key");
 
         let mut wire = token.to_wire();
         wire.id[0] ^= 1;
-        assert_eq!(key(1).verify(&SessionToken::from_wire(wire)), None);
+        assert!(!key(1).verify(&SessionToken::from_wire(wire), 0));
 
         let mut wire = token.to_wire();
         wire.mac[31] ^= 0x80;
-        assert_eq!(key(1).verify(&SessionToken::from_wire(wire)), None);
+        assert!(!key(1).verify(&SessionToken::from_wire(wire), 0));
     }
 
     #[test]
@@ -199,7 +208,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_mac() {
-        let token = key(1).sign(SessionId::random().unwrap());
+        let token = key(1).sign(SessionId::random().unwrap(), 0);
         let mac_hex: String = token.mac[..4].iter().map(|b| format!("{b:02x}")).collect();
         assert!(!format!("{token:?}").contains(&mac_hex));
     }

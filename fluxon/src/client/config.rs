@@ -45,6 +45,8 @@ pub struct ClientConfig {
     /// Speak TLS, trusting what this names (`None`: clear text). The cloud connectors made from
     /// the client use it too.
     pub tls: Option<crate::tls::ClientTls>,
+    /// Connect from this local address (`None`: the system picks), for a host with several.
+    pub local_addr: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -57,6 +59,7 @@ impl Default for ClientConfig {
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             keepalive: Duration::from_secs(30),
             tls: None,
+            local_addr: None,
         }
     }
 }

@@ -67,6 +67,10 @@ impl Inner {
         *lock(&self.token)
     }
 
+    pub(super) fn set_token(&self, token: SessionTokenBytes) {
+        *lock(&self.token) = Some(token);
+    }
+
     pub(super) fn opened(&self, opened: &Opened) {
         *lock(&self.token) = Some(opened.token);
         self.resumed.store(opened.resumed, Ordering::Release);

@@ -71,8 +71,8 @@ pub enum CallError {
     Decode {
         /// The type that was expected.
         expected: &'static str,
-        /// postcard's error.
-        source: postcard::Error,
+        /// What did not decode.
+        source: crate::wire::DecodeError,
     },
     /// The call is bigger than the server accepts; it was not sent.
     #[error("the call is {size} bytes, over the server's frame limit of {max}")]

@@ -45,7 +45,10 @@ async fn open_inner(
         addr: addr.to_owned(),
         source,
     };
-    let stream = TcpStream::connect(addr).await.map_err(io_error)?;
+    let stream = match config.local_addr {
+        None => TcpStream::connect(addr).await.map_err(io_error)?,
+        Some(local) => connect_from(addr, local).await.map_err(io_error)?,
+    };
     stream.set_nodelay(true).map_err(io_error)?;
     let stream = match &config.tls {
         None => wire::Stream::Plain(stream),
@@ -109,6 +112,34 @@ async fn open_inner(
             "the server's answer does not decode: {err}"
         ))),
     }
+}
+
+/// Connects to `addr` from the local address `local` (port chosen by the system).
+pub(crate) async fn connect_from(
+    addr: &str,
+    local: std::net::IpAddr,
+) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        if target.is_ipv4() != local.is_ipv4() {
+            continue;
+        }
+        let socket = match local {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            format!("no address of {addr} is reachable from {local}"),
+        )
+    }))
 }
 
 /// A link whose writer runs and whose queue calls are using; [`run`] reads it.
@@ -239,6 +270,11 @@ async fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes) -> bool {
         Ok(Envelope::Goodbye { reason }) => {
             tracing::info!(%reason, "the server said goodbye");
             false
+        }
+        Ok(Envelope::Token { token }) => {
+            // A login or logout rotated the session's token: the old one resumes nothing now.
+            inner.set_token(token);
+            true
         }
         Ok(_) => {
             tracing::warn!("unexpected message from the server; dropping the connection");

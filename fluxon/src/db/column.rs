@@ -168,6 +168,42 @@ impl<M: Model, T: ColumnType + TextColumn, W> Column<M, T, W> {
         filter.bind(Ok(Value::Text(pattern.into())));
         filter
     }
+
+    /// `column` contains `text` as it is: `%` and `_` in `text` match only themselves (ASCII
+    /// case-insensitive, as `like`). What to use for a search box, where a user's `%` must not
+    /// become a wildcard.
+    pub fn contains(self, text: impl AsRef<str>) -> Filter<M> {
+        self.like_escaped(format!("%{}%", escape_like(text.as_ref())))
+    }
+
+    /// `column` starts with `text` as it is (see [`contains`](Self::contains)).
+    pub fn starts_with(self, text: impl AsRef<str>) -> Filter<M> {
+        self.like_escaped(format!("{}%", escape_like(text.as_ref())))
+    }
+
+    /// `column` ends with `text` as it is (see [`contains`](Self::contains)).
+    pub fn ends_with(self, text: impl AsRef<str>) -> Filter<M> {
+        self.like_escaped(format!("%{}", escape_like(text.as_ref())))
+    }
+
+    fn like_escaped(self, pattern: String) -> Filter<M> {
+        let mut filter = Filter::sql(self.sql_with(" LIKE ? ESCAPE '\\'"));
+        filter.bind(Ok(Value::Text(pattern)));
+        filter
+    }
+}
+
+/// `text` with LIKE's wildcards (`%`, `_`) and the escape character (`\`) escaped, so a pattern
+/// made of it matches it literally (with `ESCAPE '\'`).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl<M: Model, T: ColumnType, W> Column<M, Option<T>, W>

@@ -134,7 +134,9 @@ mod user;
 mod value;
 
 pub use async_database::{AsyncDatabase, DbFuture};
-pub use column::{Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable};
+pub use column::{
+    escape_like, Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable,
+};
 pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
 pub use error::DbError;

@@ -14,6 +14,8 @@ use crate::server::{ServerHandle, Session, UserId};
 pub struct Request {
     peer: SocketAddr,
     session: Arc<Session>,
+    /// The connection the call came on (its number in the session's links).
+    conn: u64,
     server: ServerHandle,
     received: Instant,
 }
@@ -32,12 +34,14 @@ impl Request {
     pub(crate) fn new(
         peer: SocketAddr,
         session: Arc<Session>,
+        conn: u64,
         server: ServerHandle,
         received: tokio::time::Instant,
     ) -> Self {
         Request {
             peer,
             session,
+            conn,
             server,
             received: received.into_std(),
         }
@@ -62,15 +66,37 @@ impl Request {
     /// Binds this session to a user (the original's `request.login(user_id)`). Every connection of
     /// the session, now and after reconnects, is that user's. One user may be logged in on many
     /// sessions at once.
+    ///
+    /// The session's token rotates: this connection's client is sent the new one (before this
+    /// call's reply), the old one no longer resumes the session, and the session's other
+    /// connections are closed. So a token someone learned before the login (planted on the
+    /// client, or read off it) is of no use after it.
     pub fn login(&self, user_id: UserId) {
-        self.server.sessions().login(&self.session, user_id);
+        let token = self.server.sessions().login(&self.session, user_id);
+        self.announce(token, true);
         // Anything kept for this user while they were away goes out now.
         self.server.deliver_mailbox(user_id);
     }
 
-    /// Unbinds this session from its user.
+    /// Unbinds this session from its user; the session leaves its groups, and its token rotates
+    /// (this connection's client is sent the new one).
     pub fn logout(&self) {
-        self.server.sessions().logout(&self.session);
+        let token = self.server.sessions().logout(&self.session);
+        self.announce(token, false);
+    }
+
+    /// Sends the session's new token to the connection this call came on; with `alone`, closes the
+    /// session's other connections.
+    fn announce(&self, token: crate::auth::SessionToken, alone: bool) {
+        for link in self.session.links() {
+            if link.id() == self.conn {
+                link.send_token(token.to_wire());
+            } else if alone {
+                link.kick();
+            } else {
+                link.send_token(token.to_wire());
+            }
+        }
     }
 
     /// Adds this session to a named group (for `reverse_request_group`); it leaves when the
@@ -100,8 +126,8 @@ impl Request {
         self.state().ok_or(crate::db::DbError::NoDatabase)
     }
 
-    /// The logged-in user, loaded from the database; `None` when the session is not logged in
-    /// (or the user was deleted since).
+    /// The logged-in user, loaded from the database; `None` when the session is not logged in.
+    /// A session whose user was deleted since is logged out here (and `None` returned).
     pub async fn user<U: crate::db::AuthorizedUser>(
         &self,
     ) -> Result<Option<U>, crate::db::DbError> {
@@ -109,38 +135,107 @@ impl Request {
         let Some(id) = self.user_id() else {
             return Ok(None);
         };
-        self.db()?.execute(crate::db::user_by_id::<U>(id)?).await
+        let user = self.db()?.execute(crate::db::user_by_id::<U>(id)?).await?;
+        if user.is_none() && self.user_id() == Some(id) {
+            tracing::info!(user = id, session = %self.session_id(), "the session's user was deleted; logged out");
+            self.logout();
+        }
+        Ok(user)
     }
 
-    /// Logs this session in as the user with this username and password (argon2id verified off
-    /// the runtime's threads); returns the user's id. A wrong username or password is
-    /// [`DbError::BadCredentials`](crate::db::DbError::BadCredentials), and leaves the session as
-    /// it was.
+    /// Hashes a password for storing (argon2id), off the runtime's threads and within the
+    /// server's hashing bound, counted against this caller's address. What a signup view calls;
+    /// [`Password::hash`](crate::db::Password::hash) blocks its thread for the whole hash.
+    ///
+    /// # Errors
+    /// [`HashError::Busy`](crate::auth::HashError::Busy) when every hashing slot stayed taken for
+    /// the wait (see [`LoginLimits`](crate::LoginLimits)).
+    pub async fn hash_password(
+        &self,
+        plain: &str,
+    ) -> Result<crate::db::Password, crate::auth::HashError> {
+        let peer = self.peer_key().ip();
+        self.server
+            .password_hasher()
+            .hash_for(Some(peer), plain)
+            .await
+    }
+
+    fn peer_key(&self) -> crate::server::PeerKey {
+        crate::server::PeerKey::new(self.peer.ip(), self.server.limits().ipv6_prefix)
+    }
+
+    /// Logs this session in as the user with this username and password; returns the user's id.
+    ///
+    /// Throttled first (see [`LoginLimits`](crate::LoginLimits)): an attempt over its address's or
+    /// its username-and-address's bucket is refused before anything is looked up. Then the
+    /// password is checked with argon2id off the runtime's threads, within the server's hashing
+    /// bound (an unknown username costs a hash too, so timing does not tell which names exist).
+    /// Failed and throttled attempts are counted ([`ServerHandle::stats`]) and logged, without
+    /// the password.
+    ///
+    /// # Errors
+    /// [`LoginError::BadCredentials`](crate::LoginError::BadCredentials) for a wrong username or
+    /// password (the session stays as it was), `Throttled` with when to retry, `Busy` when no
+    /// hashing slot freed up in time, `Db` when the lookup failed.
     pub async fn login_with_password<U: crate::db::AuthorizedUser>(
         &self,
         username: &str,
         password: &str,
-    ) -> Result<UserId, crate::db::DbError> {
-        use crate::db::{DbError, Executor};
+    ) -> Result<UserId, crate::LoginError> {
+        use crate::db::Executor;
+        use crate::server::logins::{user_key, Admission};
+        use crate::server::Counters;
+        use crate::LoginError;
+        let shared = &self.server.shared;
+        let counters = &shared.counters;
+        let peer = self.peer_key();
+        let user = user_key(username);
+        let shown = crate::server::logins::shown(username);
+        match shared.logins.admit(peer, user) {
+            Admission::Throttled(retry_after) => {
+                Counters::bump(&counters.logins_throttled);
+                tracing::debug!(%peer, username = %shown, ?retry_after, "login throttled");
+                return Err(LoginError::Throttled { retry_after });
+            }
+            Admission::Go(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Admission::Go(_) => {}
+        }
         let found = self
             .db()?
             .execute(crate::db::Credentials::<U>::new(username))
             .await?;
-        let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || match found {
-            Some((id, hash)) if hash.verify(&password) => Some(id),
-            Some(_) => None,
-            None => {
-                // Spend the same time on an unknown name, so timing does not reveal which names exist.
-                let _ = crate::db::Password::hash(&password);
-                None
+        let hasher = &shared.logins.hasher;
+        let verified = match found {
+            Some((id, hash)) => hasher
+                .verify_for(Some(peer.ip()), &hash, password)
+                .await
+                .map(|ok| ok.then_some(id)),
+            // Spend the same on an unknown name, so timing does not reveal which names exist.
+            None => hasher
+                .hash_for(Some(peer.ip()), password)
+                .await
+                .map(|_| None),
+        };
+        match verified {
+            Ok(Some(id)) => {
+                Counters::bump(&counters.logins_succeeded);
+                shared.logins.succeeded(peer, user);
+                self.login(id);
+                Ok(id)
             }
-        })
-        .await
-        .map_err(|e| DbError::Password(e.to_string()))?;
-        let id = verified.ok_or(DbError::BadCredentials)?;
-        self.login(id);
-        Ok(id)
+            Ok(None) => {
+                Counters::bump(&counters.logins_failed);
+                tracing::info!(%peer, username = %shown, "login failed: wrong username or password");
+                Err(LoginError::BadCredentials)
+            }
+            Err(crate::auth::HashError::Busy { waited }) => {
+                Counters::bump(&counters.logins_busy);
+                tracing::warn!(%peer, ?waited, "login refused: every password-hashing slot is busy");
+                Err(LoginError::Busy)
+            }
+            Err(err) => Err(LoginError::Hash(err)),
+        }
     }
 
     /// A signed grant for one cloud operation on one path (the original's

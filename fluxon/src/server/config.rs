@@ -3,19 +3,44 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::throttle::Rate;
 use crate::routing::Router;
 use crate::wire::DEFAULT_MAX_FRAME;
 
 /// Every bound on what a peer can make the server spend. All have defaults; all can be set.
+///
+/// The per-peer limits (a peer is an IPv4 address, or an IPv6 prefix of [`ipv6_prefix`] bits)
+/// can each be raised or turned off (`None`): clients behind one NAT share an address, and a
+/// server behind a load balancer sees only the balancer's.
+///
+/// [`ipv6_prefix`]: Limits::ipv6_prefix
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; past it, new connections are refused with `ServerFull`.
+    /// Connections served at once; past it, new connections are refused with
+    /// `ServerFull(Connections)`.
     pub max_connections: usize,
+    /// Connections at once from one peer address; past it, `ServerFull(PeerConnections)`.
+    pub max_connections_per_peer: Option<usize>,
+    /// Connections still in their handshake (TLS, then `Hello`) at once, server-wide; past it,
+    /// `ServerFull(Handshakes)`. Established connections never wait for these slots.
+    pub max_handshakes: usize,
+    /// Of those, from one peer address; past it, `ServerFull(PeerHandshakes)`.
+    pub max_handshakes_per_peer: Option<usize>,
+    /// How many leading bits of an IPv6 address name one peer (default 64).
+    pub ipv6_prefix: u8,
     /// Calls running at once on one connection; past it, the server stops reading that connection.
     pub max_in_flight: usize,
-    /// The largest frame body accepted or sent.
+    /// The largest frame body accepted or sent once the handshake is done (the handshake itself is
+    /// read under [`HANDSHAKE_MAX_FRAME`](crate::wire::HANDSHAKE_MAX_FRAME)).
     pub max_frame: usize,
-    /// Time a new connection has to complete its handshake.
+    /// Bytes every connection together may hold in frames being received and replies waiting to be
+    /// written, beyond each one's [`connection_allowance`](Self::connection_allowance). When it is
+    /// spent, readers of large frames stop reading (backpressure) until some is given back.
+    pub memory_budget: usize,
+    /// What each connection may hold without drawing on the budget: frames up to this size are
+    /// always read, so small calls flow whatever large frames are waiting.
+    pub connection_allowance: usize,
+    /// Time a new connection has to complete its handshake (TLS and `Hello` together).
     pub handshake_timeout: Duration,
     /// A connection silent this long is closed; after half of it the server sends a ping.
     pub idle_timeout: Duration,
@@ -24,27 +49,95 @@ pub struct Limits {
     pub outgoing_buffer: usize,
     /// How long a shutdown waits for calls in flight.
     pub shutdown_grace: Duration,
-    /// Sessions remembered; past it, the longest-disconnected one is forgotten.
+    /// Sessions remembered; past it, the disconnected one seen longest ago is forgotten
+    /// (anonymous sessions before logged-in ones).
     pub max_sessions: usize,
     /// How long a session with no connection is kept for its client to resume it.
     pub session_ttl: Duration,
+    /// How long a session lives at most, however active: then it ends (its connections are closed
+    /// and its token resumes nothing), and its client starts a new one.
+    pub session_lifetime: Duration,
     /// How long a cloud grant made by `Request::grant_access` stays valid.
     pub grant_ttl: Duration,
+    /// Calls one session may make (`None`, the default: no limit). Past it a call is answered
+    /// `Throttled` without running.
+    pub calls_per_session: Option<Rate>,
+    /// Password logins: hashing bounds and throttling.
+    pub logins: LoginLimits,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_000,
+            max_connections_per_peer: Some(64),
+            max_handshakes: 256,
+            max_handshakes_per_peer: Some(16),
+            ipv6_prefix: 64,
             max_in_flight: 64,
             max_frame: DEFAULT_MAX_FRAME,
+            memory_budget: 512 * 1024 * 1024,
+            connection_allowance: 16 * 1024,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             outgoing_buffer: 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
             max_sessions: 100_000,
             session_ttl: Duration::from_secs(24 * 60 * 60),
+            session_lifetime: Duration::from_secs(14 * 24 * 60 * 60),
             grant_ttl: Duration::from_secs(60),
+            calls_per_session: None,
+            logins: LoginLimits::default(),
+        }
+    }
+}
+
+/// Bounds on password logins ([`Request::login_with_password`](crate::Request::login_with_password)).
+///
+/// Hashing is bounded server-wide and per peer address, so a flood of logins costs a fixed amount
+/// of memory and cores. Attempts are counted in token buckets: per username *and* address (the
+/// tight one: a guesser from one address is stopped after a few tries), per address (a sprayer
+/// of many usernames is stopped), and per username from anywhere (a flood against one account
+/// from many addresses *slows* that account's logins, up to [`per_user_max_delay`], but never
+/// refuses them, so an attacker cannot lock a user out). A spent bucket refuses with
+/// [`LoginError::Throttled`](crate::LoginError::Throttled) and a time to retry, which doubles
+/// with every further refusal up to [`max_backoff`].
+///
+/// [`per_user_max_delay`]: LoginLimits::per_user_max_delay
+/// [`max_backoff`]: LoginLimits::max_backoff
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Password hashes (and checks) computed at once, server-wide; each argon2id hash holds
+    /// 19 MiB while it runs. Default: two per core.
+    pub max_concurrent_hashes: usize,
+    /// Of those, at most this many for one peer address at once (default 2).
+    pub max_concurrent_hashes_per_peer: Option<usize>,
+    /// How long a login waits for a hashing slot before failing with `Busy` (default 2 s).
+    pub hash_wait: Duration,
+    /// Attempts per username from one address (default 5 a minute).
+    pub per_user_and_peer: Option<Rate>,
+    /// Attempts per address, whatever the username (default 30 a minute).
+    pub per_peer: Option<Rate>,
+    /// Attempts per username from anywhere; past it logins are slowed, never refused (default
+    /// 20 a minute).
+    pub per_user: Option<Rate>,
+    /// The longest a login is slowed by the per-username bucket (default 1 s).
+    pub per_user_max_delay: Duration,
+    /// The longest a throttled address (or username and address) is made to wait (default 15 min).
+    pub max_backoff: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            max_concurrent_hashes: crate::auth::default_concurrent_hashes(),
+            max_concurrent_hashes_per_peer: Some(2),
+            hash_wait: Duration::from_secs(2),
+            per_user_and_peer: Some(Rate::per_minute(5)),
+            per_peer: Some(Rate::per_minute(30)),
+            per_user: Some(Rate::per_minute(20)),
+            per_user_max_delay: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -52,11 +145,30 @@ impl Default for Limits {
 impl Limits {
     pub(crate) fn validate(&self) -> Result<(), super::ServerError> {
         use super::ServerError::InvalidLimit;
+        let rates = [
+            self.calls_per_session,
+            self.logins.per_user_and_peer,
+            self.logins.per_peer,
+            self.logins.per_user,
+        ];
         let checks = [
             (
                 self.max_connections == 0,
                 "max_connections must be at least 1",
             ),
+            (
+                self.max_connections_per_peer == Some(0),
+                "max_connections_per_peer must be at least 1 (or None)",
+            ),
+            (
+                self.max_handshakes == 0,
+                "max_handshakes must be at least 1",
+            ),
+            (
+                self.max_handshakes_per_peer == Some(0),
+                "max_handshakes_per_peer must be at least 1 (or None)",
+            ),
+            (self.ipv6_prefix > 128, "ipv6_prefix must be at most 128"),
             (self.max_in_flight == 0, "max_in_flight must be at least 1"),
             (
                 self.max_frame < crate::wire::MIN_MAX_FRAME,
@@ -67,6 +179,14 @@ impl Limits {
                 "max_frame must fit in u32",
             ),
             (
+                self.memory_budget < self.max_frame,
+                "memory_budget must hold at least one frame of max_frame bytes",
+            ),
+            (
+                self.connection_allowance < crate::wire::MIN_MAX_FRAME,
+                "connection_allowance must be at least 64 bytes",
+            ),
+            (
                 self.outgoing_buffer == 0,
                 "outgoing_buffer must be at least 1",
             ),
@@ -74,6 +194,22 @@ impl Limits {
             (
                 self.idle_timeout < Duration::from_millis(10),
                 "idle_timeout must be at least 10 ms",
+            ),
+            (
+                self.session_lifetime.is_zero(),
+                "session_lifetime must be more than zero",
+            ),
+            (
+                self.logins.max_concurrent_hashes == 0,
+                "logins.max_concurrent_hashes must be at least 1",
+            ),
+            (
+                self.logins.max_concurrent_hashes_per_peer == Some(0),
+                "logins.max_concurrent_hashes_per_peer must be at least 1 (or None)",
+            ),
+            (
+                rates.iter().flatten().any(|rate| !rate.is_valid()),
+                "a rate must allow at least 1 over a time of more than zero",
             ),
         ];
         match checks.into_iter().find(|(bad, _)| *bad) {
@@ -173,6 +309,43 @@ impl AsyncServer {
     /// Connections served at once.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.limits.max_connections = n;
+        self
+    }
+
+    /// Connections at once from one peer address (`None`: no per-peer limit).
+    pub fn max_connections_per_peer(mut self, n: Option<usize>) -> Self {
+        self.limits.max_connections_per_peer = n;
+        self
+    }
+
+    /// Connections in their handshake at once, server-wide, and from one peer address.
+    pub fn max_handshakes(mut self, total: usize, per_peer: Option<usize>) -> Self {
+        self.limits.max_handshakes = total;
+        self.limits.max_handshakes_per_peer = per_peer;
+        self
+    }
+
+    /// Bytes all connections together may hold in frames and replies beyond their allowance.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.limits.memory_budget = bytes;
+        self
+    }
+
+    /// Calls one session may make (`None`: no limit); past it calls are answered `Throttled`.
+    pub fn calls_per_session(mut self, rate: Option<Rate>) -> Self {
+        self.limits.calls_per_session = rate;
+        self
+    }
+
+    /// Bounds on password logins.
+    pub fn login_limits(mut self, logins: LoginLimits) -> Self {
+        self.limits.logins = logins;
+        self
+    }
+
+    /// How long a session lives at most, however active.
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.limits.session_lifetime = lifetime;
         self
     }
 

@@ -7,29 +7,30 @@
 //! (they run on the blocking pool).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt};
 use tokio::time::{timeout, timeout_at, Instant};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedWrite;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::handle::{ServerHandle, Shared};
 use super::in_flight::InFlight;
+use super::peers::Admitted;
 use super::reverse::Link;
 use super::sessions::Session;
+use super::stats::Counters;
 use super::{check_hello, refusal_message, HelloOk};
 use crate::auth::SessionToken;
 use crate::routing::{Outcome, Request};
 use crate::wire::{
-    self, Envelope, ErrorCode, ErrorReply, FrameCodec, Outbox, RefuseReason, SendError, WireError,
+    self, Envelope, ErrorCode, ErrorReply, FrameCodec, FrameReader, Outbox, RefuseReason,
+    SendError, WireError,
 };
 
-type Reader = FramedRead<wire::BoxRead, FrameCodec>;
+type Reader = FrameReader<wire::BoxRead>;
 type Writer = FramedWrite<wire::BoxWrite, FrameCodec>;
 
 /// Why a connection's reader stopped.
@@ -46,34 +47,44 @@ enum End {
     Violation(String),
 }
 
-/// Decrements the open-connection count however the connection ends.
-struct Counted<'a>(&'a Shared);
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Serves one accepted connection to its end.
-pub(super) async fn serve(stream: wire::Stream, peer: SocketAddr, shared: Arc<Shared>) {
-    shared.connections.fetch_add(1, Ordering::AcqRel);
-    let _counted = Counted(&shared);
+/// Serves one accepted connection to its end. `admitted` holds its slots (given back when it
+/// ends); the handshake must be done by `deadline`.
+pub(super) async fn serve(
+    stream: wire::Stream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut admitted: Admitted,
+    deadline: Instant,
+) {
     let wire::Halves {
         read,
         write,
         direct,
     } = stream.split();
-    let codec = wire::codec(shared.limits.max_frame);
-    let mut reader = FramedRead::new(read, codec.clone());
-    let mut writer = FramedWrite::new(write, codec);
+    let limits = &shared.limits;
+    // Until the peer has said who it is, it gets a small frame and no share of the budget.
+    let mut reader = FrameReader::new(
+        read,
+        wire::HANDSHAKE_MAX_FRAME,
+        limits.connection_allowance,
+        Some(Arc::clone(&shared.budget)),
+    );
+    let mut writer = FramedWrite::new(write, wire::codec(limits.max_frame));
 
-    let Some((session, reply_max)) = handshake(&mut reader, &mut writer, &shared).await else {
+    let Some((session, reply_max)) = handshake(&mut reader, &mut writer, &shared, deadline).await
+    else {
         return;
     };
+    admitted.handshake_done();
+    reader.set_max_frame(limits.max_frame);
     tracing::debug!(session = %session.id(), "connected");
 
-    let outbox = Outbox::new(shared.limits.outgoing_buffer, reply_max);
+    let outbox = Outbox::paying(
+        limits.outgoing_buffer,
+        reply_max,
+        Arc::clone(&shared.budget),
+        limits.connection_allowance,
+    );
     // Reverse requests reach this connection through its session from now on.
     let link = Link::new(Arc::clone(&outbox));
     session.add_link(Arc::clone(&link));
@@ -112,6 +123,7 @@ pub(super) async fn serve(stream: wire::Stream, peer: SocketAddr, shared: Arc<Sh
     };
     let end = conn.read_loop(&mut reader).await;
     drop(reader);
+    drop(admitted);
 
     // One deadline for everything left: calls finishing (on shutdown) and the last writes.
     let deadline = Instant::now() + shared.limits.shutdown_grace;
@@ -153,8 +165,9 @@ async fn handshake(
     reader: &mut Reader,
     writer: &mut Writer,
     shared: &Shared,
+    deadline: Instant,
 ) -> Option<(Arc<Session>, usize)> {
-    let first = match timeout(shared.limits.handshake_timeout, reader.next()).await {
+    let first = match timeout_at(deadline, reader.next()).await {
         Err(_) => {
             tracing::debug!("handshake timed out");
             return None;
@@ -170,7 +183,7 @@ async fn handshake(
             .await;
             return None;
         }
-        Ok(Some(Ok(frame))) => frame,
+        Ok(Some(Ok(frame))) => frame.body,
     };
     let (reason, message) = match check_hello(&first) {
         Err(refusal) => refusal,
@@ -192,7 +205,7 @@ async fn handshake(
                 max_frame: u32::try_from(shared.limits.max_frame).unwrap_or(u32::MAX),
             };
             let sent = match welcome.encode() {
-                Ok(body) => timeout(shared.limits.handshake_timeout, writer.send(body)).await,
+                Ok(body) => timeout_at(deadline, writer.send(body)).await,
                 Err(err) => {
                     tracing::error!(%err, "cannot encode Welcome");
                     return None;
@@ -229,6 +242,20 @@ struct Conn<'a> {
     link: &'a Arc<Link>,
 }
 
+impl Conn<'_> {
+    /// How long this session must wait before its next call, when it is over its call rate.
+    fn throttled(&self) -> Option<Duration> {
+        let bucket = self.shared.call_rate.as_ref()?;
+        match bucket.check(&self.session.id()) {
+            Ok(()) => None,
+            Err(wait) => {
+                Counters::bump(&self.shared.counters.calls_throttled);
+                Some(wait)
+            }
+        }
+    }
+}
+
 /// What to do after one frame.
 enum Next {
     Continue,
@@ -247,7 +274,7 @@ impl Conn<'_> {
         // Registered once, not per frame: every connection shares the shutdown token.
         let shutdown = self.shared.shutdown.cancelled();
         tokio::pin!(shutdown);
-        let kicked = self.session.kicked();
+        let kicked = self.link.kicked();
         tokio::pin!(kicked);
         kicked.as_mut().enable();
 
@@ -283,26 +310,38 @@ impl Conn<'_> {
             let mut frame = Some(first);
             while let Some(this) = frame {
                 let this = match this {
-                    Ok(this) => this.freeze(),
+                    Ok(this) => this,
                     Err(err) => return End::Violation(format!("bad frame: {err}")),
                 };
                 match self.on_frame(this, last_heard, &mut shutdown).await {
                     Next::Continue => {}
                     Next::Stop(end) => return end,
                 }
-                frame = wire::buffered_frame(reader);
+                frame = reader.buffered();
             }
         }
     }
 
     async fn on_frame(
         &self,
-        frame: Bytes,
+        frame: wire::Frame,
         arrived: Instant,
         shutdown: &mut std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
     ) -> Next {
+        // The frame's share of the budget goes with the call that uses it (or right away).
+        let wire::Frame { body: frame, held } = frame;
         match Envelope::decode(&frame) {
             Ok(Envelope::Call { id, view, payload }) => {
+                if let Some(wait) = self.throttled() {
+                    let message = format!(
+                        "this session is over its call rate; retry in {} ms",
+                        wait.as_millis().max(1)
+                    );
+                    return match send_error(self.outbox, id, ErrorCode::Throttled, &message).await {
+                        Ok(()) => Next::Continue,
+                        Err(_) => Next::Stop(End::PeerClosed),
+                    };
+                }
                 let slot = match self.in_flight.try_start() {
                     Some(slot) => slot,
                     None => {
@@ -328,6 +367,7 @@ impl Conn<'_> {
                 let req = Request::new(
                     self.peer,
                     Arc::clone(self.session),
+                    self.link.id(),
                     self.server.clone(),
                     arrived,
                 );
@@ -342,6 +382,7 @@ impl Conn<'_> {
                 let first = span.in_scope(|| call.as_mut().now_or_never());
                 match first {
                     Some(outcome) => {
+                        drop(held);
                         if send_reply(self.outbox, id, outcome).await.is_err() {
                             return Next::Stop(End::PeerClosed);
                         }
@@ -351,9 +392,13 @@ impl Conn<'_> {
                         let outbox = Arc::clone(self.outbox);
                         self.calls.spawn(
                             async move {
+                                let outcome = call.await;
+                                // The request's share of the budget is done with once the view
+                                // is: the reply pays for itself.
+                                drop(held);
                                 // The slot is held until the reply is queued, so a peer that
                                 // does not read cannot make calls pile up.
-                                let _ = send_reply(&outbox, id, call.await).await;
+                                let _ = send_reply(&outbox, id, outcome).await;
                                 drop(slot);
                             }
                             .instrument(span),

@@ -1,7 +1,6 @@
 //! `ServerHandle`: the running server as views and background tasks see it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -11,12 +10,17 @@ use serde::Serialize;
 use std::time::Duration;
 
 use super::config::Limits;
+use super::logins::Logins;
 use super::mailbox::Mailbox;
+use super::peers::Peers;
 use super::reverse::{self, Link, ReverseError};
 use super::sessions::Sessions;
+use super::stats::{Counters, ServerStats};
+use super::throttle::Bucket;
 use super::UserId;
 use crate::auth::SessionId;
 use crate::routing::Router;
+use crate::wire::Budget;
 
 /// State shared by the accept loop, every connection and every handle.
 pub(crate) struct Shared {
@@ -24,7 +28,14 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub sessions: Sessions,
     pub shutdown: CancellationToken,
-    pub connections: AtomicUsize,
+    /// Connections and handshakes per peer address (the main port's).
+    pub peers: Arc<Peers>,
+    /// Bytes all connections hold beyond their allowance.
+    pub budget: Arc<Budget>,
+    pub logins: Logins,
+    /// The calls-per-session bucket, when there is a limit.
+    pub call_rate: Option<Bucket<SessionId>>,
+    pub counters: Counters,
     pub local_addr: SocketAddr,
     pub mailbox: Option<Arc<Mailbox>>,
     pub grant_key: crate::cloud::GrantKey,
@@ -71,7 +82,29 @@ impl ServerHandle {
 
     /// Connections open now (handshake done or not).
     pub fn connection_count(&self) -> usize {
-        self.shared.connections.load(Ordering::Acquire)
+        self.shared.peers.totals().0
+    }
+
+    /// What the server holds now and what it has turned away since it started: connections,
+    /// refusals by limit, the memory budget, logins and throttling, cloud refusals.
+    pub fn stats(&self) -> ServerStats {
+        let shared = &self.shared;
+        let (connections, handshaking) = shared.peers.totals();
+        let mut stats = shared.counters.snapshot();
+        stats.connections = connections;
+        stats.handshaking = handshaking;
+        stats.peers = shared.peers.peer_count();
+        stats.sessions = shared.sessions.len();
+        stats.budget_in_use = shared.budget.in_use();
+        stats.budget_waits = shared.budget.waited();
+        stats.hashes_running = shared.logins.hasher.running();
+        stats
+    }
+
+    /// The server's password hasher: argon2id off the runtime, bounded server-wide (see
+    /// [`LoginLimits`](super::LoginLimits)).
+    pub fn password_hasher(&self) -> &crate::auth::PasswordHasher {
+        &self.shared.logins.hasher
     }
 
     /// Sessions remembered now, connected or waiting to be resumed.
@@ -94,6 +127,19 @@ impl ServerHandle {
     /// kept, so its client may reconnect and resume it. `false` if no such session exists.
     pub fn disconnect_session(&self, session: crate::auth::SessionId) -> bool {
         self.shared.sessions.disconnect(&session)
+    }
+
+    /// Ends a session: its connections are closed and it is forgotten, so its token resumes
+    /// nothing (its client starts over, logged out). `false` if no such session exists.
+    pub fn end_session(&self, session: crate::auth::SessionId) -> bool {
+        self.shared.sessions.end(&session)
+    }
+
+    /// "Log out everywhere": ends every session `user` is logged in on (see
+    /// [`end_session`](Self::end_session)); how many there were. Call it when a user is deleted or
+    /// their password changes.
+    pub fn end_user_sessions(&self, user: UserId) -> usize {
+        self.shared.sessions.end_user(user)
     }
 
     /// Sends a reverse request to every connected client of `user` (the original's

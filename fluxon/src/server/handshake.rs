@@ -38,18 +38,25 @@ pub(crate) fn refusal_message(mut message: String) -> String {
 /// `max_frame`, or the reason and message to refuse it with (at most [`MAX_REFUSAL_MESSAGE`]
 /// bytes).
 pub(crate) fn check_hello(frame: &[u8]) -> Result<HelloOk, (RefuseReason, String)> {
-    let (reason, message) = match Envelope::decode(frame) {
-        Ok(Envelope::Hello { magic, .. }) if magic != wire::MAGIC => (
-            RefuseReason::BadMagic,
-            "the first message did not start with the fluxon magic bytes".to_owned(),
-        ),
-        Ok(Envelope::Hello { version, .. }) if version != wire::PROTOCOL_VERSION => (
-            RefuseReason::UnsupportedVersion,
-            format!(
+    // The variant, the magic and the version lead every Hello of every version: read them first,
+    // so a client of another version hears that, whatever the rest of its Hello looks like.
+    if let Ok(((0u32, magic, version), _)) = postcard::take_from_bytes::<(u32, [u8; 4], u16)>(frame)
+    {
+        if magic != wire::MAGIC {
+            return Err((
+                RefuseReason::BadMagic,
+                "the first message did not start with the fluxon magic bytes".to_owned(),
+            ));
+        }
+        if version != wire::PROTOCOL_VERSION {
+            let message = format!(
                 "this server speaks protocol version {}, the client {version}",
                 wire::PROTOCOL_VERSION
-            ),
-        ),
+            );
+            return Err((RefuseReason::UnsupportedVersion, refusal_message(message)));
+        }
+    }
+    let (reason, message) = match Envelope::decode(frame) {
         Ok(Envelope::Hello { max_frame, .. }) if (max_frame as usize) < wire::MIN_MAX_FRAME => (
             RefuseReason::Malformed,
             format!(
@@ -112,7 +119,7 @@ mod tests {
             RefuseReason::BadMagic
         );
         assert_eq!(
-            reason(&hello(wire::MAGIC, 2, 300)),
+            reason(&hello(wire::MAGIC, 1, 300)),
             RefuseReason::UnsupportedVersion
         );
         assert_eq!(
@@ -124,6 +131,15 @@ mod tests {
         assert_eq!(reason(&[]), RefuseReason::Malformed);
         // Magic is checked before the version: a stranger is told it is a stranger.
         assert_eq!(reason(&hello(*b"HTTP", 9, 0)), RefuseReason::BadMagic);
+        // A client of version 1 (or a later one with a longer Hello) is told about the version,
+        // not that its Hello is malformed.
+        let mut longer = hello(wire::MAGIC, 3, 300);
+        longer.extend_from_slice(&[9, 9, 9]);
+        assert_eq!(reason(&longer), RefuseReason::UnsupportedVersion);
+        let version_one = [0x00, b'F', b'L', b'X', b'N', 0x01, 0x00, 0xAC, 0x02];
+        let (why, message) = check_hello(&version_one).unwrap_err();
+        assert_eq!(why, RefuseReason::UnsupportedVersion);
+        assert!(message.contains("version 2, the client 1"), "{message}");
     }
 
     /// Found by the `handshake` fuzz target: an empty first frame was refused with a 98-byte
@@ -142,7 +158,7 @@ mod tests {
             &bad_option,
             &hello(*b"NOPE", 1, 300),
             &hello(wire::MAGIC, u16::MAX, 300),
-            &hello(wire::MAGIC, 1, 63),
+            &hello(wire::MAGIC, wire::PROTOCOL_VERSION, 63),
         ];
         for frame in frames {
             let (reason, message) = check_hello(frame).unwrap_err();

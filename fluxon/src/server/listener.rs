@@ -1,12 +1,11 @@
 //! The accept loop, the connection limit, and the running server's lifetime.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::SinkExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
@@ -18,14 +17,22 @@ use super::config::AsyncServer;
 use super::connection;
 use super::handle::{ServerHandle, Shared};
 use super::logging::LogGuard;
+use super::logins::Logins;
 use super::mailbox::Mailbox;
+use super::peers::{PeerLimits, Peers};
 use super::sessions::Sessions;
+use super::stats::{slot, Counters};
+use super::throttle::Bucket;
 use super::ServerError;
 use crate::auth::SessionKey;
-use crate::wire::{self, Envelope, RefuseReason};
+use crate::wire::{self, Budget, Capacity, Envelope, RefuseReason};
 
-/// Connections being told "server full" at once; more are closed without a word.
+/// TLS connections being told "server full" at once (each needs a short TLS handshake); more are
+/// closed without a word. A clear-text refusal is one non-blocking write, made at once.
 const MAX_REFUSALS_AT_ONCE: usize = 64;
+
+/// How often the throttling buckets forget quiet keys.
+const THROTTLE_SWEEP: Duration = Duration::from_secs(10);
 
 /// A server that is accepting connections. Dropping it does not stop it; call
 /// [`shutdown`](RunningServer::shutdown).
@@ -91,12 +98,37 @@ impl AsyncServer {
             }
             None => None,
         };
+        if tls.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(
+                addr = %local_addr,
+                "serving in clear text on an address other hosts can reach: session tokens and \
+                 passwords travel unencrypted; give the server a TLS identity (AsyncServer::tls)"
+            );
+        }
         let limits = self.limits;
+        let peers = Peers::new(PeerLimits {
+            connections: limits.max_connections,
+            connections_per_peer: limits.max_connections_per_peer,
+            handshakes: limits.max_handshakes,
+            handshakes_per_peer: limits.max_handshakes_per_peer,
+            ipv6_prefix: limits.ipv6_prefix,
+        });
         let shared = Arc::new(Shared {
-            sessions: Sessions::new(key, limits.max_sessions, limits.session_ttl),
+            sessions: Sessions::new(
+                key,
+                limits.max_sessions,
+                limits.session_ttl,
+                limits.session_lifetime,
+            ),
             router,
             shutdown: CancellationToken::new(),
-            connections: AtomicUsize::new(0),
+            peers,
+            budget: Budget::new(limits.memory_budget),
+            logins: Logins::new(&limits.logins),
+            call_rate: limits
+                .calls_per_session
+                .and_then(|rate| Bucket::new(rate, Duration::from_secs(60))),
+            counters: Counters::default(),
             local_addr,
             limits,
             mailbox,
@@ -136,6 +168,7 @@ impl AsyncServer {
             accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span),
         );
         tokio::spawn(sweep_sessions(Arc::clone(&shared)));
+        tokio::spawn(sweep_throttles(Arc::clone(&shared)));
         tracing::info!(addr = %local_addr, views = ?shared.router.view_names(), "fluxon server listening");
         Ok(RunningServer {
             handle: ServerHandle { shared },
@@ -181,9 +214,10 @@ impl RunningServer {
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTracker) {
-    let permits = Arc::new(Semaphore::new(shared.limits.max_connections));
-    // Refusing costs a task and a write; past this many at once, a connection is just closed.
+    // Refusing over TLS costs a task and a handshake; past this many at once, a connection is just
+    // closed.
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
+    let refusal_log = RefusalLog::new();
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.cancelled() => break,
@@ -199,42 +233,109 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             }
         };
         let _ = stream.set_nodelay(true);
-        match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => {
+        match shared.peers.admit(peer.ip()) {
+            Ok(admitted) => {
                 let shared = Arc::clone(&shared);
                 let span = tracing::info_span!("conn", %peer);
                 tracker.spawn(
                     async move {
+                        // One deadline for the TLS handshake and the Hello together.
+                        let deadline =
+                            tokio::time::Instant::now() + shared.limits.handshake_timeout;
                         let limit = shared.limits.handshake_timeout;
                         if let Some(stream) =
                             crate::tls::accept(stream, shared.tls.as_ref(), limit).await
                         {
-                            connection::serve(stream, peer, shared).await;
+                            connection::serve(stream, peer, shared, admitted, deadline).await;
                         }
-                        drop(permit);
                     }
                     .instrument(span),
                 );
             }
-            Err(_) => {
-                tracing::warn!(%peer, "connection refused: at max_connections");
-                if let Ok(permit) = Arc::clone(&refusals).try_acquire_owned() {
-                    let tls = shared.tls.clone();
-                    tracker.spawn(async move {
-                        // A TLS peer can only read a refusal inside TLS: a short handshake first.
-                        let limit = Duration::from_secs(1);
-                        if let Some(stream) = crate::tls::accept(stream, tls.as_ref(), limit).await
-                        {
-                            let message = "the server is at its connection limit";
-                            refuse(stream, RefuseReason::ServerFull, message).await;
-                        }
-                        drop(permit);
-                    });
-                }
+            Err(capacity) => {
+                Counters::bump(&shared.counters.refused[slot(capacity)]);
+                refusal_log.note(capacity, peer);
+                refuse_full(stream, capacity, shared.tls.clone(), &refusals, &tracker);
             }
         }
     }
     tracing::debug!("accept loop stopped");
+}
+
+/// The words a refused peer reads for each limit (each fits the smallest frame a client may
+/// announce).
+pub(crate) fn full_message(capacity: Capacity) -> &'static str {
+    match capacity {
+        Capacity::Connections => "the server is at its connection limit",
+        Capacity::PeerConnections => "too many connections from your address",
+        Capacity::Handshakes => "too many connections are in their handshake",
+        Capacity::PeerHandshakes => "too many handshakes from your address",
+    }
+}
+
+/// Turns away a connection at a limit, at a bounded cost: a clear-text peer gets its `Refused` in
+/// one non-blocking write (no task), a TLS peer after a short handshake in a task of its own (at
+/// most [`MAX_REFUSALS_AT_ONCE`] at once; past that it is closed without a word).
+fn refuse_full(
+    stream: TcpStream,
+    capacity: Capacity,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    refusals: &Arc<Semaphore>,
+    tracker: &TaskTracker,
+) {
+    let reason = RefuseReason::ServerFull(capacity);
+    let message = full_message(capacity);
+    match tls {
+        None => {
+            let mut frame = bytes::BytesMut::new();
+            if (Envelope::Refused { reason, message })
+                .encode_frame_into(&mut frame)
+                .is_ok()
+            {
+                let _ = stream.try_write(&frame);
+            }
+        }
+        Some(tls) => {
+            if let Ok(permit) = Arc::clone(refusals).try_acquire_owned() {
+                tracker.spawn(async move {
+                    // A TLS peer can only read a refusal inside TLS: a short handshake first.
+                    let limit = Duration::from_secs(1);
+                    if let Some(stream) = crate::tls::accept(stream, Some(&tls), limit).await {
+                        refuse(stream, reason, message).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// Logs refusals at most once a second (with how many there were), so a flood of connections
+/// cannot become a flood of log lines.
+pub(crate) struct RefusalLog {
+    limiter: governor::DefaultDirectRateLimiter,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl RefusalLog {
+    pub(crate) fn new() -> Self {
+        RefusalLog {
+            limiter: governor::DefaultDirectRateLimiter::direct(governor::Quota::per_second(
+                std::num::NonZeroU32::MIN,
+            )),
+            skipped: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn note(&self, capacity: Capacity, peer: SocketAddr) {
+        use std::sync::atomic::Ordering;
+        if self.limiter.check().is_ok() {
+            let also = self.skipped.swap(0, Ordering::Relaxed);
+            tracing::warn!(%peer, reason = full_message(capacity), also_refused = also, "connection refused");
+        } else {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Tells a peer why it is turned away, without waiting long for it to listen.
@@ -245,9 +346,23 @@ pub(super) async fn refuse(stream: wire::Stream, reason: RefuseReason, message: 
     }
 }
 
+async fn sweep_throttles(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => break,
+            () = tokio::time::sleep(THROTTLE_SWEEP) => {
+                shared.logins.sweep();
+                if let Some(bucket) = &shared.call_rate {
+                    bucket.sweep();
+                }
+            }
+        }
+    }
+}
+
 async fn sweep_sessions(shared: Arc<Shared>) {
-    let every =
-        (shared.sessions.ttl() / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let every = (shared.sessions.shortest_wait() / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
         tokio::select! {
             () = shared.shutdown.cancelled() => break,

@@ -65,10 +65,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One open connection, as reverse requests reach it.
 pub(crate) struct Link {
+    /// The connection's number, unique in the process.
+    id: u64,
     outbox: Arc<Outbox>,
     next_id: AtomicU64,
     waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
+    /// Wakes the connection's reader when the server closes this connection.
+    kick: tokio::sync::Notify,
 }
+
+/// Numbers connections, so a session can tell its own connections apart.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,10 +86,32 @@ impl std::fmt::Debug for Link {
 impl Link {
     pub fn new(outbox: Arc<Outbox>) -> Arc<Link> {
         Arc::new(Link {
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             outbox,
             next_id: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
+            kick: tokio::sync::Notify::new(),
         })
+    }
+
+    /// The connection's number.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Closes the connection (its reader says goodbye and stops).
+    pub fn kick(&self) {
+        self.kick.notify_waiters();
+    }
+
+    /// Completes when the server closes this connection (register with `enable` first).
+    pub fn kicked(&self) -> tokio::sync::futures::Notified<'_> {
+        self.kick.notified()
+    }
+
+    /// Tells the client its session's new token, ahead of anything queued after it.
+    pub fn send_token(&self, token: crate::wire::SessionTokenBytes) {
+        let _ = self.outbox.send_control(&Envelope::Token { token });
     }
 
     /// Queues a reverse request that expects no reply (any reply is ignored).
@@ -92,8 +121,12 @@ impl Link {
             .try_send_direct(&Envelope::ReverseRequest { id, name, payload })
     }
 
-    /// Queues a reverse request and returns where its reply will arrive.
-    pub fn call(&self, name: &str, payload: &[u8]) -> Result<oneshot::Receiver<Answer>, SendError> {
+    /// Queues a reverse request and returns its id and where its reply will arrive.
+    pub fn call(
+        &self,
+        name: &str,
+        payload: &[u8],
+    ) -> Result<(u64, oneshot::Receiver<Answer>), SendError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(id, tx);
@@ -101,12 +134,23 @@ impl Link {
             .outbox
             .try_send_direct(&Envelope::ReverseRequest { id, name, payload })
         {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok((id, rx)),
             Err(err) => {
                 lock(&self.waiting).remove(&id);
                 Err(err)
             }
         }
+    }
+
+    /// Nobody waits for the reply to `id` any more (it timed out): forget its waiter.
+    pub fn forget(&self, id: u64) {
+        lock(&self.waiting).remove(&id);
+    }
+
+    /// Replies still awaited on this connection.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiting).len()
     }
 
     /// A reply arrived; `false` if nobody was waiting for that id.
@@ -193,22 +237,30 @@ pub(crate) async fn call_first_raw(
     timeout: Duration,
 ) -> Result<Bytes, ReverseError> {
     let mut full = false;
-    let mut reply = None;
+    let mut asked = None;
     for link in links {
         match link.call(name, payload) {
-            Ok(rx) => {
-                reply = Some(rx);
+            Ok((id, rx)) => {
+                asked = Some((link, id, rx));
                 break;
             }
             Err(SendError::Full) => full = true,
             Err(_) => {}
         }
     }
-    let reply = match reply {
-        Some(reply) => reply,
+    let (link, id, reply) = match asked {
+        Some(asked) => asked,
         None if full => return Err(ReverseError::Full),
         None => return Err(ReverseError::Offline),
     };
+    /// Forgets the waiter however the wait ends (a timeout, or the caller giving up).
+    struct Waiting<'a>(&'a Link, u64);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.forget(self.1);
+        }
+    }
+    let _waiting = Waiting(link, id);
     let answer = match tokio::time::timeout(timeout, reply).await {
         Err(_) => return Err(ReverseError::Timeout(timeout)),
         Ok(Err(_)) => return Err(ReverseError::Disconnected),

@@ -1,10 +1,20 @@
 //! The session registry: sessions outlive connections, so a client that reconnects with its token
 //! keeps its session and its login.
+//!
+//! A token is bound to the session's login generation (it changes at every login and logout), so
+//! a login rotates the token: the old one stops resuming the session. Sessions end when they have
+//! had no connection for the idle TTL, when they reach their absolute lifetime, when the server
+//! ends them ([`Sessions::end`]), or when the registry is full and they are the least recently used
+//! disconnected ones: anonymous sessions go before logged-in ones, in O(1) (two LRU lists of
+//! disconnected sessions, one by age), so churn of anonymous connections cannot push out the
+//! sessions of users who are merely away for a moment.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use lru::LruCache;
 
 use super::reverse::Link;
 use crate::auth::{AuthError, SessionId, SessionKey, SessionToken};
@@ -16,23 +26,24 @@ pub type UserId = i64;
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    /// The user, and how many logins and logouts there have been (a grant names both, so a
-    /// logout revokes it for good).
+    /// The user, and the login generation: how many logins and logouts there have been (a token
+    /// and a grant name it, so a login rotates the token and a logout revokes grants for good).
     user: Mutex<(Option<UserId>, u64)>,
     connections: AtomicUsize,
+    created: Instant,
     last_seen: Mutex<Instant>,
-    kick: tokio::sync::Notify,
     links: Mutex<Vec<Arc<Link>>>,
 }
 
 impl Session {
     fn new(id: SessionId) -> Self {
+        let now = Instant::now();
         Session {
             id,
             user: Mutex::new((None, 0)),
             connections: AtomicUsize::new(0),
-            last_seen: Mutex::new(Instant::now()),
-            kick: tokio::sync::Notify::new(),
+            created: now,
+            last_seen: Mutex::new(now),
             links: Mutex::new(Vec::new()),
         }
     }
@@ -53,9 +64,13 @@ impl Session {
         lock(&self.links).clone()
     }
 
-    /// Completes when the server disconnects this session's connections.
-    pub(crate) fn kicked(&self) -> tokio::sync::futures::Notified<'_> {
-        self.kick.notified()
+    /// Closes every connection of this session but `keep` (a connection id).
+    pub(crate) fn kick(&self, keep: Option<u64>) {
+        for link in self.links() {
+            if Some(link.id()) != keep {
+                link.kick();
+            }
+        }
     }
 
     /// The session's id.
@@ -68,13 +83,9 @@ impl Session {
         lock(&self.user).0
     }
 
-    /// The user, and the login's number: it changes at every login and logout.
+    /// The user, and the login's generation: it changes at every login and logout.
     pub fn login_state(&self) -> (Option<UserId>, u64) {
         *lock(&self.user)
-    }
-
-    fn is_connected(&self) -> bool {
-        self.connections.load(Ordering::Acquire) > 0
     }
 
     fn idle_since(&self) -> Instant {
@@ -90,34 +101,80 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-#[derive(Default)]
 struct Tables {
     sessions: HashMap<SessionId, Arc<Session>>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
     groups: HashMap<String, HashSet<SessionId>>,
+    /// The groups each session is in, so a session leaves them without a scan of every group.
+    groups_of: HashMap<SessionId, HashSet<String>>,
+    /// Disconnected sessions that are not logged in, least recently seen first.
+    idle_anonymous: LruCache<SessionId, ()>,
+    /// Disconnected logged-in sessions, least recently seen first.
+    idle_users: LruCache<SessionId, ()>,
+    /// Every session, oldest first (for the absolute lifetime).
+    by_age: LruCache<SessionId, ()>,
 }
 
 impl Tables {
-    fn unbind(&mut self, session: &Session, user: UserId) {
+    fn new() -> Self {
+        Tables {
+            sessions: HashMap::new(),
+            by_user: HashMap::new(),
+            groups: HashMap::new(),
+            groups_of: HashMap::new(),
+            idle_anonymous: LruCache::unbounded(),
+            idle_users: LruCache::unbounded(),
+            by_age: LruCache::unbounded(),
+        }
+    }
+
+    fn unbind(&mut self, id: &SessionId, user: UserId) {
         if let Some(ids) = self.by_user.get_mut(&user) {
-            ids.remove(&session.id);
+            ids.remove(id);
             if ids.is_empty() {
                 self.by_user.remove(&user);
             }
         }
     }
 
-    fn forget(&mut self, id: &SessionId) {
-        if let Some(session) = self.sessions.remove(id) {
-            if let Some(user) = session.user_id() {
-                self.unbind(&session, user);
+    fn leave_all(&mut self, id: &SessionId) {
+        for group in self.groups_of.remove(id).unwrap_or_default() {
+            if let Some(members) = self.groups.get_mut(&group) {
+                members.remove(id);
+                if members.is_empty() {
+                    self.groups.remove(&group);
+                }
             }
         }
-        // A session that ends leaves its groups.
-        self.groups.retain(|_, members| {
-            members.remove(id);
-            !members.is_empty()
-        });
+    }
+
+    /// Forgets a session; its token resumes nothing from now on.
+    fn forget(&mut self, id: &SessionId) -> Option<Arc<Session>> {
+        let session = self.sessions.remove(id)?;
+        if let Some(user) = session.user_id() {
+            self.unbind(id, user);
+        }
+        self.leave_all(id);
+        self.idle_anonymous.pop(id);
+        self.idle_users.pop(id);
+        self.by_age.pop(id);
+        Some(session)
+    }
+
+    /// A disconnected session changed from anonymous to logged in or back: it moves list.
+    fn relist(&mut self, session: &Session) {
+        let id = session.id;
+        let was_idle = self.idle_anonymous.pop(&id).is_some() || self.idle_users.pop(&id).is_some();
+        if was_idle {
+            self.push_idle(session);
+        }
+    }
+
+    fn push_idle(&mut self, session: &Session) {
+        match session.user_id() {
+            Some(_) => self.idle_users.push(session.id, ()),
+            None => self.idle_anonymous.push(session.id, ()),
+        };
     }
 }
 
@@ -127,6 +184,7 @@ pub(crate) struct Sessions {
     tables: Mutex<Tables>,
     max_sessions: usize,
     ttl: Duration,
+    lifetime: Duration,
 }
 
 /// What the handshake gets: the session, its token, and whether it was resumed.
@@ -137,80 +195,140 @@ pub(crate) struct Opened {
 }
 
 impl Sessions {
-    pub fn new(key: SessionKey, max_sessions: usize, ttl: Duration) -> Self {
+    pub fn new(key: SessionKey, max_sessions: usize, ttl: Duration, lifetime: Duration) -> Self {
         Sessions {
             key,
-            tables: Mutex::new(Tables::default()),
+            tables: Mutex::new(Tables::new()),
             max_sessions,
             ttl,
+            lifetime,
         }
     }
 
+    /// The token a session's client presents now.
+    fn token_of(&self, session: &Session) -> SessionToken {
+        self.key.sign(session.id, session.login_state().1)
+    }
+
     /// Resumes the session a valid token names, or opens a fresh one. A forged or tampered token,
-    /// or one whose session has expired, never yields that session.
+    /// one rotated away by a login or logout, or one whose session has ended, never yields that
+    /// session.
     pub fn open(&self, resume: Option<SessionToken>) -> Result<Opened, AuthError> {
-        let verified = resume.and_then(|token| self.key.verify(&token));
+        let now = Instant::now();
         let mut tables = lock(&self.tables);
-        if let Some(session) = verified.and_then(|id| tables.sessions.get(&id).cloned()) {
-            session.connections.fetch_add(1, Ordering::AcqRel);
-            let token = self.key.sign(session.id);
-            return Ok(Opened {
-                session,
-                token,
-                resumed: true,
-            });
-        }
-        if resume.is_some() {
-            tracing::info!("session token refused (forged, foreign or expired); new session");
+        if let Some(token) = resume {
+            let found = tables.sessions.get(&token.id()).cloned();
+            if let Some(session) = found {
+                let genuine = self.key.verify(&token, session.login_state().1);
+                if genuine && now.duration_since(session.created) < self.lifetime {
+                    if session.connections.fetch_add(1, Ordering::AcqRel) == 0 {
+                        tables.idle_anonymous.pop(&session.id);
+                        tables.idle_users.pop(&session.id);
+                    }
+                    let token = self.token_of(&session);
+                    return Ok(Opened {
+                        session,
+                        token,
+                        resumed: true,
+                    });
+                }
+            }
+            tracing::info!(
+                "session token refused (forged, foreign, rotated or expired); new session"
+            );
         }
         if tables.sessions.len() >= self.max_sessions {
-            self.evict_one(&mut tables);
+            // Anonymous sessions go first; a logged-in one only when no anonymous one is left.
+            let victim = match tables.idle_anonymous.pop_lru() {
+                Some((id, ())) => Some(id),
+                None => tables.idle_users.pop_lru().map(|(id, ())| id),
+            };
+            match victim {
+                Some(id) => {
+                    tables.forget(&id);
+                }
+                None => tracing::warn!(
+                    max_sessions = self.max_sessions,
+                    "every session is connected: over max_sessions"
+                ),
+            }
         }
         let session = Arc::new(Session::new(SessionId::random()?));
         session.connections.fetch_add(1, Ordering::AcqRel);
         tables.sessions.insert(session.id, Arc::clone(&session));
+        tables.by_age.push(session.id, ());
         Ok(Opened {
-            token: self.key.sign(session.id),
+            token: self.token_of(&session),
             session,
             resumed: false,
         })
     }
 
-    /// Forgets the disconnected session idle the longest, to stay within `max_sessions`.
-    fn evict_one(&self, tables: &mut Tables) {
-        let oldest = tables
-            .sessions
-            .values()
-            .filter(|s| !s.is_connected())
-            .min_by_key(|s| s.idle_since())
-            .map(|s| s.id);
-        if let Some(id) = oldest {
-            tables.forget(&id);
-        }
-    }
-
     /// A connection of `session` closed.
     pub fn disconnected(&self, session: &Session) {
-        *lock(&session.last_seen) = Instant::now();
-        session.connections.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Forgets sessions that have had no connection for longer than the TTL.
-    pub fn sweep(&self) {
-        let now = Instant::now();
         let mut tables = lock(&self.tables);
-        let expired: Vec<SessionId> = tables
-            .sessions
-            .values()
-            .filter(|s| !s.is_connected() && now.duration_since(s.idle_since()) > self.ttl)
-            .map(|s| s.id)
-            .collect();
-        for id in &expired {
-            tables.forget(id);
+        *lock(&session.last_seen) = Instant::now();
+        let left = session
+            .connections
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
+        // A session forgotten meanwhile (ended, evicted) stays forgotten.
+        if left == 0 && tables.sessions.contains_key(&session.id) {
+            tables.push_idle(session);
         }
     }
 
-    pub fn login(&self, session: &Session, user: UserId) {
+    /// Forgets sessions that have had no connection for longer than the TTL, and ends those past
+    /// their lifetime (their connections are closed). Looks only at sessions that are due.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut ended = Vec::new();
+        {
+            let mut tables = lock(&self.tables);
+            for list in [0, 1] {
+                loop {
+                    let idle = if list == 0 {
+                        &tables.idle_anonymous
+                    } else {
+                        &tables.idle_users
+                    };
+                    let Some((&id, ())) = idle.peek_lru() else {
+                        break;
+                    };
+                    let due = tables
+                        .sessions
+                        .get(&id)
+                        .is_none_or(|s| now.duration_since(s.idle_since()) > self.ttl);
+                    if !due {
+                        break;
+                    }
+                    if tables.forget(&id).is_none() {
+                        // Not a session any more: drop the stale entry.
+                        tables.idle_anonymous.pop(&id);
+                        tables.idle_users.pop(&id);
+                    }
+                }
+            }
+            while let Some((&id, ())) = tables.by_age.peek_lru() {
+                let due = tables
+                    .sessions
+                    .get(&id)
+                    .is_none_or(|s| now.duration_since(s.created) >= self.lifetime);
+                if !due {
+                    break;
+                }
+                tables.by_age.pop(&id);
+                ended.extend(tables.forget(&id));
+            }
+        }
+        for session in ended {
+            tracing::info!(session = %session.id, "session reached its lifetime; ended");
+            session.kick(None);
+        }
+    }
+
+    /// Logs `session` in as `user`; its token rotates. Returns the new token.
+    pub fn login(&self, session: &Session, user: UserId) -> SessionToken {
         let mut tables = lock(&self.tables);
         let previous = {
             let mut login = lock(&session.user);
@@ -218,12 +336,17 @@ impl Sessions {
             login.0.replace(user)
         };
         if let Some(previous) = previous {
-            tables.unbind(session, previous);
+            tables.unbind(&session.id, previous);
         }
-        tables.by_user.entry(user).or_default().insert(session.id);
+        if tables.sessions.contains_key(&session.id) {
+            tables.by_user.entry(user).or_default().insert(session.id);
+            tables.relist(session);
+        }
+        self.token_of(session)
     }
 
-    pub fn logout(&self, session: &Session) {
+    /// Logs `session` out: it leaves its groups, and its token rotates. Returns the new token.
+    pub fn logout(&self, session: &Session) -> SessionToken {
         let mut tables = lock(&self.tables);
         let previous = {
             let mut login = lock(&session.user);
@@ -231,8 +354,11 @@ impl Sessions {
             login.0.take()
         };
         if let Some(previous) = previous {
-            tables.unbind(session, previous);
+            tables.unbind(&session.id, previous);
         }
+        tables.leave_all(&session.id);
+        tables.relist(session);
+        self.token_of(session)
     }
 
     /// Closes every connection of a session (its client may reconnect and resume it).
@@ -240,19 +366,51 @@ impl Sessions {
         let session = lock(&self.tables).sessions.get(id).cloned();
         match session {
             Some(session) => {
-                session.kick.notify_waiters();
+                session.kick(None);
                 true
             }
             None => false,
         }
     }
 
-    /// The session a token names, if the token is genuine (it may have ended since).
-    pub fn verify_token(&self, token: &SessionToken) -> Option<SessionId> {
-        self.key.verify(token)
+    /// Ends a session: forgotten (its token resumes nothing) and its connections closed.
+    pub fn end(&self, id: &SessionId) -> bool {
+        let session = lock(&self.tables).forget(id);
+        match session {
+            Some(session) => {
+                session.kick(None);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// The user a session is logged in as, and the login's number (see
+    /// Ends every session `user` is logged in on; how many.
+    pub fn end_user(&self, user: UserId) -> usize {
+        let ended: Vec<Arc<Session>> = {
+            let mut tables = lock(&self.tables);
+            let ids: Vec<SessionId> = tables
+                .by_user
+                .get(&user)
+                .map(|ids| ids.iter().copied().collect())
+                .unwrap_or_default();
+            ids.iter().filter_map(|id| tables.forget(id)).collect()
+        };
+        for session in &ended {
+            session.kick(None);
+        }
+        ended.len()
+    }
+
+    /// The session a token names, if it is one of ours and current (not rotated away, not ended).
+    pub fn verify_token(&self, token: &SessionToken) -> Option<SessionId> {
+        let session = lock(&self.tables).sessions.get(&token.id()).cloned()?;
+        self.key
+            .verify(token, session.login_state().1)
+            .then_some(session.id)
+    }
+
+    /// The user a session is logged in as, and the login's generation (see
     /// [`Session::login_state`]); `None` if there is no such session.
     pub fn login_of(&self, id: &SessionId) -> Option<(Option<UserId>, u64)> {
         lock(&self.tables).sessions.get(id).map(|s| s.login_state())
@@ -333,6 +491,11 @@ impl Sessions {
             .entry(group.to_owned())
             .or_default()
             .insert(*id);
+        tables
+            .groups_of
+            .entry(*id)
+            .or_default()
+            .insert(group.to_owned());
         true
     }
 
@@ -343,6 +506,12 @@ impl Sessions {
             members.remove(id);
             if members.is_empty() {
                 tables.groups.remove(group);
+            }
+        }
+        if let Some(groups) = tables.groups_of.get_mut(id) {
+            groups.remove(group);
+            if groups.is_empty() {
+                tables.groups_of.remove(id);
             }
         }
     }
@@ -358,8 +527,10 @@ impl Sessions {
         out
     }
 
-    pub fn ttl(&self) -> Duration {
-        self.ttl
+    /// How long a disconnected session is kept, or the lifetime if that is shorter: how often the
+    /// sweep must look.
+    pub fn shortest_wait(&self) -> Duration {
+        self.ttl.min(self.lifetime)
     }
 }
 
@@ -369,19 +540,37 @@ mod tests {
 
     fn sessions(max: usize) -> Sessions {
         let key = SessionKey::from_private_key(&[3; 32]).unwrap();
-        Sessions::new(key, max, Duration::from_secs(60))
+        Sessions::new(key, max, Duration::from_secs(60), Duration::from_secs(3600))
     }
 
     #[test]
-    fn resume_keeps_the_login() {
+    fn resume_keeps_the_login_with_the_token_given_at_login() {
         let reg = sessions(10);
         let first = reg.open(None).unwrap();
-        reg.login(&first.session, 42);
+        let token = reg.login(&first.session, 42);
         reg.disconnected(&first.session);
-        let again = reg.open(Some(first.token)).unwrap();
+        let again = reg.open(Some(token)).unwrap();
         assert!(again.resumed);
         assert_eq!(again.session.user_id(), Some(42));
         assert_eq!(reg.of_user(42), vec![first.session.id()]);
+    }
+
+    #[test]
+    fn a_login_rotates_the_token_so_the_one_from_before_resumes_nothing() {
+        let reg = sessions(10);
+        let first = reg.open(None).unwrap();
+        let before = first.token;
+        let after = reg.login(&first.session, 7);
+        assert_ne!(before.to_wire(), after.to_wire());
+        assert_eq!(reg.verify_token(&before), None);
+        assert_eq!(reg.verify_token(&after), Some(first.session.id()));
+        reg.disconnected(&first.session);
+        let fixated = reg.open(Some(before)).unwrap();
+        assert!(!fixated.resumed, "the pre-login token must not resume");
+        assert_eq!(fixated.session.user_id(), None);
+        let out = reg.logout(&first.session);
+        assert_eq!(reg.verify_token(&after), None, "a logout rotates too");
+        assert_eq!(reg.verify_token(&out), Some(first.session.id()));
     }
 
     #[test]
@@ -389,7 +578,7 @@ mod tests {
         let reg = sessions(10);
         let first = reg.open(None).unwrap();
         reg.login(&first.session, 1);
-        let mut wire = first.token.to_wire();
+        let mut wire = reg.token_of(&first.session).to_wire();
         wire.mac[0] ^= 1;
         let other = reg.open(Some(SessionToken::from_wire(wire))).unwrap();
         assert!(!other.resumed);
@@ -410,15 +599,79 @@ mod tests {
     }
 
     #[test]
-    fn logout_and_relogin_update_the_user_index() {
+    fn churn_evicts_anonymous_sessions_before_logged_in_ones() {
+        let reg = sessions(20);
+        let mut users = Vec::new();
+        for user in 0..10 {
+            let opened = reg.open(None).unwrap();
+            let token = reg.login(&opened.session, user);
+            reg.disconnected(&opened.session);
+            users.push(token);
+        }
+        for _ in 0..1_000 {
+            let anonymous = reg.open(None).unwrap();
+            reg.disconnected(&anonymous.session);
+        }
+        assert_eq!(reg.len(), 20);
+        for token in users {
+            assert!(
+                reg.verify_token(&token).is_some(),
+                "a user's session was evicted"
+            );
+        }
+    }
+
+    #[test]
+    fn logout_and_relogin_update_the_user_index_and_groups() {
         let reg = sessions(10);
         let s = reg.open(None).unwrap();
         reg.login(&s.session, 1);
+        reg.join(&s.session.id(), "room");
         reg.login(&s.session, 2);
         assert!(reg.of_user(1).is_empty());
         assert_eq!(reg.of_user(2).len(), 1);
+        assert_eq!(reg.members("room"), vec![s.session.id()]);
         reg.logout(&s.session);
         assert!(reg.of_user(2).is_empty());
         assert_eq!(s.session.user_id(), None);
+        assert!(reg.members("room").is_empty(), "a logout leaves the groups");
+    }
+
+    #[test]
+    fn ended_sessions_are_forgotten_with_their_groups() {
+        let reg = sessions(10);
+        let a = reg.open(None).unwrap();
+        let b = reg.open(None).unwrap();
+        let token_a = reg.login(&a.session, 5);
+        let token_b = reg.login(&b.session, 5);
+        reg.join(&a.session.id(), "g");
+        assert!(reg.end(&a.session.id()));
+        assert!(!reg.end(&a.session.id()));
+        assert!(reg.members("g").is_empty());
+        assert_eq!(reg.verify_token(&token_a), None);
+        assert_eq!(reg.end_user(5), 1);
+        assert_eq!(reg.verify_token(&token_b), None);
+        assert_eq!(reg.len(), 0);
+        reg.disconnected(&a.session);
+        reg.disconnected(&b.session);
+        assert_eq!(
+            reg.len(),
+            0,
+            "a disconnect does not bring an ended session back"
+        );
+    }
+
+    #[test]
+    fn sessions_past_their_lifetime_end_even_if_connected() {
+        let key = SessionKey::from_private_key(&[3; 32]).unwrap();
+        let reg = Sessions::new(key, 10, Duration::from_secs(60), Duration::from_millis(30));
+        let connected = reg.open(None).unwrap();
+        let token = reg.login(&connected.session, 1);
+        std::thread::sleep(Duration::from_millis(40));
+        // Past its lifetime it resumes nothing, even before a sweep.
+        assert!(!reg.open(Some(token)).unwrap().resumed);
+        reg.sweep();
+        assert_eq!(reg.verify_token(&token), None);
+        assert!(reg.of_user(1).is_empty());
     }
 }

@@ -96,6 +96,13 @@ pub enum Envelope<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// The session's token changed (at a login or a logout): the old one no longer resumes it.
+    /// Sent before anything else that follows the change on that connection (a login view's
+    /// reply comes after it).
+    Token {
+        /// The token to present from now on.
+        token: SessionTokenBytes,
+    },
 }
 
 /// `&[u8]` through serde's bytes methods, so postcard writes a length and the raw bytes
@@ -131,6 +138,9 @@ pub enum ErrorCode {
     NoHandler,
     /// A message was over the peer's frame limit.
     TooLarge,
+    /// The caller is over a rate limit of the server (calls per second of its session); the
+    /// message says when to retry. The call did not run.
+    Throttled,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -144,6 +154,7 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::Internal => "internal server error",
             ErrorCode::NoHandler => "no handler",
             ErrorCode::TooLarge => "message too large",
+            ErrorCode::Throttled => "throttled",
         };
         f.write_str(text)
     }
@@ -165,8 +176,8 @@ pub enum RefuseReason {
     BadMagic,
     /// The client speaks another protocol version.
     UnsupportedVersion,
-    /// The server is at its connection limit.
-    ServerFull,
+    /// The server is at one of its connection limits: which one, typed.
+    ServerFull(Capacity),
     /// The server is shutting down.
     ShuttingDown,
     /// The first frame was not a `Hello`.
@@ -178,12 +189,34 @@ impl std::fmt::Display for RefuseReason {
         let text = match self {
             RefuseReason::BadMagic => "bad magic",
             RefuseReason::UnsupportedVersion => "unsupported protocol version",
-            RefuseReason::ServerFull => "server full",
+            RefuseReason::ServerFull(Capacity::Connections) => "server full",
+            RefuseReason::ServerFull(Capacity::PeerConnections) => {
+                "server full: too many connections from this address"
+            }
+            RefuseReason::ServerFull(Capacity::Handshakes) => {
+                "server full: too many connections in their handshake"
+            }
+            RefuseReason::ServerFull(Capacity::PeerHandshakes) => {
+                "server full: too many handshakes from this address"
+            }
             RefuseReason::ShuttingDown => "server shutting down",
             RefuseReason::Malformed => "malformed handshake",
         };
         f.write_str(text)
     }
+}
+
+/// Which connection limit a [`RefuseReason::ServerFull`] refusal hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Capacity {
+    /// Every connection the server serves at once is taken.
+    Connections,
+    /// This peer address (an IPv4 address, or an IPv6 prefix) has its maximum of connections.
+    PeerConnections,
+    /// Too many connections are still in their handshake (TLS, then `Hello`) server-wide.
+    Handshakes,
+    /// This peer address has its maximum of connections still in their handshake.
+    PeerHandshakes,
 }
 
 impl<'a> Envelope<'a> {
@@ -284,16 +317,6 @@ fn put_varint(out: &mut impl bytes::BufMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
-/// Decodes a whole postcard payload: bytes left over mean it was not a `T`.
-pub(crate) fn from_bytes_exact<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<T, postcard::Error> {
-    match postcard::take_from_bytes(bytes)? {
-        (value, []) => Ok(value),
-        _ => Err(postcard::Error::DeserializeBadEncoding),
-    }
-}
-
 /// Serializes a value with postcard into a right-sized buffer, through a per-thread scratch buffer
 /// so growing it costs nothing after the first calls.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
@@ -354,7 +377,7 @@ mod tests {
             max_frame: 1 << 24,
         });
         round_trip(Envelope::Refused {
-            reason: RefuseReason::ServerFull,
+            reason: RefuseReason::ServerFull(Capacity::Connections),
             message: "full",
         });
         round_trip(Envelope::Call {
@@ -385,6 +408,18 @@ mod tests {
         round_trip(Envelope::Ping { nonce: 5 });
         round_trip(Envelope::Pong { nonce: 5 });
         round_trip(Envelope::Goodbye { reason: "bye" });
+        round_trip(Envelope::Token { token });
+        for capacity in [
+            Capacity::Connections,
+            Capacity::PeerConnections,
+            Capacity::Handshakes,
+            Capacity::PeerHandshakes,
+        ] {
+            round_trip(Envelope::Refused {
+                reason: RefuseReason::ServerFull(capacity),
+                message: "full",
+            });
+        }
     }
 
     /// The direct encoding of the hot envelopes is byte for byte postcard's.
@@ -470,7 +505,7 @@ mod tests {
     fn hello_layout_is_index_magic_version_option() {
         let body = Envelope::Hello {
             magic: crate::wire::MAGIC,
-            version: 1,
+            version: 2,
             resume: None,
             max_frame: 300,
         }
@@ -478,8 +513,38 @@ mod tests {
         .unwrap();
         assert_eq!(
             &body[..],
-            &[0x00, b'F', b'L', b'X', b'N', 0x01, 0x00, 0xAC, 0x02]
+            &[0x00, b'F', b'L', b'X', b'N', 0x02, 0x00, 0xAC, 0x02]
         );
+    }
+
+    /// The documented bytes of what protocol version 2 added.
+    #[test]
+    fn version_two_additions_are_laid_out_as_documented() {
+        let token = SessionTokenBytes {
+            id: [1; 16],
+            mac: [2; 32],
+        };
+        let body = Envelope::Token { token }.encode().unwrap();
+        assert_eq!(body[0], 10);
+        assert_eq!(&body[1..17], &[1; 16]);
+        assert_eq!(&body[17..], &[2; 32]);
+        let refused = Envelope::Refused {
+            reason: RefuseReason::ServerFull(Capacity::PeerConnections),
+            message: "x",
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&refused[..], &[0x02, 0x02, 0x01, 0x01, b'x']);
+        let throttled = Envelope::Reply {
+            id: 5,
+            result: Err(ErrorReply {
+                code: ErrorCode::Throttled,
+                message: "",
+            }),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&throttled[..], &[0x04, 0x05, 0x01, 0x08, 0x00]);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! Compared with a channel of encoded frames, nothing is allocated per frame (the envelope is
 //! written into the buffer in place and the writer swaps between two buffers), and the bound is on
 //! memory rather than on a count of frames of any size.
+//!
+//! On the server, what a connection holds beyond its allowance (queued and being written) is also
+//! paid for from the server-wide [`Budget`]: a frame that finds the budget spent waits (`send`) or
+//! is refused as `Full` (`try_send`), and what is written is given back.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,7 +17,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::Envelope;
+use super::{Budget, Envelope};
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,16 @@ struct State {
     closed: bool,
     /// The writer task has bytes in flight: nobody else may write to the socket.
     writing: bool,
+    /// How many bytes the writer has in flight (still in memory until written).
+    writing_len: usize,
+    /// Bytes taken from the budget for what this queue holds beyond its allowance.
+    charged: usize,
+}
+
+/// The server-wide budget a queue pays from, and what it may hold without paying.
+struct Paying {
+    budget: Arc<Budget>,
+    allowance: usize,
 }
 
 /// A socket half that can be written without waiting, from any thread.
@@ -91,24 +105,73 @@ pub(crate) struct Outbox {
     max_frame: usize,
     /// The socket, for senders that write directly when the queue is idle.
     direct: std::sync::OnceLock<Arc<dyn DirectWrite>>,
+    paying: Option<Paying>,
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if let Some(paying) = &self.paying {
+            let state = self
+                .state
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            paying.budget.give(state.charged);
+        }
+    }
 }
 
 impl Outbox {
     /// A queue that makes senders wait once `limit` bytes are queued, and refuses frames whose body
     /// is over `max_frame` (the peer's limit).
     pub fn new(limit: usize, max_frame: usize) -> Arc<Self> {
+        Self::build(limit, max_frame, None)
+    }
+
+    /// Like [`new`](Self::new), paying from `budget` for whatever it holds beyond `allowance`.
+    pub fn paying(
+        limit: usize,
+        max_frame: usize,
+        budget: Arc<Budget>,
+        allowance: usize,
+    ) -> Arc<Self> {
+        Self::build(limit, max_frame, Some(Paying { budget, allowance }))
+    }
+
+    fn build(limit: usize, max_frame: usize, paying: Option<Paying>) -> Arc<Self> {
         Arc::new(Outbox {
             state: Mutex::new(State {
                 buf: BytesMut::new(),
                 closed: false,
                 writing: false,
+                writing_len: 0,
+                charged: 0,
             }),
             wake: Notify::new(),
             space: Notify::new(),
             limit,
             max_frame,
             direct: std::sync::OnceLock::new(),
+            paying,
         })
+    }
+
+    /// Brings what the queue has paid in line with what it holds: takes more from the budget
+    /// (`false` if the budget does not have it; nothing changes then) or gives back the surplus.
+    fn settle(&self, state: &mut State) -> bool {
+        let Some(paying) = &self.paying else {
+            return true;
+        };
+        let held = state.buf.len() + state.writing_len;
+        let owed = held.saturating_sub(paying.allowance);
+        if owed > state.charged {
+            if !paying.budget.try_take_raw(owed - state.charged) {
+                return false;
+            }
+        } else {
+            paying.budget.give(state.charged - owed);
+        }
+        state.charged = owed;
+        true
     }
 
     /// Lets [`try_send_direct`](Self::try_send_direct) write to `socket` itself.
@@ -135,8 +198,25 @@ impl Outbox {
             tokio::pin!(space);
             // Registered before looking, so a drain in between still wakes us.
             space.as_mut().enable();
+            // Room may also come from other connections giving back to the budget.
+            let freed = self.paying.as_ref().map(|p| p.budget.freed());
+            let mut freed = std::pin::pin!(freed);
+            if let Some(freed) = freed.as_mut().as_pin_mut() {
+                freed.enable();
+            }
             match self.try_send(envelope) {
-                Err(SendError::Full) => space.await,
+                Err(SendError::Full) => {
+                    let budget_freed = async {
+                        match freed.as_mut().as_pin_mut() {
+                            Some(freed) => freed.await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = space => {}
+                        () = budget_freed => {}
+                    }
+                }
                 done => return done,
             }
         }
@@ -144,7 +224,13 @@ impl Outbox {
 
     /// Queues `envelope` if there is room now.
     pub fn try_send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, false)
+        self.queue(envelope, false, false)
+    }
+
+    /// Queues a small control frame (a new session token) even past the limit and the budget:
+    /// it must not be lost, and it costs a few dozen bytes.
+    pub fn send_control(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.queue(envelope, false, true)
     }
 
     /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
@@ -152,15 +238,15 @@ impl Outbox {
     /// only for what is left. For one-off frames to many connections (a broadcast): no task wake
     /// per connection. Calls' replies go through the queue, where they batch.
     pub fn try_send_direct(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, true)
+        self.queue(envelope, true, false)
     }
 
-    fn queue(&self, envelope: &Envelope<'_>, direct: bool) -> Result<(), SendError> {
+    fn queue(&self, envelope: &Envelope<'_>, direct: bool, forced: bool) -> Result<(), SendError> {
         let mut state = self.lock();
         if state.closed {
             return Err(SendError::Closed);
         }
-        if state.buf.len() >= self.limit {
+        if state.buf.len() >= self.limit && !forced {
             return Err(SendError::Full);
         }
         let was_empty = state.buf.is_empty();
@@ -176,11 +262,17 @@ impl Outbox {
             state.buf.truncate(start);
             return Err(SendError::TooLarge(body));
         }
+        if !self.settle(&mut state) && !forced {
+            // Over the allowance and the server's budget is spent: not now.
+            state.buf.truncate(start);
+            return Err(SendError::Full);
+        }
         if direct && was_empty && !state.writing {
             if let Some(socket) = self.direct.get() {
                 // Under the lock, so no other bytes can come between.
                 if let Ok(written) = socket.try_write(&state.buf) {
                     bytes::Buf::advance(&mut state.buf, written);
+                    self.settle(&mut state);
                 }
                 if state.buf.is_empty() {
                     return Ok(());
@@ -244,10 +336,16 @@ impl Outbox {
                 let mut state = self.lock();
                 std::mem::swap(&mut state.buf, &mut spare);
                 state.writing = true;
+                state.writing_len = spare.len();
             }
             self.space.notify_waiters();
             let written = write_within(&mut writer, &spare, stall).await;
-            self.lock().writing = false;
+            {
+                let mut state = self.lock();
+                state.writing = false;
+                state.writing_len = 0;
+                self.settle(&mut state);
+            }
             match written {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
@@ -266,6 +364,12 @@ impl Outbox {
             }
         }
         self.close();
+        {
+            // Never written now: give its share of the budget back at once.
+            let mut state = self.lock();
+            state.buf = BytesMut::new();
+            self.settle(&mut state);
+        }
         let _ = writer.shutdown().await;
     }
 }

@@ -5,7 +5,9 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::{codec, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
+use super::{
+    codec, Capacity, Envelope, ErrorCode, ErrorReply, FrameReader, RefuseReason, SessionTokenBytes,
+};
 
 /// An envelope's owned twin: proptest generates these, the tests borrow an [`Envelope`] from them.
 #[derive(Debug, Clone)]
@@ -46,6 +48,7 @@ enum Owned {
     Ping(u64),
     Pong(u64),
     Goodbye(String),
+    Token(SessionTokenBytes),
 }
 
 fn result(result: &Result<Vec<u8>, (ErrorCode, String)>) -> Result<&[u8], ErrorReply<'_>> {
@@ -106,6 +109,7 @@ impl Owned {
             Owned::Ping(nonce) => Envelope::Ping { nonce: *nonce },
             Owned::Pong(nonce) => Envelope::Pong { nonce: *nonce },
             Owned::Goodbye(reason) => Envelope::Goodbye { reason },
+            Owned::Token(token) => Envelope::Token { token: *token },
         }
     }
 }
@@ -146,6 +150,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::Internal,
         ErrorCode::NoHandler,
         ErrorCode::TooLarge,
+        ErrorCode::Throttled,
     ])
 }
 
@@ -153,7 +158,10 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
     prop::sample::select(vec![
         RefuseReason::BadMagic,
         RefuseReason::UnsupportedVersion,
-        RefuseReason::ServerFull,
+        RefuseReason::ServerFull(Capacity::Connections),
+        RefuseReason::ServerFull(Capacity::PeerConnections),
+        RefuseReason::ServerFull(Capacity::Handshakes),
+        RefuseReason::ServerFull(Capacity::PeerHandshakes),
         RefuseReason::ShuttingDown,
         RefuseReason::Malformed,
     ])
@@ -197,11 +205,61 @@ fn envelope() -> impl Strategy<Value = Owned> {
         id().prop_map(Owned::Ping),
         id().prop_map(Owned::Pong),
         text().prop_map(Owned::Goodbye),
+        token().prop_map(Owned::Token),
     ]
+}
+
+/// A reader that hands out at most `chunk` bytes per read, as a socket may.
+struct Chunked<'a> {
+    bytes: &'a [u8],
+    chunk: usize,
+}
+
+impl tokio::io::AsyncRead for Chunked<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.chunk.min(self.bytes.len()).min(buf.remaining());
+        buf.put_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The server's frame reader, fed the writer's frames in reads of any size, under any
+    /// allowance and with a budget, gives back every envelope in order and then a clean end.
+    #[test]
+    fn the_servers_reader_reads_the_writers_frames(
+        owned in prop::collection::vec(envelope(), 1..8),
+        chunk in 1usize..700,
+        allowance in 64usize..400,
+    ) {
+        let mut stream = BytesMut::new();
+        for owned in &owned {
+            owned.envelope().encode_frame_into(&mut stream).unwrap();
+        }
+        let budget = super::Budget::new(super::DEFAULT_MAX_FRAME);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let frames = runtime.block_on(async {
+            let io = Chunked { bytes: &stream, chunk };
+            let mut reader = FrameReader::new(io, super::DEFAULT_MAX_FRAME, allowance, Some(budget.clone()));
+            let mut frames = Vec::new();
+            while let Some(frame) = reader.next().await {
+                frames.push(frame.unwrap().body);
+            }
+            frames
+        });
+        prop_assert_eq!(frames.len(), owned.len());
+        for (frame, owned) in frames.iter().zip(&owned) {
+            prop_assert_eq!(Envelope::decode(frame).unwrap(), owned.envelope());
+        }
+        prop_assert_eq!(budget.in_use(), 0);
+    }
 
     /// encode → decode gives back exactly the envelope, and the bytes are postcard's.
     #[test]
