@@ -3,21 +3,17 @@
 //! attack a well-behaved client (a [`Bystander`]) keeps calling, and every one of its calls must be
 //! answered correctly and promptly *while* the attack goes on, not only once it is over.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fluxon::wire::{self, Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, ReverseError, RunningServer};
+use fluxon::{view, views, AsyncServer, Request, ReverseError, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::*;
-
-/// The longest one call of the well-behaved client may take while the server is under attack.
-/// Loopback calls take well under a millisecond; a second leaves room for a debug build on a
-/// shared two-core machine, and is still far below what a stalled reader or runtime would cost.
-const PROMPT: Duration = Duration::from_secs(1);
+use crate::support::{eventually, mib, proc_status_bytes, rss, Bystander, PROMPT};
 
 /// Growth of this process's resident memory an attack may cause. Each attack below would cost
 /// the server far more without its bound (100 MiB of queued calls, 250 MiB of replies, a 4 GiB
@@ -37,133 +33,6 @@ async fn start_with_hold(server: AsyncServer) -> RunningServer {
         .mapping(views![hold])
         .expect("the test router is valid");
     server.router(router).start().await.expect("server starts")
-}
-
-/// A well-behaved client calling `add` every few milliseconds and checking each answer, until
-/// [`finish`](Bystander::finish). A wrong, failed or late answer panics, and `finish` re-raises it.
-struct Bystander {
-    conn: ConnectionHandler,
-    calls: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    task: tokio::task::JoinHandle<Duration>,
-}
-
-/// What the bystander saw.
-#[derive(Debug)]
-struct Served {
-    calls: u64,
-    slowest: Duration,
-}
-
-impl Bystander {
-    async fn start(server: &RunningServer) -> Bystander {
-        Bystander::with(connect(server).await)
-    }
-
-    fn with(conn: ConnectionHandler) -> Bystander {
-        let calls = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let (conn, calls, stop) = (conn.clone(), Arc::clone(&calls), Arc::clone(&stop));
-            async move {
-                let mut slowest = Duration::ZERO;
-                // A backstop: no test runs this long, but no loop here runs unbounded either.
-                let give_up = Instant::now() + Duration::from_secs(60);
-                while !stop.load(Ordering::Acquire) && Instant::now() < give_up {
-                    let n = calls.load(Ordering::Acquire) as i64;
-                    let started = Instant::now();
-                    let got = tokio::time::timeout(PROMPT, conn.call(add, &(n, 1)))
-                        .await
-                        .unwrap_or_else(|_| panic!("call {n} not answered within {PROMPT:?}"))
-                        .unwrap_or_else(|err| panic!("call {n} failed: {err}"));
-                    assert_eq!(got, n + 1, "call {n} answered wrongly");
-                    slowest = slowest.max(started.elapsed());
-                    calls.fetch_add(1, Ordering::AcqRel);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                slowest
-            }
-        });
-        Bystander {
-            conn,
-            calls,
-            stop,
-            task,
-        }
-    }
-
-    /// Calls answered so far.
-    fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Acquire)
-    }
-
-    /// Waits until the bystander has had `more` further calls answered: proof that it is served
-    /// at this very moment.
-    async fn served_now(&self, more: u64) {
-        let target = self.calls() + more;
-        let deadline = Instant::now() + PATIENCE;
-        while self.calls() < target {
-            assert!(
-                !self.task.is_finished(),
-                "the bystander stopped (its panic follows in finish)"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "the bystander is not being served"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn finish(self) -> Served {
-        self.stop.store(true, Ordering::Release);
-        let slowest = match self.task.await {
-            Ok(slowest) => slowest,
-            Err(err) => std::panic::resume_unwind(err.into_panic()),
-        };
-        assert_eq!(
-            self.conn.connect_count(),
-            1,
-            "the bystander was never dropped"
-        );
-        self.conn.close().await;
-        Served {
-            calls: self.calls.load(Ordering::Acquire),
-            slowest,
-        }
-    }
-}
-
-fn proc_status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("a number of kB");
-    kib * 1024
-}
-
-/// This process's resident memory: the server runs in it.
-fn rss() -> u64 {
-    proc_status_bytes("VmRSS:")
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// Polls `done` every few milliseconds until it holds, failing after `within`.
-async fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// Reads until the server closes (`Ok(0)`, or an error such as a reset); how long that took.
@@ -208,7 +77,7 @@ async fn handshake_one_byte_a_second_is_dropped_at_the_timeout() {
         AsyncServer::new(0).handshake_timeout(HANDSHAKE),
     ))
     .await;
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
     let before = bystander.calls();
 
     let hello = hello_frame();
@@ -291,7 +160,7 @@ async fn connections_opened_and_never_used_are_closed_at_the_handshake_timeout()
     ))
     .await;
     let handle = server.handle();
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
 
     let opened = Instant::now();
     let mut idle = Vec::with_capacity(IDLE);
@@ -413,7 +282,7 @@ async fn connections_up_to_the_limit_get_in_and_the_rest_are_refused_promptly() 
     const LIMIT: usize = 6;
     let server = start(AsyncServer::new(0).max_connections(LIMIT)).await;
     let handle = server.handle();
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
 
     // Eight at once for the five slots left.
     let (mut welcomed, refused) = attempt_many(&server, 8).await;
@@ -485,7 +354,7 @@ async fn flood_of_calls_past_the_in_flight_limit_is_held_back_by_backpressure() 
             .shutdown_grace(Duration::from_millis(500)),
     )
     .await;
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
     bystander.served_now(5).await;
     let rss_before = rss();
 
@@ -580,7 +449,7 @@ fn address_space() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_length_of_four_gib_after_the_handshake_closes_that_peer_only() {
     let server = start_default().await;
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
     let space_before = address_space();
     let mut bad = RawPeer::connect(&server).await;
     bad.hello(None).await;
@@ -615,7 +484,7 @@ async fn declared_length_of_four_gib_after_the_handshake_closes_that_peer_only()
 async fn truncated_frames_then_end_of_stream_close_cleanly() {
     let server = start_default().await;
     let handle = server.handle();
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
     let body_cut: &[u8] = &[0, 0, 0, 100, 3, 1, 3, b'a', b'd', b'd', 2, 2, 4, 0];
     let header_cut: &[u8] = &[0, 0];
     for (cut, after_hello) in [
@@ -803,7 +672,7 @@ async fn peer_that_stops_reading_is_cut_off_without_memory_growth() {
     )
     .await;
     let handle = server.handle();
-    let bystander = Bystander::start(&server).await;
+    let bystander = Bystander::connect(&server.local_addr().to_string()).await;
     bystander.served_now(5).await;
     let rss_before = rss();
 

@@ -12,6 +12,15 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
     let addr = server.local_addr().to_string();
     let conn = connect(&server).await;
     assert_eq!(conn.call(add, &(1, 1)).await.unwrap(), 2);
+    // A panic: the client is told an incident id, the log has the id with the panic's text.
+    let panicked = conn.call(boom, &()).await.unwrap_err().to_string();
+    let incident = panicked
+        .split("incident ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("an incident id")
+        .to_owned();
+    assert!(!panicked.contains("boom goes the view"), "{panicked}");
     conn.close().await;
     server.shutdown().await; // flushes the log writer
 
@@ -32,4 +41,9 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
         text.contains("fluxon server listening") && text.contains(&addr),
         "{text}"
     );
+    let line = text
+        .lines()
+        .find(|line| line.contains(&incident))
+        .unwrap_or_else(|| panic!("incident {incident} not in the log:\n{text}"));
+    assert!(line.contains("boom goes the view"), "{line}");
 }

@@ -3,10 +3,14 @@
 //! An argon2id hash (the [`Password`] default: 19 MiB of memory, two passes) takes tens of
 //! milliseconds of one core and 19 MiB while it runs. Run unbounded, a few hundred logins in flight
 //! take gigabytes and every core; run on a runtime worker, each one stalls every connection on that
-//! worker. Here every hash runs on the blocking pool, at most a fixed number at once server-wide
-//! (shared by hashing and verifying), and at most a few at once for one peer address, so one peer
-//! cannot queue the whole server behind its attempts. A hash that cannot start within a short wait
-//! fails with [`HashError::Busy`] rather than pile up.
+//! worker. Here every hash runs on a thread of the hasher's own, at most a fixed number at once
+//! server-wide (shared by hashing and verifying), and at most a few at once for one peer address,
+//! so one peer cannot queue the whole server behind its attempts. A hash that cannot start within a
+//! short wait fails with [`HashError::Busy`] rather than pile up.
+//!
+//! Threads of its own rather than tokio's blocking pool: the allocator keeps a freed 19 MiB block
+//! with the thread that used it, so hashes spread over the blocking pool's hundreds of threads
+//! would keep hundreds of them resident. A fixed set of threads keeps the memory at the bound.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::db::password::Memory;
 use crate::db::Password;
 
 /// Why a hash was not computed.
@@ -47,7 +52,15 @@ struct Inner {
     per_peer: Option<usize>,
     peers: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
     wait: Duration,
+    /// Hashes for the hasher's threads (at most `max` wait or run: each holds a slot).
+    jobs: crossbeam_channel::Sender<Job>,
+    queue: crossbeam_channel::Receiver<Job>,
+    /// Threads started so far (started as they are first needed, up to `max`).
+    threads: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// A hash to compute on a hashing thread, with the thread's argon2 work space.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +115,7 @@ impl PasswordHasher {
     /// peer address, each waiting at most `wait` to start.
     pub fn new(max_concurrent: usize, per_peer: Option<usize>, wait: Duration) -> Self {
         let max = max_concurrent.max(1);
+        let (jobs, queue) = crossbeam_channel::unbounded();
         PasswordHasher {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(max)),
@@ -109,8 +123,51 @@ impl PasswordHasher {
                 per_peer: per_peer.map(|n| n.max(1)),
                 peers: Mutex::new(HashMap::new()),
                 wait,
+                jobs,
+                queue,
+                threads: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             }),
         }
+    }
+
+    /// Starts one more hashing thread if fewer than `max` run; they end when the hasher goes.
+    fn grow(&self) -> Result<(), HashError> {
+        use std::sync::atomic::Ordering;
+        let inner = &self.inner;
+        let started = inner.threads.load(Ordering::Acquire);
+        if started >= inner.max
+            || inner
+                .threads
+                .compare_exchange(started, started + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let queue = inner.queue.clone();
+        let threads = Arc::clone(&inner.threads);
+        std::thread::Builder::new()
+            .name(format!("fluxon-hash-{started}"))
+            .spawn(move || {
+                /// A thread that ends (the hasher dropped, or a hash panicked) makes room for
+                /// another.
+                struct Leaving(Arc<std::sync::atomic::AtomicUsize>);
+                impl Drop for Leaving {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    }
+                }
+                let _leaving = Leaving(threads);
+                // One work space for every hash this thread computes (19 MiB, allocated once).
+                let mut memory = Memory::new();
+                while let Ok(job) = queue.recv() {
+                    job(&mut memory);
+                }
+            })
+            .map(drop)
+            .map_err(|e| {
+                inner.threads.fetch_sub(1, Ordering::AcqRel);
+                HashError::Failed(format!("cannot start a hashing thread: {e}"))
+            })
     }
 
     /// Hashes `plain` with argon2id and a fresh salt, off the runtime's threads.
@@ -140,7 +197,7 @@ impl PasswordHasher {
         plain: &str,
     ) -> Result<Password, HashError> {
         let plain = zeroize::Zeroizing::new(plain.to_owned());
-        self.run(peer, move || Password::hash(&plain))
+        self.run(peer, move |memory| Password::hash_in(&plain, memory))
             .await?
             .map_err(|e| HashError::Failed(e.to_string()))
     }
@@ -154,22 +211,31 @@ impl PasswordHasher {
     ) -> Result<bool, HashError> {
         let plain = zeroize::Zeroizing::new(plain.to_owned());
         let hash = hash.clone();
-        self.run(peer, move || hash.verify(&plain)).await
+        self.run(peer, move |memory| hash.verify_in(&plain, memory))
+            .await
     }
 
-    /// Runs `work` on the blocking pool once a slot is free.
+    /// Runs `work` on a hashing thread once a slot is free.
     async fn run<T: Send + 'static>(
         &self,
         peer: Option<IpAddr>,
-        work: impl FnOnce() -> T + Send + 'static,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
     ) -> Result<T, HashError> {
         let slot = self.slot(peer).await?;
-        let done = tokio::task::spawn_blocking(move || {
-            let out = work();
+        self.grow()?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let out = work(memory);
             drop(slot);
-            out
+            let _ = done.send(out);
         });
-        done.await.map_err(|e| HashError::Failed(e.to_string()))
+        self.inner
+            .jobs
+            .send(job)
+            .map_err(|_| HashError::Failed("the hashing threads are gone".to_owned()))?;
+        result
+            .await
+            .map_err(|_| HashError::Failed("a hash did not finish (it panicked)".to_owned()))
     }
 
     /// A free slot (the peer's first, then the server's), within the wait.
@@ -223,6 +289,7 @@ impl PasswordHasher {
     }
 
     /// Peers with a hash running or waiting now.
+    #[cfg(test)]
     pub(crate) fn peers_waiting(&self) -> usize {
         lock(&self.inner.peers).len()
     }

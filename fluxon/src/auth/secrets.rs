@@ -4,8 +4,12 @@
 //! A secrets directory holds one file per secret. Both the directory and its files must be
 //! readable by their owner only (no permission bits for group or others): [`Secrets::open`]
 //! refuses anything looser, [`Secrets::open_fixing`] tightens it (directory `0700`, files `0600`)
-//! and logs which path it fixed. A [`Secret`] never shows its bytes: its `Debug` says how long it
-//! is and nothing else, and its memory is wiped when it is dropped.
+//! and logs which path it fixed. Both must also belong to the user the server runs as, and be no
+//! symlinks (a secret file is opened without following one, and checked on the open file, so
+//! nothing can be swapped in between the check and the read). A [`Secret`] never shows its bytes:
+//! its `Debug` says how long it is and nothing else, and its memory is wiped when it is dropped.
+//! A secret read from the environment is removed from the environment once read, so child
+//! processes and later readers of `/proc/<pid>/environ` do not inherit it.
 //!
 //! ```no_run
 //! use fluxon::auth::Secrets;
@@ -15,7 +19,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -62,6 +67,21 @@ pub enum SecretError {
     /// Not a plain file name.
     #[error("`{0}` is not a secret's name (a plain file name)")]
     BadName(String),
+    /// A symlink where a secret (or the secrets directory) should be.
+    #[error("{0} is a symlink: a secret and its directory must be the files themselves")]
+    Symlink(PathBuf),
+    /// Owned by another user than the one the server runs as.
+    #[error(
+        "{path} belongs to user {owner}, not to the user the server runs as ({running}): chown it"
+    )]
+    NotOwner {
+        /// The path.
+        path: PathBuf,
+        /// Its owner's uid.
+        owner: u32,
+        /// The server's effective uid.
+        running: u32,
+    },
 }
 
 /// A secret value. Its bytes are only reachable through [`AsRef<[u8]>`], never printed, and
@@ -81,9 +101,12 @@ impl AsRef<[u8]> for Secret {
 }
 
 impl Secret {
-    /// The value of the environment variable `var` (its bytes as given).
+    /// The value of the environment variable `var` (its bytes as given), which is then removed
+    /// from the environment. Read secrets at start-up, before other threads look at the
+    /// environment (changing it while another thread reads it is a race in the C library).
     pub fn from_env(var: &str) -> Result<Secret, SecretError> {
         let value = std::env::var_os(var).ok_or_else(|| SecretError::Missing(var.to_owned()))?;
+        std::env::remove_var(var);
         Ok(Secret(Zeroizing::new(value.into_encoded_bytes().to_vec())))
     }
 
@@ -142,7 +165,11 @@ impl Secrets {
             dir: dir.to_path_buf(),
             fix,
         };
-        secrets.check_mode(dir, DIR_MODE)?;
+        let meta = std::fs::symlink_metadata(dir).map_err(|source| SecretError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        secrets.check(dir, &meta, DIR_MODE)?;
         Ok(secrets)
     }
 
@@ -155,18 +182,35 @@ impl Secrets {
             return Err(SecretError::BadName(name.to_owned()));
         }
         let path = self.dir.join(name);
-        match std::fs::symlink_metadata(&path) {
+        let io = |source| SecretError::Io {
+            path: path.clone(),
+            source,
+        };
+        // Not following a symlink, and checking the file that was opened: nothing can be put in
+        // its place between the check and the read.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path);
+        let mut file = match opened {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SecretError::Missing(name.to_owned()))
             }
-            Err(source) => return Err(SecretError::Io { path, source }),
-            Ok(_) => {}
-        }
-        self.check_mode(&path, FILE_MODE)?;
-        let mut bytes = Zeroizing::new(std::fs::read(&path).map_err(|source| SecretError::Io {
-            path: path.clone(),
-            source,
-        })?);
+            Err(e) => {
+                let symlink = std::fs::symlink_metadata(&path)
+                    .is_ok_and(|meta| meta.file_type().is_symlink());
+                return Err(if symlink {
+                    SecretError::Symlink(path)
+                } else {
+                    io(e)
+                });
+            }
+        };
+        let meta = file.metadata().map_err(io)?;
+        self.check(&path, &meta, FILE_MODE)?;
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.read_to_end(&mut bytes).map_err(io)?;
         if std::str::from_utf8(&bytes).is_ok() {
             while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 bytes.pop();
@@ -181,12 +225,21 @@ impl Secrets {
         self.get(PRIVATE_KEY_FILE)?.long_enough(PRIVATE_KEY_FILE)
     }
 
-    fn check_mode(&self, path: &Path, want: u32) -> Result<(), SecretError> {
-        let io = |source| SecretError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    /// Not a symlink, owned by this process's user, and no access for group or others (fixed,
+    /// when opened with `open_fixing`).
+    fn check(&self, path: &Path, meta: &std::fs::Metadata, want: u32) -> Result<(), SecretError> {
+        if meta.file_type().is_symlink() {
+            return Err(SecretError::Symlink(path.to_path_buf()));
+        }
+        let running = rustix::process::geteuid().as_raw();
+        if meta.uid() != running {
+            return Err(SecretError::NotOwner {
+                path: path.to_path_buf(),
+                owner: meta.uid(),
+                running,
+            });
+        }
+        let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 == 0 {
             return Ok(());
         }
@@ -197,6 +250,10 @@ impl Secrets {
                 want,
             });
         }
+        let io = |source| SecretError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)).map_err(io)?;
         tracing::warn!(path = %path.display(), old = format!("{mode:o}"), new = format!("{want:o}"), "tightened the mode of a secret");
         Ok(())
@@ -297,6 +354,66 @@ mod tests {
         ));
         std::env::set_var(var, "y".repeat(48));
         assert_eq!(Secret::private_key_from_env(var).unwrap().len(), 48);
-        std::env::remove_var(var);
+        assert!(
+            std::env::var_os(var).is_none(),
+            "a secret read from the environment leaves it"
+        );
+    }
+
+    #[test]
+    fn symlinks_are_refused_for_the_directory_and_for_a_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        chmod(&real, 0o700);
+        let key = real.join("elsewhere");
+        std::fs::write(&key, "z".repeat(40)).unwrap();
+        chmod(&key, 0o600);
+        // A secret that is a link to a file the server could read.
+        std::os::unix::fs::symlink(&key, real.join(PRIVATE_KEY_FILE)).unwrap();
+        let err = Secrets::open(&real).unwrap().private_key().unwrap_err();
+        assert!(matches!(err, SecretError::Symlink(_)), "{err}");
+        // A secrets directory that is a link.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(Secrets::open(&link), Err(SecretError::Symlink(_))));
+        assert!(matches!(
+            Secrets::open_fixing(&link),
+            Err(SecretError::Symlink(_))
+        ));
+    }
+
+    /// Only testable where the test can make a file owned by someone else: as root (as CI runs).
+    #[test]
+    fn a_secret_owned_by_another_user_is_refused() {
+        if rustix::process::geteuid().as_raw() != 0 {
+            // Without root no file of another owner can be made (CI runs as root).
+            eprintln!("SKIPPED a_secret_owned_by_another_user_is_refused: needs root to chown");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        chmod(dir, 0o700);
+        let file = dir.join(PRIVATE_KEY_FILE);
+        std::fs::write(&file, "o".repeat(40)).unwrap();
+        chmod(&file, 0o600);
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).unwrap();
+        let err = Secrets::open(dir).unwrap().private_key().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SecretError::NotOwner {
+                    owner: 65534,
+                    running: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::os::unix::fs::chown(dir, Some(65534), None).unwrap();
+        assert!(matches!(
+            Secrets::open(dir),
+            Err(SecretError::NotOwner { .. })
+        ));
     }
 }

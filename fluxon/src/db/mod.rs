@@ -127,7 +127,7 @@ mod error;
 mod executor;
 mod many_to_many;
 mod model;
-mod password;
+pub(crate) mod password;
 mod query;
 pub mod schema;
 mod user;

@@ -195,11 +195,16 @@ impl Router {
                 Err(panic) => Err(panic),
             };
             result.unwrap_or_else(|panic| {
+                // The panic's text may hold anything the view had (a path, a query, a secret):
+                // the client gets an id to quote, the log gets the id and the text.
                 let text = crate::panic::panic_text(panic.as_ref());
-                tracing::error!(view = %view_name, panic = %text, "view panicked");
+                let id = crate::panic::incident_id();
+                tracing::error!(view = %view_name, incident = %id, panic = %text, "view panicked");
                 Err((
                     ErrorCode::Panicked,
-                    format!("view `{view_name}` panicked: {text}"),
+                    format!(
+                        "view `{view_name}` failed unexpectedly (incident {id}; the server's log has the details)"
+                    ),
                 ))
             })
         })

@@ -233,6 +233,7 @@ pub struct AsyncServer {
     pub(crate) limits: Limits,
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
+    pub(crate) mailbox_limits: super::MailboxLimits,
     pub(crate) cloud: Option<crate::cloud::CloudStorageServer>,
 }
 
@@ -250,6 +251,7 @@ impl AsyncServer {
             limits: Limits::default(),
             log_dir: None,
             mailbox: None,
+            mailbox_limits: super::MailboxLimits::default(),
             cloud: None,
         }
     }
@@ -268,6 +270,13 @@ impl AsyncServer {
     /// once the client's handler answered it.
     pub fn mailbox(mut self, db: crate::db::AsyncDatabase) -> Self {
         self.mailbox = Some(db);
+        self
+    }
+
+    /// What the mailbox keeps at most: messages per user, for how long, how many tries before a
+    /// message is set aside as a dead letter.
+    pub fn mailbox_limits(mut self, limits: super::MailboxLimits) -> Self {
+        self.mailbox_limits = limits;
         self
     }
 

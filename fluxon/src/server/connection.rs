@@ -175,12 +175,15 @@ async fn handshake(
         Ok(None) => return None,
         Ok(Some(Err(err))) => {
             tracing::debug!(%err, "unreadable first frame");
-            send_refusal(
-                writer,
-                RefuseReason::Malformed,
-                &refusal_message(format!("unreadable first frame: {err}")),
-            )
-            .await;
+            let message = if err.kind() == std::io::ErrorKind::InvalidData {
+                format!(
+                    "the first frame is over {} bytes",
+                    wire::HANDSHAKE_MAX_FRAME
+                )
+            } else {
+                format!("unreadable first frame: {err}")
+            };
+            send_refusal(writer, RefuseReason::Malformed, &refusal_message(message)).await;
             return None;
         }
         Ok(Some(Ok(frame))) => frame.body,

@@ -98,6 +98,7 @@ impl ServerHandle {
         stats.budget_in_use = shared.budget.in_use();
         stats.budget_waits = shared.budget.waited();
         stats.hashes_running = shared.logins.hasher.running();
+        stats.login_keys = shared.logins.keys();
         stats
     }
 
@@ -220,10 +221,7 @@ impl ServerHandle {
         if reverse::send_all(&self.shared.sessions.links_of_user(user), name, &bytes) > 0 {
             return Ok(true);
         }
-        mailbox
-            .keep(user, name, bytes)
-            .await
-            .map_err(|e| ReverseError::Mailbox(e.to_string()))?;
+        mailbox.keep(user, name, bytes).await?;
         Ok(false)
     }
 
@@ -232,6 +230,18 @@ impl ServerHandle {
         match &self.shared.mailbox {
             Some(mailbox) => mailbox
                 .count(user)
+                .await
+                .map_err(|e| ReverseError::Mailbox(e.to_string())),
+            None => Ok(0),
+        }
+    }
+
+    /// How many of `user`'s kept reverse requests were set aside as dead letters (never
+    /// acknowledged after every try; see [`MailboxLimits`](super::MailboxLimits)).
+    pub async fn dead_letters_for(&self, user: UserId) -> Result<i64, ReverseError> {
+        match &self.shared.mailbox {
+            Some(mailbox) => mailbox
+                .dead_letters(user)
                 .await
                 .map_err(|e| ReverseError::Mailbox(e.to_string())),
             None => Ok(0),

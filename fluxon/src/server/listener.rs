@@ -85,7 +85,11 @@ impl AsyncServer {
             None => crate::cloud::GrantKey::random()?,
         };
         let mailbox = match self.mailbox {
-            Some(db) => Some(Mailbox::open(db).await.map_err(ServerError::Mailbox)?),
+            Some(db) => Some(
+                Mailbox::open(db, self.mailbox_limits)
+                    .await
+                    .map_err(ServerError::Mailbox)?,
+            ),
             None => None,
         };
         let cloud = match &self.cloud {
@@ -346,14 +350,23 @@ pub(super) async fn refuse(stream: wire::Stream, reason: RefuseReason, message: 
     }
 }
 
+/// Forgets quiet throttling keys every few seconds, and removes mailbox messages past their TTL
+/// every minute.
 async fn sweep_throttles(shared: Arc<Shared>) {
-    loop {
+    for round in 0u64.. {
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
             () = tokio::time::sleep(THROTTLE_SWEEP) => {
                 shared.logins.sweep();
                 if let Some(bucket) = &shared.call_rate {
                     bucket.sweep();
+                }
+                if round % 6 == 5 {
+                    if let Some(mailbox) = &shared.mailbox {
+                        if let Err(err) = mailbox.expire().await {
+                            tracing::warn!(%err, "cannot remove expired mailbox messages");
+                        }
+                    }
                 }
             }
         }

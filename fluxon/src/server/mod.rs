@@ -43,6 +43,7 @@ pub use error::ServerError;
 pub use handle::ServerHandle;
 pub use listener::RunningServer;
 pub use logins::LoginError;
+pub use mailbox::MailboxLimits;
 pub use peers::PeerKey;
 pub use reverse::ReverseError;
 pub use sessions::UserId;

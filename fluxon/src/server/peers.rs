@@ -88,11 +88,6 @@ pub(crate) struct Admitted {
 }
 
 impl Admitted {
-    /// The peer's key.
-    pub fn key(&self) -> PeerKey {
-        self.key
-    }
-
     /// The handshake is done: its slot goes back, the connection's stays.
     pub fn handshake_done(&mut self) {
         if std::mem::take(&mut self.handshaking) {
@@ -178,6 +173,7 @@ impl Peers {
     }
 
     /// Connections open now from `ip`'s peer.
+    #[cfg(test)]
     pub fn connections_of(&self, ip: IpAddr) -> usize {
         let key = self.key(ip);
         self.lock().by_peer.get(&key).map_or(0, |c| c.connections)

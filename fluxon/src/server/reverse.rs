@@ -54,6 +54,14 @@ pub enum ReverseError {
     /// `reverse_request_or_keep` on a server without a mailbox, or the mailbox failed.
     #[error("mailbox: {0}")]
     Mailbox(String),
+    /// The user already has the most messages the mailbox keeps for one user.
+    #[error("the mailbox of user {user} is full ({limit} messages wait)")]
+    MailboxFull {
+        /// The user.
+        user: super::UserId,
+        /// The limit ([`MailboxLimits::per_user`](super::MailboxLimits::per_user)).
+        limit: u64,
+    },
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -267,4 +275,30 @@ pub(crate) async fn call_first_raw(
         Ok(Ok(answer)) => answer,
     };
     answer.map_err(|(code, message)| ReverseError::Client { code, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reverse call that times out leaves no waiter behind (a client that never answers must
+    /// not grow the connection's table of waiters).
+    #[tokio::test]
+    async fn a_timed_out_call_forgets_its_waiter() {
+        let link = Link::new(Outbox::new(1 << 20, 1 << 20));
+        for _ in 0..100 {
+            let asked =
+                call_first_raw(&[Arc::clone(&link)], "never", b"", Duration::from_millis(1)).await;
+            assert!(matches!(asked, Err(ReverseError::Timeout(_))));
+        }
+        assert_eq!(link.waiting(), 0);
+        // A call given up by its caller (its future dropped) forgets its waiter too.
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(5),
+            call_first_raw(&[Arc::clone(&link)], "never", b"", Duration::from_secs(60)),
+        )
+        .await;
+        assert!(abandoned.is_err());
+        assert_eq!(link.waiting(), 0);
+    }
 }

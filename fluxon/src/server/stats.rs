@@ -88,6 +88,8 @@ pub struct ServerStats {
     pub budget_waits: u64,
     /// Password hashes running now.
     pub hashes_running: usize,
+    /// Keys the login buckets remember now (addresses, usernames, both).
+    pub login_keys: usize,
     /// Password logins that succeeded.
     pub logins_succeeded: u64,
     /// Password logins with a wrong username or password.

@@ -59,11 +59,6 @@ impl Budget {
         })
     }
 
-    /// The most bytes it holds.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Bytes taken now.
     pub fn in_use(&self) -> usize {
         self.used.load(Ordering::Acquire)

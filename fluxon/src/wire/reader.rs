@@ -88,6 +88,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         self.buf.advance(4);
         let body = self.buf.split_to(len).freeze();
+        if len > self.allowance {
+            // The buffer grew for a large frame: keep only what is left (at most a read-ahead),
+            // in a buffer of its own, so the large allocation goes with the frame. Otherwise the
+            // buffer would take the allocation back once the frame is dropped, and every
+            // connection that once got a 16 MiB frame would hold 16 MiB for good.
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
         Some(Ok(Frame {
             body,
             held: self.held.take(),
@@ -193,6 +200,23 @@ mod tests {
         assert_eq!(budget.in_use(), 500, "held by the frame");
         drop(frame);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_buffer_shrinks_back_after_a_large_frame() {
+        let mut bytes = framed(&[5u8; 200_000]);
+        bytes.extend(framed(b"next"));
+        let mut reader = FrameReader::new(&bytes[..], 1 << 20, 100, None);
+        let large = reader.next().await.unwrap().unwrap();
+        assert_eq!(large.body.len(), 200_000);
+        drop(large);
+        let next = reader.next().await.unwrap().unwrap();
+        assert_eq!(&next.body[..], b"next");
+        assert!(
+            reader.buf.capacity() <= 2 * READ_CHUNK,
+            "{} bytes kept after the large frame went",
+            reader.buf.capacity()
+        );
     }
 
     #[tokio::test]
