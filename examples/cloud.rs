@@ -21,9 +21,13 @@ fn text(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
 
+/// The storage every user gets: the server decides it, never the client.
+const STORAGE_PER_USER: u64 = 10 << 20;
+
+/// The password is hashed within the server's hashing bound, off the runtime's threads.
 #[view]
 async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    let password = Password::hash(&password).map_err(text)?;
+    let password = req.hash_password(&password).await.map_err(text)?;
     let db = req.db().map_err(text)?;
     db.insert(&User { username, password }).await.map_err(text)
 }
@@ -35,9 +39,10 @@ async fn login(req: Request, (username, password): (String, String)) -> Result<i
         .map_err(text)
 }
 
-/// Gives the logged-in user a root directory named after them, with a storage limit.
+/// Gives the logged-in user a root directory named after them, with the server's storage limit
+/// (a limit the client chose would be no limit at all).
 #[view]
-async fn create_owner(req: Request, limit: u64) -> Result<String, String> {
+async fn create_owner(req: Request) -> Result<String, String> {
     let user = req
         .user::<User>()
         .await
@@ -46,7 +51,7 @@ async fn create_owner(req: Request, limit: u64) -> Result<String, String> {
     let id = req.user_id().ok_or("log in first")?;
     let cloud = req.cloud().map_err(text)?;
     cloud
-        .create_owner(&user.username, id, limit)
+        .create_owner(&user.username, id, STORAGE_PER_USER)
         .await
         .map_err(text)?;
     Ok(user.username)
@@ -105,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         .send_request("login", &("jack", "correct horse"))
         .await?;
     println!("login: ok");
-    let root: String = conn.send_request("create_owner", &(10u64 << 20)).await?;
+    let root: String = conn.send_request("create_owner", &()).await?;
     println!("create_owner: `{root}` with 10 MiB");
 
     let storage = conn.cloud_connector(cloud_addr.to_string());

@@ -5,7 +5,23 @@
 use std::os::unix::fs::PermissionsExt;
 
 use fluxon::auth::{SecretError, Secrets};
+use fluxon::db::{AsyncDatabase, Executor, Model, Password};
 use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+
+#[derive(Model, Debug)]
+#[model(authorized_user)]
+struct Member {
+    #[field(max_length = 30, unique)]
+    username: String,
+    password: Password,
+}
+
+#[view]
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
+    req.login_with_password::<Member>(&username, &password)
+        .await
+        .map_err(|e| e.to_string())
+}
 
 #[view]
 async fn login_as(req: Request, user: i64) -> [u8; 16] {
@@ -25,10 +41,20 @@ async fn the_key_from_the_secrets_directory_signs_sessions_and_is_never_logged_o
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let key = Secrets::open(&secrets).unwrap().private_key().unwrap();
+    let db = AsyncDatabase::open(tmp.path().join("members.sqlite3")).unwrap();
+    db.create_tables(&[Member::SCHEMA]).await.unwrap();
+    let hash = Password::hash("the real one").unwrap();
+    db.insert(&Member {
+        username: "jack".into(),
+        password: hash,
+    })
+    .await
+    .unwrap();
     let router = Router::new()
         .private_key(&key)
         .unwrap()
-        .mapping(views![login_as])
+        .state(db)
+        .mapping(views![login_as, login])
         .unwrap();
     let logs = tmp.path().join("logs");
     let config = AsyncServer::new(0).router(router).log_dir(&logs);
@@ -38,6 +64,11 @@ async fn the_key_from_the_secrets_directory_signs_sessions_and_is_never_logged_o
         .await
         .unwrap();
     conn.call(login_as, &3).await.unwrap();
+    // Failed and throttled logins are logged, without the password.
+    let guess = "a-guess-nobody-logs-7Z";
+    for _ in 0..8 {
+        let _ = conn.call(login, &("jack".to_owned(), guess.to_owned())).await;
+    }
     let shown = format!("{shown} {server:?} {:?}", server.handle());
     conn.close().await;
     server.shutdown().await;
@@ -52,6 +83,12 @@ async fn the_key_from_the_secrets_directory_signs_sessions_and_is_never_logged_o
             "the log was written"
         );
         assert!(!text.contains(key_text) && !text.contains(&hex), "{text}");
+        assert!(
+            text.contains("login failed") && text.contains("login throttled"),
+            "{text}"
+        );
+        assert!(text.contains("jack"), "the username is logged: {text}");
+        assert!(!text.contains(guess), "a password was logged: {text}");
     }
     assert!(
         !shown.contains(key_text) && !shown.contains(&hex[..16]),

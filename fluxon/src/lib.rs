@@ -63,8 +63,8 @@ pub mod blocking {
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
 pub use routing::{Request, Router, RouterError, View, ViewError};
 pub use server::{
-    run_server, AsyncServer, Limits, LoginError, LoginLimits, Rate, ReverseError, RunningServer,
-    ServerError, ServerHandle, ServerStats, UserId,
+    run_server, AsyncServer, Limits, LoginError, LoginLimits, MailboxLimits, Rate, ReverseError,
+    RunningServer, ServerError, ServerHandle, ServerStats, UserId,
 };
 pub use wire::ErrorCode;
 

@@ -484,3 +484,122 @@ async fn the_mailbox_delivers_when_a_logged_in_session_resumes() {
     assert!(conn.session_resumed());
     server.shutdown().await;
 }
+
+async fn mailbox_server(
+    limits: fluxon::MailboxLimits,
+) -> (fluxon::RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+    let server = start(
+        fluxon::AsyncServer::new(0)
+            .mailbox(db)
+            .mailbox_limits(limits),
+    )
+    .await;
+    (server, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_keeps_at_most_its_limit_per_user() {
+    let limits = fluxon::MailboxLimits {
+        per_user: 3,
+        ..fluxon::MailboxLimits::default()
+    };
+    let (server, _dir) = mailbox_server(limits).await;
+    let handle = server.handle();
+    for n in 0..3 {
+        assert!(!handle
+            .reverse_request_or_keep(40, "note", &n)
+            .await
+            .unwrap());
+    }
+    let full = handle.reverse_request_or_keep(40, "note", &3).await;
+    assert!(
+        matches!(full, Err(ReverseError::MailboxFull { user: 40, limit: 3 })),
+        "{full:?}"
+    );
+    assert_eq!(handle.kept_for(40).await.unwrap(), 3);
+    // Another user's mailbox is not affected.
+    assert!(!handle
+        .reverse_request_or_keep(41, "note", &0)
+        .await
+        .unwrap());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_forgets_messages_past_their_ttl() {
+    let limits = fluxon::MailboxLimits {
+        ttl: Duration::from_secs(1),
+        ..fluxon::MailboxLimits::default()
+    };
+    let (server, _dir) = mailbox_server(limits).await;
+    let handle = server.handle();
+    assert!(!handle
+        .reverse_request_or_keep(42, "note", &"stale".to_owned())
+        .await
+        .unwrap());
+    // SQLite's timestamps have whole seconds: past the TTL for sure after two.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let conn = connect(&server).await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&got);
+    conn.on("note", move |text: String| {
+        sink.lock().unwrap().push(text);
+        async {}
+    });
+    assert!(!handle
+        .reverse_request_or_keep(42, "note", &"fresh".to_owned())
+        .await
+        .unwrap());
+    conn.call(login_as, &42).await.unwrap();
+    eventually("the fresh note", || got.lock().unwrap().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(*got.lock().unwrap(), ["fresh"], "the stale one is gone");
+    assert_eq!(handle.kept_for(42).await.unwrap(), 0);
+    server.shutdown().await;
+}
+
+/// A message the client never acknowledges (no handler for it) is retried with back-off, then set
+/// aside as a dead letter, and the messages behind it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivered() {
+    let limits = fluxon::MailboxLimits {
+        max_tries: 3,
+        first_retry: Duration::from_millis(20),
+        ..fluxon::MailboxLimits::default()
+    };
+    let (server, _dir) = mailbox_server(limits).await;
+    let handle = server.handle();
+    assert!(!handle
+        .reverse_request_or_keep(43, "nobody_handles_this", &0u8)
+        .await
+        .unwrap());
+    for text in ["second", "third"] {
+        assert!(!handle
+            .reverse_request_or_keep(43, "note", &text.to_owned())
+            .await
+            .unwrap());
+    }
+    let conn = connect(&server).await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&got);
+    conn.on("note", move |text: String| {
+        sink.lock().unwrap().push(text);
+        async {}
+    });
+    conn.call(login_as, &43).await.unwrap();
+    eventually("the notes behind the bad one", || {
+        got.lock().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(*got.lock().unwrap(), ["second", "third"]);
+    assert_eq!(handle.dead_letters_for(43).await.unwrap(), 1);
+    // The last one is removed once its acknowledgement is in.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while handle.kept_for(43).await.unwrap() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still kept");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.shutdown().await;
+}

@@ -8,7 +8,10 @@ use crate::models::*;
 
 #[view]
 async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    let password = Password::hash(&password).map_err(|e| e.to_string())?;
+    let password = req
+        .hash_password(&password)
+        .await
+        .map_err(|e| e.to_string())?;
     let db = req.db().map_err(|e| e.to_string())?;
     db.insert(&User { username, password })
         .await
@@ -74,6 +77,27 @@ async fn signup_login_and_the_logged_in_user() {
         id
     );
     assert_eq!(conn.call(me, &()).await.unwrap().as_deref(), Some("jack"));
+
+    // A user deleted meanwhile: the session is logged out the next time it asks who it is.
+    let other = ConnectionHandler::connect(server.local_addr().to_string())
+        .await
+        .unwrap();
+    let jill = other
+        .call(signup, &("jill".to_owned(), "jill's secret".to_owned()))
+        .await
+        .unwrap();
+    other
+        .call(login, &("jill".to_owned(), "jill's secret".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(server.handle().user_sessions(jill).len(), 1);
+    db.delete(User::username.eq("jill")).await.unwrap();
+    assert_eq!(other.call(me, &()).await.unwrap(), None);
+    assert!(
+        server.handle().user_sessions(jill).is_empty(),
+        "the deleted user's session is logged out"
+    );
+    other.close().await;
 
     // Only the hash is stored.
     let stored: String = db

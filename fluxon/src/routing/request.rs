@@ -195,7 +195,9 @@ impl Request {
         match shared.logins.admit(peer, user) {
             Admission::Throttled(retry_after) => {
                 Counters::bump(&counters.logins_throttled);
-                tracing::debug!(%peer, username = %shown, ?retry_after, "login throttled");
+                if let Some(also) = shared.logins.throttled_log.allow() {
+                    tracing::info!(%peer, username = %shown, ?retry_after, also_throttled = also, "login throttled");
+                }
                 return Err(LoginError::Throttled { retry_after });
             }
             Admission::Go(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,

@@ -316,28 +316,16 @@ fn refuse_full(
 
 /// Logs refusals at most once a second (with how many there were), so a flood of connections
 /// cannot become a flood of log lines.
-pub(crate) struct RefusalLog {
-    limiter: governor::DefaultDirectRateLimiter,
-    skipped: std::sync::atomic::AtomicU64,
-}
+pub(crate) struct RefusalLog(super::throttle::LogEvery);
 
 impl RefusalLog {
     pub(crate) fn new() -> Self {
-        RefusalLog {
-            limiter: governor::DefaultDirectRateLimiter::direct(governor::Quota::per_second(
-                std::num::NonZeroU32::MIN,
-            )),
-            skipped: std::sync::atomic::AtomicU64::new(0),
-        }
+        RefusalLog(super::throttle::LogEvery::second())
     }
 
     pub(crate) fn note(&self, capacity: Capacity, peer: SocketAddr) {
-        use std::sync::atomic::Ordering;
-        if self.limiter.check().is_ok() {
-            let also = self.skipped.swap(0, Ordering::Relaxed);
+        if let Some(also) = self.0.allow() {
             tracing::warn!(%peer, reason = full_message(capacity), also_refused = also, "connection refused");
-        } else {
-            self.skipped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

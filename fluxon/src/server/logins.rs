@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::config::LoginLimits;
 use super::peers::PeerKey;
-use super::throttle::Bucket;
+use super::throttle::{Bucket, LogEvery};
 use crate::auth::{HashError, PasswordHasher};
 use crate::db::DbError;
 
@@ -79,6 +79,8 @@ pub(crate) struct Logins {
     per_peer: Option<Bucket<PeerKey>>,
     per_user: Option<Bucket<UserKey>>,
     max_delay: Duration,
+    /// Throttled attempts are logged at most once a second, with how many were not.
+    pub throttled_log: LogEvery,
 }
 
 /// Whether an attempt may go ahead.
@@ -104,6 +106,7 @@ impl Logins {
             per_peer: limits.per_peer.and_then(|rate| Bucket::new(rate, backoff)),
             per_user: limits.per_user.and_then(|rate| Bucket::new(rate, backoff)),
             max_delay: limits.per_user_max_delay,
+            throttled_log: LogEvery::second(),
         }
     }
 

@@ -54,6 +54,33 @@ impl Rate {
     }
 }
 
+/// Lets a log line through at most once a second, and counts the ones held back, so a flood of
+/// refusals cannot become a flood of log lines.
+pub(crate) struct LogEvery {
+    limiter: governor::DefaultDirectRateLimiter,
+    held_back: std::sync::atomic::AtomicU64,
+}
+
+impl LogEvery {
+    pub fn second() -> LogEvery {
+        LogEvery {
+            limiter: governor::DefaultDirectRateLimiter::direct(Quota::per_second(NonZeroU32::MIN)),
+            held_back: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may go out now.
+    pub fn allow(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering;
+        if self.limiter.check().is_ok() {
+            Some(self.held_back.swap(0, Ordering::Relaxed))
+        } else {
+            self.held_back.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
 struct Penalty {
     until: Instant,
     strikes: u32,
