@@ -67,7 +67,9 @@ async fn the_key_from_the_secrets_directory_signs_sessions_and_is_never_logged_o
     // Failed and throttled logins are logged, without the password.
     let guess = "a-guess-nobody-logs-7Z";
     for _ in 0..8 {
-        let _ = conn.call(login, &("jack".to_owned(), guess.to_owned())).await;
+        let _ = conn
+            .call(login, &("jack".to_owned(), guess.to_owned()))
+            .await;
     }
     let shown = format!("{shown} {server:?} {:?}", server.handle());
     conn.close().await;

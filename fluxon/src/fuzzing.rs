@@ -95,7 +95,8 @@ fn envelope_round_trip(body: &[u8], max: usize) {
 /// A Hello taken is a real Hello of this version with a usable `max_frame`; a refusal encodes
 /// as the `Refused` the server sends, and fits any frame limit a client may announce.
 pub fn handshake(data: &[u8]) {
-    let mut codec = wire::codec(wire::DEFAULT_MAX_FRAME);
+    // The server reads the first frame under the handshake's small limit.
+    let mut codec = wire::codec(wire::HANDSHAKE_MAX_FRAME);
     let mut buf = BytesMut::from(data);
     if let Ok(Some(first)) = codec.decode(&mut buf) {
         hello(&first);
@@ -135,7 +136,13 @@ fn hello(frame: &[u8]) {
                 Ok(back) => assert_eq!(back, refused, "the refusal decodes differently"),
                 Err(err) => panic!("the refusal does not decode: {err}"),
             }
-            assert!(reason != RefuseReason::ServerFull && reason != RefuseReason::ShuttingDown);
+            assert!(
+                !matches!(
+                    reason,
+                    RefuseReason::ServerFull(_) | RefuseReason::ShuttingDown
+                ),
+                "{reason:?} is not a handshake decision"
+            );
             assert!(
                 body.len() <= wire::MIN_MAX_FRAME,
                 "a refusal of {} bytes is over the smallest frame limit: {message}",
@@ -301,4 +308,122 @@ fn acceptable_component(part: &str) -> bool {
         && !part.starts_with(".fluxon-")
         && !part.contains(['\\', '\0'])
         && !part.chars().any(char::is_control)
+}
+
+/// A recursive payload type, as a view may take: what the depth limit is for.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Nested {
+    Leaf(u8),
+    List(Vec<Nested>),
+    Boxed(Box<Nested>),
+    Maybe(Option<Box<Nested>>),
+    Map(std::collections::BTreeMap<u8, Nested>),
+    Pair(Box<(Nested, Nested)>),
+}
+
+/// Dropped without recursing (a value within the limit is shallow anyway; this keeps the check
+/// honest about what the limit promises rather than about the stack).
+fn drop_flat(value: Nested) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Nested::Leaf(_) | Nested::Maybe(None) => {}
+            Nested::List(items) => stack.extend(items),
+            Nested::Boxed(inner) | Nested::Maybe(Some(inner)) => stack.push(*inner),
+            Nested::Map(map) => stack.extend(map.into_values()),
+            Nested::Pair(pair) => {
+                let (a, b) = *pair;
+                stack.push(a);
+                stack.push(b);
+            }
+        }
+    }
+}
+
+/// The depth-limited decoder every peer's payload goes through, on a recursive type: whatever the
+/// bytes, it returns (never overflows the stack); what it accepts nests at most
+/// [`wire::MAX_DEPTH`] levels and re-encodes to bytes no longer than it came from that decode to
+/// the same value.
+pub fn payload_depth(data: &[u8]) {
+    let Ok(value) = wire::from_bytes_exact::<Nested>(data) else {
+        return;
+    };
+    let encoded = match postcard::to_allocvec(&value) {
+        Ok(encoded) => encoded,
+        Err(err) => panic!("a decoded value does not encode: {err}"),
+    };
+    assert!(encoded.len() <= data.len(), "grew when re-encoded");
+    match wire::from_bytes_exact::<Nested>(&encoded) {
+        Ok(again) => {
+            assert_eq!(again, value, "decodes differently after re-encoding");
+            drop_flat(again);
+        }
+        Err(err) => panic!("a re-encoded value does not decode: {err}"),
+    }
+    drop_flat(value);
+}
+
+/// The server's frame reader (frames over the allowance paid for from a budget before their body
+/// is read), fed `data` in reads of a size the first byte chooses: it yields exactly the frames
+/// tokio-util's codec finds in the same bytes, in order, then ends (cleanly, or with an error
+/// where the codec also stops), and every byte it took from the budget comes back.
+pub fn frame_reader(data: &[u8]) {
+    let Some((&knob, data)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(knob % 64) + 1;
+    let allowance = 64 + usize::from(knob / 64) * 100;
+    let max = 4096;
+    let mut expected = Vec::new();
+    let mut codec = wire::codec(max);
+    let mut buf = BytesMut::from(data);
+    let codec_ends_cleanly = loop {
+        match codec.decode(&mut buf) {
+            Ok(Some(frame)) => expected.push(frame.freeze()),
+            Ok(None) => break buf.is_empty(),
+            Err(_) => break false,
+        }
+    };
+    let budget = wire::Budget::new(max);
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(err) => panic!("no runtime: {err}"),
+    };
+    let (frames, clean) = runtime.block_on(async {
+        let io = Chunked { data, chunk };
+        let mut reader = wire::FrameReader::new(io, max, allowance, Some(budget.clone()));
+        let mut frames = Vec::new();
+        loop {
+            match reader.next().await {
+                Some(Ok(frame)) => {
+                    assert!(budget.in_use() <= max);
+                    frames.push(frame.body);
+                }
+                Some(Err(_)) => break (frames, false),
+                None => break (frames, true),
+            }
+        }
+    });
+    assert_eq!(frames, expected, "the reader and the codec disagree");
+    assert_eq!(clean, codec_ends_cleanly, "they end differently");
+    assert_eq!(budget.in_use(), 0, "the budget was not given back");
+}
+
+/// Bytes handed out `chunk` at a time.
+struct Chunked<'a> {
+    data: &'a [u8],
+    chunk: usize,
+}
+
+impl tokio::io::AsyncRead for Chunked<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.chunk.min(self.data.len()).min(buf.remaining());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
 }

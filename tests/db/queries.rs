@@ -191,7 +191,14 @@ async fn the_same_queries_run_async() {
 fn contains_and_friends_escape_like_wildcards() {
     let (db, _dir) = database();
     let ada = db.insert(&teacher("Ada")).unwrap();
-    for title in ["100% Maths", "1000 Maths", "snake_case", "snakeXcase", "back\\slash", "Algebra"] {
+    for title in [
+        "100% Maths",
+        "1000 Maths",
+        "snake_case",
+        "snakeXcase",
+        "back\\slash",
+        "Algebra",
+    ] {
         db.insert(&course(title, ada)).unwrap();
     }
     let found = |filter: Filter<Course>| {
@@ -200,13 +207,20 @@ fn contains_and_friends_escape_like_wildcards() {
         got
     };
     assert_eq!(found(Course::title.contains("0%")), ["100% Maths"]);
-    assert_eq!(found(Course::title.like("%0%")), ["100% Maths", "1000 Maths"]);
+    assert_eq!(
+        found(Course::title.like("%0%")),
+        ["100% Maths", "1000 Maths"]
+    );
     assert_eq!(found(Course::title.contains("e_c")), ["snake_case"]);
     assert_eq!(found(Course::title.starts_with("snake_")), ["snake_case"]);
     assert_eq!(found(Course::title.ends_with("_case")), ["snake_case"]);
     assert_eq!(found(Course::title.contains("k\\s")), ["back\\slash"]);
     assert_eq!(found(Course::title.contains("%")), ["100% Maths"]);
     assert!(found(Course::title.contains("%%")).is_empty());
-    assert_eq!(found(Course::title.starts_with("alg")), ["Algebra"], "case-insensitive like LIKE");
+    assert_eq!(
+        found(Course::title.starts_with("alg")),
+        ["Algebra"],
+        "case-insensitive like LIKE"
+    );
     assert_eq!(fluxon::db::escape_like("a%b_c\\d"), "a\\%b\\_c\\\\d");
 }
