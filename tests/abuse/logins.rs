@@ -212,6 +212,32 @@ async fn a_flood_from_ten_addresses_slows_jack_but_never_locks_him_out() {
     }
 }
 
+/// Floods against jack from one address, then from nineteen (127.0.0.2-127.0.0.20), never stop jack
+/// logging in from his own: the buckets that refuse are keyed by address, the one by username only
+/// slows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_from_one_and_from_nineteen_addresses_never_lock_jack_out() {
+    let _alone = ALONE.lock().await;
+    let app = start(AsyncServer::new(0)).await;
+    for attackers in [addresses(2, 2), addresses(2, 20)] {
+        let mut conns = Vec::new();
+        for ip in &attackers {
+            conns.push(client_from(&app, ip).await.expect("an attacker connects"));
+        }
+        let outcomes = tally(flood(&conns, "jack", 40 * attackers.len()).await);
+        assert!(outcomes.wrong <= 5 * attackers.len(), "{outcomes:?}");
+        assert!(outcomes.throttled > 0, "{outcomes:?}");
+        // Jack's own bucket (at his address) is untouched; his username's is spent, which may
+        // slow him by a second, never more than that plus a hash or two.
+        let took = log_in(&app, "jack", JACK_PASSWORD).await;
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        for conn in conns {
+            conn.close().await;
+        }
+    }
+    assert_eq!(app.server.handle().stats().logins_succeeded, 2);
+}
+
 /// One address trying many usernames is stopped by its address's bucket; another address is not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spraying_usernames_from_one_address_is_throttled_by_address() {

@@ -86,6 +86,8 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
     let server = start_default().await;
     for (magic, version, expected) in [
         (wire::MAGIC, 99u16, RefuseReason::UnsupportedVersion),
+        // A client of the first protocol (before session tokens rotated) is told so.
+        (wire::MAGIC, 1u16, RefuseReason::UnsupportedVersion),
         (*b"HTTP", wire::PROTOCOL_VERSION, RefuseReason::BadMagic),
     ] {
         let mut peer = RawPeer::connect(&server).await;
@@ -101,7 +103,10 @@ async fn wrong_protocol_version_and_bad_magic_are_refused_with_the_reason() {
             Envelope::Refused { reason, message } => {
                 assert_eq!(reason, expected);
                 if expected == RefuseReason::UnsupportedVersion {
-                    assert!(message.contains("99") && message.contains('2'), "{message}");
+                    assert!(
+                        message.contains(&format!("the client {version}")) && message.contains('2'),
+                        "{message}"
+                    );
                 }
             }
             other => panic!("expected Refused, got {other:?}"),
