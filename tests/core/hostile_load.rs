@@ -224,7 +224,7 @@ async fn connections_opened_and_never_used_are_closed_at_the_handshake_timeout()
 
 /// How a connection attempt by a raw peer ended.
 enum Attempt {
-    Welcomed(RawPeer),
+    Welcomed(Box<RawPeer>),
     Refused(RefuseReason),
 }
 
@@ -251,7 +251,7 @@ async fn attempt(server: &RunningServer) -> Attempt {
         .expect("the server answered before closing")
         .expect("a readable frame");
     match Envelope::decode(&first).expect("decodes") {
-        Envelope::Welcome { .. } => Attempt::Welcomed(peer),
+        Envelope::Welcome { .. } => Attempt::Welcomed(Box::new(peer)),
         Envelope::Refused { reason, .. } => {
             assert!(peer.next().await.is_none(), "closed after refusing");
             Attempt::Refused(reason)
@@ -267,7 +267,7 @@ async fn attempt_many(server: &RunningServer, n: usize) -> (Vec<RawPeer>, Vec<Re
     let mut refused = Vec::new();
     for attempt in attempts {
         match attempt {
-            Attempt::Welcomed(peer) => welcomed.push(peer),
+            Attempt::Welcomed(peer) => welcomed.push(*peer),
             Attempt::Refused(reason) => refused.push(reason),
         }
     }

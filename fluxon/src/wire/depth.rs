@@ -483,14 +483,15 @@ mod tests {
             (),
         );
         let bytes = postcard::to_allocvec(&value).unwrap();
-        let back: (
+        type Value = (
             String,
             BTreeMap<String, Vec<Option<(u8, i64)>>>,
             Tree,
             [f64; 2],
             Option<char>,
             (),
-        ) = from_bytes_exact(&bytes).unwrap();
+        );
+        let back: Value = from_bytes_exact(&bytes).unwrap();
         assert_eq!(back, value);
         // Trailing bytes and short input are errors, as before.
         let mut trailing = bytes.clone();
@@ -534,18 +535,12 @@ mod tests {
             from_bytes_exact::<Tree>(&boxes),
             Err(DecodeError::TooDeep(_))
         ));
-        let nodes: Vec<u8> = std::iter::repeat([1u8, 1u8])
-            .take(1 << 19)
-            .flatten()
-            .collect();
+        let nodes: Vec<u8> = std::iter::repeat_n([1u8, 1u8], 1 << 19).flatten().collect();
         assert!(matches!(
             from_bytes_exact::<Tree>(&nodes),
             Err(DecodeError::TooDeep(_))
         ));
-        let options: Vec<u8> = std::iter::repeat([3u8, 1u8])
-            .take(1 << 19)
-            .flatten()
-            .collect();
+        let options: Vec<u8> = std::iter::repeat_n([3u8, 1u8], 1 << 19).flatten().collect();
         assert!(matches!(
             from_bytes_exact::<Tree>(&options),
             Err(DecodeError::TooDeep(_))
