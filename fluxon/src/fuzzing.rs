@@ -377,10 +377,16 @@ pub fn frame_reader(data: &[u8]) {
     let mut expected = Vec::new();
     let mut codec = wire::codec(max);
     let mut buf = BytesMut::from(data);
+    // The codec takes a frame's head out of the buffer before its body is there, so "nothing left
+    // in the buffer" does not mean "ended between frames": count what whole frames covered.
+    let mut covered = 0;
     let codec_ends_cleanly = loop {
         match codec.decode(&mut buf) {
-            Ok(Some(frame)) => expected.push(frame.freeze()),
-            Ok(None) => break buf.is_empty(),
+            Ok(Some(frame)) => {
+                covered += 4 + frame.len();
+                expected.push(frame.freeze());
+            }
+            Ok(None) => break covered == data.len(),
             Err(_) => break false,
         }
     };
