@@ -246,6 +246,7 @@ pub enum RawRequest {
     ReadTree {
         grant: Grant,
         path: String,
+        after: Option<String>,
     },
     Stat {
         grant: Grant,
@@ -275,7 +276,10 @@ pub enum RawResponse {
     },
     Done,
     Stat(fluxon::cloud::Stat),
-    Tree(Vec<(String, fluxon::cloud::ItemKind, u64, std::time::SystemTime)>),
+    Tree {
+        items: Vec<(String, fluxon::cloud::ItemKind, u64, std::time::SystemTime)>,
+        more: bool,
+    },
     Failed {
         code: CloudErrorCode,
         message: String,
@@ -302,7 +306,7 @@ impl Raw {
     pub async fn request(&mut self, conn: &ConnectionHandler, request: RawRequest) {
         let frame = RawFrame {
             magic: *b"FLXC",
-            version: 1,
+            version: 2,
             session: conn.session_token().unwrap(),
             request,
         };
