@@ -109,7 +109,15 @@ impl Cloud {
         server: AsyncServer,
         configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
     ) -> Cloud {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), server, configure).await
+    }
+
+    /// [`start_server`](Self::start_server) over the cloud folder and database in `dir`.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        server: AsyncServer,
+        configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
+    ) -> Cloud {
         let db = AsyncDatabase::open(dir.path().join("meta.sqlite3")).unwrap();
         let router = Router::new()
             .private_key([5u8; 32])
@@ -297,6 +305,24 @@ impl Raw {
         }
     }
 
+    /// A connection from the loopback address `ip` (`127.0.0.2`, ...): another peer.
+    pub async fn connect_from(cloud: &Cloud, ip: &str) -> Raw {
+        Raw {
+            stream: connect_from(ip, &cloud.cloud_addr()).await.unwrap(),
+        }
+    }
+
+    /// A request presenting `session` as the token, whatever the grant says.
+    pub async fn request_as(&mut self, session: SessionTokenBytes, request: RawRequest) {
+        let frame = RawFrame {
+            magic: *b"FLXC",
+            version: 2,
+            session,
+            request,
+        };
+        self.frame(&postcard::to_allocvec(&frame).unwrap()).await;
+    }
+
     pub async fn frame(&mut self, body: &[u8]) {
         let mut framed = (body.len() as u32).to_be_bytes().to_vec();
         framed.extend_from_slice(body);
@@ -319,6 +345,11 @@ impl Raw {
     }
 
     pub async fn response(&mut self) -> RawResponse {
+        self.response_sized().await.0
+    }
+
+    /// The next answer, and the bytes of its frame's body.
+    pub async fn response_sized(&mut self) -> (RawResponse, usize) {
         let read = async {
             let mut len = [0u8; 4];
             self.stream.read_exact(&mut len).await?;
@@ -330,7 +361,7 @@ impl Raw {
             .await
             .expect("the endpoint answers in time")
             .expect("the endpoint answers");
-        postcard::from_bytes(&body).unwrap()
+        (postcard::from_bytes(&body).unwrap(), body.len())
     }
 }
 
@@ -357,4 +388,27 @@ pub fn hidden_files(root: &std::path::Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// A TCP connection to `addr` from the loopback address `ip`.
+pub async fn connect_from(ip: &str, addr: &str) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{ip}:0").parse().unwrap())?;
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// The resident memory of this process (server, clients and test together), in bytes.
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// The same grant with one bit of its MAC flipped (the MAC is the last 32 bytes).
+pub fn forged(genuine: &Grant, bit: usize) -> Grant {
+    let mut bytes = postcard::to_allocvec(genuine).unwrap();
+    let at = bytes.len() - 1 - (bit / 8) % 32;
+    bytes[at] ^= 1 << (bit % 8);
+    postcard::from_bytes(&bytes).unwrap()
 }
