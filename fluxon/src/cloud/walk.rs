@@ -95,7 +95,7 @@ impl Budget {
                 self.bound.entries
             )));
         }
-        if self.entries % 256 == 0 {
+        if self.entries.is_multiple_of(256) {
             self.check_time()?;
         }
         Ok(())
@@ -311,7 +311,7 @@ pub(crate) fn tree_page(
             modified: child.modified,
         });
         bytes += weight;
-        if items.len() % 1024 == 0 {
+        if items.len().is_multiple_of(1024) {
             if let Err(stop) = budget.check_time() {
                 return cut(items, stop);
             }
