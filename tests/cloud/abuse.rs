@@ -401,8 +401,19 @@ async fn a_trickle_is_cut_within_its_window_either_way_and_a_cut_upload_resumes(
     raw.request(&conn, request).await;
     assert!(matches!(raw.response().await, RawResponse::Sending { .. }));
     let stalled = Instant::now();
-    let wait = async { tokio::time::sleep(window * 2 + Duration::from_millis(500)).await };
-    tokio::join!(wait, bystander.served_now(3));
+    let cut = async {
+        // The reader reads nothing; the endpoint counts the cut when it makes it.
+        while cloud.server.handle().stats().cloud_transfers_too_slow < 2 {
+            assert!(stalled.elapsed() < PATIENCE, "the stalled download is cut");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stalled.elapsed()
+    };
+    let (download_cut, ()) = tokio::join!(cut, bystander.served_now(3));
+    assert!(
+        download_cut <= window + Duration::from_secs(2),
+        "cut {download_cut:?} after the reader stopped"
+    );
     let mut received = 0usize;
     let mut buf = vec![0u8; 1 << 20];
     let drained = tokio::time::timeout(PATIENCE, async {
@@ -422,9 +433,8 @@ async fn a_trickle_is_cut_within_its_window_either_way_and_a_cut_upload_resumes(
     assert_eq!(cloud.server.handle().stats().cloud_transfers_too_slow, 2);
     let served = bystander.finish().await;
     eprintln!(
-        "trickle cut {after:?} after Ready (window {window:?}); stalled download cut within \
-         {:?} after {} of {} bytes; bystander slowest round {:?}",
-        stalled.elapsed(),
+        "trickle cut {after:?} after Ready (window {window:?}); stalled download cut \
+         {download_cut:?} after the reader stopped, {} of {} bytes sent; bystander slowest round {:?}",
         received,
         big.len(),
         served.slowest

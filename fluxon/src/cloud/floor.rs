@@ -165,6 +165,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_byte_every_twenty_seconds_is_cut_at_the_default_window() {
+        let floor = RateFloor {
+            bytes_per_sec: 16 * 1024,
+            window: Duration::from_secs(30),
+        };
+        let mut pace = Pace::start(Some(floor)).unwrap();
+        let start = Instant::now();
+        let mut cut = None;
+        // Checked on every tick, as a waiting read is; a byte arrives every 20 s.
+        let mut now = start;
+        while now < start + Duration::from_secs(120) {
+            now += pace.tick();
+            let moved = now.duration_since(start).as_secs() / 20;
+            pace.moved(moved, now);
+            if pace.check(now).is_err() {
+                cut = Some(now.duration_since(start));
+                break;
+            }
+        }
+        let cut = cut.expect("the trickle is cut");
+        assert!(cut <= Duration::from_secs(31), "cut after {cut:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_first_window_is_not_judged_and_silence_is_cut_at_the_window() {
         let mut pace = Pace::start(Some(floor())).unwrap();
         let start = Instant::now();

@@ -34,16 +34,23 @@ use crate::server::{Counters, ServerError, ServerHandle};
 /// Every resource a peer can make it spend is bounded, each with a setter below: connections (in
 /// all, per peer address, and still in their handshake), the time a connection may be quiet,
 /// the rate a transfer must keep, the bytes and the items an owner may hold (uploads in progress
-/// included), the size of a tree page and the work of any walk of the disk.
+/// included), the size of a tree page and the work of any walk of the disk. Settings that cannot
+/// work are refused when the server starts
+/// ([`ServerError::InvalidLimit`](crate::ServerError::InvalidLimit)).
 ///
 /// ```no_run
+/// use std::time::Duration;
 /// use fluxon::cloud::CloudStorageServer;
 /// use fluxon::{db::AsyncDatabase, AsyncServer, Router};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let db = AsyncDatabase::open("app.sqlite3")?;
+/// let cloud = CloudStorageServer::new(8888, "cloud")
+///     // Clients behind one NAT: more connections per address than the default 16.
+///     .max_connections_per_peer(Some(64))
+///     .min_transfer_rate(32 * 1024, Duration::from_secs(20));
 /// let server = AsyncServer::new(8080)
 ///     .router(Router::new().state(db))
-///     .cloud_storage(CloudStorageServer::new(8888, "cloud"));
+///     .cloud_storage(cloud);
 /// fluxon::run_server(server).await?;
 /// # Ok(()) }
 /// ```
