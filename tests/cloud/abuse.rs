@@ -314,6 +314,7 @@ async fn read_response(read: &mut tokio::net::tcp::OwnedReadHalf) -> RawResponse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickle_is_cut_within_its_window_either_way_and_a_cut_upload_resumes() {
+    let _memory = crate::common::MEMORY.lock().await;
     let window = Duration::from_secs(2);
     let cloud = Cloud::start_with(Limits::default(), |c| {
         c.min_transfer_rate(16 * 1024, window)

@@ -18,6 +18,11 @@ use tokio::net::TcpStream;
 /// Upper bound for anything a test waits on.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Held by the tests that watch this process's memory and by those that take a lot of it, so
+/// that one's allocations never show in another's measurement (tests run in parallel, in one
+/// process).
+pub static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn text(err: impl std::fmt::Display) -> String {
     err.to_string()
 }

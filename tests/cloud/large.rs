@@ -21,6 +21,7 @@ fn hash_file(path: &std::path::Path) -> blake3::Hash {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gibibyte_goes_up_and_down_in_constant_memory() {
+    let _memory = crate::common::MEMORY.lock().await;
     let cloud = Cloud::start().await;
     let (conn, connector) = cloud.owner(1, "jack", 2 * GIB).await;
 

@@ -70,6 +70,7 @@ fn fast_temp_dir() -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_of_200_000_entries_comes_page_by_page_within_the_cap_in_bounded_memory() {
+    let _memory = crate::common::MEMORY.lock().await;
     let cloud = Cloud::start_in(fast_temp_dir(), fluxon::AsyncServer::new(0), |c| c).await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
     let made = populate(cloud.folder().join("jack"), 200, 1000).await;
