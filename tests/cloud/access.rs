@@ -123,3 +123,90 @@ async fn a_role_on_a_directory_is_inherited_below_it_and_nowhere_else() {
         b"from jill"
     );
 }
+
+#[tokio::test]
+async fn a_collaborator_deletes_inside_a_shared_directory_but_never_the_directory_itself() {
+    let cloud = Cloud::start().await;
+    let (jack, jacks) = cloud.owner(1, "jack", 1 << 20).await;
+    for dir in ["jack/shared", "jack/shared/sub", "jack/other"] {
+        jacks
+            .create_directory(&grant(&jack, CreateDirectory, dir).await)
+            .await
+            .unwrap();
+    }
+    for file in [
+        "jack/shared/x.txt",
+        "jack/shared/sub/y.txt",
+        "jack/other/z.txt",
+    ] {
+        jacks
+            .write_bytes(&grant(&jack, WriteFile, file).await, b"data")
+            .await
+            .unwrap();
+    }
+    let deleter = (Permission::DELETE_FILE
+        | Permission::DELETE_SUB_DIRECTORY
+        | Permission::READ_TREE_DIRECTORY)
+        .bits();
+    let _: i64 = jack
+        .send_request("create_role", &("deleter", deleter))
+        .await
+        .unwrap();
+    for on in ["jack/shared", "jack/other/z.txt"] {
+        jack.send_request::<_, ()>("assign_role", &(2i64, "deleter", on))
+            .await
+            .map_err(|e| e.to_string())
+            .unwrap();
+    }
+    let (jill, jills) = cloud.client(2).await;
+
+    // Inside the shared directory: a file and a directory go.
+    jills
+        .delete_item(&grant(&jill, DeleteItem, "jack/shared/x.txt").await)
+        .await
+        .unwrap();
+    jills
+        .delete_item(&grant(&jill, DeleteItem, "jack/shared/sub").await)
+        .await
+        .unwrap();
+    assert!(!cloud.folder().join("jack/shared/x.txt").exists());
+    assert!(!cloud.folder().join("jack/shared/sub").exists());
+
+    // The directory itself is its parent's to lose: refused, as creating it would be.
+    let (code, message) = refusal(
+        jills
+            .delete_item(&grant(&jill, DeleteItem, "jack/shared").await)
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+    assert!(
+        message.contains("DELETE_SUB_DIRECTORY") && message.contains("`jack`"),
+        "{message}"
+    );
+    assert!(cloud.folder().join("jack/shared").is_dir());
+    // A role on a file itself does not let her delete the file: that takes its directory.
+    let (code, message) = refusal(
+        jills
+            .delete_item(&grant(&jill, DeleteItem, "jack/other/z.txt").await)
+            .await,
+    );
+    assert_eq!(code, CloudErrorCode::Forbidden);
+    assert!(message.contains("`jack/other`"), "{message}");
+    assert!(cloud.folder().join("jack/other/z.txt").exists());
+    // An owner's root stays, for anyone.
+    for (conn, connector) in [(&jill, &jills), (&jack, &jacks)] {
+        let (code, _) = refusal(
+            connector
+                .delete_item(&grant(conn, DeleteItem, "jack").await)
+                .await,
+        );
+        assert_eq!(code, CloudErrorCode::Forbidden);
+    }
+    assert!(cloud.folder().join("jack").is_dir());
+    // The owner deletes what he likes below it.
+    jacks
+        .delete_item(&grant(&jack, DeleteItem, "jack/shared").await)
+        .await
+        .unwrap();
+    assert!(!cloud.folder().join("jack/shared").exists());
+}

@@ -18,6 +18,11 @@ use tokio::net::TcpStream;
 /// Upper bound for anything a test waits on.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Held by the tests that watch this process's memory and by those that take a lot of it, so
+/// that one's allocations never show in another's measurement (tests run in parallel, in one
+/// process).
+pub static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn text(err: impl std::fmt::Display) -> String {
     err.to_string()
 }
@@ -109,7 +114,15 @@ impl Cloud {
         server: AsyncServer,
         configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
     ) -> Cloud {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), server, configure).await
+    }
+
+    /// [`start_server`](Self::start_server) over the cloud folder and database in `dir`.
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        server: AsyncServer,
+        configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
+    ) -> Cloud {
         let db = AsyncDatabase::open(dir.path().join("meta.sqlite3")).unwrap();
         let router = Router::new()
             .private_key([5u8; 32])
@@ -246,6 +259,7 @@ pub enum RawRequest {
     ReadTree {
         grant: Grant,
         path: String,
+        after: Option<String>,
     },
     Stat {
         grant: Grant,
@@ -275,7 +289,10 @@ pub enum RawResponse {
     },
     Done,
     Stat(fluxon::cloud::Stat),
-    Tree(Vec<(String, fluxon::cloud::ItemKind, u64, std::time::SystemTime)>),
+    Tree {
+        items: Vec<(String, fluxon::cloud::ItemKind, u64, std::time::SystemTime)>,
+        more: bool,
+    },
     Failed {
         code: CloudErrorCode,
         message: String,
@@ -293,6 +310,24 @@ impl Raw {
         }
     }
 
+    /// A connection from the loopback address `ip` (`127.0.0.2`, ...): another peer.
+    pub async fn connect_from(cloud: &Cloud, ip: &str) -> Raw {
+        Raw {
+            stream: connect_from(ip, &cloud.cloud_addr()).await.unwrap(),
+        }
+    }
+
+    /// A request presenting `session` as the token, whatever the grant says.
+    pub async fn request_as(&mut self, session: SessionTokenBytes, request: RawRequest) {
+        let frame = RawFrame {
+            magic: *b"FLXC",
+            version: 2,
+            session,
+            request,
+        };
+        self.frame(&postcard::to_allocvec(&frame).unwrap()).await;
+    }
+
     pub async fn frame(&mut self, body: &[u8]) {
         let mut framed = (body.len() as u32).to_be_bytes().to_vec();
         framed.extend_from_slice(body);
@@ -302,7 +337,7 @@ impl Raw {
     pub async fn request(&mut self, conn: &ConnectionHandler, request: RawRequest) {
         let frame = RawFrame {
             magic: *b"FLXC",
-            version: 1,
+            version: 2,
             session: conn.session_token().unwrap(),
             request,
         };
@@ -315,6 +350,11 @@ impl Raw {
     }
 
     pub async fn response(&mut self) -> RawResponse {
+        self.response_sized().await.0
+    }
+
+    /// The next answer, and the bytes of its frame's body.
+    pub async fn response_sized(&mut self) -> (RawResponse, usize) {
         let read = async {
             let mut len = [0u8; 4];
             self.stream.read_exact(&mut len).await?;
@@ -326,7 +366,7 @@ impl Raw {
             .await
             .expect("the endpoint answers in time")
             .expect("the endpoint answers");
-        postcard::from_bytes(&body).unwrap()
+        (postcard::from_bytes(&body).unwrap(), body.len())
     }
 }
 
@@ -353,4 +393,27 @@ pub fn hidden_files(root: &std::path::Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// A TCP connection to `addr` from the loopback address `ip`.
+pub async fn connect_from(ip: &str, addr: &str) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{ip}:0").parse().unwrap())?;
+    socket.connect(addr.parse().unwrap()).await
+}
+
+/// The resident memory of this process (server, clients and test together), in bytes.
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// The same grant with one bit of its MAC flipped (the MAC is the last 32 bytes).
+pub fn forged(genuine: &Grant, bit: usize) -> Grant {
+    let mut bytes = postcard::to_allocvec(genuine).unwrap();
+    let at = bytes.len() - 1 - (bit / 8) % 32;
+    bytes[at] ^= 1 << (bit % 8);
+    postcard::from_bytes(&bytes).unwrap()
 }

@@ -149,3 +149,22 @@ async fn garbage_and_foreign_requests_get_a_clear_refusal_and_others_are_still_s
     let echoed: String = conn.send_request("echo", "still here").await.unwrap();
     assert_eq!(echoed, "still here");
 }
+
+#[tokio::test]
+async fn a_request_of_another_protocol_version_is_told_so() {
+    let cloud = Cloud::start().await;
+    let (conn, _) = cloud.owner(1, "jack", 1000).await;
+    // Version 1's header, then whatever it carried.
+    let mut body = postcard::to_allocvec(&(*b"FLXC", 1u16)).unwrap();
+    body.extend_from_slice(&postcard::to_allocvec(&conn.session_token().unwrap()).unwrap());
+    body.extend_from_slice(b"a version-1 request");
+    let mut raw = Raw::connect(&cloud).await;
+    raw.frame(&body).await;
+    let (code, message) = failed(raw.response().await);
+    assert_eq!(code, CloudErrorCode::BadRequest);
+    assert!(
+        message.contains("version 2") && message.contains("version 1"),
+        "{message}"
+    );
+    assert_eq!(cloud.server.handle().stats().cloud_grants_refused, 0);
+}

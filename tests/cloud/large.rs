@@ -7,18 +7,10 @@ use std::time::{Duration, Instant};
 
 use fluxon::cloud::CloudOperation::*;
 
-use crate::common::{grant, pattern, Cloud};
+use crate::common::{grant, pattern, rss, Cloud};
 
 const GIB: u64 = 1 << 30;
 const LIMIT: u64 = 64 << 20;
-
-/// The resident memory of this process (server, client and test together), in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
 
 fn hash_file(path: &std::path::Path) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
@@ -29,6 +21,7 @@ fn hash_file(path: &std::path::Path) -> blake3::Hash {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gibibyte_goes_up_and_down_in_constant_memory() {
+    let _memory = crate::common::MEMORY.lock().await;
     let cloud = Cloud::start().await;
     let (conn, connector) = cloud.owner(1, "jack", 2 * GIB).await;
 

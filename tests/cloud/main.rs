@@ -2,8 +2,10 @@
 //! a real cloud folder and SQLite metadata in a temp dir, real clients and connectors, and a raw
 //! client that speaks the documented protocol for what a well-behaved connector never sends.
 
+mod bystander;
 mod common;
 
+mod abuse;
 mod access;
 mod blocking;
 mod grants;
@@ -12,3 +14,4 @@ mod operations;
 mod paths;
 mod tls;
 mod transfers;
+mod trees;

@@ -94,7 +94,12 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
     let server = AsyncServer::new(0)
         .router(router)
         .limits(limits)
-        .cloud_storage(CloudStorageServer::new(0, dir.path().join("cloud")))
+        // Every client is on 127.0.0.1: the cloud's per-address caps would turn the soak away.
+        .cloud_storage(
+            CloudStorageServer::new(0, dir.path().join("cloud"))
+                .max_connections_per_peer(None)
+                .max_handshakes(256, None),
+        )
         .start()
         .await?;
     let cloud = server.cloud_addr().context("no cloud endpoint")?;

@@ -136,8 +136,7 @@ impl ConnectionHandler {
     pub fn cloud_connector(&self, addr: impl Into<String>) -> crate::cloud::CloudStorageConnector {
         let inner = Arc::clone(&self.inner);
         let tls = self.inner.config.tls.clone();
-        crate::cloud::CloudStorageConnector::new(addr, Arc::new(move || inner.token()))
-            .with_tls(tls)
+        crate::cloud::CloudStorageConnector::new(addr, Arc::new(move || inner.token()), tls)
     }
 
     /// Connects to a server with the default settings.

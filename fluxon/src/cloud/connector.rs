@@ -2,6 +2,9 @@
 //! with bytes, a file or any `AsyncRead`; download to a file or any `AsyncWrite`. Transfers are
 //! streamed in constant memory, hashed on the way, and report progress to an optional callback.
 //!
+//! A connector made from a client whose main connection is TLS refuses to speak clear text
+//! ([`ConnectorError::ClearText`]), so the session token it presents never travels unprotected.
+//!
 //! ```no_run
 //! # async fn run(conn: fluxon::ConnectionHandler) -> Result<(), Box<dyn std::error::Error>> {
 //! use fluxon::cloud::Grant;
@@ -28,8 +31,8 @@ use tokio::net::TcpStream;
 use super::error::CloudErrorCode;
 use super::grant::Grant;
 use super::protocol::{self, Commit, Request, RequestFrame, Response, CHUNK, MAX_RESPONSE};
-use super::stream::{self, Hashing, PumpError};
-use super::tree::{Stat, TreeNode};
+use super::stream::{self, Bounds, Hashing, PumpError};
+use super::tree::{Stat, TreeBuilder, TreeNode};
 use crate::wire::{BoxRead, BoxWrite, SessionTokenBytes, Stream};
 
 /// How far a transfer has come.
@@ -55,6 +58,21 @@ pub enum ConnectorError {
         addr: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The connector was told to speak clear text ([`with_tls(None)`](CloudStorageConnector::with_tls))
+    /// though the client it was made from speaks TLS to its server: it refuses to send the
+    /// session token unprotected, and nothing was sent.
+    #[error("refusing to send the session token in clear text to {addr}: the main server speaks TLS; give the connector a ClientTls")]
+    ClearText {
+        /// The address not contacted.
+        addr: String,
+    },
+    /// A tree sent more items than the connector accepts
+    /// ([`max_tree_items`](CloudStorageConnector::max_tree_items)).
+    #[error("the tree has more than {limit} items")]
+    TreeTooLarge {
+        /// The bound.
+        limit: usize,
     },
     /// The endpoint could not be reached.
     #[error("cannot reach the cloud endpoint at {addr}: {source}")]
@@ -113,7 +131,10 @@ pub struct CloudStorageConnector {
     addr: String,
     session: SessionFn,
     tls: Option<crate::tls::ClientTls>,
+    /// The client it was made from speaks TLS: clear text is refused.
+    requires_tls: bool,
     idle: Duration,
+    max_tree_items: usize,
     progress: Option<ProgressFn>,
 }
 
@@ -133,31 +154,52 @@ struct Conn {
 
 impl CloudStorageConnector {
     /// A connector for the endpoint at `addr` (`host:port`), presenting the session `session`
-    /// gives.
-    pub(crate) fn new(addr: impl Into<String>, session: SessionFn) -> Self {
+    /// gives, speaking TLS as `tls` says: the client's own settings, so a client that speaks TLS
+    /// makes a connector that never speaks clear text.
+    pub(crate) fn new(
+        addr: impl Into<String>,
+        session: SessionFn,
+        tls: Option<crate::tls::ClientTls>,
+    ) -> Self {
         CloudStorageConnector {
             addr: addr.into(),
             session,
-            tls: None,
+            requires_tls: tls.is_some(),
+            tls,
             idle: Duration::from_secs(30),
+            max_tree_items: 1_000_000,
             progress: None,
         }
     }
 
     /// Speaks TLS to the endpoint, trusting what `tls` names (by default the connector uses the
-    /// TLS settings of the client it was made from; `None` for clear text).
+    /// TLS settings of the client it was made from). `None` for clear text is honoured only for
+    /// a client that speaks clear text itself; a connector of a TLS client then refuses every
+    /// operation with [`ConnectorError::ClearText`].
+    #[must_use]
     pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> Self {
         self.tls = tls;
         self
     }
 
     /// Gives up on an endpoint that sends or takes nothing for this long (default 30 s).
+    #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle = timeout;
         self
     }
 
+    /// The most items [`read_tree`](Self::read_tree) accepts, over all its pages (default
+    /// 1,000,000): past it the tree is refused with [`ConnectorError::TreeTooLarge`], so an
+    /// endpoint cannot make the connector hold an unbounded tree.
+    #[must_use]
+    pub fn max_tree_items(mut self, n: usize) -> Self {
+        self.max_tree_items = n;
+        self
+    }
+
     /// Calls `report` as a transfer moves (about every 256 KiB).
+    #[must_use]
     pub fn on_progress(mut self, report: impl Fn(Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(report));
         self
@@ -181,14 +223,39 @@ impl CloudStorageConnector {
         }
     }
 
-    /// The tree of the directory the grant names.
+    /// The tree of the directory the grant names, asked for page after page on one connection
+    /// (see *Trees* in [`protocol`](super::protocol)) and rebuilt as the pages come.
     pub async fn read_tree(&self, grant: &Grant) -> Result<TreeNode, ConnectorError> {
-        let make = |grant, path| Request::ReadTree { grant, path };
-        match self.simple(grant, make).await? {
-            Response::Tree(items) => TreeNode::from_flat(items).ok_or_else(|| {
-                ConnectorError::Protocol("the tree's items do not form a tree".into())
-            }),
-            other => Err(unexpected(&other)),
+        let mut conn = self.connect().await?;
+        let mut tree = TreeBuilder::default();
+        let not_a_tree = || ConnectorError::Protocol("the tree's items do not form a tree".into());
+        loop {
+            let request = Request::ReadTree {
+                grant: grant.clone(),
+                path: grant.path().to_owned(),
+                after: tree.last_path().map(str::to_owned),
+            };
+            self.send(&mut conn, request).await?;
+            let (items, more) = match self.response(&mut conn).await? {
+                Response::Tree { items, more } => (items, more),
+                other => return Err(unexpected(&other)),
+            };
+            if more && items.is_empty() {
+                return Err(ConnectorError::Protocol(
+                    "an empty tree page that says more follow".into(),
+                ));
+            }
+            if tree.len().saturating_add(items.len()) > self.max_tree_items {
+                return Err(ConnectorError::TreeTooLarge {
+                    limit: self.max_tree_items,
+                });
+            }
+            for item in items {
+                tree.push(item).ok_or_else(not_a_tree)?;
+            }
+            if !more {
+                return tree.finish().ok_or_else(not_a_tree);
+            }
         }
     }
 
@@ -332,7 +399,7 @@ impl CloudStorageConnector {
             &mut conn.writer,
             size - offset,
             source,
-            self.idle,
+            Bounds::idle(self.idle),
             &mut progress,
         )
         .await;
@@ -343,6 +410,10 @@ impl CloudStorageConnector {
             }
             Err(PumpError::Local(err)) => Err(err.into()),
             Err(PumpError::Peer(err)) => self.finish_write(conn, Err(err), [0; 32].into()).await,
+            Err(PumpError::TooSlow(slow)) => {
+                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, slow.to_string());
+                self.finish_write(conn, Err(err), [0; 32].into()).await
+            }
         }
     }
 
@@ -376,12 +447,16 @@ impl CloudStorageConnector {
             &mut conn.reader,
             size - offset,
             sink,
-            self.idle,
+            Bounds::idle(self.idle),
             &mut progress,
         )
         .await
         .map_err(|err| match err {
             PumpError::Peer(e) | PumpError::Local(e) => ConnectorError::Io(e),
+            PumpError::TooSlow(slow) => ConnectorError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                slow.to_string(),
+            )),
         })?;
         self.finish_read(conn).await?;
         Ok(sink)
@@ -495,6 +570,12 @@ impl CloudStorageConnector {
     }
 
     async fn connect(&self) -> Result<Conn, ConnectorError> {
+        // Before any byte, so not even the address learns the session.
+        if self.requires_tls && self.tls.is_none() {
+            return Err(ConnectorError::ClearText {
+                addr: self.addr.clone(),
+            });
+        }
         let connect = TcpStream::connect(&self.addr);
         let stream = tokio::time::timeout(self.idle, connect)
             .await

@@ -1,28 +1,27 @@
-//! `read_file` on the endpoint's side: the file streamed from an offset, in constant memory. Once
-//! its bytes start flowing nothing else can be said on the connection, so a failure then closes
-//! it and the connector sees a short read.
+//! `read_file` on the endpoint's side: the file opened through the owner's directory handle
+//! (never through a symlink) and streamed from an offset, in constant memory. Once its bytes
+//! start flowing nothing else can be said on the connection, so a failure then (a reader gone,
+//! quiet for the idle timeout, or under the rate floor) closes it and the connector sees a short
+//! read.
 
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
-use std::path::PathBuf;
 
 use crate::wire::BoxWrite;
 use tokio::io::AsyncWriteExt;
 
 use super::access::Permission;
 use super::error::CloudError;
-use super::ops::{blocking, recorded_hash, Failed};
+use super::ops::{blocking, item_at, recorded_hash, Failed};
 use super::path::CloudPath;
 use super::protocol::{self, Response};
 use super::server::Endpoint;
-use super::stream;
-use crate::server::UserId;
+use super::stream::{self, PumpError};
+use crate::server::{Counters, UserId};
 
 pub(crate) async fn read_file(
     ep: &Endpoint,
     user: Option<UserId>,
     path: &CloudPath,
-    disk: PathBuf,
     offset: u64,
     writer: &mut BoxWrite,
     moved: &mut u64,
@@ -30,12 +29,10 @@ pub(crate) async fn read_file(
     ep.cloud
         .require_path(user, path.clone(), Permission::READ_FILE)
         .await?;
+    let item = item_at(ep, path).await?;
     let name = path.to_string();
     let (file, size) = blocking(move || {
-        let file = File::open(&disk).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => CloudError::NotFound(name.clone()),
-            _ => e.into(),
-        })?;
+        let file = item.open_read()?;
         let meta = file.metadata()?;
         if meta.is_dir() {
             return Err(CloudError::AlreadyExists(name));
@@ -68,10 +65,20 @@ pub(crate) async fn read_file(
     .await
     .map_err(CloudError::Io)?;
     let mut progress = |n: u64| *moved = n;
-    let sent = stream::source_to_socket(writer, size - offset, file, ep.idle, &mut progress).await;
-    sent.map_err(|err| Failed {
-        error: CloudError::Io(std::io::Error::other(err.to_string())),
-        tell_peer: false,
+    let sent =
+        stream::source_to_socket(writer, size - offset, file, ep.bounds(), &mut progress).await;
+    sent.map_err(|err| {
+        let error = match err {
+            PumpError::TooSlow(slow) => {
+                Counters::bump(&ep.counters().cloud_transfers_too_slow);
+                CloudError::from(slow)
+            }
+            other => CloudError::Io(std::io::Error::other(other.to_string())),
+        };
+        Failed {
+            error,
+            tell_peer: false,
+        }
     })?;
     writer.flush().await.map_err(|err| Failed {
         error: CloudError::Io(err),

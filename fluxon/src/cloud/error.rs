@@ -7,8 +7,10 @@ use super::grant::GrantError;
 use super::path::PathError;
 use crate::db::DbError;
 
-/// What went wrong, as the connector sees it.
+/// What went wrong, as the connector sees it. New codes are added at the end (the wire carries
+/// the variant's index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum CloudErrorCode {
     /// The grant was refused (forged, expired, revoked, for something else).
     BadGrant,
@@ -32,10 +34,21 @@ pub enum CloudErrorCode {
     Internal,
     /// The server is shutting down.
     ShuttingDown,
+    /// The endpoint is at a connection limit (in all, for the peer's address, or for
+    /// connections in their handshake); try again later.
+    ServerFull,
+    /// The transfer moved slower than the endpoint's minimum rate and was cut (an upload stays
+    /// resumable).
+    TooSlow,
+    /// The owner has as many items (directories, files and uploads in progress) as allowed.
+    TooManyItems,
+    /// A tree or a directory is too large for one answer, or its walk ran out of time.
+    TreeTooLarge,
 }
 
 /// A failed cloud operation.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CloudError {
     /// The grant was refused.
     #[error("grant refused: {0}")]
@@ -102,6 +115,42 @@ pub enum CloudError {
     /// The server is shutting down.
     #[error("the cloud server is shutting down")]
     ShuttingDown,
+    /// A transfer moved slower than the minimum rate.
+    #[error("too slow: {moved} bytes in the last {window:?}, under the minimum of {bytes_per_sec} bytes a second")]
+    TooSlow {
+        /// Bytes moved in the last window.
+        moved: u64,
+        /// The window the rate is averaged over.
+        window: std::time::Duration,
+        /// The minimum rate.
+        bytes_per_sec: u64,
+    },
+    /// The owner holds as many items as allowed.
+    #[error("`{owner}` holds {limit} items (directories, files and uploads in progress), the most allowed")]
+    TooManyItems {
+        /// The owner.
+        owner: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A walk of a tree went over its bound.
+    #[error("`{path}` is too large to walk: {reason}")]
+    TreeTooLarge {
+        /// Where the walk started.
+        path: String,
+        /// Which bound it met.
+        reason: String,
+    },
+}
+
+impl From<super::floor::TooSlow> for CloudError {
+    fn from(slow: super::floor::TooSlow) -> Self {
+        CloudError::TooSlow {
+            moved: slow.moved,
+            window: slow.window,
+            bytes_per_sec: slow.bytes_per_sec,
+        }
+    }
 }
 
 impl CloudError {
@@ -120,6 +169,9 @@ impl CloudError {
             CloudError::NoCloud => CloudErrorCode::Internal,
             CloudError::Db(_) | CloudError::Io(_) => CloudErrorCode::Internal,
             CloudError::ShuttingDown => CloudErrorCode::ShuttingDown,
+            CloudError::TooSlow { .. } => CloudErrorCode::TooSlow,
+            CloudError::TooManyItems { .. } => CloudErrorCode::TooManyItems,
+            CloudError::TreeTooLarge { .. } => CloudErrorCode::TreeTooLarge,
         }
     }
 }

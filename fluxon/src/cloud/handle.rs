@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::access::{self, Permission};
+use super::disk::Disk;
 use super::error::CloudError;
 use super::metadata;
 use super::path::CloudPath;
@@ -20,6 +21,8 @@ pub struct Cloud {
 
 struct Inner {
     folder: PathBuf,
+    /// The folder as a directory handle: every disk operation goes through it.
+    disk: Disk,
     db: AsyncDatabase,
     /// Paths with a write in progress: a second writer of the same path is turned away.
     writing: Mutex<HashSet<String>>,
@@ -38,13 +41,14 @@ impl Cloud {
     /// missing).
     pub async fn open(folder: impl AsRef<Path>, db: AsyncDatabase) -> Result<Cloud, CloudError> {
         let folder = folder.as_ref();
-        std::fs::create_dir_all(folder)?;
+        let disk = Disk::open(folder)?;
         let folder = folder.canonicalize()?;
         use crate::db::Executor;
         db.create_tables(&metadata::MODELS).await?;
         Ok(Cloud {
             inner: Arc::new(Inner {
                 folder,
+                disk,
                 db,
                 writing: Mutex::new(HashSet::new()),
             }),
@@ -61,6 +65,11 @@ impl Cloud {
         &self.inner.db
     }
 
+    /// The cloud folder as a directory handle.
+    pub(crate) fn disk(&self) -> &Disk {
+        &self.inner.disk
+    }
+
     /// Makes an owner: a root directory `name` in the cloud folder, belonging to `user`, with
     /// `storage_limit` bytes. The row and the directory are made together or not at all.
     pub async fn create_owner(
@@ -70,12 +79,12 @@ impl Cloud {
         storage_limit: u64,
     ) -> Result<i64, CloudError> {
         let name = name.to_owned();
-        let folder = self.inner.folder.clone();
+        let disk = self.inner.disk.clone();
         self.inner
             .db
             .transaction_with(move |tx| {
                 let id = metadata::create_owner(tx, &name, user, storage_limit)?;
-                match std::fs::create_dir(folder.join(&name)) {
+                match disk.create_owner_root(&name) {
                     Ok(()) => Ok(id),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                         Err(CloudError::AlreadyExists(name))

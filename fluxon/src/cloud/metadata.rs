@@ -26,6 +26,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Uploads in progress ([`CloudUpload`](super::CloudUpload)) count against the quota as if they
+//! were written, and every owner's directories, files and uploads in progress count against the
+//! endpoint's item limit.
+//!
 //! Every function that writes runs inside a savepoint: when it returns `Err`, its own writes are
 //! undone, so even a caller that commits the surrounding transaction after a refusal keeps no
 //! half-made change.
@@ -144,10 +148,11 @@ pub struct CloudAuditEntry {
 }
 
 /// Every cloud model, referenced tables first: `db.create_tables(&fluxon::cloud::MODELS)`.
-pub const MODELS: [TableSchema; 6] = [
+pub const MODELS: [TableSchema; 7] = [
     CloudOwner::SCHEMA,
     CloudDirectory::SCHEMA,
     CloudFile::SCHEMA,
+    super::uploads::CloudUpload::SCHEMA,
     CloudAuditEntry::SCHEMA,
     CloudRole::SCHEMA,
     CloudRoleAssignment::SCHEMA,
@@ -289,7 +294,7 @@ fn truncate(text: &str, max: usize) -> &str {
     }
 }
 
-fn owner_named(db: &On<'_>, name: &str) -> Result<CloudOwner, CloudError> {
+pub(super) fn owner_named(db: &On<'_>, name: &str) -> Result<CloudOwner, CloudError> {
     db.check(CloudOwner::name.eq(name))
         .first()?
         .ok_or_else(|| CloudError::NoSuchOwner(name.to_owned()))
@@ -419,8 +424,9 @@ pub fn list_directory(
 }
 
 /// The checks before a write to `path`: the owner, nothing of the wrong kind there, the parent
-/// directory, the quota. Gives the owner and the file being replaced, if any.
-fn check_write(
+/// directory, the quota (the other paths' uploads in progress counted as used). Gives the owner
+/// and the file being replaced, if any.
+pub(super) fn check_write(
     db: &On<'_>,
     path: &CloudPath,
     size: u64,
@@ -438,9 +444,12 @@ fn check_write(
     }
     let existing = file_at(db, path)?;
     let replaced = existing.as_ref().map_or(0, |f| f.size);
+    let reserved = super::uploads::reserved_except(db, owner.id, path)?;
     // i128: no sum or difference of these can overflow it, whatever the rows hold.
     let available =
-        (i128::from(owner.storage_limit) - i128::from(owner.used) + i128::from(replaced)).max(0);
+        (i128::from(owner.storage_limit) - i128::from(owner.used) - i128::from(reserved)
+            + i128::from(replaced))
+        .max(0);
     if i128::from(size) > available {
         return Err(CloudError::OverQuota {
             needed: size,
@@ -450,14 +459,53 @@ fn check_write(
     Ok((owner, existing))
 }
 
+/// The items `owner` holds: directories (its root included), files and uploads in progress.
+pub(super) fn item_count(db: &On<'_>, owner: &CloudOwner) -> Result<i64, CloudError> {
+    let directories = db.check(CloudDirectory::owner.eq(owner.id)).count()?;
+    let files = db.check(CloudFile::owner.eq(owner.id)).count()?;
+    let uploads = super::uploads::count_of(db, owner.id)?;
+    Ok(directories + files + uploads)
+}
+
+/// `Ok` if `owner` may hold one item more under a limit of `max_items`, else
+/// [`CloudError::TooManyItems`].
+pub(super) fn check_room(
+    db: &On<'_>,
+    owner: &CloudOwner,
+    max_items: u64,
+) -> Result<(), CloudError> {
+    let held = u64::try_from(item_count(db, owner)?).unwrap_or(0);
+    if held >= max_items {
+        return Err(CloudError::TooManyItems {
+            owner: owner.name.clone(),
+            limit: max_items,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_room`] for the owner of `path`: what the endpoint checks before it makes a directory.
+pub(crate) fn check_item_limit(
+    tx: &Transaction<'_>,
+    path: &CloudPath,
+    max_items: u64,
+) -> Result<(), CloudError> {
+    tx.on_connection(|conn| {
+        let db = On(conn);
+        let owner = owner_named(&db, path.owner())?;
+        check_room(&db, &owner, max_items)
+    })
+}
+
 /// The checks before any byte of a write of `size` bytes to `path` is accepted:
 ///
 /// * the owner exists ([`CloudError::NoSuchOwner`]);
 /// * no directory is at `path` ([`CloudError::AlreadyExists`]);
 /// * the parent directory exists ([`CloudError::NotFound`] with the parent's path);
-/// * `used - (size of the file being replaced, if any) + size <= storage_limit`, else
-///   [`CloudError::OverQuota`] with `needed = size` and `available = storage_limit - used + the
-///   replaced size`.
+/// * `used + reserved - (size of the file being replaced, if any) + size <= storage_limit`,
+///   where `reserved` is the declared sizes of the owner's uploads in progress to other paths,
+///   else [`CloudError::OverQuota`] with `needed = size` and `available = storage_limit - used -
+///   reserved + the replaced size`.
 ///
 /// Writes nothing; [`record_write`] checks again when the bytes are in.
 pub fn reserve_write(tx: &Transaction<'_>, path: &CloudPath, size: u64) -> Result<(), CloudError> {
@@ -466,7 +514,8 @@ pub fn reserve_write(tx: &Transaction<'_>, path: &CloudPath, size: u64) -> Resul
 
 /// Records that `size` bytes hashing to `blake3_hex` are now the file at `path`: runs the checks
 /// of [`reserve_write`] again, inserts the file row or updates the replaced one (size, hash,
-/// `updated`), and moves the owner's `used` by the difference.
+/// `updated`), moves the owner's `used` by the difference, and forgets the upload in progress of
+/// `path`, if any (its reservation becomes the file).
 ///
 /// [`CloudError::BadRequest`] if `blake3_hex` is not 64 hex digits, [`CloudError::Path`] if the
 /// file's name is longer than 255 characters.
@@ -516,6 +565,7 @@ pub fn record_write(
                 0
             }
         };
+        super::uploads::forget(db, path)?;
         add_used(db, &owner, size_column - replaced)
     })
 }
@@ -542,8 +592,9 @@ pub fn record_directory(tx: &Transaction<'_>, path: &CloudPath) -> Result<(), Cl
     })
 }
 
-/// Forgets the file at `path`, or the directory at `path` with every directory and file under it,
-/// and the roles assigned on what was deleted (a new item at the same path starts without them).
+/// Forgets the file at `path`, or the directory at `path` with every directory, file and upload in
+/// progress under it, and the roles assigned on what was deleted (a new item at the same path
+/// starts without them).
 /// Gives the owner's `used` back the freed bytes and returns how many.
 ///
 /// [`CloudError::NotFound`] if nothing is at `path`; [`CloudError::Forbidden`] (for
@@ -575,6 +626,7 @@ pub fn record_delete(tx: &Transaction<'_>, path: &CloudPath) -> Result<u64, Clou
                     | (CloudDirectory::path.ge(from.as_str())
                         & CloudDirectory::path.lt(to.as_str())),
             )?;
+            super::uploads::forget_under(db, path)?;
             freed
         } else {
             return Err(CloudError::NotFound(path.to_string()));
@@ -606,6 +658,25 @@ pub fn record_audit(
         CloudAuditEntry::bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX)),
     ])?;
     Ok(())
+}
+
+/// Removes up to `batch` audit lines written before `before`, oldest first; how many went. The
+/// sweeper calls it until it returns less than `batch`, one transaction per batch, so pruning a
+/// long log never holds the writer for long.
+pub(crate) fn forget_audit_before(
+    tx: &Transaction<'_>,
+    before: OffsetDateTime,
+    batch: i64,
+) -> Result<usize, CloudError> {
+    let ids = tx
+        .check(CloudAuditEntry::at.lt(before))
+        .order_by(CloudAuditEntry::id.asc())
+        .limit(batch)
+        .columns((CloudAuditEntry::id,))?;
+    let Some(&(last,)) = ids.last() else {
+        return Ok(0);
+    };
+    Ok(tx.delete(CloudAuditEntry::id.le(last) & CloudAuditEntry::at.lt(before))?)
 }
 
 #[cfg(test)]
@@ -923,6 +994,37 @@ pub(super) mod tests {
         assert_eq!((rows[0].outcome.as_str(), rows[0].bytes), ("ok", 12));
         assert_eq!(rows[1].user_id, None);
         assert_eq!(rows[1].outcome, "é".repeat(512));
+    }
+
+    #[test]
+    fn audit_lines_older_than_the_retention_go_in_batches() {
+        let (db, _dir) = database();
+        run(&db, |tx| {
+            for i in 0..5 {
+                record_audit(tx, None, "s", "Stat", &format!("jack/{i}"), "ok", 0)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let before_any = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        assert_eq!(
+            run(&db, |tx| forget_audit_before(tx, before_any, 2)).unwrap(),
+            0
+        );
+        let after_all = OffsetDateTime::now_utc() + time::Duration::seconds(1);
+        assert_eq!(
+            run(&db, |tx| forget_audit_before(tx, after_all, 2)).unwrap(),
+            2
+        );
+        assert_eq!(
+            run(&db, |tx| forget_audit_before(tx, after_all, 2)).unwrap(),
+            2
+        );
+        assert_eq!(
+            run(&db, |tx| forget_audit_before(tx, after_all, 2)).unwrap(),
+            1
+        );
+        assert_eq!(db.check_all::<CloudAuditEntry>().count().unwrap(), 0);
     }
 
     #[test]

@@ -1,29 +1,30 @@
-//! The cloud operations on the endpoint's side: each checks the grant, the path and the
-//! permission, then changes the disk and the metadata together, and is written to the audit log
-//! whatever its outcome. Writing and reading files are in [`upload`](super::upload) and
-//! [`download`](super::download).
+//! The cloud operations on the endpoint's side. Each request is first authorized (its path
+//! parsed, its grant verified, its session token checked): one that is not costs the database
+//! nothing ([`unauthorized`](super::unauthorized)). An authorized one checks the permission, then
+//! changes the disk (through the owner's directory handle, [`disk`](super::disk)) and the
+//! metadata together, and is written to the audit log whatever its outcome. Writing and reading
+//! files are in [`upload`](super::upload) and [`download`](super::download); walks of the disk,
+//! each bounded, in [`walk`](super::walk).
 
-use std::fs::Metadata;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 
 use crate::wire::{BoxRead, BoxWrite};
 use tokio::io::BufReader;
 
 use super::access::Permission;
+use super::disk::{Item, ItemMeta};
 use super::error::CloudError;
 use super::grant::GrantError;
 use super::metadata;
 use super::path::{CloudPath, RESERVED_PREFIX};
 use super::protocol::{Request, Response};
 use super::server::Endpoint;
-use super::tree::{ItemKind, Stat, TreeNode};
+use super::tree::{ItemKind, Stat};
+use super::walk::{self, WalkBound};
 use super::{download, upload};
-use crate::server::UserId;
+use crate::auth::SessionId;
+use crate::server::{Counters, UserId};
 use crate::wire::SessionTokenBytes;
-
-/// The most items a tree (or a directory's size) walks before giving up.
-const MAX_TREE_ITEMS: usize = 100_000;
 
 /// A failed operation, and whether the peer can still be told why (not once a file's raw bytes
 /// have started flowing to it).
@@ -53,14 +54,36 @@ impl From<super::path::PathError> for Failed {
     }
 }
 
-/// Who asked, for the audit log.
-#[derive(Default)]
-pub(crate) struct Who {
+/// An authorized request: its path, and who asked.
+struct Authorized {
+    path: CloudPath,
+    session: SessionId,
     user: Option<UserId>,
-    session: String,
 }
 
-/// Runs one request and writes its audit entry.
+/// The path, grant and token checks, in memory: nothing is read from or written to the
+/// database before they pass.
+fn authorize(
+    ep: &Endpoint,
+    presented: SessionTokenBytes,
+    request: &Request,
+) -> Result<Authorized, CloudError> {
+    let path = CloudPath::parse(request.path())?;
+    let (session, user) = ep
+        .server
+        .verify_grant(request.grant(), request.operation(), &path)?;
+    if ep.server.verify_session_token(presented) != Some(session) {
+        return Err(GrantError::OtherSession.into());
+    }
+    Ok(Authorized {
+        path,
+        session,
+        user,
+    })
+}
+
+/// Runs one request: refused before authorization without a trace in the database, else run
+/// and written to the audit log.
 pub(crate) async fn handle(
     ep: &Endpoint,
     peer: SocketAddr,
@@ -70,20 +93,28 @@ pub(crate) async fn handle(
     writer: &mut BoxWrite,
 ) -> Result<Response, Failed> {
     let operation = request.operation();
-    let raw_path = request.path().to_owned();
-    let mut who = Who::default();
+    let who = match authorize(ep, presented, &request) {
+        Ok(who) => who,
+        Err(error) => {
+            Counters::bump(&ep.counters().cloud_grants_refused);
+            ep.unauthorized.note(peer, operation, &error);
+            return Err(error.into());
+        }
+    };
     let mut bytes = 0u64;
-    let outcome = run(ep, presented, request, reader, writer, &mut who, &mut bytes).await;
+    let outcome = run(ep, who.user, &who.path, request, reader, writer, &mut bytes).await;
     let text = match &outcome {
         Ok(_) => "ok".to_owned(),
         Err(failed) => failed.error.to_string(),
     };
-    tracing::debug!(%peer, ?operation, path = %raw_path, outcome = %text, bytes, "cloud operation");
-    let db = ep.cloud.database();
+    tracing::debug!(%peer, ?operation, path = %who.path, outcome = %text, bytes, "cloud operation");
     let name = format!("{operation:?}");
-    let audit = db
+    let (user, session, path) = (who.user, who.session.to_string(), who.path.to_string());
+    let audit = ep
+        .cloud
+        .database()
         .transaction_with(move |tx| {
-            metadata::record_audit(tx, who.user, &who.session, &name, &raw_path, &text, bytes)
+            metadata::record_audit(tx, user, &session, &name, &path, &text, bytes)
         })
         .await;
     if let Err(err) = audit {
@@ -94,26 +125,16 @@ pub(crate) async fn handle(
 
 async fn run(
     ep: &Endpoint,
-    presented: SessionTokenBytes,
+    user: Option<UserId>,
+    path: &CloudPath,
     request: Request,
     reader: &mut BufReader<BoxRead>,
     writer: &mut BoxWrite,
-    who: &mut Who,
     bytes: &mut u64,
 ) -> Result<Response, Failed> {
-    let operation = request.operation();
-    let path = CloudPath::parse(request.path())?;
-    let grant = request.grant();
-    let (session, user) = ep.server.verify_grant(grant, operation, &path)?;
-    if ep.server.verify_session_token(presented) != Some(session) {
-        return Err(GrantError::OtherSession.into());
-    }
-    who.user = user;
-    who.session = session.to_string();
-    let disk = path.resolve(ep.cloud.folder())?;
     match request {
         Request::CreateDirectory { .. } => {
-            create_directory(ep, user, &path, disk).await?;
+            create_directory(ep, user, path).await?;
             Ok(Response::Done)
         }
         Request::WriteFile {
@@ -123,8 +144,7 @@ async fn run(
             ..
         } => {
             let write = upload::Write {
-                path: &path,
-                disk,
+                path,
                 size,
                 resume,
                 max_size: grant.max_size(),
@@ -133,21 +153,25 @@ async fn run(
             Ok(Response::Stat(stat))
         }
         Request::ReadFile { offset, .. } => {
-            download::read_file(ep, user, &path, disk, offset, writer, bytes).await?;
+            download::read_file(ep, user, path, offset, writer, bytes).await?;
             Ok(Response::Done)
         }
         Request::DeleteItem { .. } => {
-            *bytes = delete_item(ep, user, &path, disk).await?;
+            *bytes = delete_item(ep, user, path).await?;
             Ok(Response::Done)
         }
-        Request::ReadTree { .. } => {
+        Request::ReadTree { after, .. } => {
             ep.cloud
                 .require_path(user, path.clone(), Permission::READ_TREE_DIRECTORY)
                 .await?;
-            let tree = blocking(move || tree(&disk, &path)).await?;
-            Ok(Response::Tree(tree.flatten()))
+            let after = after.as_deref().map(CloudPath::parse).transpose()?;
+            let item = item_at(ep, path).await?;
+            let (size, bound) = (ep.settings.tree_page, ep.settings.walk);
+            let (items, more) =
+                blocking(move || walk::tree_page(&item, after.as_ref(), size, bound)).await?;
+            Ok(Response::Tree { items, more })
         }
-        Request::Stat { .. } => Ok(Response::Stat(stat(ep, user, &path, disk).await?)),
+        Request::Stat { .. } => Ok(Response::Stat(stat(ep, user, path).await?)),
     }
 }
 
@@ -160,27 +184,22 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| CloudError::Io(std::io::Error::other(e.to_string())))?
 }
 
-/// What is on disk at `disk`, with "nothing" as [`CloudError::NotFound`].
-pub(crate) async fn existing(disk: &Path, path: &CloudPath) -> Result<Metadata, CloudError> {
-    let owned = disk.to_path_buf();
-    let found = tokio::task::spawn_blocking(move || std::fs::symlink_metadata(owned))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))
-        .and_then(|r| r);
-    match found {
-        Ok(meta) => Ok(meta),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(CloudError::NotFound(path.to_string()))
-        }
-        Err(e) => Err(e.into()),
-    }
+/// The item at `path`, its owner's root opened.
+pub(crate) async fn item_at(ep: &Endpoint, path: &CloudPath) -> Result<Item, CloudError> {
+    let (disk, path) = (ep.cloud.disk().clone(), path.clone());
+    blocking(move || disk.at(&path)).await
+}
+
+/// What is on disk at `item`, with "nothing" as [`CloudError::NotFound`].
+pub(crate) async fn existing(item: &Item) -> Result<ItemMeta, CloudError> {
+    let item = item.clone();
+    blocking(move || item.metadata()).await
 }
 
 async fn create_directory(
     ep: &Endpoint,
     user: Option<UserId>,
     path: &CloudPath,
-    disk: PathBuf,
 ) -> Result<(), CloudError> {
     let parent = path.parent().ok_or_else(|| {
         CloudError::BadRequest("an owner's root directory is made with create_owner".into())
@@ -188,68 +207,90 @@ async fn create_directory(
     ep.cloud
         .require_path(user, parent, Permission::CREATE_SUB_DIRECTORY)
         .await?;
+    let item = item_at(ep, path).await?;
     let path = path.clone();
+    let max_items = ep.settings.max_items_per_owner;
     ep.cloud
         .database()
         .transaction_with(move |tx| {
+            metadata::check_item_limit(tx, &path, max_items)?;
             metadata::record_directory(tx, &path)?;
             // The last step, so a failure here rolls the row back.
-            std::fs::create_dir(&disk).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => CloudError::AlreadyExists(path.to_string()),
-                _ => e.into(),
-            })
+            item.create_dir()
         })
         .await
 }
 
-/// Deletes a file, or a directory with everything under it; returns the bytes freed. The item is
-/// renamed out of sight in the same transaction that removes its rows, then removed from disk.
+/// Deletes a file, or a directory with everything under it; returns the bytes freed. It takes
+/// the permission on the parent, as creating does: a role on a directory lets its holder delete
+/// what is in it, not the directory itself. The item is renamed out of sight in the same
+/// transaction that removes its rows; its remains are then removed within the walk bound
+/// (at most a second of it) before the answer, the rest after it, and whatever is still left
+/// by the sweeper.
 async fn delete_item(
     ep: &Endpoint,
     user: Option<UserId>,
     path: &CloudPath,
-    disk: PathBuf,
 ) -> Result<u64, CloudError> {
-    let meta = existing(&disk, path).await?;
-    let needed = if meta.is_dir() {
+    let item = item_at(ep, path).await?;
+    let meta = existing(&item).await?;
+    let needed = if meta.is_dir {
         Permission::DELETE_SUB_DIRECTORY
     } else {
         Permission::DELETE_FILE
     };
-    ep.cloud.require_path(user, path.clone(), needed).await?;
-    let parent = disk
-        .parent()
-        .ok_or_else(|| CloudError::Forbidden {
-            permission: needed.to_string(),
-            path: path.to_string(),
-        })?
-        .to_path_buf();
-    let trash = parent.join(format!("{RESERVED_PREFIX}trash-{}", random_hex()?));
+    // An owner's root has no parent, and goes only with its owner.
+    let parent = path.parent().ok_or_else(|| CloudError::Forbidden {
+        permission: needed.to_string(),
+        path: path.to_string(),
+    })?;
+    ep.cloud.require_path(user, parent, needed).await?;
+    let trash = item.sibling(&format!("{RESERVED_PREFIX}trash-{}", random_hex()?));
     let moved = trash.clone();
-    let path = path.clone();
+    let recorded = path.clone();
     let freed = ep
         .cloud
         .database()
         .transaction_with(move |tx| {
-            let freed = metadata::record_delete(tx, &path)?;
-            std::fs::rename(&disk, &moved)?;
+            let freed = metadata::record_delete(tx, &recorded)?;
+            if !item.rename_to(&moved)? {
+                return Err(CloudError::NotFound(recorded.to_string()));
+            }
             Ok::<_, CloudError>(freed)
         })
         .await?;
-    let is_dir = meta.is_dir();
-    blocking(move || {
-        if is_dir {
-            std::fs::remove_dir_all(&trash)?;
-        } else {
-            std::fs::remove_file(&trash)?;
+    if !meta.is_dir {
+        let removed = blocking(move || trash.remove_file()).await;
+        if let Err(err) = removed {
+            // Hidden and swept later; the delete itself is done.
+            tracing::warn!(%err, "cannot remove a deleted file's remains yet");
         }
-        Ok(())
+        return Ok(freed);
+    }
+    let now = WalkBound {
+        entries: ep.settings.walk.entries,
+        time: ep.settings.walk.time.min(std::time::Duration::from_secs(1)),
+    };
+    let first = trash.clone();
+    let done = blocking(move || {
+        let (owner, rel) = first.owner_dir();
+        Ok(walk::remove_tree(owner, std::path::Path::new(rel), now)?)
     })
-    .await
-    .unwrap_or_else(|err| {
-        // Hidden and swept later; the delete itself is done.
-        tracing::warn!(%err, "cannot remove a deleted item's remains yet");
-    });
+    .await;
+    match done {
+        Ok(true) => {}
+        Ok(false) => match std::sync::Arc::clone(&ep.removals).try_acquire_owned() {
+            Ok(permit) => {
+                drop(tokio::task::spawn_blocking(move || {
+                    let (owner, rel) = trash.owner_dir();
+                    let _ = walk::remove_tree(owner, std::path::Path::new(rel), walk::BACKGROUND);
+                    drop(permit);
+                }));
+            }
+            Err(_) => tracing::debug!("a deleted directory's remains are left for the sweeper"),
+        },
+        Err(err) => tracing::warn!(%err, "cannot remove a deleted directory's remains yet"),
+    }
     Ok(freed)
 }
 
@@ -260,39 +301,36 @@ pub(crate) fn random_hex() -> Result<String, CloudError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn stat(
-    ep: &Endpoint,
-    user: Option<UserId>,
-    path: &CloudPath,
-    disk: PathBuf,
-) -> Result<Stat, CloudError> {
-    let meta = existing(&disk, path).await?;
-    let needed = if meta.is_dir() {
+async fn stat(ep: &Endpoint, user: Option<UserId>, path: &CloudPath) -> Result<Stat, CloudError> {
+    let item = item_at(ep, path).await?;
+    let meta = existing(&item).await?;
+    let needed = if meta.is_dir {
         Permission::READ_TREE_DIRECTORY
     } else {
         Permission::READ_FILE
     };
     ep.cloud.require_path(user, path.clone(), needed).await?;
-    let recorded = if meta.is_dir() {
+    let recorded = if meta.is_dir {
         None
     } else {
-        recorded_hash(ep, path, meta.len()).await?
+        recorded_hash(ep, path, meta.len).await?
     };
     let path = path.clone();
+    let bound = ep.settings.walk;
     blocking(move || {
-        if meta.is_dir() {
-            let size = total_size(&tree(&disk, &path)?);
+        if meta.is_dir {
+            let size = walk::directory_size(&item, bound)?;
             return Ok(stat_of(&path, &meta, size, None));
         }
         // A file the metadata does not know as it is (changed behind the server's back) is hashed.
         let hash = match recorded {
             Some(hash) => hash,
             None => {
-                let mut file = std::fs::File::open(&disk)?;
-                super::stream::hash_prefix(&mut file, meta.len())?.finalize()
+                let mut file = item.open_read()?;
+                super::stream::hash_prefix(&mut file, meta.len)?.finalize()
             }
         };
-        Ok(stat_of(&path, &meta, meta.len(), Some(hash)))
+        Ok(stat_of(&path, &meta, meta.len, Some(hash)))
     })
     .await
 }
@@ -317,77 +355,22 @@ pub(crate) async fn recorded_hash(
 /// A [`Stat`] from what the disk says.
 pub(crate) fn stat_of(
     path: &CloudPath,
-    meta: &Metadata,
+    meta: &ItemMeta,
     size: u64,
     hash: Option<blake3::Hash>,
 ) -> Stat {
-    let is_dir = meta.is_dir();
     let name = path.as_str().rsplit('/').next().unwrap_or_default();
     Stat {
         path: path.to_string(),
-        kind: if is_dir {
+        kind: if meta.is_dir {
             ItemKind::Directory
         } else {
             ItemKind::File
         },
         size,
         blake3: hash.map(|h| h.to_hex().to_string()),
-        content_type: (!is_dir).then(|| metadata::kind_of(name).to_owned()),
-        created: meta.created().ok(),
-        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        content_type: (!meta.is_dir).then(|| metadata::kind_of(name).to_owned()),
+        created: meta.created,
+        modified: meta.modified,
     }
-}
-
-/// The tree at `disk`, walked without following symlinks and without the server's own files.
-fn tree(disk: &Path, path: &CloudPath) -> Result<TreeNode, CloudError> {
-    let mut budget = MAX_TREE_ITEMS;
-    let meta = std::fs::symlink_metadata(disk)?;
-    let name = path.as_str().rsplit('/').next().unwrap_or_default();
-    walk(disk, name, path.as_str(), &meta, &mut budget)
-}
-
-fn walk(
-    disk: &Path,
-    name: &str,
-    path: &str,
-    meta: &Metadata,
-    budget: &mut usize,
-) -> Result<TreeNode, CloudError> {
-    *budget = budget.checked_sub(1).ok_or_else(|| {
-        CloudError::BadRequest(format!("more than {MAX_TREE_ITEMS} items under `{path}`"))
-    })?;
-    let mut node = TreeNode {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        kind: ItemKind::File,
-        size: meta.len(),
-        modified: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-        children: Vec::new(),
-    };
-    if meta.is_dir() {
-        node.kind = ItemKind::Directory;
-        node.size = 0;
-        for entry in std::fs::read_dir(disk)? {
-            let entry = entry?;
-            let Some(child) = entry.file_name().to_str().map(str::to_owned) else {
-                continue; // not a name a cloud path can have
-            };
-            let meta = entry.metadata()?;
-            if child.starts_with(RESERVED_PREFIX) || meta.file_type().is_symlink() {
-                continue;
-            }
-            let child_path = format!("{path}/{child}");
-            if child_path.len() > super::MAX_PATH {
-                continue; // deeper than any cloud path reaches (made behind the server's back)
-            }
-            node.children
-                .push(walk(&entry.path(), &child, &child_path, &meta, budget)?);
-        }
-        node.children.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    Ok(node)
-}
-
-fn total_size(node: &TreeNode) -> u64 {
-    node.size + node.children.iter().map(total_size).sum::<u64>()
 }

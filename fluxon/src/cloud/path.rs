@@ -1,5 +1,8 @@
-//! Cloud paths: what a client may name, normalized, and resolved to a file under the cloud folder
-//! without escaping it (no `..`, no absolute paths, no NUL or backslash, no symlink leading out).
+//! Cloud paths: what a client may name, normalized (no `..`, no absolute paths, no NUL or
+//! backslash, no name of the server's own). The text is all this module checks: on disk the
+//! endpoint resolves every path inside a directory handle of the owner's root
+//! ([`disk`](super::disk)), where no symlink can lead out whatever changes between a check and an
+//! operation.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -109,6 +112,10 @@ impl CloudPath {
 
     /// The file on disk under `root` (which must exist), refusing a path whose existing part
     /// leads out of `root` through a symlink.
+    ///
+    /// A check of how things are now, not a guarantee: the file system can change between it
+    /// and whatever is done with the result. The cloud endpoint does not use it; it resolves
+    /// every path inside a directory handle instead.
     pub fn resolve(&self, root: &Path) -> Result<PathBuf, PathError> {
         let io = |e: std::io::Error| PathError::Io(e.to_string());
         let root = root.canonicalize().map_err(io)?;

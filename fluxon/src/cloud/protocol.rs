@@ -8,7 +8,7 @@
 //!
 //! ## Requests
 //!
-//! A request frame's body is, in order: magic `[u8; 4]` = `b"FLXC"`; version `u16` = 1; the
+//! A request frame's body is, in order: magic `[u8; 4]` = `b"FLXC"`; version `u16` = 2; the
 //! client's session token (16 bytes of session id and 32 of MAC, as in the main `Hello`); then the
 //! request, an enum:
 //!
@@ -18,13 +18,20 @@
 //! | 1 | `WriteFile` | grant, path string, size `u64`, resume `bool` | `Ready`, then see *Writing* |
 //! | 2 | `ReadFile` | grant, path string, offset `u64` | `Sending`, the bytes, `Done` |
 //! | 3 | `DeleteItem` | grant, path string | `Done` |
-//! | 4 | `ReadTree` | grant, path string | `Tree` |
+//! | 4 | `ReadTree` | grant, path string, after `Option<string>` (the cursor, see *Trees*) | `Tree` |
 //! | 5 | `Stat` | grant, path string | `Stat` |
+//!
+//! The endpoint reads the magic and the version before anything else: a request of another
+//! version (version 1 had no cursor in `ReadTree`) is answered `Failed` with code `BadRequest`
+//! and a message naming both versions, whatever follows them.
 //!
 //! A grant is the postcard encoding of [`Grant`] as the view returned it. The
 //! endpoint checks the token, that the grant was given to that session (and its login, so a
 //! logout revokes it), that it is signed, current and for this operation and this normalized path,
 //! that the path stays in the cloud folder, the user's permission, and for a write the quota.
+//! A request whose grant or token does not verify is answered `Failed` (`BadGrant`, or `BadPath`
+//! for a path that does not parse) and leaves no trace in the database; only authorized requests
+//! are written to the audit log.
 //!
 //! ## Responses
 //!
@@ -34,10 +41,27 @@
 //! | 1 | `Sending` | size `u64`, offset `u64`, blake3 `Option<[u8; 32]>` (the recorded hash, if it is for what is on disk) |
 //! | 2 | `Done` | |
 //! | 3 | `Stat` | a [`Stat`] |
-//! | 4 | `Tree` | the tree's items in pre-order (every directory before what is in it), each: path string, kind ([`ItemKind`]: 0 file, 1 directory), size `u64`, modified time (seconds `u64`, nanoseconds `u32` since the Unix epoch); the connector rebuilds the [`TreeNode`] without recursion |
+//! | 4 | `Tree` | items: a sequence of the tree's items in pre-order (every directory before what is in it, a directory's items by name), each: path string, kind ([`ItemKind`]: 0 file, 1 directory), size `u64`, modified time (seconds `u64`, nanoseconds `u32` since the Unix epoch); then more `bool`: whether the tree goes on after this page |
 //! | 5 | `Failed` | code [`CloudErrorCode`], message string |
 //!
-//! Any request may be answered `Failed` instead; the endpoint then closes the connection.
+//! Any request may be answered `Failed` instead; the endpoint then closes the connection. A
+//! connection turned away at a connection limit (in all, per peer address, or in their
+//! handshake) gets one `Failed` with code `ServerFull` in clear text, or is closed without a word
+//! over TLS.
+//!
+//! ## Trees
+//!
+//! A tree travels in pages. The first `ReadTree` has `after = None` and is answered with the
+//! tree's first items, starting with the directory asked for itself. While `more` is `true`, the
+//! connector asks again, on the same connection and with the same grant, with `after` = the path
+//! of the last item it received; the endpoint answers the items that follow it in the same order.
+//! The endpoint keeps nothing between pages (the cursor says where to go on), and a page holds at
+//! most the endpoint's page size in items and in bytes (by default 100,000 items and 8 MiB, so
+//! every page fits a response frame). Each page is also bounded in the entries its walk reads and
+//! in time; a page cut by those bounds is shorter, and one that could not hold a single item is
+//! answered `Failed` with `TreeTooLarge`. Items the tree gains or loses between pages may be
+//! missed or seen, never repeated: the order is the same for every page. The connector rebuilds
+//! the [`TreeNode`] as the pages come, without recursion, and refuses a tree over its own bound.
 //!
 //! ## Writing
 //!
@@ -47,14 +71,19 @@
 //! arrive; then it compares the hashes, fsyncs, records the file in the metadata and renames it
 //! into place in one step, and answers `Stat`. A connection lost mid-stream leaves the partial file
 //! hidden; a later `WriteFile` of the same path and size with `resume = true` is answered with the
-//! offset the endpoint holds, so only the rest is sent. The endpoint may answer `Failed` while the
-//! bytes are still coming (and closes): the connector stops sending.
+//! offset the endpoint holds, so only the rest is sent. A path has one partial file at a time: a
+//! `WriteFile` of another size (or without `resume`) starts it over. From `Ready` on, the declared
+//! size counts against the owner's quota until the file is committed or the partial removed. The
+//! endpoint may answer `Failed` while the bytes are still coming (and closes): the connector stops
+//! sending. It does so when the bytes come slower than the endpoint's rate floor (by default
+//! 16 KiB/s over any 30 s), with code `TooSlow`; what arrived stays for a resume.
 //!
 //! ## Reading
 //!
 //! After `Sending { size, offset, .. }` the endpoint sends exactly `size - offset` raw bytes, then
 //! `Done`. If it fails once the bytes have started, it closes the connection without a word (a
-//! `Failed` frame would be taken for file contents): the connector sees a short read.
+//! `Failed` frame would be taken for file contents): the connector sees a short read. A reader
+//! taking the bytes slower than the rate floor is cut the same way.
 //!
 //! Request frames are at most 64 KiB; response frames at most 16 MiB.
 
@@ -71,7 +100,7 @@ use crate::wire::SessionTokenBytes;
 /// The four bytes every request starts with.
 pub(crate) const MAGIC: [u8; 4] = *b"FLXC";
 /// The protocol version.
-pub(crate) const VERSION: u16 = 1;
+pub(crate) const VERSION: u16 = 2;
 /// The largest request frame the endpoint reads.
 pub(crate) const MAX_REQUEST: usize = 64 * 1024;
 /// The largest response frame the connector reads (a big tree).
@@ -115,6 +144,8 @@ pub(crate) enum Request {
     ReadTree {
         grant: Grant,
         path: String,
+        /// The last item of the previous page; `None` for the first page.
+        after: Option<String>,
     },
     Stat {
         grant: Grant,
@@ -180,7 +211,10 @@ pub(crate) enum Response {
     },
     Done,
     Stat(Stat),
-    Tree(Vec<FlatItem>),
+    Tree {
+        items: Vec<FlatItem>,
+        more: bool,
+    },
     Failed {
         code: CloudErrorCode,
         message: String,
@@ -231,19 +265,25 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, S
     crate::wire::from_bytes_exact(body).map_err(|e| e.to_string())
 }
 
+/// What every request starts with, read before the rest so that another version is told so
+/// whatever its layout.
+#[derive(Debug, Deserialize)]
+struct Header {
+    magic: [u8; 4],
+    version: u16,
+}
+
 /// Decodes a request frame's body and checks its magic and version: the session token it presents
 /// and the request, or what is wrong with it (the endpoint answers `Failed` and closes).
 pub(crate) fn decode_request(body: &[u8]) -> Result<(SessionTokenBytes, Request), String> {
-    match decode::<RequestFrame>(body) {
-        Ok(frame) if frame.magic == MAGIC && frame.version == VERSION => {
-            Ok((frame.session, frame.request))
-        }
-        Ok(frame) => Err(format!(
+    let (header, rest) = postcard::take_from_bytes::<Header>(body).map_err(|e| e.to_string())?;
+    if header.magic != MAGIC || header.version != VERSION {
+        return Err(format!(
             "not a fluxon cloud request of version {VERSION} (magic {:?}, version {})",
-            frame.magic, frame.version
-        )),
-        Err(err) => Err(err),
+            header.magic, header.version
+        ));
     }
+    decode::<(SessionTokenBytes, Request)>(rest)
 }
 
 #[cfg(test)]
@@ -288,8 +328,16 @@ mod tests {
 
         let err = decode_request(&request_frame(*b"FLXN", VERSION)).unwrap_err();
         assert!(err.contains("not a fluxon cloud request"), "{err}");
-        let err = decode_request(&request_frame(MAGIC, 2)).unwrap_err();
-        assert!(err.contains("version 2"), "{err}");
+        // Another version is named as such, though its layout is not this one's.
+        let err = decode_request(&request_frame(MAGIC, 1)).unwrap_err();
+        assert!(
+            err.contains("version 2") && err.contains("version 1"),
+            "{err}"
+        );
+        let mut old = postcard::to_allocvec(&(MAGIC, 1u16)).unwrap();
+        old.extend_from_slice(b"anything at all");
+        let err = decode_request(&old).unwrap_err();
+        assert!(err.contains("version 1"), "{err}");
         let mut trailing = request_frame(MAGIC, VERSION);
         trailing.push(0);
         assert!(decode_request(&trailing).is_err());

@@ -1,38 +1,56 @@
-//! [`CloudStorageServer`]: the cloud endpoint's settings, its listener, and one task per
-//! connection reading requests and handing each to [`ops`](super::ops).
+//! [`CloudStorageServer`]: the cloud endpoint's settings (every bound on what a peer can make it
+//! spend), their checks at start, and the [`Endpoint`] that every cloud connection shares. The
+//! listener and the connections are in [`listener`](super::listener).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::error::CloudError;
+use super::floor::RateFloor;
 use super::handle::Cloud;
-use super::ops;
-use super::protocol::{self, Response, MAX_REQUEST};
+use super::protocol::MAX_RESPONSE;
+use super::stream::Bounds;
+use super::unauthorized::Unauthorized;
+use super::walk::{PageSize, WalkBound, ITEM_OVERHEAD};
 use crate::db::AsyncDatabase;
-use crate::server::ServerHandle;
+use crate::server::{Counters, ServerError, ServerHandle};
 
 /// The cloud endpoint of a server (the original's `CloudStorageServer(port=8888,
 /// cloud_folder=...)`): give it to [`AsyncServer::cloud_storage`](crate::AsyncServer::cloud_storage).
 /// It listens on a port of its own, so bulk transfers never stall the calls on the main one, and
 /// shares the main server's grant key and sessions: a grant a view made is checked here.
 ///
+/// It serves TLS whenever the main server does (presenting the main server's identity unless
+/// given its own with [`tls`](Self::tls)), so a session token never travels in clear text on
+/// one port when it is protected on the other.
+///
+/// Every resource a peer can make it spend is bounded, each with a setter below: connections (in
+/// all, per peer address, and still in their handshake), the time a connection may be quiet,
+/// the rate a transfer must keep, the bytes and the items an owner may hold (uploads in progress
+/// included), the size of a tree page and the work of any walk of the disk. Settings that cannot
+/// work are refused when the server starts
+/// ([`ServerError::InvalidLimit`](crate::ServerError::InvalidLimit)).
+///
 /// ```no_run
+/// use std::time::Duration;
 /// use fluxon::cloud::CloudStorageServer;
 /// use fluxon::{db::AsyncDatabase, AsyncServer, Router};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let db = AsyncDatabase::open("app.sqlite3")?;
+/// let cloud = CloudStorageServer::new(8888, "cloud")
+///     // Clients behind one NAT: more connections per address than the default 16.
+///     .max_connections_per_peer(Some(64))
+///     .min_transfer_rate(32 * 1024, Duration::from_secs(20));
 /// let server = AsyncServer::new(8080)
 ///     .router(Router::new().state(db))
-///     .cloud_storage(CloudStorageServer::new(8888, "cloud"));
+///     .cloud_storage(cloud);
 /// fluxon::run_server(server).await?;
 /// # Ok(()) }
 /// ```
@@ -42,11 +60,127 @@ pub struct CloudStorageServer {
     pub(crate) host: Option<String>,
     pub(crate) folder: PathBuf,
     pub(crate) database: Option<AsyncDatabase>,
-    pub(crate) max_connections: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) partial_ttl: Duration,
+    pub(crate) settings: Settings,
     pub(crate) secure: bool,
     pub(crate) tls: Option<crate::tls::TlsIdentity>,
+}
+
+/// The endpoint's bounds, as set on [`CloudStorageServer`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub max_connections: usize,
+    pub max_connections_per_peer: Option<usize>,
+    pub max_handshakes: usize,
+    pub max_handshakes_per_peer: Option<usize>,
+    pub ipv6_prefix: u8,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub min_rate: u64,
+    pub min_rate_window: Duration,
+    pub partial_ttl: Duration,
+    pub audit_retention: Duration,
+    pub max_items_per_owner: u64,
+    pub tree_page: PageSize,
+    pub walk: WalkBound,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_connections: 256,
+            max_connections_per_peer: Some(16),
+            max_handshakes: 64,
+            max_handshakes_per_peer: Some(8),
+            ipv6_prefix: 64,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            min_rate: 16 * 1024,
+            min_rate_window: Duration::from_secs(30),
+            partial_ttl: Duration::from_secs(24 * 3600),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
+            max_items_per_owner: 100_000,
+            tree_page: PageSize {
+                items: 100_000,
+                bytes: 8 * 1024 * 1024,
+            },
+            walk: WalkBound {
+                entries: 250_000,
+                time: Duration::from_secs(5),
+            },
+        }
+    }
+}
+
+/// A page must fit a response frame with room for its framing.
+const MAX_PAGE_BYTES: usize = MAX_RESPONSE - 1024 * 1024;
+/// A page must hold at least one item of the longest path.
+const MIN_PAGE_BYTES: usize = super::MAX_PATH + ITEM_OVERHEAD + 64;
+
+impl Settings {
+    fn validate(&self) -> Result<(), ServerError> {
+        let checks = [
+            (
+                self.max_connections == 0,
+                "cloud max_connections must be at least 1",
+            ),
+            (
+                self.max_connections_per_peer == Some(0),
+                "cloud max_connections_per_peer must be at least 1 (or None)",
+            ),
+            (
+                self.max_handshakes == 0,
+                "cloud max_handshakes must be at least 1",
+            ),
+            (
+                self.max_handshakes_per_peer == Some(0),
+                "cloud max_handshakes_per_peer must be at least 1 (or None)",
+            ),
+            (
+                self.ipv6_prefix > 128,
+                "cloud ipv6_prefix must be at most 128",
+            ),
+            (
+                self.handshake_timeout < Duration::from_millis(10),
+                "cloud handshake_timeout must be at least 10 ms",
+            ),
+            (
+                self.idle_timeout < Duration::from_millis(10),
+                "cloud idle_timeout must be at least 10 ms",
+            ),
+            (
+                self.min_rate > 0 && self.min_rate_window < Duration::from_millis(10),
+                "cloud min_transfer_rate's window must be at least 10 ms",
+            ),
+            (
+                self.audit_retention.is_zero(),
+                "cloud audit_retention must be more than zero",
+            ),
+            (
+                self.max_items_per_owner == 0,
+                "cloud max_items_per_owner must be at least 1",
+            ),
+            (
+                self.tree_page.items == 0,
+                "cloud tree_page's items must be at least 1",
+            ),
+            (
+                !(MIN_PAGE_BYTES..=MAX_PAGE_BYTES).contains(&self.tree_page.bytes),
+                "cloud tree_page's bytes must hold one longest path and fit a 15 MiB frame",
+            ),
+            (
+                self.walk.entries == 0,
+                "cloud walk_limits' entries must be at least 1",
+            ),
+            (
+                self.walk.time < Duration::from_millis(10),
+                "cloud walk_limits' time must be at least 10 ms",
+            ),
+        ];
+        match checks.into_iter().find(|(bad, _)| *bad) {
+            Some((_, why)) => Err(ServerError::InvalidLimit(why)),
+            None => Ok(()),
+        }
+    }
 }
 
 impl CloudStorageServer {
@@ -57,15 +191,14 @@ impl CloudStorageServer {
             host: None,
             folder: cloud_folder.into(),
             database: None,
-            max_connections: 256,
-            idle_timeout: Duration::from_secs(30),
-            partial_ttl: Duration::from_secs(24 * 3600),
+            settings: Settings::default(),
             secure: false,
             tls: None,
         }
     }
 
     /// The address to bind (default: the main server's host).
+    #[must_use]
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -73,56 +206,148 @@ impl CloudStorageServer {
 
     /// The database for the metadata tables (default: the router's
     /// [`AsyncDatabase`](crate::db::AsyncDatabase) state).
+    #[must_use]
     pub fn database(mut self, db: AsyncDatabase) -> Self {
         self.database = Some(db);
         self
     }
 
-    /// At most this many connections at once (default 256); more are closed at once.
+    /// At most this many connections at once (default 256); more are turned away at once.
+    #[must_use]
     pub fn max_connections(mut self, n: usize) -> Self {
-        self.max_connections = n.max(1);
+        self.settings.max_connections = n;
+        self
+    }
+
+    /// At most this many connections at once from one peer address (default 16; `None`: no
+    /// per-peer bound, for clients behind one NAT or a load balancer). A peer is an IPv4
+    /// address, or an IPv6 prefix of [`ipv6_prefix`](Self::ipv6_prefix) bits.
+    #[must_use]
+    pub fn max_connections_per_peer(mut self, n: Option<usize>) -> Self {
+        self.settings.max_connections_per_peer = n;
+        self
+    }
+
+    /// Connections still in their handshake (TLS, then their first request) at once: in all
+    /// (default 64) and from one peer address (default 8; `None`: no per-peer bound).
+    /// Connections that sent a request never wait for these slots.
+    #[must_use]
+    pub fn max_handshakes(mut self, total: usize, per_peer: Option<usize>) -> Self {
+        self.settings.max_handshakes = total;
+        self.settings.max_handshakes_per_peer = per_peer;
+        self
+    }
+
+    /// How many leading bits of an IPv6 address name one peer (default 64).
+    #[must_use]
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.settings.ipv6_prefix = bits;
+        self
+    }
+
+    /// Time a new connection has for its TLS handshake and its first request together (default
+    /// 10 s).
+    #[must_use]
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.handshake_timeout = timeout;
         self
     }
 
     /// A connection that sends nothing (between requests, or in the middle of a file) for this
     /// long is closed (default 30 s). A write cut this way can be resumed.
+    #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.settings.idle_timeout = timeout;
         self
     }
 
-    /// How long an interrupted upload's partial file is kept for a resume (default 24 h).
+    /// A transfer (either way) must move at least `bytes_per_sec` on average over every
+    /// `window`, or it is cut with [`CloudErrorCode::TooSlow`](super::CloudErrorCode::TooSlow)
+    /// (default 16 KiB/s over 30 s; a rate of 0 turns the floor off). The first window of a
+    /// transfer is never judged; a cut upload can be resumed. Without it, a peer sending a byte
+    /// just before each idle timeout would hold a connection, a thread and the path's write
+    /// lock for ever.
+    #[must_use]
+    pub fn min_transfer_rate(mut self, bytes_per_sec: u64, window: Duration) -> Self {
+        self.settings.min_rate = bytes_per_sec;
+        self.settings.min_rate_window = window;
+        self
+    }
+
+    /// How long an interrupted upload's partial file (and its reservation of the owner's
+    /// quota) is kept for a resume (default 24 h).
+    #[must_use]
     pub fn partial_ttl(mut self, ttl: Duration) -> Self {
-        self.partial_ttl = ttl;
+        self.settings.partial_ttl = ttl;
         self
     }
 
-    /// Serves TLS only, presenting the identity given with [`tls`](Self::tls) or else the main
+    /// How long audit lines are kept (default 90 days); the hourly sweep removes older ones.
+    #[must_use]
+    pub fn audit_retention(mut self, retention: Duration) -> Self {
+        self.settings.audit_retention = retention;
+        self
+    }
+
+    /// The most items one owner may hold: directories (the root included), files and uploads
+    /// in progress together (default 100,000). Past it, creating anything is refused with
+    /// [`CloudErrorCode::TooManyItems`](super::CloudErrorCode::TooManyItems); replacing a file
+    /// is not.
+    #[must_use]
+    pub fn max_items_per_owner(mut self, n: u64) -> Self {
+        self.settings.max_items_per_owner = n;
+        self
+    }
+
+    /// The most a page of a `ReadTree` answer holds: `items` items and `bytes` encoded bytes
+    /// (default 100,000 and 8 MiB; bytes between 4 KiB and 15 MiB). The connector asks for
+    /// page after page; no answer is larger, whatever the tree.
+    #[must_use]
+    pub fn tree_page(mut self, items: usize, bytes: usize) -> Self {
+        self.settings.tree_page = PageSize { items, bytes };
+        self
+    }
+
+    /// What one walk of the disk may spend (a tree page, the size of a directory for a stat,
+    /// the removal of a deleted directory before the answer): `entries` directory entries read
+    /// and `time` (default 250,000 and 5 s). A stat past it, or a tree page that could not hold
+    /// one item within it, is refused with
+    /// [`CloudErrorCode::TreeTooLarge`](super::CloudErrorCode::TreeTooLarge).
+    #[must_use]
+    pub fn walk_limits(mut self, entries: usize, time: Duration) -> Self {
+        self.settings.walk = WalkBound { entries, time };
+        self
+    }
+
+    /// Serves TLS, presenting the identity given with [`tls`](Self::tls) or else the main
     /// server's; without either, the server does not start
-    /// ([`ServerError::NoTlsIdentity`](crate::ServerError::NoTlsIdentity)).
+    /// ([`ServerError::NoTlsIdentity`](crate::ServerError::NoTlsIdentity)). An endpoint beside a
+    /// TLS server serves TLS without being asked.
+    #[must_use]
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
     }
 
     /// Serves TLS with this certificate and key (implies [`secure(true)`](Self::secure)).
+    #[must_use]
     pub fn tls(mut self, identity: crate::tls::TlsIdentity) -> Self {
         self.tls = Some(identity);
         self.secure = true;
         self
     }
 
-    /// Binds the listener, opens the metadata and sets up TLS; the main server calls this while
-    /// starting, with its own identity if it is secure.
+    /// Checks the settings, binds the listener, opens the metadata and sets up TLS; the main
+    /// server calls this while starting, with its own identity if it is secure (the endpoint is
+    /// then secure too).
     pub(crate) async fn bind(
         &self,
         main_host: &str,
         router_db: Option<&AsyncDatabase>,
         main_tls: Option<&crate::tls::TlsIdentity>,
-    ) -> Result<(TcpListener, Cloud, Option<tokio_rustls::TlsAcceptor>), crate::server::ServerError>
-    {
-        use crate::server::ServerError;
-        let tls = if self.secure {
+    ) -> Result<Bound, ServerError> {
+        self.settings.validate()?;
+        let tls = if self.secure || main_tls.is_some() {
             let identity = self
                 .tls
                 .as_ref()
@@ -145,133 +370,124 @@ impl CloudStorageServer {
         let listener = TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
-        Ok((listener, cloud, tls))
+        Ok(Bound {
+            listener,
+            cloud,
+            tls,
+            settings: self.settings,
+        })
     }
 }
+
+/// An endpoint bound and ready to serve.
+pub(crate) struct Bound {
+    listener: TcpListener,
+    cloud: Cloud,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    settings: Settings,
+}
+
+impl Bound {
+    /// The cloud storage, for views.
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// Starts accepting (until the server shuts down) and sweeping; returns the bound address.
+    pub fn serve(self, server: ServerHandle, tracker: &TaskTracker) -> Option<SocketAddr> {
+        let addr = self.listener.local_addr().ok();
+        let endpoint = Arc::new(Endpoint {
+            cloud: self.cloud,
+            shutdown: server.shared.shutdown.clone(),
+            grace: server.limits().shutdown_grace,
+            server,
+            settings: self.settings,
+            tls: self.tls,
+            unauthorized: Unauthorized::new(),
+            removals: Arc::new(Semaphore::new(BACKGROUND_REMOVALS)),
+        });
+        let span = tracing::info_span!("cloud", addr = ?addr);
+        tokio::spawn(
+            super::listener::accept_loop(self.listener, endpoint, tracker.clone()).instrument(span),
+        );
+        tracing::info!(addr = ?addr, "fluxon cloud storage listening");
+        addr
+    }
+}
+
+/// Removals of deleted directories going on after their answer at once; past it, the rest is
+/// left for the sweeper.
+const BACKGROUND_REMOVALS: usize = 2;
 
 /// What every cloud connection shares.
 pub(crate) struct Endpoint {
     pub cloud: Cloud,
     pub server: ServerHandle,
-    pub idle: Duration,
-    pub partial_ttl: Duration,
+    pub settings: Settings,
     pub shutdown: CancellationToken,
     /// How long transfers in progress may go on after a shutdown begins.
     pub grace: Duration,
     /// Wraps accepted sockets in TLS, when the endpoint is secure.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Requests refused before authorization, logged at a bounded rate.
+    pub unauthorized: Unauthorized,
+    /// Permits for removals that go on after a delete's answer (bounded, and not waited for
+    /// at shutdown: what they leave is hidden trash).
+    pub removals: Arc<Semaphore>,
 }
 
-/// Accepts cloud connections until shutdown.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    endpoint: Arc<Endpoint>,
-    max_connections: usize,
-    tracker: TaskTracker,
-) {
-    let permits = Arc::new(Semaphore::new(max_connections));
-    tracker.spawn(super::sweep::sweep_partials(Arc::clone(&endpoint)));
-    loop {
-        let accepted = tokio::select! {
-            () = endpoint.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::warn!(%err, "cloud accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tracing::warn!(%peer, "cloud connection refused: at max_connections");
-            continue;
-        };
-        let endpoint = Arc::clone(&endpoint);
-        let span = tracing::info_span!("cloud", %peer);
-        tracker.spawn(
-            async move {
-                serve(stream, peer, endpoint).await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
+impl Endpoint {
+    /// The server's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.server.shared.counters
     }
-}
 
-/// One connection: requests one after another until the peer closes, goes quiet, breaks the
-/// protocol or an operation fails (a failed answer closes the connection, since a write's bytes
-/// may still be on their way).
-async fn serve(stream: TcpStream, peer: SocketAddr, endpoint: Arc<Endpoint>) {
-    let _ = stream.set_nodelay(true);
-    let secured = crate::tls::accept(stream, endpoint.tls.as_ref(), endpoint.idle).await;
-    let Some(stream) = secured else {
-        return;
-    };
-    let crate::wire::Halves {
-        read,
-        write: mut writer,
-        ..
-    } = stream.split();
-    let mut reader = BufReader::with_capacity(64 * 1024, read);
-    loop {
-        let frame = tokio::select! {
-            () = endpoint.shutdown.cancelled() => break,
-            frame = tokio::time::timeout(endpoint.idle, protocol::read_frame(&mut reader, MAX_REQUEST)) => frame,
-        };
-        let body = match frame {
-            Err(_) | Ok(Ok(None)) => break,
-            Ok(Err(err)) => {
-                fail(&mut writer, &CloudError::BadRequest(err.to_string())).await;
-                break;
-            }
-            Ok(Ok(Some(body))) => body,
-        };
-        let (session, request) = match protocol::decode_request(&body) {
-            Ok(pair) => pair,
-            Err(message) => {
-                fail(&mut writer, &CloudError::BadRequest(message)).await;
-                break;
-            }
-        };
-        // A shutdown lets a transfer in progress run for the grace period, then cuts it (a cut
-        // write stays resumable).
-        let cut = async {
-            endpoint.shutdown.cancelled().await;
-            tokio::time::sleep(endpoint.grace).await;
-        };
-        let outcome = tokio::select! {
-            outcome = ops::handle(&endpoint, peer, session, request, &mut reader, &mut writer) => outcome,
-            () = cut => Err(ops::Failed { error: CloudError::ShuttingDown, tell_peer: false }),
-        };
-        match outcome {
-            Ok(response) => {
-                if protocol::write_frame(&mut writer, &response).await.is_err()
-                    || writer.flush().await.is_err()
-                {
-                    break;
-                }
-            }
-            Err(failed) => {
-                if failed.tell_peer {
-                    fail(&mut writer, &failed.error).await;
-                }
-                break;
-            }
+    /// How transfers are bounded in time.
+    pub fn bounds(&self) -> Bounds {
+        let floor = (self.settings.min_rate > 0).then_some(RateFloor {
+            bytes_per_sec: self.settings.min_rate,
+            window: self.settings.min_rate_window,
+        });
+        Bounds {
+            idle: self.settings.idle_timeout,
+            floor,
         }
     }
-    let _ = writer.shutdown().await;
 }
 
-async fn fail(writer: &mut crate::wire::BoxWrite, err: &CloudError) {
-    let response = Response::Failed {
-        code: err.code(),
-        message: err.to_string(),
-    };
-    let send = async {
-        protocol::write_frame(writer, &response).await?;
-        writer.flush().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), send).await;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_that_cannot_work_is_refused_at_start() {
+        Settings::default().validate().unwrap();
+        let bad = [
+            CloudStorageServer::new(0, "x").max_connections(0),
+            CloudStorageServer::new(0, "x").max_connections_per_peer(Some(0)),
+            CloudStorageServer::new(0, "x").max_handshakes(0, None),
+            CloudStorageServer::new(0, "x").max_handshakes(4, Some(0)),
+            CloudStorageServer::new(0, "x").ipv6_prefix(129),
+            CloudStorageServer::new(0, "x").min_transfer_rate(1, Duration::ZERO),
+            CloudStorageServer::new(0, "x").audit_retention(Duration::ZERO),
+            CloudStorageServer::new(0, "x").max_items_per_owner(0),
+            CloudStorageServer::new(0, "x").tree_page(0, 1 << 20),
+            CloudStorageServer::new(0, "x").tree_page(10, 100),
+            CloudStorageServer::new(0, "x").tree_page(10, 16 << 20),
+            CloudStorageServer::new(0, "x").walk_limits(0, Duration::from_secs(1)),
+            CloudStorageServer::new(0, "x").idle_timeout(Duration::ZERO),
+        ];
+        for config in bad {
+            let err = config.settings.validate().unwrap_err();
+            assert!(matches!(err, ServerError::InvalidLimit(_)), "{err}");
+        }
+        // Off is not invalid.
+        CloudStorageServer::new(0, "x")
+            .max_connections_per_peer(None)
+            .max_handshakes(1, None)
+            .min_transfer_rate(0, Duration::ZERO)
+            .settings
+            .validate()
+            .unwrap();
+    }
 }

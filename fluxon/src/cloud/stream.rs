@@ -2,6 +2,10 @@
 //! the disk and the hashing, the async side does the socket, and a few fixed-size buffers go back
 //! and forth between them, so a 1 GiB file costs the same memory as a 1 KiB one and the network
 //! never waits on the disk longer than the buffers allow.
+//!
+//! The socket side is bounded in time twice: a read or write that waits longer than the idle
+//! timeout fails, and a transfer under its rate floor ([`floor`](super::floor)) is cut, judged at
+//! every chunk and on a timer while a read or write waits.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -9,7 +13,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
+use super::floor::{Pace, RateFloor, TooSlow};
 use super::protocol::CHUNK;
 
 /// Buffers in flight per transfer (so at most `BUFFERS * CHUNK` bytes of memory).
@@ -67,6 +73,55 @@ pub(crate) enum PumpError {
     /// The file side failed.
     #[error("the file: {0}")]
     Local(std::io::Error),
+    /// The peer moved the bytes slower than the rate floor.
+    #[error("the transfer was too slow: {0}")]
+    TooSlow(TooSlow),
+}
+
+/// How a pump bounds the socket's side in time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounds {
+    /// The longest one read or write may wait.
+    pub idle: Duration,
+    /// The least the transfer must move over a window, if anything.
+    pub floor: Option<RateFloor>,
+}
+
+impl Bounds {
+    /// Only the idle timeout (the connector's side).
+    pub fn idle(idle: Duration) -> Bounds {
+        Bounds { idle, floor: None }
+    }
+}
+
+/// Waits for `io` (one socket read or write), failing it after `idle` or as soon as `pace`
+/// (with `done` bytes moved so far) falls under its floor.
+async fn paced<T>(
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+    bounds: Bounds,
+    pace: &mut Option<Pace>,
+    done: u64,
+) -> Result<T, PumpError> {
+    let idle_until = Instant::now() + bounds.idle;
+    let mut io = std::pin::pin!(io);
+    loop {
+        let tick = pace
+            .as_ref()
+            .map_or(idle_until, |p| (Instant::now() + p.tick()).min(idle_until));
+        tokio::select! {
+            result = &mut io => return result.map_err(PumpError::Peer),
+            () = tokio::time::sleep_until(tick) => {
+                let now = Instant::now();
+                if let Some(pace) = pace.as_mut() {
+                    pace.moved(done, now);
+                    pace.check(now).map_err(PumpError::TooSlow)?;
+                }
+                if now >= idle_until {
+                    return Err(PumpError::Peer(stalled()));
+                }
+            }
+        }
+    }
 }
 
 fn stalled() -> std::io::Error {
@@ -79,7 +134,7 @@ pub(crate) async fn socket_to_sink<R, S>(
     reader: &mut R,
     len: u64,
     mut sink: S,
-    idle: Duration,
+    bounds: Bounds,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<S, PumpError>
 where
@@ -97,6 +152,7 @@ where
     });
     let mut allocated = 0;
     let mut moved = 0u64;
+    let mut pace = Pace::start(bounds.floor);
     let network = async {
         while moved < len {
             let mut buf = match empty_rx.try_recv() {
@@ -113,22 +169,31 @@ where
             let want = usize::try_from(len - moved).map_or(CHUNK, |left| left.min(CHUNK));
             let mut filled = 0;
             while filled < want {
-                let read = tokio::time::timeout(idle, reader.read(&mut buf[filled..want])).await;
-                let failure = match read {
-                    Ok(Ok(0)) => std::io::ErrorKind::UnexpectedEof.into(),
-                    Ok(Ok(n)) => {
+                let done = moved + filled as u64;
+                let read = paced(reader.read(&mut buf[filled..want]), bounds, &mut pace, done);
+                let failure = match read.await {
+                    Ok(0) => PumpError::Peer(std::io::ErrorKind::UnexpectedEof.into()),
+                    Ok(n) => {
                         filled += n;
-                        continue;
+                        if let Some(pace) = pace.as_mut() {
+                            let now = Instant::now();
+                            pace.moved(moved + filled as u64, now);
+                            match pace.check(now) {
+                                Ok(()) => continue,
+                                Err(slow) => PumpError::TooSlow(slow),
+                            }
+                        } else {
+                            continue;
+                        }
                     }
-                    Ok(Err(err)) => err,
-                    Err(_) => stalled(),
+                    Err(failure) => failure,
                 };
                 // Hand over what did arrive before saying so.
                 if filled > 0 && full_tx.send((buf, filled)).await.is_ok() {
                     moved += filled as u64;
                     progress(moved);
                 }
-                return Err(PumpError::Peer(failure));
+                return Err(failure);
             }
             if full_tx.send((buf, filled)).await.is_err() {
                 return Ok(());
@@ -153,7 +218,7 @@ pub(crate) async fn source_to_socket<W, S>(
     writer: &mut W,
     len: u64,
     mut source: S,
-    idle: Duration,
+    bounds: Bounds,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<S, PumpError>
 where
@@ -187,12 +252,24 @@ where
         Ok::<S, std::io::Error>(source)
     });
     let mut moved = 0u64;
+    let mut pace = Pace::start(bounds.floor);
     let network = async {
         while let Some((buf, n)) = full_rx.recv().await {
-            tokio::time::timeout(idle, writer.write_all(&buf[..n]))
-                .await
-                .map_err(|_| PumpError::Peer(stalled()))?
-                .map_err(PumpError::Peer)?;
+            // Write by write, not write_all: what a slow reader takes is what the floor judges.
+            let mut written = 0;
+            while written < n {
+                let done = moved + written as u64;
+                let wrote = paced(writer.write(&buf[written..n]), bounds, &mut pace, done).await?;
+                if wrote == 0 {
+                    return Err(PumpError::Peer(std::io::ErrorKind::WriteZero.into()));
+                }
+                written += wrote;
+                if let Some(pace) = pace.as_mut() {
+                    let now = Instant::now();
+                    pace.moved(moved + written as u64, now);
+                    pace.check(now).map_err(PumpError::TooSlow)?;
+                }
+            }
             moved += n as u64;
             progress(moved);
             let _ = empty_tx.try_send(buf);

@@ -61,8 +61,82 @@ pub(crate) struct FlatItem {
     pub modified: SystemTime,
 }
 
+/// A tree rebuilt from its pre-order items as they come (page after page), without recursion:
+/// the directories from the root to the last item stay open, every other node is done.
+#[derive(Debug, Default)]
+pub(crate) struct TreeBuilder {
+    open: Vec<TreeNode>,
+    count: usize,
+}
+
+impl TreeBuilder {
+    fn node(item: FlatItem, name: &str) -> TreeNode {
+        TreeNode {
+            name: name.to_owned(),
+            path: item.path,
+            kind: item.kind,
+            size: item.size,
+            modified: item.modified,
+            children: Vec::new(),
+        }
+    }
+
+    /// Closes the last open node into its parent.
+    fn close(&mut self) -> Option<()> {
+        let done = self.open.pop()?;
+        let parent = self.open.last_mut()?;
+        (parent.kind == ItemKind::Directory).then_some(())?;
+        parent.children.push(done);
+        Some(())
+    }
+
+    /// Items taken so far.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The last item taken (where the next page starts after).
+    pub fn last_path(&self) -> Option<&str> {
+        self.open.last().map(|node| node.path.as_str())
+    }
+
+    /// Takes the next item; `None` if it does not continue the tree.
+    pub fn push(&mut self, item: FlatItem) -> Option<()> {
+        if item.path.len() > super::MAX_PATH {
+            return None;
+        }
+        self.count += 1;
+        if self.open.is_empty() {
+            if self.count > 1 {
+                return None;
+            }
+            let name = item.path.rsplit('/').next().unwrap_or_default().to_owned();
+            self.open.push(Self::node(item, &name));
+            return Some(());
+        }
+        let (parent, name) = item.path.rsplit_once('/')?;
+        let name = name.to_owned();
+        while self.open.last()?.path != parent {
+            self.close()?;
+        }
+        // The parent is still open: at the bottom, only the root can be a parent without one.
+        (self.open.last()?.kind == ItemKind::Directory).then_some(())?;
+        self.open.push(Self::node(item, &name));
+        Some(())
+    }
+
+    /// The tree; `None` if no item came.
+    pub fn finish(mut self) -> Option<TreeNode> {
+        while self.open.len() > 1 {
+            self.close()?;
+        }
+        self.open.pop()
+    }
+}
+
 impl TreeNode {
-    /// The tree in pre-order, for the wire.
+    /// The tree in pre-order, as the endpoint sends it.
+    #[cfg(test)]
     pub(crate) fn flatten(&self) -> Vec<FlatItem> {
         let mut out = Vec::new();
         let mut stack = vec![self];
@@ -81,46 +155,13 @@ impl TreeNode {
     /// Rebuilds a tree from its pre-order items, without recursion; `None` if they do not form
     /// one (an item whose parent is not an open directory before it, a path over
     /// [`MAX_PATH`](super::MAX_PATH), no items).
+    #[cfg(test)]
     pub(crate) fn from_flat(items: Vec<FlatItem>) -> Option<TreeNode> {
-        fn node(item: FlatItem, name: &str) -> TreeNode {
-            TreeNode {
-                name: name.to_owned(),
-                path: item.path,
-                kind: item.kind,
-                size: item.size,
-                modified: item.modified,
-                children: Vec::new(),
-            }
-        }
-        fn close(stack: &mut Vec<TreeNode>) -> Option<()> {
-            let done = stack.pop()?;
-            let parent = stack.last_mut()?;
-            (parent.kind == ItemKind::Directory).then_some(())?;
-            parent.children.push(done);
-            Some(())
-        }
-        let mut items = items.into_iter();
-        let first = items.next()?;
-        if first.path.len() > super::MAX_PATH {
-            return None;
-        }
-        let name = first.path.rsplit('/').next().unwrap_or_default().to_owned();
-        let mut stack = vec![node(first, &name)];
+        let mut builder = TreeBuilder::default();
         for item in items {
-            if item.path.len() > super::MAX_PATH {
-                return None;
-            }
-            let (parent, name) = item.path.rsplit_once('/')?;
-            let name = name.to_owned();
-            while stack.last()?.path != parent {
-                close(&mut stack)?;
-            }
-            stack.push(node(item, &name));
+            builder.push(item)?;
         }
-        while stack.len() > 1 {
-            close(&mut stack)?;
-        }
-        stack.pop()
+        builder.finish()
     }
 
     /// Every file's path under this node (itself, if it is a file), depth first in name order.

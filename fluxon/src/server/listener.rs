@@ -94,11 +94,13 @@ impl AsyncServer {
         };
         let cloud = match &self.cloud {
             Some(config) => {
+                // The cloud endpoint is secure whenever this server is.
                 let main_tls = self.tls.as_ref().filter(|_| self.secure);
-                let bound = config
-                    .bind(&self.host, router.get_state(), main_tls)
-                    .await?;
-                Some((config, bound))
+                Some(
+                    config
+                        .bind(&self.host, router.get_state(), main_tls)
+                        .await?,
+                )
             }
             None => None,
         };
@@ -137,36 +139,16 @@ impl AsyncServer {
             limits,
             mailbox,
             grant_key,
-            cloud: cloud.as_ref().map(|(_, (_, cloud, _))| cloud.clone()),
+            cloud: cloud.as_ref().map(|bound| bound.cloud().clone()),
             tls,
         });
         let tracker = TaskTracker::new();
-        let mut cloud_addr = None;
-        if let Some((config, (listener, cloud, cloud_tls))) = cloud {
-            cloud_addr = listener.local_addr().ok();
-            let endpoint = Arc::new(crate::cloud::Endpoint {
-                cloud,
-                server: ServerHandle {
-                    shared: Arc::clone(&shared),
-                },
-                idle: config.idle_timeout,
-                partial_ttl: config.partial_ttl,
-                shutdown: shared.shutdown.clone(),
-                grace: shared.limits.shutdown_grace,
-                tls: cloud_tls,
-            });
-            let span = tracing::info_span!("cloud", addr = ?cloud_addr);
-            tokio::spawn(
-                crate::cloud::accept_loop(
-                    listener,
-                    endpoint,
-                    config.max_connections,
-                    tracker.clone(),
-                )
-                .instrument(span),
-            );
-            tracing::info!(addr = ?cloud_addr, "fluxon cloud storage listening");
-        }
+        let cloud_addr = cloud.and_then(|bound| {
+            let handle = ServerHandle {
+                shared: Arc::clone(&shared),
+            };
+            bound.serve(handle, &tracker)
+        });
         let span = tracing::info_span!("server", addr = %local_addr);
         let accept = tokio::spawn(
             accept_loop(listener, Arc::clone(&shared), tracker.clone()).instrument(span),
