@@ -4,7 +4,10 @@
 //! * `rpc`: calls over one or many connections, against tarpc and a raw tokio length-delimited echo.
 //! * `db`: inserts, reads and joins, against raw rusqlite and Diesel, sync and async.
 //! * `cloud`: 1 GiB up and down through the cloud endpoint, against raw loopback socket copies.
+//! * `soak` and `abuse`: a server in a child process (see [`child`]) under hours of clients, or
+//!   under attack while a bystander is served.
 
+pub mod child;
 pub mod cloud;
 pub mod db;
 pub mod rpc;

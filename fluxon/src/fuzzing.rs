@@ -396,7 +396,7 @@ pub fn frame_reader(data: &[u8]) {
         Err(err) => panic!("no runtime: {err}"),
     };
     let (frames, clean) = runtime.block_on(async {
-        let io = Chunked { data, chunk };
+        let io = wire::Chunked { data, chunk };
         let mut reader = wire::FrameReader::new(io, max, allowance, Some(budget.clone()));
         let mut frames = Vec::new();
         loop {
@@ -413,23 +413,4 @@ pub fn frame_reader(data: &[u8]) {
     assert_eq!(frames, expected, "the reader and the codec disagree");
     assert_eq!(clean, codec_ends_cleanly, "they end differently");
     assert_eq!(budget.in_use(), 0, "the budget was not given back");
-}
-
-/// Bytes handed out `chunk` at a time.
-struct Chunked<'a> {
-    data: &'a [u8],
-    chunk: usize,
-}
-
-impl tokio::io::AsyncRead for Chunked<'_> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let n = self.chunk.min(self.data.len()).min(buf.remaining());
-        buf.put_slice(&self.data[..n]);
-        self.data = &self.data[n..];
-        std::task::Poll::Ready(Ok(()))
-    }
 }

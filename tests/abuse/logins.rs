@@ -48,6 +48,24 @@ fn tally(results: Vec<Result<i64, CallError>>) -> Outcomes {
     outcomes
 }
 
+/// The memory a flood cost, failing the test past `bound`.
+fn grew_within(before: u64, peak: u64, bound: u64) -> u64 {
+    let growth = peak.saturating_sub(before);
+    assert!(
+        growth < bound,
+        "grew {:.1} MiB, bound {:.1} MiB",
+        mib(growth),
+        mib(bound)
+    );
+    growth
+}
+
+async fn close_all(conns: Vec<ConnectionHandler>) {
+    for conn in conns {
+        conn.close().await;
+    }
+}
+
 /// `n` login attempts as `username` with wrong passwords, spread over `conns`, all in flight at
 /// once.
 async fn flood(
@@ -125,14 +143,8 @@ async fn a_thousand_logins_from_one_address_are_throttled_in_bounded_memory_whil
     assert_eq!(stats.logins_failed as usize, outcomes.wrong);
     assert_eq!(stats.logins_succeeded, 1, "jack");
     assert_eq!(stats.refused.peer_connections, 8);
-    let growth = peak.saturating_sub(before);
     let bound = MARGIN + hashes * PER_HASH;
-    assert!(
-        growth < bound,
-        "grew {:.1} MiB, bound {:.1} MiB",
-        mib(growth),
-        mib(bound)
-    );
+    let growth = grew_within(before, peak, bound);
     assert!(served.slowest < PROMPT, "{served:?}");
     eprintln!(
         "one address: 1000 attempts in {flood_took:?} ({:.0}/s), {outcomes:?}; jack logged in \
@@ -143,9 +155,7 @@ async fn a_thousand_logins_from_one_address_are_throttled_in_bounded_memory_whil
         served.calls,
         served.p99
     );
-    for conn in conns {
-        conn.close().await;
-    }
+    close_all(conns).await;
 }
 
 /// The same flood from ten addresses at once: each gets its few guesses at jack, his username's
@@ -191,14 +201,8 @@ async fn a_flood_from_ten_addresses_slows_jack_but_never_locks_him_out() {
 
     assert!(outcomes.wrong <= 50, "five per address: {outcomes:?}");
     assert!(outcomes.throttled >= 900, "{outcomes:?}");
-    let growth = peak.saturating_sub(before);
     let bound = MARGIN + hashes * PER_HASH;
-    assert!(
-        growth < bound,
-        "grew {:.1} MiB, bound {:.1} MiB",
-        mib(growth),
-        mib(bound)
-    );
+    let growth = grew_within(before, peak, bound);
     assert!(served.slowest < PROMPT, "{served:?}");
     eprintln!(
         "ten addresses: 1000 attempts in {flood_took:?}, {outcomes:?}; jack in {jack_took:?}, \
@@ -207,9 +211,7 @@ async fn a_flood_from_ten_addresses_slows_jack_but_never_locks_him_out() {
         served.calls,
         served.p99
     );
-    for conn in conns {
-        conn.close().await;
-    }
+    close_all(conns).await;
 }
 
 /// Floods against jack from one address, then from nineteen (127.0.0.2-127.0.0.20), never stop jack
@@ -231,9 +233,7 @@ async fn floods_from_one_and_from_nineteen_addresses_never_lock_jack_out() {
         // slow him by a second, never more than that plus a hash or two.
         let took = log_in(&app, "jack", JACK_PASSWORD).await;
         assert!(took < Duration::from_secs(5), "{took:?}");
-        for conn in conns {
-            conn.close().await;
-        }
+        close_all(conns).await;
     }
     assert_eq!(app.server.handle().stats().logins_succeeded, 2);
 }
@@ -324,21 +324,13 @@ async fn the_hashing_bound_holds_with_every_bucket_off() {
     );
     assert_eq!(outcomes.throttled, 0, "no bucket is on");
     assert_eq!(handle.stats().logins_busy as usize, outcomes.busy);
-    let growth = peak.saturating_sub(before);
     let bound = MARGIN + 2 * PER_HASH;
-    assert!(
-        growth < bound,
-        "grew {:.1} MiB, bound {:.1} MiB",
-        mib(growth),
-        mib(bound)
-    );
+    let growth = grew_within(before, peak, bound);
     assert!(served.slowest < PROMPT, "{served:?}");
     eprintln!(
         "hashing bound 2: {outcomes:?}, most at once {most_hashing}; jill in {jill_took:?}; RSS \
          +{:.1} MiB",
         mib(growth)
     );
-    for conn in conns {
-        conn.close().await;
-    }
+    close_all(conns).await;
 }

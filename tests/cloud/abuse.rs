@@ -13,7 +13,7 @@ use fluxon::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::bystander::{Bystander, ROOT};
+use crate::bystander::ROOT;
 use crate::common::{
     connect_from, failed, forged, grant, hidden_files, pattern, refusal, Cloud, Raw, RawRequest,
     RawResponse, PATIENCE,
@@ -76,7 +76,7 @@ async fn a_thousand_forged_grants_write_nothing_while_a_bystander_is_served() {
         .create_directory(&grant(&conn, CreateDirectory, "jack/d").await)
         .await
         .unwrap();
-    let bystander = Bystander::start(&cloud, false).await;
+    let bystander = crate::bystander::start(&cloud, false).await;
     let before = snapshot(&cloud.db).await;
     let refused_before = cloud.server.handle().stats().cloud_grants_refused;
 
@@ -96,7 +96,7 @@ async fn a_thousand_forged_grants_write_nothing_while_a_bystander_is_served() {
     }
     let token = conn.session_token().unwrap();
     let addr = cloud.cloud_addr();
-    let rounds_before = bystander.rounds();
+    let rounds_before = bystander.calls();
     let started = Instant::now();
     // Eight attackers from another address, 125 forged requests each, one connection apiece.
     let attackers: Vec<_> = (0..8usize)
@@ -124,7 +124,7 @@ async fn a_thousand_forged_grants_write_nothing_while_a_bystander_is_served() {
     for result in results {
         result.unwrap();
     }
-    let rounds_during = bystander.rounds() - rounds_before;
+    let rounds_during = bystander.calls() - rounds_before;
     assert!(
         rounds_during >= 2,
         "the bystander was served during the attack"
@@ -214,7 +214,7 @@ async fn uploads(cloud: &Cloud) -> Vec<CloudUpload> {
 async fn a_flood_of_unfinished_uploads_stops_at_the_quota_and_the_item_limit() {
     let cloud = Cloud::start_with(Limits::default(), |c| c.max_items_per_owner(16)).await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
-    let bystander = Bystander::start(&cloud, true).await;
+    let bystander = crate::bystander::start(&cloud, true).await;
 
     // Uploads of 100 000 bytes that never finish: ten fit in 1 MiB, the eleventh is refused at
     // its header, before `Ready`.
@@ -300,7 +300,7 @@ async fn a_flood_of_unfinished_uploads_stops_at_the_quota_and_the_item_limit() {
         .unwrap();
     assert_eq!(partials(&cloud).len(), 14);
     let served = bystander.finish().await;
-    assert!(served.rounds > 3, "{served:?}");
+    assert!(served.calls > 3, "{served:?}");
 }
 
 /// Reads one frame from `read` and decodes it as a response.
@@ -321,7 +321,7 @@ async fn a_trickle_is_cut_within_its_window_either_way_and_a_cut_upload_resumes(
     })
     .await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 30).await;
-    let bystander = Bystander::start(&cloud, true).await;
+    let bystander = crate::bystander::start(&cloud, true).await;
     let content = pattern(64 * 1024, 5);
 
     // An upload that sends one byte a second.
@@ -475,7 +475,7 @@ async fn a_peer_past_its_cap_is_turned_away_while_another_connects_and_works() {
         .write_bytes(&grant(&conn, WriteFile, "jack/a.txt").await, b"a")
         .await
         .unwrap();
-    let bystander = Bystander::start(&cloud, true).await;
+    let bystander = crate::bystander::start(&cloud, true).await;
 
     // Four working connections from 127.0.0.2, each past its first request.
     let mut held = Vec::new();
@@ -567,5 +567,5 @@ async fn a_peer_past_its_cap_is_turned_away_while_another_connects_and_works() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let served = bystander.finish().await;
-    assert!(served.rounds >= 3, "{served:?}");
+    assert!(served.calls >= 3, "{served:?}");
 }

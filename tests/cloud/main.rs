@@ -4,6 +4,8 @@
 
 mod bystander;
 mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod abuse;
 mod access;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use fluxon::cloud::{CloudErrorCode, CloudOperation::*, ConnectorError, ItemKind};
 use fluxon::Limits;
 
-use crate::bystander::Bystander;
 use crate::common::{grant, refusal, rss, Cloud, Raw, RawRequest, RawResponse};
 
 /// The endpoint's default page: 100 000 items, 8 MiB.
@@ -74,13 +73,13 @@ async fn a_tree_of_200_000_entries_comes_page_by_page_within_the_cap_in_bounded_
     let cloud = Cloud::start_in(fast_temp_dir(), fluxon::AsyncServer::new(0), |c| c).await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
     let made = populate(cloud.folder().join("jack"), 200, 1000).await;
-    let bystander = Bystander::start(&cloud, true).await;
+    let bystander = crate::bystander::start(&cloud, true).await;
     let tree_grant = grant(&conn, ReadTree, "jack").await;
 
     // Page after page on one connection, as the protocol says, keeping nothing but counts.
     let before = rss();
     let (stop, peak) = sampler();
-    let rounds_before = bystander.rounds();
+    let rounds_before = bystander.calls();
     let started = Instant::now();
     let mut raw = Raw::connect(&cloud).await;
     let (mut pages, mut files, mut dirs) = (0, 0, 0);
@@ -122,7 +121,7 @@ async fn a_tree_of_200_000_entries_comes_page_by_page_within_the_cap_in_bounded_
     let paged = started.elapsed();
     stop.store(true, Ordering::Release);
     let grew = peak.join().unwrap().saturating_sub(before);
-    let rounds_during = bystander.rounds() - rounds_before;
+    let rounds_during = bystander.calls() - rounds_before;
     assert_eq!((files, dirs), (200_000, 201));
     assert!(pages >= 3, "{pages} pages");
     assert!(

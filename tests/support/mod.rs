@@ -21,11 +21,12 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// shared two-core machine, and is still far below what a stalled reader or runtime would cost.
 pub const PROMPT: Duration = Duration::from_secs(1);
 
-/// A well-behaved client calling `add` every few milliseconds and checking each answer, until
-/// [`finish`](Bystander::finish). A wrong, failed or late answer panics, and `finish` re-raises it.
+/// A well-behaved client doing one round of work after another (by default: calling `add` and
+/// checking the sum) until [`finish`](Bystander::finish). A wrong, failed or late round panics,
+/// and `finish` re-raises it.
 pub struct Bystander {
-    conn: ConnectionHandler,
-    calls: Arc<AtomicU64>,
+    conn: Option<ConnectionHandler>,
+    rounds: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     latencies: Arc<Mutex<Vec<Duration>>>,
     task: tokio::task::JoinHandle<Duration>,
@@ -34,16 +35,16 @@ pub struct Bystander {
 /// What the bystander saw.
 #[derive(Debug)]
 pub struct Served {
-    /// Calls answered.
+    /// Rounds done (for the default bystander: calls answered).
     pub calls: u64,
-    /// The slowest answer.
+    /// The slowest round.
     pub slowest: Duration,
-    /// The 99th percentile of its answers' times.
+    /// The 99th percentile of its rounds' times.
     pub p99: Duration,
 }
 
 impl Bystander {
-    /// A bystander on its own connection to `addr`.
+    /// A bystander calling `add` on its own connection to `addr`.
     pub async fn connect(addr: &str) -> Bystander {
         let conn = ConnectionHandler::connect(addr)
             .await
@@ -51,15 +52,37 @@ impl Bystander {
         Bystander::with(conn)
     }
 
-    /// A bystander calling over `conn`.
+    /// A bystander calling `add` over `conn`, each call within [`PROMPT`].
     pub fn with(conn: ConnectionHandler) -> Bystander {
-        let calls = Arc::new(AtomicU64::new(0));
+        let caller = conn.clone();
+        let mut bystander = Bystander::rounds(PROMPT, move |round| {
+            let conn = caller.clone();
+            async move {
+                let n = round as i64;
+                let got: i64 = conn
+                    .send_request("add", &(n, 1))
+                    .await
+                    .unwrap_or_else(|err| panic!("call {n} failed: {err}"));
+                assert_eq!(got, n + 1, "call {n} answered wrongly");
+            }
+        });
+        bystander.conn = Some(conn);
+        bystander
+    }
+
+    /// A bystander doing `round(n)` for n = 0, 1, ... a few milliseconds apart, each within
+    /// `bound` (or it panics).
+    pub fn rounds<F, Fut>(bound: Duration, mut round: F) -> Bystander
+    where
+        F: FnMut(u64) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let rounds = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let latencies = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn({
-            let (conn, calls, stop, latencies) = (
-                conn.clone(),
-                Arc::clone(&calls),
+            let (rounds, stop, latencies) = (
+                Arc::clone(&rounds),
                 Arc::clone(&stop),
                 Arc::clone(&latencies),
             );
@@ -68,40 +91,38 @@ impl Bystander {
                 // A backstop: no test runs this long, but no loop here runs unbounded either.
                 let give_up = Instant::now() + Duration::from_secs(120);
                 while !stop.load(Ordering::Acquire) && Instant::now() < give_up {
-                    let n = calls.load(Ordering::Acquire) as i64;
+                    let n = rounds.load(Ordering::Acquire);
                     let started = Instant::now();
-                    let got: i64 = tokio::time::timeout(PROMPT, conn.send_request("add", &(n, 1)))
+                    tokio::time::timeout(bound, round(n))
                         .await
-                        .unwrap_or_else(|_| panic!("call {n} not answered within {PROMPT:?}"))
-                        .unwrap_or_else(|err| panic!("call {n} failed: {err}"));
-                    assert_eq!(got, n + 1, "call {n} answered wrongly");
+                        .unwrap_or_else(|_| panic!("round {n} not done within {bound:?}"));
                     let took = started.elapsed();
                     slowest = slowest.max(took);
                     if let Ok(mut all) = latencies.lock() {
                         all.push(took);
                     }
-                    calls.fetch_add(1, Ordering::AcqRel);
+                    rounds.fetch_add(1, Ordering::AcqRel);
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 slowest
             }
         });
         Bystander {
-            conn,
-            calls,
+            conn: None,
+            rounds,
             stop,
             latencies,
             task,
         }
     }
 
-    /// Calls answered so far.
+    /// Rounds done so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Acquire)
+        self.rounds.load(Ordering::Acquire)
     }
 
-    /// Waits until the bystander has had `more` further calls answered: proof that it is served
-    /// at this very moment.
+    /// Waits until the bystander has done `more` further rounds: proof that it is served at this
+    /// very moment.
     pub async fn served_now(&self, more: u64) {
         let target = self.calls() + more;
         let deadline = Instant::now() + PATIENCE;
@@ -118,19 +139,18 @@ impl Bystander {
         }
     }
 
-    /// Stops calling; what it saw. Panics if any call failed, and if it was ever disconnected.
+    /// Stops; what it saw. Panics if a round failed, and (for a bystander with a connection) if
+    /// that connection was ever dropped.
     pub async fn finish(self) -> Served {
         self.stop.store(true, Ordering::Release);
         let slowest = match self.task.await {
             Ok(slowest) => slowest,
             Err(err) => std::panic::resume_unwind(err.into_panic()),
         };
-        assert_eq!(
-            self.conn.connect_count(),
-            1,
-            "the bystander was never dropped"
-        );
-        self.conn.close().await;
+        if let Some(conn) = &self.conn {
+            assert_eq!(conn.connect_count(), 1, "the bystander was never dropped");
+            conn.close().await;
+        }
         let mut all = self.latencies.lock().map(|l| l.clone()).unwrap_or_default();
         all.sort();
         let p99 = all
@@ -138,7 +158,7 @@ impl Bystander {
             .copied()
             .unwrap_or_default();
         Served {
-            calls: self.calls.load(Ordering::Acquire),
+            calls: self.rounds.load(Ordering::Acquire),
             slowest,
             p99,
         }

@@ -77,12 +77,7 @@ async fn serve() -> anyhow::Result<()> {
     let server = AsyncServer::new(0).router(router).start().await?;
     println!("addr {}", server.local_addr());
     let handle = server.handle();
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-            line.clear();
-        }
-    });
+    let stdin_closed = fluxon_bench::child::stdin_closed();
     tokio::pin!(stdin_closed);
     loop {
         tokio::select! {

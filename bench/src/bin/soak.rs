@@ -129,12 +129,7 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
             }
         })
     };
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
-            line.clear();
-        }
-    });
+    let stdin_closed = fluxon_bench::child::stdin_closed();
     tokio::pin!(stdin_closed);
     loop {
         tokio::select! {

@@ -123,6 +123,8 @@ pub use error::WireError;
 pub(crate) use frame::buffered_frame;
 pub use frame::{codec, FrameCodec};
 pub(crate) use outbox::{DirectWrite, Outbox, SendError, SharedWriteHalf};
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use reader::Chunked;
 pub(crate) use reader::{Frame, FrameReader};
 pub(crate) use transport::{BoxRead, BoxWrite, Halves, Stream};
 

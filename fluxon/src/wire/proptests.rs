@@ -209,25 +209,6 @@ fn envelope() -> impl Strategy<Value = Owned> {
     ]
 }
 
-/// A reader that hands out at most `chunk` bytes per read, as a socket may.
-struct Chunked<'a> {
-    bytes: &'a [u8],
-    chunk: usize,
-}
-
-impl tokio::io::AsyncRead for Chunked<'_> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let n = self.chunk.min(self.bytes.len()).min(buf.remaining());
-        buf.put_slice(&self.bytes[..n]);
-        self.bytes = &self.bytes[n..];
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -246,7 +227,7 @@ proptest! {
         let budget = super::Budget::new(super::DEFAULT_MAX_FRAME);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let frames = runtime.block_on(async {
-            let io = Chunked { bytes: &stream, chunk };
+            let io = super::Chunked { data: &stream, chunk };
             let mut reader = FrameReader::new(io, super::DEFAULT_MAX_FRAME, allowance, Some(budget.clone()));
             let mut frames = Vec::new();
             while let Some(frame) = reader.next().await {

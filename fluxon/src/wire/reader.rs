@@ -146,6 +146,28 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// Bytes handed out at most `chunk` at a time, as a socket may: for the property tests and the
+/// fuzz target that drive [`FrameReader`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) struct Chunked<'a> {
+    pub data: &'a [u8],
+    pub chunk: usize,
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl AsyncRead for Chunked<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let n = self.chunk.min(self.data.len()).min(buf.remaining());
+        buf.put_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
