@@ -426,12 +426,7 @@ async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once() {
 
     // The next client handles it: all three arrive, in order, once each, and are removed.
     let second = connect(&server).await;
-    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = Arc::clone(&got);
-    second.on("note", move |text: String| {
-        sink.lock().unwrap().push(text);
-        async {}
-    });
+    let got = notes(&second);
     second.call(login_as, &20).await.unwrap();
     eventually("the kept notes", || got.lock().unwrap().len() == 3).await;
     eventually("the mailbox to empty", || {
@@ -462,12 +457,7 @@ async fn the_mailbox_delivers_when_a_logged_in_session_resumes() {
     let conn = ConnectionHandler::connect_with(server.local_addr().to_string(), config)
         .await
         .unwrap();
-    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = Arc::clone(&got);
-    conn.on("note", move |text: String| {
-        sink.lock().unwrap().push(text);
-        async {}
-    });
+    let got = notes(&conn);
     conn.call(login_as, &30).await.unwrap();
 
     // The connection drops (the session and its login stay); while it is away, a note is kept.
@@ -483,6 +473,17 @@ async fn the_mailbox_delivers_when_a_logged_in_session_resumes() {
     assert_eq!(*got.lock().unwrap(), ["while away"]);
     assert!(conn.session_resumed());
     server.shutdown().await;
+}
+
+/// Keeps every "note" reverse request `conn` receives, in order.
+fn notes(conn: &ConnectionHandler) -> Arc<std::sync::Mutex<Vec<String>>> {
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    conn.on("note", move |text: String| {
+        sink.lock().unwrap().push(text);
+        async {}
+    });
+    got
 }
 
 async fn mailbox_server(
@@ -542,12 +543,7 @@ async fn the_mailbox_forgets_messages_past_their_ttl() {
     // SQLite's timestamps have whole seconds: past the TTL for sure after two.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     let conn = connect(&server).await;
-    let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&got);
-    conn.on("note", move |text: String| {
-        sink.lock().unwrap().push(text);
-        async {}
-    });
+    let got = notes(&conn);
     assert!(!handle
         .reverse_request_or_keep(42, "note", &"fresh".to_owned())
         .await
@@ -582,12 +578,7 @@ async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivere
             .unwrap());
     }
     let conn = connect(&server).await;
-    let got = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let sink = Arc::clone(&got);
-    conn.on("note", move |text: String| {
-        sink.lock().unwrap().push(text);
-        async {}
-    });
+    let got = notes(&conn);
     conn.call(login_as, &43).await.unwrap();
     eventually("the notes behind the bad one", || {
         got.lock().unwrap().len() == 2

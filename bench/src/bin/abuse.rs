@@ -558,5 +558,53 @@ fn main() -> anyhow::Result<()> {
             end.budget_in_use as f64 / MIB,
         );
     }
+
+    // The targets of issue 11, from the shipped defaults; the same bounds the tests assert.
+    let limits = fluxon::Limits::default();
+    let hashes = limits.logins.max_concurrent_hashes as f64;
+    let margin = 64.0;
+    println!();
+    println!("targets (issue #11):");
+    let report = |what: String, met: bool| {
+        println!("  {what}: {}", if met { "met" } else { "NOT met" });
+    };
+    for (attack, got, _, before, peak, seen, _, _) in &rows {
+        let growth = peak.saturating_sub(*before) as f64 / MIB;
+        report(
+            format!(
+                "{attack}: bystander answered every call ({} failed), each within 1 s (slowest {:.1} ms), every login ({}/{})",
+                seen.failed,
+                seen.slowest_us / 1000.0,
+                seen.logins,
+                seen.logins + seen.login_failures
+            ),
+            seen.failed == 0 && seen.slowest_us < 1e6 && seen.login_failures == 0,
+        );
+        let (bound, of) = match *attack {
+            "login flood" => (
+                margin + hashes * 19.0,
+                format!("{margin} MiB + {hashes} hashes x 19 MiB"),
+            ),
+            "connection flood" => (margin, format!("{margin} MiB")),
+            _ => (
+                limits.memory_budget as f64 / MIB + 96.0,
+                "the memory budget + 96 MiB".to_owned(),
+            ),
+        };
+        report(
+            format!("{attack}: server memory growth {growth:.0} MiB <= {bound:.0} MiB ({of})"),
+            growth <= bound,
+        );
+        if *attack == "connection flood" {
+            let cap = limits.max_connections_per_peer.unwrap_or(usize::MAX) as u64;
+            report(
+                format!(
+                    "{attack}: one address held {} connections <= its cap of {cap}",
+                    got.held
+                ),
+                got.held <= cap,
+            );
+        }
+    }
     Ok(())
 }

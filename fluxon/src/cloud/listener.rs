@@ -38,20 +38,8 @@ pub(crate) async fn accept_loop(
     });
     let refusals = RefusalLog::new();
     tracker.spawn(super::sweep::sweep_loop(Arc::clone(&endpoint)));
-    loop {
-        let accepted = tokio::select! {
-            () = endpoint.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                tracing::warn!(%err, "cloud accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let admitted = match peers.admit(peer.ip()) {
+    while let Some((stream, peer, admitted)) = peers.accept(&listener, &endpoint.shutdown).await {
+        let admitted = match admitted {
             Ok(admitted) => admitted,
             Err(capacity) => {
                 Counters::bump(&endpoint.counters().cloud_refused[slot(capacity)]);
@@ -95,7 +83,6 @@ async fn serve(
     endpoint: Arc<Endpoint>,
     mut admitted: Admitted,
 ) {
-    let _ = stream.set_nodelay(true);
     let handshake = endpoint.settings.handshake_timeout;
     let deadline = tokio::time::Instant::now() + handshake;
     let secured = crate::tls::accept(stream, endpoint.tls.as_ref(), handshake).await;

@@ -204,22 +204,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     // closed.
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
     let refusal_log = RefusalLog::new();
-    loop {
-        let accepted = tokio::select! {
-            () = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(err) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%err, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        match shared.peers.admit(peer.ip()) {
+    while let Some((stream, peer, admitted)) =
+        shared.peers.accept(&listener, &shared.shutdown).await
+    {
+        match admitted {
             Ok(admitted) => {
                 let shared = Arc::clone(&shared);
                 let span = tracing::info_span!("conn", %peer);

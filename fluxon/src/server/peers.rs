@@ -10,8 +10,12 @@
 //! ends. Both listeners (the main one and the cloud endpoint) keep their own [`Peers`].
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 use crate::wire::Capacity;
 
@@ -114,7 +118,37 @@ impl Drop for Admitted {
     }
 }
 
+/// A connection just accepted: admitted with its slots, or refused at a limit.
+pub(crate) type Accepted = (TcpStream, SocketAddr, Result<Admitted, Capacity>);
+
 impl Peers {
+    /// The next connection on `listener` (TCP_NODELAY set), with its admission; `None` once
+    /// `shutdown` is cancelled. Accept errors (out of file descriptors and the like) are logged
+    /// and waited out a little instead of spinning.
+    pub async fn accept(
+        self: &Arc<Self>,
+        listener: &TcpListener,
+        shutdown: &CancellationToken,
+    ) -> Option<Accepted> {
+        loop {
+            let accepted = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let admitted = self.admit(peer.ip());
+                    return Some((stream, peer, admitted));
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     pub fn new(limits: PeerLimits) -> Arc<Peers> {
         Arc::new(Peers {
             limits,
