@@ -142,6 +142,11 @@ pub async fn client_from(app: &App, ip: &str) -> Result<ConnectionHandler, Conne
 /// A TCP connection to the app from `ip`.
 pub async fn socket_from(app: &App, ip: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
+    // An attacker's unsent bytes are in its own kernel, not the server's; here both are one
+    // kernel, and 200 flooding sockets with the usual send buffers (up to 4 MiB each) would push
+    // loopback TCP toward its memory limit, where the kernel drops everyone's packets. A small
+    // send buffer keeps the attack at the server's door without that.
+    socket.set_send_buffer_size(64 * 1024).expect("send buffer");
     socket
         .bind(format!("{ip}:0").parse().expect("address"))
         .expect("bind to a loopback address");

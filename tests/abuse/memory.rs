@@ -17,8 +17,10 @@ const MIB: usize = 1024 * 1024;
 /// The budget the flood runs against (the default is 512 MiB; a smaller one keeps the test fast).
 const BUDGET: usize = 64 * MIB;
 /// What the server may hold beyond the budget: each connection's allowance and read-ahead, a
-/// frame being decoded next to its copy, the allocator's slack, the test's own clients.
-const MARGIN: u64 = 96 * MIB as u64;
+/// frame being decoded next to its copy, the allocator's slack, the test's own clients. (Without
+/// the server's fixed mmap threshold, `Limits::malloc_mmap_threshold`, glibc kept 60 to 120 MiB
+/// more than this in freed frames.)
+const MARGIN: u64 = 48 * MIB as u64;
 
 /// A `Call` of `hold` for `ms` with `len` bytes of padding, framed.
 fn hold_call(id: u64, ms: u64, len: usize) -> Vec<u8> {
@@ -106,11 +108,12 @@ async fn two_hundred_connections_of_sixteen_mib_frames_stay_within_the_budget() 
     assert!(served.slowest < PROMPT, "{served:?}");
     eprintln!(
         "frame flood: 200 x 16 MiB; budget held at most {:.1} MiB, {waited} frames waited; RSS \
-         +{:.1} MiB; bystander {} calls, p99 {:?}",
+         +{:.1} MiB; bystander {} calls, p99 {:?}, slowest {:?}",
         mib(most_held as u64),
         mib(growth),
         served.calls,
-        served.p99
+        served.p99,
+        served.slowest
     );
     assert_eq!(wire::DEFAULT_MAX_FRAME, 16 * MIB);
 }

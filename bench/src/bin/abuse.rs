@@ -136,6 +136,9 @@ fn config_from(ip: &str) -> anyhow::Result<ClientConfig> {
 
 async fn socket_from(addr: SocketAddr, ip: &str) -> anyhow::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
+    // The attacker's unsent bytes would be in its own kernel; here that is the server's, and 200
+    // flooding sockets with the usual send buffers push loopback TCP toward its memory limit.
+    socket.set_send_buffer_size(64 * 1024)?;
     socket.bind(format!("{ip}:0").parse()?)?;
     Ok(socket.connect(addr).await?)
 }

@@ -40,6 +40,14 @@ pub struct Limits {
     /// What each connection may hold without drawing on the budget: frames up to this size are
     /// always read, so small calls flow whatever large frames are waiting.
     pub connection_allowance: usize,
+    /// On Linux with glibc: allocations of at least this many bytes (large frames, and what is
+    /// decoded from them) get a memory mapping of their own, returned to the system when freed.
+    /// This sets glibc's `M_MMAP_THRESHOLD` for the whole process when the server starts (unless
+    /// the `MALLOC_MMAP_THRESHOLD_` environment variable set it). Left alone, glibc raises that
+    /// threshold to the largest block freed so far, and freed frames then stay in its arenas:
+    /// the process could keep hundreds of MiB beyond [`memory_budget`](Self::memory_budget).
+    /// Default 1 MiB; `None` leaves malloc as it is (as does any other allocator or system).
+    pub malloc_mmap_threshold: Option<usize>,
     /// Time a new connection has to complete its handshake (TLS and `Hello` together).
     pub handshake_timeout: Duration,
     /// A connection silent this long is closed; after half of it the server sends a ping.
@@ -78,6 +86,7 @@ impl Default for Limits {
             max_frame: DEFAULT_MAX_FRAME,
             memory_budget: 512 * 1024 * 1024,
             connection_allowance: 16 * 1024,
+            malloc_mmap_threshold: Some(1024 * 1024),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             outgoing_buffer: 1024 * 1024,
@@ -181,6 +190,11 @@ impl Limits {
             (
                 self.memory_budget < self.max_frame,
                 "memory_budget must hold at least one frame of max_frame bytes",
+            ),
+            (
+                self.malloc_mmap_threshold
+                    .is_some_and(|n| !(4096..=32 * 1024 * 1024).contains(&n)),
+                "malloc_mmap_threshold must be from 4 KiB to 32 MiB (or None)",
             ),
             (
                 self.connection_allowance < crate::wire::MIN_MAX_FRAME,
@@ -340,6 +354,13 @@ impl AsyncServer {
         self
     }
 
+    /// The size from which allocations get a mapping of their own that goes back to the system
+    /// when freed (`None`: leave malloc alone); see [`Limits::malloc_mmap_threshold`].
+    pub fn malloc_mmap_threshold(mut self, bytes: Option<usize>) -> Self {
+        self.limits.malloc_mmap_threshold = bytes;
+        self
+    }
+
     /// Calls one session may make (`None`: no limit); past it calls are answered `Throttled`.
     pub fn calls_per_session(mut self, rate: Option<Rate>) -> Self {
         self.limits.calls_per_session = rate;
@@ -401,5 +422,49 @@ impl AsyncServer {
     pub fn log_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.log_dir = Some(dir.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change that spoils a limit, and the name its error starts with.
+    type Spoil = (fn(&mut Limits), &'static str);
+
+    fn why(limits: Limits) -> Option<&'static str> {
+        match limits.validate() {
+            Ok(()) => None,
+            Err(super::super::ServerError::InvalidLimit(why)) => Some(why),
+            Err(other) => panic!("not a limit error: {other}"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_hold_and_nonsense_is_named() {
+        assert_eq!(why(Limits::default()), None);
+        let cases: [Spoil; 4] = [
+            (|l| l.max_connections = 0, "max_connections"),
+            (|l| l.memory_budget = l.max_frame - 1, "memory_budget"),
+            (
+                |l| l.malloc_mmap_threshold = Some(0),
+                "malloc_mmap_threshold",
+            ),
+            (
+                |l| l.malloc_mmap_threshold = Some(64 * 1024 * 1024),
+                "malloc_mmap_threshold",
+            ),
+        ];
+        for (spoil, name) in cases {
+            let mut limits = Limits::default();
+            spoil(&mut limits);
+            let why = why(limits).unwrap_or_else(|| panic!("{name} accepted"));
+            assert!(why.starts_with(name), "{why}");
+        }
+        let left_alone = Limits {
+            malloc_mmap_threshold: None,
+            ..Limits::default()
+        };
+        assert_eq!(why(left_alone), None);
     }
 }

@@ -112,6 +112,11 @@ impl AsyncServer {
             );
         }
         let limits = self.limits;
+        if let Some(bytes) = limits.malloc_mmap_threshold {
+            if super::malloc::fix_mmap_threshold(bytes) {
+                tracing::debug!(bytes, "malloc's mmap threshold fixed");
+            }
+        }
         let peers = Peers::new(PeerLimits {
             connections: limits.max_connections,
             connections_per_peer: limits.max_connections_per_peer,

@@ -32,6 +32,7 @@ mod listener;
 mod logging;
 pub(crate) mod logins;
 mod mailbox;
+mod malloc;
 mod peers;
 mod reverse;
 mod sessions;
