@@ -9,6 +9,7 @@
 
 pub mod child;
 pub mod cloud;
+pub mod counts;
 pub mod db;
 pub mod rpc;
 pub mod stats;

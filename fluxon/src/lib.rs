@@ -39,6 +39,7 @@
 // The macros generate `::fluxon::...` paths; this lets them work inside the crate's own tests too.
 extern crate self as fluxon;
 
+mod armed;
 pub mod auth;
 pub mod cli;
 pub mod client;

@@ -1,9 +1,13 @@
 //! RPC benchmark: fluxon against tarpc and a raw tokio length-delimited echo, in one run.
 //!
-//! `cargo run --release -p fluxon-bench --bin rpc [-- --reps N --window-ms MS --samples N]`
+//! `cargo run --release -p fluxon-bench --bin rpc [-- --reps N --window-ms MS --samples N --counts N]`
 //!
 //! Prints sequential round-trip latency (p50, p99) and throughput with 1, 16 and 64 concurrent
 //! callers on one connection and spread over 16 connections, with the ratios against each peer.
+//! Then two counts that do not depend on the machine, for sequential calls and 64 callers on one
+//! connection: user-space instructions per call (valgrind's callgrind) and system calls per call
+//! (strace), each from a child doing N and 2N calls (the difference over N; `--counts 0` leaves
+//! them out).
 //!
 //! Each measurement runs in a fresh child process (this binary with `--child`), server and client
 //! on one tokio runtime with a worker per core, so no contender inherits another's heap or sockets.
@@ -14,16 +18,21 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
+use fluxon_bench::counts::{self, PerUnit};
 use fluxon_bench::rpc::{fluxon_side, raw_side, tarpc_side, Load};
 use fluxon_bench::stats::{median, percentile_us};
 
 const CONTENDERS: [&str; 3] = ["raw", "tarpc", "fluxon"];
 const LOADS: [(usize, usize); 5] = [(1, 1), (16, 1), (64, 1), (16, 16), (64, 16)];
+/// The loads whose instructions and system calls per call are counted.
+const COUNTED: [(usize, usize); 2] = [(1, 1), (64, 1)];
 
 struct Options {
     reps: usize,
     window: Duration,
     samples: usize,
+    /// Calls per counted child (and twice as many in the second); 0: no counts.
+    counts: u64,
     /// Run only these contenders (for profiling): raw, tarpc, fluxon, comma-separated.
     only: Option<String>,
     /// In a child: the contender and what to measure (`latency` or `CALLERSxCONNECTIONS`).
@@ -35,6 +44,7 @@ fn options() -> anyhow::Result<Options> {
         reps: 5,
         window: Duration::from_millis(1000),
         samples: 20_000,
+        counts: 2_000,
         only: None,
         child: None,
     };
@@ -47,6 +57,7 @@ fn options() -> anyhow::Result<Options> {
             "--reps" => options.reps = value.parse()?,
             "--window-ms" => options.window = Duration::from_millis(value.parse()?),
             "--samples" => options.samples = value.parse()?,
+            "--counts" => options.counts = value.parse()?,
             "--only" => options.only = Some(value),
             "--child" => {
                 let measure = args
@@ -55,7 +66,9 @@ fn options() -> anyhow::Result<Options> {
                 options.child = Some((value, measure));
             }
             other => {
-                anyhow::bail!("unknown option {other}; use --reps, --window-ms, --samples, --only")
+                anyhow::bail!(
+                    "unknown option {other}; use --reps, --window-ms, --samples, --counts, --only"
+                )
             }
         }
     }
@@ -108,15 +121,23 @@ async fn child(contender: &str, measure: &str, options: &Options) -> anyhow::Res
         let p99 = percentile_us(&mut samples, 99.0);
         return Ok(format!("{p50} {p99}"));
     }
-    let (callers, connections) = measure
-        .split_once('x')
-        .context("a load is CALLERSxCONNECTIONS")?;
-    let load = Load {
-        callers: callers.parse()?,
-        connections: connections.parse()?,
-        warmup: options.window / 5,
-        window: options.window,
-    };
+    if let Some(count) = measure.strip_prefix("count:") {
+        // count:CALLERSxCONNECTIONS:N — exactly N calls, for the counts.
+        let (load, n) = count.split_once(':').context("count:LOAD:N")?;
+        let (load, n) = (parse_load(load, options)?, n.parse()?);
+        match contender {
+            "raw" => raw_side::calls(raw_side::start().await?, load, n).await?,
+            "tarpc" => tarpc_side::calls(tarpc_side::start().await?, load, n).await?,
+            "fluxon" => {
+                let server = fluxon_side::start().await?;
+                fluxon_side::calls(&server, load, n).await?;
+                server.shutdown().await;
+            }
+            other => anyhow::bail!("unknown contender {other}"),
+        }
+        return Ok(String::new());
+    }
+    let load = parse_load(measure, options)?;
     let rate = match contender {
         "raw" => raw_side::throughput(raw_side::start().await?, load).await?,
         "tarpc" => tarpc_side::throughput(tarpc_side::start().await?, load).await?,
@@ -129,6 +150,48 @@ async fn child(contender: &str, measure: &str, options: &Options) -> anyhow::Res
         other => anyhow::bail!("unknown contender {other}"),
     };
     Ok(format!("{rate}"))
+}
+
+fn parse_load(load: &str, options: &Options) -> anyhow::Result<Load> {
+    let (callers, connections) = load
+        .split_once('x')
+        .context("a load is CALLERSxCONNECTIONS")?;
+    Ok(Load {
+        callers: callers.parse()?,
+        connections: connections.parse()?,
+        warmup: options.window / 5,
+        window: options.window,
+    })
+}
+
+/// Instructions and system calls per call of each contender at each counted load.
+fn count(options: &Options, runs: &dyn Fn(&str) -> bool) -> anyhow::Result<Vec<[PerUnit; 3]>> {
+    for tool in ["valgrind", "strace"] {
+        anyhow::ensure!(
+            counts::available(tool),
+            "{tool} is not installed: `apt-get install -y valgrind strace` (or --counts 0 to \
+             leave the counts out)"
+        );
+    }
+    let exe = std::env::current_exe()?;
+    let mut all = Vec::new();
+    for (callers, connections) in COUNTED {
+        let mut row: [PerUnit; 3] = Default::default();
+        for (i, contender) in CONTENDERS.iter().enumerate().filter(|(_, c)| runs(c)) {
+            let command = |n: u64| {
+                let mut command = Command::new(&exe);
+                command.args([
+                    "--child",
+                    contender,
+                    &format!("count:{callers}x{connections}:{n}"),
+                ]);
+                command
+            };
+            row[i] = counts::per_unit(&command, options.counts)?;
+        }
+        all.push(row);
+    }
+    Ok(all)
 }
 
 /// Runs one child measurement and returns the numbers it printed.
@@ -217,22 +280,82 @@ fn parent(options: &Options) -> anyhow::Result<()> {
         throughput.push((name, values));
     }
 
-    println!();
-    println!("targets (issue #2):");
-    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for (name, values) in &throughput {
-        let (vs_tarpc, vs_raw) = (values[2] / values[1], values[2] / values[0]);
+    let counted = if options.counts > 0 {
+        Some(count(options, &runs)?)
+    } else {
+        None
+    };
+    if let Some(counted) = &counted {
+        println!();
         println!(
-            "  {name}: >= tarpc: {vs_tarpc:.2}x {}; >= 60% of raw: {:.0}% {}",
-            verdict(vs_tarpc >= 1.0),
-            vs_raw * 100.0,
-            verdict(vs_raw >= 0.6)
+            "{:<34} {:>12} {:>12} {:>12} {:>13} {:>11}",
+            "per call (N and 2N calls)",
+            "raw echo",
+            "tarpc",
+            "fluxon",
+            "fluxon/tarpc",
+            "fluxon/raw"
+        );
+        for ((callers, connections), per) in COUNTED.iter().zip(counted) {
+            let load = if *callers == 1 {
+                "sequential".to_owned()
+            } else {
+                format!("{callers} callers / {connections} conn")
+            };
+            row(
+                &format!("instructions, {load}"),
+                [0, 1, 2].map(|i| per[i].instructions),
+            );
+            row(
+                &format!("syscalls, {load}"),
+                [0, 1, 2].map(|i| per[i].syscalls),
+            );
+            for (i, contender) in CONTENDERS.iter().enumerate() {
+                let top: Vec<String> = per[i]
+                    .by_syscall
+                    .iter()
+                    .take(6)
+                    .map(|(name, n)| format!("{name} {n:.2}"))
+                    .collect();
+                println!("    {contender:<7} {}", top.join(", "));
+            }
+        }
+        println!(
+            "  (callgrind: user-space instructions of client and server together; strace slows \
+             every syscall, so under load it batches differently than at full speed)"
         );
     }
+
+    println!();
+    println!("targets (issue #12):");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
     let lat_ratio = lat50[2] / lat50[0];
     println!(
         "  sequential p50 within 1.2x of raw: {lat_ratio:.2}x {}",
         verdict(lat_ratio <= 1.2)
     );
+    if let Some(counted) = &counted {
+        let ratio = counted[0][2].instructions / counted[0][0].instructions;
+        println!(
+            "  instructions per sequential call within 1.5x of raw: {ratio:.2}x {}",
+            verdict(ratio <= 1.5)
+        );
+    }
+    for (name, values) in &throughput {
+        let (vs_tarpc, vs_raw) = (values[2] / values[1], values[2] / values[0]);
+        let raw_vs_tarpc = values[0] / values[1];
+        let tarpc_bar = if raw_vs_tarpc > 2.5 {
+            format!(
+                "; raw is {raw_vs_tarpc:.1}x tarpc, so >= 2x tarpc: {vs_tarpc:.2}x {}",
+                verdict(vs_tarpc >= 2.0)
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "  {name}: >= 0.8x raw: {vs_raw:.2}x {}{tarpc_bar}",
+            verdict(vs_raw >= 0.8)
+        );
+    }
     Ok(())
 }

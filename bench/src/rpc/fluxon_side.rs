@@ -45,3 +45,21 @@ pub async fn throughput(server: &RunningServer, load: Load) -> anyhow::Result<f6
     }
     Ok(rate)
 }
+
+/// Exactly `n` calls: sequential when `load.callers` is 1 on one connection, otherwise as
+/// [`throughput`] makes them (for the instruction and syscall counts).
+pub async fn calls(server: &RunningServer, load: Load, n: u64) -> anyhow::Result<()> {
+    if load.callers == 1 && load.connections == 1 {
+        latency(server.local_addr(), 0, usize::try_from(n)?).await?;
+        return Ok(());
+    }
+    let mut conns = Vec::new();
+    for _ in 0..load.connections {
+        conns.push(ConnectionHandler::connect(server.local_addr().to_string()).await?);
+    }
+    super::fixed(&conns, load.callers, n).await?;
+    for conn in conns {
+        conn.close().await;
+    }
+    Ok(())
+}

@@ -115,6 +115,33 @@ pub async fn concurrent<C: Echo>(clients: &[C], load: Load) -> anyhow::Result<f6
     Ok(rate)
 }
 
+/// Exactly `n` calls, made by `callers` tasks spread over `clients` (one per connection): a fixed
+/// amount of work, for the instruction and system-call counts.
+pub async fn fixed<C: Echo>(clients: &[C], callers: usize, n: u64) -> anyhow::Result<()> {
+    anyhow::ensure!(!clients.is_empty() && callers > 0, "no clients or callers");
+    let left = Arc::new(AtomicU64::new(n));
+    let mut tasks = Vec::new();
+    for i in 0..callers {
+        let client = clients[i % clients.len()].clone();
+        let left = Arc::clone(&left);
+        tasks.push(tokio::spawn(async move {
+            let data = payload();
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                let reply = client.echo(&data).await?;
+                anyhow::ensure!(reply == data, "wrong echo");
+            }
+            Ok::<(), anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
 /// Listens on a free loopback port and hands each accepted connection (TCP_NODELAY set, framed
 /// with a default length-delimited codec) to `serve`; returns the address.
 pub async fn listen<F>(serve: F) -> anyhow::Result<std::net::SocketAddr>

@@ -183,3 +183,17 @@ pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
     }
     concurrent(&clients, load).await
 }
+
+/// Exactly `n` calls: sequential over the latency client when `load.callers` is 1 on one
+/// connection, otherwise as [`throughput`] makes them (for the instruction and syscall counts).
+pub async fn calls(addr: SocketAddr, load: Load, n: u64) -> anyhow::Result<()> {
+    if load.callers == 1 && load.connections == 1 {
+        latency(addr, 0, usize::try_from(n)?).await?;
+        return Ok(());
+    }
+    let mut clients = Vec::new();
+    for _ in 0..load.connections {
+        clients.push(RawClient::connect(addr).await?);
+    }
+    super::fixed(&clients, load.callers, n).await
+}

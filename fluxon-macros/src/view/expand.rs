@@ -132,14 +132,14 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
                 self,
                 req: ::fluxon::Request,
                 payload: <Self as ::fluxon::View>::Payload,
-            ) -> ::fluxon::__private::BoxFuture<
-                ::core::result::Result<<Self as ::fluxon::View>::Reply, ::fluxon::ViewError>,
-            > {
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<<Self as ::fluxon::View>::Reply, ::fluxon::ViewError>,
+            > + ::core::marker::Send + 'static {
                 #unused_payload
-                ::std::boxed::Box::pin(async move {
+                async move {
                     let output = #run;
                     #convert
-                })
+                }
             }
         }
     }

@@ -238,9 +238,15 @@ impl ConnectionHandler {
             let link = inner.link.borrow();
             match &*link {
                 LinkState::Up { outbox, max_frame } => {
-                    let delivery = inner.pending.insert(id, deadline, self.call_timeout);
+                    let (delivery, alone) = inner.pending.insert(id, deadline, self.call_timeout);
                     guard.armed = true;
-                    let sent = outbox.try_send(&call);
+                    // A lone call is written from here (no wake-up of the writer task); with
+                    // others in flight it joins the queue, where calls share one write.
+                    let sent = if alone {
+                        outbox.try_send_direct(&call)
+                    } else {
+                        outbox.try_send(&call)
+                    };
                     let retry = matches!(sent, Err(SendError::Full)).then(|| Arc::clone(outbox));
                     Some((sent, delivery, retry, *max_frame))
                 }
@@ -262,7 +268,7 @@ impl ConnectionHandler {
                 let (outbox, max) = timeout_at(deadline, self.wait_for_link())
                     .await
                     .map_err(|_| CallError::Timeout(self.call_timeout))??;
-                let delivery = inner.pending.insert(id, deadline, self.call_timeout);
+                let (delivery, _) = inner.pending.insert(id, deadline, self.call_timeout);
                 guard.armed = true;
                 self.send_waiting(&outbox, &call, max, deadline).await?;
                 delivery

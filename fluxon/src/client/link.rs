@@ -1,15 +1,17 @@
 //! One physical connection of a client: connect, handshake, then read frames until it ends.
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::connection::{Inner, LinkState};
 use super::{CallError, ClientConfig, ConnectError};
+use crate::armed::Armed;
 use crate::wire::{self, Envelope, FrameCodec, Outbox, SessionTokenBytes};
 
 pub(super) type Reader = FramedRead<wire::BoxRead, FrameCodec>;
@@ -22,6 +24,8 @@ pub(super) struct Opened {
     pub token: SessionTokenBytes,
     pub resumed: bool,
     pub max_frame: usize,
+    /// The socket, for calls written without the writer task (clear text only).
+    pub direct: Option<Arc<tokio::net::tcp::OwnedWriteHalf>>,
 }
 
 /// Connects and performs the handshake, presenting `resume` if given.
@@ -63,6 +67,7 @@ async fn open_inner(
         },
     };
     let halves = stream.split();
+    let direct = halves.direct;
     let codec = wire::codec(config.max_frame);
     let mut reader = FramedRead::new(halves.read, codec.clone());
     let mut writer = FramedWrite::new(halves.write, codec);
@@ -96,6 +101,7 @@ async fn open_inner(
             writer,
             token,
             resumed,
+            direct,
             // Never send what either side would refuse.
             max_frame: usize::try_from(max_frame)
                 .unwrap_or(usize::MAX)
@@ -153,6 +159,9 @@ pub(super) struct Started {
 /// that calls can go out as soon as it returns.
 pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
     let outbox = Outbox::new(inner.config.outgoing_buffer, opened.max_frame);
+    if let Some(direct) = opened.direct {
+        outbox.set_direct(direct as Arc<dyn wire::DirectWrite>);
+    }
     let stall = inner
         .config
         .call_timeout
@@ -192,15 +201,38 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     let tick = tokio::time::sleep(keepalive);
     tokio::pin!(tick);
     let mut pings = 0u64;
+    // Polled until their wakers are in place, then only checked (see `armed`).
+    let (mut closed_armed, mut tick_armed) = (Armed::default(), Armed::default());
     loop {
-        let frame = tokio::select! {
-            biased;
-            () = &mut closed => {
-                let _ = outbox.try_send(&Envelope::Goodbye { reason: "client closed" });
+        let event = {
+            let mut next = reader.next();
+            std::future::poll_fn(|cx| {
+                if closed_armed.ready(closed.as_mut(), cx, || inner.closed.is_cancelled()) {
+                    return Poll::Ready(None);
+                }
+                if let Poll::Ready(frame) = next.poll_unpin(cx) {
+                    return Poll::Ready(Some(Some(frame)));
+                }
+                let elapsed = tick.is_elapsed();
+                if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
+                    return Poll::Ready(Some(None));
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let frame = match event {
+            // Closed by the handler.
+            None => {
+                let _ = outbox.try_send(&Envelope::Goodbye {
+                    reason: "client closed",
+                });
                 break;
             }
-            frame = reader.next() => frame,
-            () = &mut tick => {
+            Some(Some(frame)) => frame,
+            // The keepalive timer.
+            Some(None) => {
+                tick_armed.disarm();
                 let now = Instant::now();
                 if now < last_heard + keepalive {
                     // Heard from since the timer was set (it is not moved on every frame).

@@ -69,15 +69,17 @@ impl PendingCalls {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers call `id`, which times out at `deadline`.
+    /// Registers call `id`, which times out at `deadline`; also says whether it is the only call
+    /// waiting now.
     pub fn insert(
         &self,
         id: u64,
         deadline: Instant,
         timeout: Duration,
-    ) -> oneshot::Receiver<Delivery> {
+    ) -> (oneshot::Receiver<Delivery>, bool) {
         let (waiter, delivery) = oneshot::channel();
         let mut table = self.lock();
+        let alone = table.calls.is_empty();
         table.calls.insert(
             id,
             Waiting {
@@ -94,7 +96,7 @@ impl PendingCalls {
         if earlier {
             self.sweep.notify_one();
         }
-        delivery
+        (delivery, alone)
     }
 
     /// Forgets call `id` (its caller gave up).
@@ -174,12 +176,15 @@ mod tests {
         let closed = CancellationToken::new();
         tokio::spawn(Arc::clone(&pending).sweep(closed.clone()));
         let now = Instant::now();
-        let slow = pending.insert(
+        let (slow, alone) = pending.insert(
             1,
             now + Duration::from_millis(50),
             Duration::from_millis(50),
         );
-        let fast = pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60));
+        assert!(alone);
+        let (fast, alone) =
+            pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60));
+        assert!(!alone);
         pending.complete(2, Ok(Bytes::from_static(b"ok")));
         assert_eq!(&fast.await.unwrap().unwrap()[..], b"ok");
         let started = std::time::Instant::now();
@@ -189,12 +194,12 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         // An earlier deadline than the sweeper's next look wakes it.
-        let far = pending.insert(
+        let (far, _) = pending.insert(
             3,
             Instant::now() + Duration::from_secs(60),
             Duration::from_secs(60),
         );
-        let near = pending.insert(
+        let (near, _) = pending.insert(
             4,
             Instant::now() + Duration::from_millis(20),
             Duration::from_millis(20),

@@ -38,16 +38,35 @@ impl<V: View> ErasedView for Typed<V> {
             }
         };
         let view = self.0;
+        // One box per call: the view's future, its panics caught, its reply encoded.
         Box::pin(async move {
-            match view.call(req, payload).await {
-                Ok(reply) => crate::wire::to_vec(&reply).map_err(|err| {
+            let called = AssertUnwindSafe(view.call(req, payload))
+                .catch_unwind()
+                .await;
+            match called {
+                Ok(Ok(reply)) => crate::wire::to_vec(&reply).map_err(|err| {
                     let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
                     (ErrorCode::Internal, message)
                 }),
-                Err(err) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
+                Ok(Err(err)) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
+                Err(panic) => Err(panicked(V::NAME, panic.as_ref())),
             }
         })
     }
+}
+
+/// A view's panic as its client sees it. The panic's text may hold anything the view had (a
+/// path, a query, a secret): the client gets an id to quote, the log gets the id and the text.
+fn panicked(view: &str, panic: &(dyn Any + Send)) -> (ErrorCode, String) {
+    let text = crate::panic::panic_text(panic);
+    let id = crate::panic::incident_id();
+    tracing::error!(view = %view, incident = %id, panic = %text, "view panicked");
+    (
+        ErrorCode::Panicked,
+        format!(
+            "view `{view}` failed unexpectedly (incident {id}; the server's log has the details)"
+        ),
+    )
 }
 
 /// One view, ready to be registered; made by [`views!`](crate::views).
@@ -187,26 +206,11 @@ impl Router {
             let message = format!("no view named `{view}`");
             return Box::pin(std::future::ready(Err((ErrorCode::UnknownView, message))));
         };
-        // Decoding happens in `handle`; a panic there or in the view is caught the same way.
-        let fut = std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req, payload)));
-        Box::pin(async move {
-            let result = match fut {
-                Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await,
-                Err(panic) => Err(panic),
-            };
-            result.unwrap_or_else(|panic| {
-                // The panic's text may hold anything the view had (a path, a query, a secret):
-                // the client gets an id to quote, the log gets the id and the text.
-                let text = crate::panic::panic_text(panic.as_ref());
-                let id = crate::panic::incident_id();
-                tracing::error!(view = %view_name, incident = %id, panic = %text, "view panicked");
-                Err((
-                    ErrorCode::Panicked,
-                    format!(
-                        "view `{view_name}` failed unexpectedly (incident {id}; the server's log has the details)"
-                    ),
-                ))
-            })
-        })
+        // Decoding happens in `handle`, before its future exists: a panic there (a payload
+        // type's own `Deserialize`) is caught here, one in the view inside that future.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req, payload))) {
+            Ok(fut) => fut,
+            Err(panic) => Box::pin(std::future::ready(Err(panicked(view_name, panic.as_ref())))),
+        }
     }
 }

@@ -30,12 +30,13 @@ pub trait View: Copy + Send + Sync + 'static {
     /// The name the view is served under (the function's name unless renamed).
     const NAME: &'static str;
 
-    /// Runs the view.
+    /// Runs the view. (Not boxed: the router boxes each call once, with its decoding and
+    /// encoding around it.)
     fn call(
         self,
         req: Request,
         payload: Self::Payload,
-    ) -> BoxFuture<Result<Self::Reply, ViewError>>;
+    ) -> impl Future<Output = Result<Self::Reply, ViewError>> + Send + 'static;
 }
 
 /// A view's failure, as its client sees it: the code `ViewFailed` and this message.

@@ -6,15 +6,16 @@
 //! becomes its own task, so a slow view never holds up a fast one. Plain-`fn` views always wait
 //! (they run on the blocking pool).
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt};
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_util::codec::FramedWrite;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use super::handle::{ServerHandle, Shared};
 use super::in_flight::InFlight;
@@ -23,6 +24,7 @@ use super::reverse::Link;
 use super::sessions::Session;
 use super::stats::Counters;
 use super::{check_hello, refusal_message, HelloOk};
+use crate::armed::Armed;
 use crate::auth::SessionToken;
 use crate::routing::{Outcome, Request};
 use crate::wire::{
@@ -106,7 +108,8 @@ pub(super) async fn serve(
             outbox.set_direct(direct as Arc<dyn wire::DirectWrite>);
         }
         let socket = writer.into_inner();
-        tokio::spawn(async move { outbox.write_to(socket, stall, running).await }.in_current_span())
+        let writes = async move { outbox.write_to(socket, stall, running).await };
+        tokio::spawn(super::logging::in_span(writes, tracing::Span::current()))
     };
     let calls = TaskTracker::new();
     let conn = Conn {
@@ -259,6 +262,14 @@ impl Conn<'_> {
     }
 }
 
+/// What woke a connection's reader.
+enum Event {
+    Frame(Option<std::io::Result<wire::Frame>>),
+    Shutdown,
+    Kicked,
+    Tick,
+}
+
 /// What to do after one frame.
 enum Next {
     Continue,
@@ -281,13 +292,38 @@ impl Conn<'_> {
         tokio::pin!(kicked);
         kicked.as_mut().enable();
 
+        // Polled until their wakers are in place, then only checked (see `armed`).
+        let (mut shutdown_armed, mut kick_armed, mut tick_armed) =
+            (Armed::default(), Armed::default(), Armed::default());
         loop {
-            let frame = tokio::select! {
-                biased;
-                () = &mut shutdown => return End::Shutdown,
-                () = &mut kicked => return End::Kicked,
-                frame = reader.next() => frame,
-                () = &mut tick => {
+            let event = {
+                let next = reader.next();
+                tokio::pin!(next);
+                std::future::poll_fn(|cx| {
+                    let stopping = || self.shared.shutdown.is_cancelled();
+                    if shutdown_armed.ready(shutdown.as_mut(), cx, stopping) {
+                        return Poll::Ready(Event::Shutdown);
+                    }
+                    if kick_armed.ready(kicked.as_mut(), cx, || self.link.is_kicked()) {
+                        return Poll::Ready(Event::Kicked);
+                    }
+                    if let Poll::Ready(frame) = next.as_mut().poll(cx) {
+                        return Poll::Ready(Event::Frame(frame));
+                    }
+                    let elapsed = tick.is_elapsed();
+                    if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
+                        return Poll::Ready(Event::Tick);
+                    }
+                    Poll::Pending
+                })
+                .await
+            };
+            let frame = match event {
+                Event::Frame(frame) => frame,
+                Event::Shutdown => return End::Shutdown,
+                Event::Kicked => return End::Kicked,
+                Event::Tick => {
+                    tick_armed.disarm();
                     let now = Instant::now();
                     let busy = self.in_flight.running() > 0;
                     if busy || now < last_heard + half_idle {
@@ -318,10 +354,15 @@ impl Conn<'_> {
                 };
                 match self.on_frame(this, last_heard, &mut shutdown).await {
                     Next::Continue => {}
-                    Next::Stop(end) => return end,
+                    Next::Stop(end) => {
+                        self.outbox.flush();
+                        return end;
+                    }
                 }
                 frame = reader.buffered();
             }
+            // The replies to everything that came in this read, in one write from here.
+            self.outbox.flush();
         }
     }
 
@@ -340,7 +381,9 @@ impl Conn<'_> {
                         "this session is over its call rate; retry in {} ms",
                         wait.as_millis().max(1)
                     );
-                    return match send_error(self.outbox, id, ErrorCode::Throttled, &message).await {
+                    return match send_error(self.outbox, id, ErrorCode::Throttled, &message, true)
+                        .await
+                    {
                         Ok(()) => Next::Continue,
                         Err(_) => Next::Stop(End::PeerClosed),
                     };
@@ -348,12 +391,14 @@ impl Conn<'_> {
                 let slot = match self.in_flight.try_start() {
                     Some(slot) => slot,
                     None => {
-                        // At the in-flight limit: stop reading until a call finishes.
+                        // At the in-flight limit: stop reading until a call finishes (and let
+                        // the replies queued so far go out meanwhile).
+                        self.outbox.flush();
                         let slot = tokio::select! {
                             biased;
                             () = shutdown.as_mut() => {
                                 let message = "the server is shutting down";
-                                let _ = send_error(self.outbox, id, ErrorCode::ShuttingDown, message).await;
+                                let _ = send_error(self.outbox, id, ErrorCode::ShuttingDown, message, false).await;
                                 return Next::Stop(End::Shutdown);
                             }
                             slot = self.in_flight.start() => slot,
@@ -382,18 +427,22 @@ impl Conn<'_> {
                 // Poll the call once here: a view that answers without waiting (most do) costs no
                 // task. One that waits becomes its own task, so it never holds up the reader.
                 let mut call = call;
-                let first = span.in_scope(|| call.as_mut().now_or_never());
+                let first = if span.is_disabled() {
+                    call.as_mut().now_or_never()
+                } else {
+                    span.in_scope(|| call.as_mut().now_or_never())
+                };
                 match first {
                     Some(outcome) => {
                         drop(held);
-                        if send_reply(self.outbox, id, outcome).await.is_err() {
+                        if send_reply(self.outbox, id, outcome, true).await.is_err() {
                             return Next::Stop(End::PeerClosed);
                         }
                         drop(slot);
                     }
                     None => {
                         let outbox = Arc::clone(self.outbox);
-                        self.calls.spawn(
+                        self.calls.spawn(super::logging::in_span(
                             async move {
                                 let outcome = call.await;
                                 // The request's share of the budget is done with once the view
@@ -401,20 +450,21 @@ impl Conn<'_> {
                                 drop(held);
                                 // The slot is held until the reply is queued, so a peer that
                                 // does not read cannot make calls pile up.
-                                let _ = send_reply(&outbox, id, outcome).await;
+                                let _ = send_reply(&outbox, id, outcome, false).await;
                                 drop(slot);
-                            }
-                            .instrument(span),
-                        );
+                            },
+                            span,
+                        ));
                     }
                 }
                 Next::Continue
             }
-            Ok(Envelope::Ping { nonce }) => match self.outbox.send(&Envelope::Pong { nonce }).await
-            {
-                Ok(()) => Next::Continue,
-                Err(_) => Next::Stop(End::PeerClosed),
-            },
+            Ok(Envelope::Ping { nonce }) => {
+                match self.outbox.send_deferred(&Envelope::Pong { nonce }).await {
+                    Ok(()) => Next::Continue,
+                    Err(_) => Next::Stop(End::PeerClosed),
+                }
+            }
             Ok(Envelope::Pong { .. }) => Next::Continue,
             Ok(Envelope::ReverseReply { id, result }) => {
                 let answer = result
@@ -441,23 +491,27 @@ impl Conn<'_> {
 }
 
 /// Queues the `Reply` for a call's outcome; a reply over the peer's frame limit becomes a
-/// `TooLarge` error reply.
-async fn send_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<(), SendError> {
+/// `TooLarge` error reply. `deferred`: the reader queues it and flushes after its batch.
+async fn send_reply(
+    outbox: &Outbox,
+    id: u64,
+    outcome: Outcome,
+    deferred: bool,
+) -> Result<(), SendError> {
     let sent = match &outcome {
         Ok(bytes) => {
-            outbox
-                .send(&Envelope::Reply {
-                    id,
-                    result: Ok(bytes),
-                })
-                .await
+            let reply = Envelope::Reply {
+                id,
+                result: Ok(bytes),
+            };
+            queue(outbox, &reply, deferred).await
         }
-        Err((code, message)) => send_error(outbox, id, *code, message).await,
+        Err((code, message)) => send_error(outbox, id, *code, message, deferred).await,
     };
     match sent {
         Err(SendError::TooLarge(size)) => {
             let message = format!("the reply is {size} bytes, over the client's frame limit");
-            send_error(outbox, id, ErrorCode::TooLarge, &message).await
+            send_error(outbox, id, ErrorCode::TooLarge, &message, deferred).await
         }
         other => other,
     }
@@ -468,10 +522,19 @@ async fn send_error(
     id: u64,
     code: ErrorCode,
     message: &str,
+    deferred: bool,
 ) -> Result<(), SendError> {
     let reply = Envelope::Reply {
         id,
         result: Err(ErrorReply { code, message }),
     };
-    outbox.send(&reply).await
+    queue(outbox, &reply, deferred).await
+}
+
+async fn queue(outbox: &Outbox, envelope: &Envelope<'_>, deferred: bool) -> Result<(), SendError> {
+    if deferred {
+        outbox.send_deferred(envelope).await
+    } else {
+        outbox.send(envelope).await
+    }
 }

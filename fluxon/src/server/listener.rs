@@ -216,7 +216,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
             Ok(admitted) => {
                 let shared = Arc::clone(&shared);
                 let span = tracing::info_span!("conn", %peer);
-                tracker.spawn(
+                tracker.spawn(super::logging::in_span(
                     async move {
                         // One deadline for the TLS handshake and the Hello together.
                         let deadline =
@@ -227,9 +227,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                         {
                             connection::serve(stream, peer, shared, admitted, deadline).await;
                         }
-                    }
-                    .instrument(span),
-                );
+                    },
+                    span,
+                ));
             }
             Err(capacity) => {
                 Counters::bump(&shared.counters.refused[slot(capacity)]);

@@ -1,4 +1,5 @@
-//! Optional logging to a file per day in a logs directory, as the original Fluxon did.
+//! Logging: optionally to a file per day in a logs directory, as the original Fluxon did; and
+//! spans around a connection's tasks that cost nothing when no subscriber wants them.
 
 use std::path::Path;
 
@@ -6,6 +7,22 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 use super::ServerError;
+
+/// `fut` inside `span`, or as it is when the span is disabled (no subscriber wants it). A
+/// disabled span is still entered and left on every poll (and makes a `log` record each time when
+/// tracing's `log` feature is on, as some dependency may turn it on), and a connection's tasks are
+/// polled for every frame.
+pub(crate) fn in_span<F: std::future::Future>(
+    fut: F,
+    span: tracing::Span,
+) -> futures_util::future::Either<F, tracing::instrument::Instrumented<F>> {
+    use tracing::Instrument;
+    if span.is_disabled() {
+        futures_util::future::Either::Left(fut)
+    } else {
+        futures_util::future::Either::Right(fut.instrument(span))
+    }
+}
 
 /// Keeps the background log writer alive; logs still queued are flushed when it drops.
 pub(crate) struct LogGuard {

@@ -80,6 +80,8 @@ pub(crate) struct Link {
     waiting: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
     /// Wakes the connection's reader when the server closes this connection.
     kick: tokio::sync::Notify,
+    /// Set before `kick` is notified, for a reader that checks instead of polling.
+    kicked: std::sync::atomic::AtomicBool,
 }
 
 /// Numbers connections, so a session can tell its own connections apart.
@@ -99,6 +101,7 @@ impl Link {
             next_id: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
             kick: tokio::sync::Notify::new(),
+            kicked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -109,7 +112,13 @@ impl Link {
 
     /// Closes the connection (its reader says goodbye and stops).
     pub fn kick(&self) {
+        self.kicked.store(true, Ordering::Release);
         self.kick.notify_waiters();
+    }
+
+    /// Whether [`kick`](Self::kick) was called.
+    pub fn is_kicked(&self) -> bool {
+        self.kicked.load(Ordering::Acquire)
     }
 
     /// Completes when the server closes this connection (register with `enable` first).

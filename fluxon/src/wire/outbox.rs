@@ -39,6 +39,21 @@ struct State {
     writing_len: usize,
     /// Bytes taken from the budget for what this queue holds beyond its allowance.
     charged: usize,
+    /// Deferred frames are queued that the writer was not woken for (a flush is due).
+    unwoken: bool,
+}
+
+/// How a frame is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Queued; the writer task is woken if it was idle.
+    Wake,
+    /// Written to the socket here if nothing else is queued or being written; the rest queued.
+    Direct,
+    /// Queued without waking the writer: the sender flushes after its batch.
+    Defer,
+    /// Queued past the limit and the budget (a small control frame).
+    Forced,
 }
 
 /// The server-wide budget a queue pays from, and what it may hold without paying.
@@ -145,6 +160,7 @@ impl Outbox {
                 writing: false,
                 writing_len: 0,
                 charged: 0,
+                unwoken: false,
             }),
             wake: Notify::new(),
             space: Notify::new(),
@@ -188,11 +204,24 @@ impl Outbox {
 
     /// Queues `envelope`, waiting while the queue is over its limit.
     pub async fn send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.send_as(envelope, Mode::Wake).await
+    }
+
+    /// Like [`send`](Self::send), but the writer is not woken for it: the caller writes what is
+    /// queued with [`flush`](Self::flush) once it has queued a batch (a reader answering every
+    /// call that came in one read), so a batch costs one system call and no task wake-up.
+    pub async fn send_deferred(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.send_as(envelope, Mode::Defer).await
+    }
+
+    async fn send_as(&self, envelope: &Envelope<'_>, mode: Mode) -> Result<(), SendError> {
         // Usually there is room: no waiter to register.
-        match self.try_send(envelope) {
+        match self.queue(envelope, mode) {
             Err(SendError::Full) => {}
             done => return done,
         }
+        // A full queue may hold deferred frames nobody has woken the writer for.
+        self.wake.notify_one();
         loop {
             let space = self.space.notified();
             tokio::pin!(space);
@@ -204,7 +233,7 @@ impl Outbox {
             if let Some(freed) = freed.as_mut().as_pin_mut() {
                 freed.enable();
             }
-            match self.try_send(envelope) {
+            match self.queue(envelope, mode) {
                 Err(SendError::Full) => {
                     let budget_freed = async {
                         match freed.as_mut().as_pin_mut() {
@@ -224,13 +253,13 @@ impl Outbox {
 
     /// Queues `envelope` if there is room now.
     pub fn try_send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, false, false)
+        self.queue(envelope, Mode::Wake)
     }
 
     /// Queues a small control frame (a new session token) even past the limit and the budget:
     /// it must not be lost, and it costs a few dozen bytes.
     pub fn send_control(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, false, true)
+        self.queue(envelope, Mode::Forced)
     }
 
     /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
@@ -238,10 +267,35 @@ impl Outbox {
     /// only for what is left. For one-off frames to many connections (a broadcast): no task wake
     /// per connection. Calls' replies go through the queue, where they batch.
     pub fn try_send_direct(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, true, false)
+        self.queue(envelope, Mode::Direct)
     }
 
-    fn queue(&self, envelope: &Envelope<'_>, direct: bool, forced: bool) -> Result<(), SendError> {
+    /// Writes what is queued to the socket right here when the writer task is not writing (what
+    /// the socket takes now), and wakes the writer only for what is left: the end of a batch
+    /// queued with [`send_deferred`](Self::send_deferred).
+    pub fn flush(&self) {
+        let mut state = self.lock();
+        if state.buf.is_empty() || state.writing {
+            return;
+        }
+        if !state.closed {
+            if let Some(socket) = self.direct.get() {
+                if let Ok(written) = socket.try_write(&state.buf) {
+                    bytes::Buf::advance(&mut state.buf, written);
+                    self.settle(&mut state);
+                }
+            }
+        }
+        let left = !state.buf.is_empty();
+        state.unwoken = false;
+        drop(state);
+        if left {
+            self.wake.notify_one();
+        }
+    }
+
+    fn queue(&self, envelope: &Envelope<'_>, mode: Mode) -> Result<(), SendError> {
+        let forced = mode == Mode::Forced;
         let mut state = self.lock();
         if state.closed {
             return Err(SendError::Closed);
@@ -267,7 +321,7 @@ impl Outbox {
             state.buf.truncate(start);
             return Err(SendError::Full);
         }
-        if direct && was_empty && !state.writing {
+        if mode == Mode::Direct && was_empty && !state.writing {
             if let Some(socket) = self.direct.get() {
                 // Under the lock, so no other bytes can come between.
                 if let Ok(written) = socket.try_write(&state.buf) {
@@ -279,8 +333,15 @@ impl Outbox {
                 }
             }
         }
+        let wake = match mode {
+            Mode::Defer => {
+                state.unwoken |= was_empty;
+                false
+            }
+            _ => was_empty || std::mem::take(&mut state.unwoken),
+        };
         drop(state);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -335,6 +396,7 @@ impl Outbox {
             {
                 let mut state = self.lock();
                 std::mem::swap(&mut state.buf, &mut spare);
+                state.unwoken = false;
                 state.writing = true;
                 state.writing_len = spare.len();
             }
@@ -428,6 +490,71 @@ mod tests {
             );
         }
         assert!(frames.next().await.is_none(), "closed after the drain");
+        writer.await.unwrap();
+    }
+
+    /// The next frame's ping nonce, within a second.
+    async fn next_nonce(
+        frames: &mut FramedRead<tokio::io::DuplexStream, crate::wire::FrameCodec>,
+    ) -> u64 {
+        let frame = tokio::time::timeout(Duration::from_secs(1), frames.next())
+            .await
+            .expect("a frame within a second")
+            .unwrap()
+            .unwrap();
+        match Envelope::decode(&frame).unwrap() {
+            Envelope::Ping { nonce } => nonce,
+            other => panic!("not a ping: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn deferred_frames_go_out_at_the_flush_or_with_the_next_woken_one() {
+        let outbox = Outbox::new(64, 1 << 20);
+        let (client, server) = tokio::io::duplex(1 << 16);
+        let writer = spawn_writer(&outbox, client, Duration::from_secs(5));
+        let mut frames = FramedRead::new(server, codec(1024));
+        // Once the writer has written this (and used up any wake-up left over), it waits.
+        outbox.send(&Envelope::Ping { nonce: 0 }).await.unwrap();
+        assert_eq!(next_nonce(&mut frames).await, 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox
+            .send_deferred(&Envelope::Ping { nonce: 1 })
+            .await
+            .unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(50), frames.next()).await;
+        assert!(early.is_err(), "a deferred frame waits for its flush");
+        outbox.flush(); // no socket to write directly: wakes the writer
+        assert_eq!(next_nonce(&mut frames).await, 1);
+
+        // A frame queued the usual way behind an unflushed deferred one wakes the writer for both.
+        outbox
+            .send_deferred(&Envelope::Ping { nonce: 2 })
+            .await
+            .unwrap();
+        outbox.send(&Envelope::Ping { nonce: 3 }).await.unwrap();
+        assert_eq!(next_nonce(&mut frames).await, 2);
+        assert_eq!(next_nonce(&mut frames).await, 3);
+
+        // Deferred frames past the limit wake the writer rather than wait for a flush forever.
+        let burst = async {
+            for nonce in 10..110 {
+                outbox
+                    .send_deferred(&Envelope::Ping { nonce })
+                    .await
+                    .unwrap();
+            }
+            outbox.flush();
+        };
+        let read = async {
+            for expected in 10..110 {
+                assert_eq!(next_nonce(&mut frames).await, expected);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(burst, read) })
+            .await
+            .expect("the burst drains");
+        outbox.close();
         writer.await.unwrap();
     }
 
