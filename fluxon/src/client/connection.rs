@@ -45,6 +45,8 @@ pub(super) struct Inner {
     resumed: AtomicBool,
     connects: AtomicU64,
     pub(super) closed: CancellationToken,
+    /// Set before `closed` is cancelled: what the reader checks on every frame.
+    closing: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -71,6 +73,17 @@ impl Inner {
         *lock(&self.token) = Some(token);
     }
 
+    /// Closes the connection for every clone of the handler.
+    fn close_now(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.closed.cancel();
+    }
+
+    /// Whether the handler was closed (cheaper than asking the token).
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
     pub(super) fn opened(&self, opened: &Opened) {
         *lock(&self.token) = Some(opened.token);
         self.resumed.store(opened.resumed, Ordering::Release);
@@ -80,12 +93,12 @@ impl Inner {
 
 /// Closes the connection when the last clone of a handler is dropped.
 struct Owner {
-    closed: CancellationToken,
+    inner: Arc<Inner>,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.closed.cancel();
+        self.inner.close_now();
     }
 }
 
@@ -171,10 +184,11 @@ impl ConnectionHandler {
             resumed: AtomicBool::new(false),
             connects: AtomicU64::new(0),
             closed: CancellationToken::new(),
+            closing: AtomicBool::new(false),
         });
         inner.opened(&opened);
         let owner = Arc::new(Owner {
-            closed: inner.closed.clone(),
+            inner: Arc::clone(&inner),
         });
         let started = link::start(&inner, opened);
         tokio::spawn(Arc::clone(&inner.pending).sweep(inner.closed.clone()));
@@ -201,7 +215,9 @@ impl ConnectionHandler {
         R: DeserializeOwned,
     {
         let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
-        let reply = self.call_raw(view, &payload).await?;
+        let reply = self.call_raw(view, &payload).await;
+        crate::wire::recycle(payload);
+        let reply = reply?;
         crate::wire::from_bytes_exact(&reply).map_err(|source| CallError::Decode {
             expected: std::any::type_name::<R>(),
             source,
@@ -274,8 +290,8 @@ impl ConnectionHandler {
                 delivery
             }
         };
-        let result = delivery.await.unwrap_or(Err(CallError::Disconnected));
-        // Whoever delivered also removed the entry.
+        let result = delivery.await;
+        // Taking the delivery removed the entry.
         guard.armed = false;
         result
     }
@@ -368,7 +384,7 @@ impl ConnectionHandler {
 
     /// Says goodbye and closes the connection for every clone of this handler.
     pub async fn close(&self) {
-        self.owner.closed.cancel();
+        self.owner.inner.close_now();
         let mut state = self.inner.link.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(2),

@@ -207,7 +207,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
         let event = {
             let mut next = reader.next();
             std::future::poll_fn(|cx| {
-                if closed_armed.ready(closed.as_mut(), cx, || inner.closed.is_cancelled()) {
+                if closed_armed.ready(closed.as_mut(), cx, || inner.is_closing()) {
                     return Poll::Ready(None);
                 }
                 if let Poll::Ready(frame) = next.poll_unpin(cx) {

@@ -1,13 +1,19 @@
 //! Calls waiting for their replies: matched by id, failed together when a link drops, and timed
 //! out by one sweeper task per client instead of a timer per call.
+//!
+//! A reply is left in its call's entry and the call's task woken; the call takes it out. No
+//! channel per call: the table is the meeting point, under the lock it takes anyway.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -17,9 +23,64 @@ use super::CallError;
 pub(super) type Delivery = Result<Bytes, CallError>;
 
 struct Waiting {
-    waiter: oneshot::Sender<Delivery>,
+    slot: Slot,
     deadline: Instant,
     timeout: Duration,
+}
+
+/// Where a call's reply meets the call.
+enum Slot {
+    /// No reply yet; the task to wake when it comes.
+    Open(Option<Waker>),
+    /// The reply (or why there is none), for the call to take.
+    Filled(Delivery),
+}
+
+impl Slot {
+    /// Puts the delivery in an open slot; the waker to wake. `None` if it was filled already.
+    fn fill(&mut self, delivery: Delivery) -> Option<Option<Waker>> {
+        match self {
+            Slot::Open(waker) => {
+                let waker = waker.take();
+                *self = Slot::Filled(delivery);
+                Some(waker)
+            }
+            Slot::Filled(_) => None,
+        }
+    }
+}
+
+/// A call's reply, as a future; made by [`PendingCalls::insert`].
+pub(super) struct Reply<'a> {
+    pending: &'a PendingCalls,
+    id: u64,
+}
+
+impl Future for Reply<'_> {
+    type Output = Delivery;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Delivery> {
+        let mut table = self.pending.lock();
+        let Some(waiting) = table.calls.get_mut(&self.id) else {
+            // Never inserted, or forgotten: there is no reply to wait for.
+            return Poll::Ready(Err(CallError::Disconnected));
+        };
+        match &mut waiting.slot {
+            Slot::Open(waker) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Slot::Filled(_) => match table.calls.remove(&self.id) {
+                Some(Waiting {
+                    slot: Slot::Filled(delivery),
+                    ..
+                }) => Poll::Ready(delivery),
+                _ => Poll::Ready(Err(CallError::Disconnected)),
+            },
+        }
+    }
 }
 
 /// Call ids are our own sequential numbers, never a peer's: a multiplicative hash is enough, and
@@ -71,19 +132,13 @@ impl PendingCalls {
 
     /// Registers call `id`, which times out at `deadline`; also says whether it is the only call
     /// waiting now.
-    pub fn insert(
-        &self,
-        id: u64,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> (oneshot::Receiver<Delivery>, bool) {
-        let (waiter, delivery) = oneshot::channel();
+    pub fn insert(&self, id: u64, deadline: Instant, timeout: Duration) -> (Reply<'_>, bool) {
         let mut table = self.lock();
         let alone = table.calls.is_empty();
         table.calls.insert(
             id,
             Waiting {
-                waiter,
+                slot: Slot::Open(None),
                 deadline,
                 timeout,
             },
@@ -96,7 +151,7 @@ impl PendingCalls {
         if earlier {
             self.sweep.notify_one();
         }
-        (delivery, alone)
+        (Reply { pending: self, id }, alone)
     }
 
     /// Forgets call `id` (its caller gave up).
@@ -106,11 +161,16 @@ impl PendingCalls {
 
     /// Hands a reply (or the server's error) to the call waiting for it, if it still waits.
     pub fn complete(&self, id: u64, delivery: Delivery) {
-        let waiting = self.lock().calls.remove(&id);
-        match waiting {
-            Some(waiting) => {
-                if waiting.waiter.send(delivery).is_ok() {
-                    self.woken.fetch_add(1, Ordering::Relaxed);
+        let filled = self
+            .lock()
+            .calls
+            .get_mut(&id)
+            .and_then(|waiting| waiting.slot.fill(delivery));
+        match filled {
+            Some(waker) => {
+                self.woken.fetch_add(1, Ordering::Relaxed);
+                if let Some(waker) = waker {
+                    waker.wake();
                 }
             }
             None => tracing::debug!(id, "reply for a call no longer waiting"),
@@ -119,9 +179,14 @@ impl PendingCalls {
 
     /// Fails every waiting call: the link they went out on is gone.
     pub fn fail_all(&self) {
-        let calls = std::mem::take(&mut self.lock().calls);
-        for (_, waiting) in calls {
-            let _ = waiting.waiter.send(Err(CallError::Disconnected));
+        let wakers: Vec<Waker> = self
+            .lock()
+            .calls
+            .values_mut()
+            .filter_map(|waiting| waiting.slot.fill(Err(CallError::Disconnected)).flatten())
+            .collect();
+        for waker in wakers {
+            waker.wake();
         }
     }
 
@@ -131,22 +196,26 @@ impl PendingCalls {
         loop {
             let next = {
                 let now = Instant::now();
+                let mut wakers = Vec::new();
                 let mut table = self.lock();
-                let expired: Vec<u64> = table
-                    .calls
-                    .iter()
-                    .filter(|(_, waiting)| waiting.deadline <= now)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in expired {
-                    if let Some(waiting) = table.calls.remove(&id) {
-                        let _ = waiting
-                            .waiter
-                            .send(Err(CallError::Timeout(waiting.timeout)));
+                let mut next: Option<Instant> = None;
+                for waiting in table.calls.values_mut() {
+                    if !matches!(waiting.slot, Slot::Open(_)) {
+                        continue;
+                    }
+                    if waiting.deadline <= now {
+                        let timeout = Err(CallError::Timeout(waiting.timeout));
+                        wakers.extend(waiting.slot.fill(timeout).flatten());
+                    } else {
+                        next = Some(next.map_or(waiting.deadline, |n| n.min(waiting.deadline)));
                     }
                 }
-                table.sweep_at = table.calls.values().map(|w| w.deadline).min();
-                table.sweep_at
+                table.sweep_at = next;
+                drop(table);
+                for waker in wakers {
+                    waker.wake();
+                }
+                next
             };
             // A call inserted from here on with an earlier deadline leaves a permit in `sweep`.
             tokio::select! {
@@ -186,9 +255,9 @@ mod tests {
             pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60));
         assert!(!alone);
         pending.complete(2, Ok(Bytes::from_static(b"ok")));
-        assert_eq!(&fast.await.unwrap().unwrap()[..], b"ok");
+        assert_eq!(&fast.await.unwrap()[..], b"ok");
         let started = std::time::Instant::now();
-        match slow.await.unwrap() {
+        match slow.await {
             Err(CallError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(50)),
             other => panic!("expected a timeout, got {other:?}"),
         }
@@ -204,8 +273,8 @@ mod tests {
             Instant::now() + Duration::from_millis(20),
             Duration::from_millis(20),
         );
-        assert!(matches!(near.await.unwrap(), Err(CallError::Timeout(_))));
+        assert!(matches!(near.await, Err(CallError::Timeout(_))));
         closed.cancel();
-        assert!(matches!(far.await.unwrap(), Err(CallError::Disconnected)));
+        assert!(matches!(far.await, Err(CallError::Disconnected)));
     }
 }

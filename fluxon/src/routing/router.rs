@@ -124,7 +124,9 @@ pub enum RouterError {
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    views: HashMap<&'static str, Arc<dyn ErasedView>>,
+    /// Fixed-seed hashing: the keys are the app's own names (a peer only looks up), and SipHash
+    /// would cost more than the rest of a lookup.
+    views: HashMap<&'static str, Arc<dyn ErasedView>, foldhash::fast::FixedState>,
     key: Option<SessionKey>,
     grant_key: Option<crate::cloud::GrantKey>,
     state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -300,7 +301,7 @@ impl Conn<'_> {
                 let next = reader.next();
                 tokio::pin!(next);
                 std::future::poll_fn(|cx| {
-                    let stopping = || self.shared.shutdown.is_cancelled();
+                    let stopping = || self.shared.stopping.load(Ordering::Acquire);
                     if shutdown_armed.ready(shutdown.as_mut(), cx, stopping) {
                         return Poll::Ready(Event::Shutdown);
                     }
@@ -423,7 +424,12 @@ impl Conn<'_> {
                     .shared
                     .router
                     .dispatch(view, req, wire::subslice(&frame, payload));
-                let span = tracing::debug_span!("call", id, view);
+                // Made only when someone listens: a disabled span still costs its fields.
+                let span = if tracing::enabled!(tracing::Level::DEBUG) {
+                    tracing::debug_span!("call", id, view)
+                } else {
+                    tracing::Span::none()
+                };
                 // Poll the call once here: a view that answers without waiting (most do) costs no
                 // task. One that waits becomes its own task, so it never holds up the reader.
                 let mut call = call;
@@ -498,15 +504,18 @@ async fn send_reply(
     outcome: Outcome,
     deferred: bool,
 ) -> Result<(), SendError> {
-    let sent = match &outcome {
+    let sent = match outcome {
         Ok(bytes) => {
             let reply = Envelope::Reply {
                 id,
-                result: Ok(bytes),
+                result: Ok(&bytes),
             };
-            queue(outbox, &reply, deferred).await
+            let sent = queue(outbox, &reply, deferred).await;
+            // Copied into the queue: the buffer serves this thread's next reply.
+            wire::recycle(bytes);
+            sent
         }
-        Err((code, message)) => send_error(outbox, id, *code, message, deferred).await,
+        Err((code, message)) => send_error(outbox, id, code, &message, deferred).await,
     };
     match sent {
         Err(SendError::TooLarge(size)) => {

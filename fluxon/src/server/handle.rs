@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub limits: Limits,
     pub sessions: Sessions,
     pub shutdown: CancellationToken,
+    /// Set before `shutdown` is cancelled: what readers check on every frame (the token takes a
+    /// lock to ask).
+    pub stopping: std::sync::atomic::AtomicBool,
     /// Connections and handshakes per peer address (the main port's).
     pub peers: Arc<Peers>,
     /// Bytes all connections hold beyond their allowance.
@@ -62,6 +65,9 @@ impl std::fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// Starts a graceful shutdown: no new connections or calls; calls in flight may finish.
     pub fn shutdown(&self) {
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Release);
         self.shared.shutdown.cancel();
     }
 

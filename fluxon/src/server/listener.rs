@@ -133,6 +133,7 @@ impl AsyncServer {
             ),
             router,
             shutdown: CancellationToken::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             peers,
             budget: Budget::new(limits.memory_budget),
             logins: Logins::new(&limits.logins),

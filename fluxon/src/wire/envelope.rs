@@ -317,14 +317,24 @@ fn put_varint(out: &mut impl bytes::BufMut, mut value: u64) {
     out.put_u8(value as u8);
 }
 
-/// Serializes a value with postcard into a right-sized buffer, through a per-thread scratch buffer
-/// so growing it costs nothing after the first calls.
+/// Buffers kept between calls, per thread; a larger one is given back to the allocator.
+const KEEP: usize = 64 * 1024;
+/// How many spare buffers a thread keeps.
+const SPARES: usize = 8;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Serializes a value with postcard. Into a spare buffer given back by [`recycle`] on this thread
+/// when there is one (no allocation, no copy: a reply queued where it was made); otherwise
+/// through a per-thread scratch buffer into a right-sized one.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    let spare = SPARE.with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()));
+    if let Some(buffer) = spare {
+        return postcard::to_extend(value, buffer);
     }
-    /// Scratch space kept between calls; a larger one is given back after use.
-    const KEEP: usize = 64 * 1024;
     SCRATCH.with(|scratch| {
         let Ok(mut scratch) = scratch.try_borrow_mut() else {
             // Re-entered from inside a Serialize impl: no scratch to share.
@@ -338,6 +348,21 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postca
         }
         Ok(out)
     })
+}
+
+/// Gives a buffer made by [`to_vec`] back once its bytes are queued, for this thread's next one.
+pub(crate) fn recycle(mut buffer: Vec<u8>) {
+    if buffer.capacity() == 0 || buffer.capacity() > KEEP {
+        return;
+    }
+    buffer.clear();
+    SPARE.with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut() {
+            if spare.len() < SPARES {
+                spare.push(buffer);
+            }
+        }
+    });
 }
 
 /// The part of `frame` that `inner` (a slice borrowed from it) covers, without copying.

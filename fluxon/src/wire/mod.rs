@@ -117,7 +117,7 @@ mod transport;
 pub(crate) use budget::Budget;
 pub(crate) use depth::from_bytes_exact;
 pub use depth::{DecodeError, MAX_DEPTH};
-pub(crate) use envelope::{subslice, to_vec};
+pub(crate) use envelope::{recycle, subslice, to_vec};
 pub use envelope::{Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
 pub(crate) use frame::buffered_frame;
