@@ -44,7 +44,7 @@ fn options() -> anyhow::Result<Options> {
         reps: 5,
         window: Duration::from_millis(1000),
         samples: 20_000,
-        counts: 2_000,
+        counts: 10_000,
         only: None,
         child: None,
     };

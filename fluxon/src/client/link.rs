@@ -4,17 +4,23 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::future::Future;
+
+use futures_util::SinkExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedWrite;
 
 use super::connection::{Inner, LinkState};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::armed::Armed;
-use crate::wire::{self, Envelope, FrameCodec, Outbox, SessionTokenBytes};
+use crate::wire::{self, Envelope, FrameCodec, FrameReader, Outbox, SessionTokenBytes};
 
-pub(super) type Reader = FramedRead<wire::BoxRead, FrameCodec>;
+/// Frames from the server larger than this are read exactly (no read-ahead past them); smaller
+/// ones come with what else the socket has.
+const READ_EXACT_PAST: usize = 64 * 1024;
+
+pub(super) type Reader = FrameReader<wire::BoxRead>;
 pub(super) type Writer = FramedWrite<wire::BoxWrite, FrameCodec>;
 
 /// A connection that has completed its handshake.
@@ -68,9 +74,8 @@ async fn open_inner(
     };
     let halves = stream.split();
     let direct = halves.direct;
-    let codec = wire::codec(config.max_frame);
-    let mut reader = FramedRead::new(halves.read, codec.clone());
-    let mut writer = FramedWrite::new(halves.write, codec);
+    let mut reader = FrameReader::new(halves.read, config.max_frame, READ_EXACT_PAST, None);
+    let mut writer = FramedWrite::new(halves.write, wire::codec(config.max_frame));
 
     let hello = Envelope::Hello {
         magic: wire::MAGIC,
@@ -83,7 +88,7 @@ async fn open_inner(
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
     writer.send(body).await.map_err(io_error)?;
     let frame = match reader.next().await {
-        Some(Ok(frame)) => frame,
+        Some(Ok(frame)) => frame.body,
         Some(Err(err)) => return Err(io_error(err)),
         None => {
             return Err(ConnectError::Handshake(
@@ -205,12 +210,13 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     let (mut closed_armed, mut tick_armed) = (Armed::default(), Armed::default());
     loop {
         let event = {
-            let mut next = reader.next();
+            let next = reader.next();
+            tokio::pin!(next);
             std::future::poll_fn(|cx| {
                 if closed_armed.ready(closed.as_mut(), cx, || inner.is_closing()) {
                     return Poll::Ready(None);
                 }
-                if let Poll::Ready(frame) = next.poll_unpin(cx) {
+                if let Poll::Ready(frame) = next.as_mut().poll(cx) {
                     return Poll::Ready(Some(Some(frame)));
                 }
                 let elapsed = tick.is_elapsed();
@@ -255,7 +261,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
         let mut go_on = true;
         while let Some(this) = frame.take() {
             go_on = match this {
-                Ok(this) => on_frame(inner, &outbox, this.freeze()).await,
+                Ok(this) => on_frame(inner, &outbox, this.body).await,
                 Err(err) => {
                     tracing::warn!(%err, "bad frame from the server; dropping the connection");
                     false
@@ -264,7 +270,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
             if !go_on {
                 break;
             }
-            frame = wire::buffered_frame(&mut reader);
+            frame = reader.buffered();
         }
         if !go_on {
             break;

@@ -120,7 +120,6 @@ pub use depth::{DecodeError, MAX_DEPTH};
 pub(crate) use envelope::{recycle, subslice, to_vec};
 pub use envelope::{Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
-pub(crate) use frame::buffered_frame;
 pub use frame::{codec, FrameCodec};
 pub(crate) use outbox::{DirectWrite, Outbox, SendError, SharedWriteHalf};
 #[cfg(any(test, feature = "fuzzing"))]

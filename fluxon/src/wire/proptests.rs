@@ -209,8 +209,43 @@ fn envelope() -> impl Strategy<Value = Owned> {
     ]
 }
 
+/// What postcard alone makes of a frame body (trailing bytes refused, as `decode` does).
+fn by_postcard(body: &[u8]) -> Option<Envelope<'_>> {
+    postcard::take_from_bytes::<Envelope<'_>>(body)
+        .ok()
+        .filter(|(_, rest)| rest.is_empty())
+        .map(|(envelope, _)| envelope)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The direct reading of calls and replies agrees with postcard on any bytes: the same
+    /// envelope, or both an error.
+    #[test]
+    fn the_direct_decoder_agrees_with_postcard(
+        index in 0u8..12,
+        rest in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let mut body = vec![index];
+        body.extend_from_slice(&rest);
+        prop_assert_eq!(Envelope::decode(&body).ok(), by_postcard(&body));
+    }
+
+    /// The same for well-formed calls and replies, whose varints and lengths random bytes
+    /// rarely hit.
+    #[test]
+    fn calls_and_replies_decode_directly_as_postcard_would(owned in envelope(), cut in 0usize..8) {
+        let envelope = owned.envelope();
+        let body = postcard::to_allocvec(&envelope).unwrap();
+        prop_assert_eq!(Envelope::decode(&body).unwrap(), envelope);
+        // Cut short, or with a byte too many: what postcard says, too.
+        let short = &body[..body.len().saturating_sub(cut + 1)];
+        prop_assert_eq!(Envelope::decode(short).ok(), by_postcard(short));
+        let mut long = body.clone();
+        long.push(0);
+        prop_assert!(Envelope::decode(&long).is_err());
+    }
 
     /// The server's frame reader, fed the writer's frames in reads of any size, under any
     /// allowance and with a budget, gives back every envelope in order and then a clean end.

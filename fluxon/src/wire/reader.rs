@@ -3,6 +3,8 @@
 //! read, and its body is read only once the reservation is held. While the budget is spent the
 //! reader reads nothing: the peer's bytes wait in its socket (backpressure), never in our memory.
 //!
+//! The client reads the server's frames with the same reader and no budget.
+//!
 //! Small frames (up to the allowance) are read with a little read-ahead, so a burst of calls costs
 //! one system call; a large frame's body is read exactly, so no unpaid bytes of the next frame come
 //! with it. The frame format is the one in the module docs of [`wire`](super): a big-endian `u32`
