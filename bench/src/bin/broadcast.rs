@@ -385,12 +385,25 @@ fn main() -> anyhow::Result<()> {
             "{clients:>8} {f:>20.1} {r:>20.1} {:>11.2}x {s:>24.1} {p:>30.0}",
             r / f
         );
-        results.push((clients, r, p));
+        results.push((clients, r, p, f, s));
     }
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
     println!();
+    println!("targets (issue #12):");
+    for (clients, reached, _, floor, back) in &results {
+        println!(
+            "  {clients} clients: all reached within 1.1x of the raw floor: {:.2}x {}",
+            reached / floor,
+            verdict(reached / floor <= 1.1)
+        );
+        println!(
+            "  {clients} clients: broadcast() back within 1.1x of the last delivery: {:.2}x {}",
+            back / reached,
+            verdict(back / reached <= 1.1)
+        );
+    }
     println!("targets (issue #5):");
-    for (clients, reached, per) in results {
-        let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    for (clients, reached, per, _, _) in results {
         if clients == 10_000 {
             println!(
                 "  10,000 clients all reached within 100 ms: {reached:.1} ms {}",

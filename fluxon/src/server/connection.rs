@@ -74,23 +74,30 @@ pub(super) async fn serve(
     );
     let mut writer = FramedWrite::new(write, wire::codec(limits.max_frame));
 
-    let Some((session, reply_max)) = handshake(&mut reader, &mut writer, &shared, deadline).await
+    let Some((session, reply_max, welcome)) =
+        handshake(&mut reader, &mut writer, &shared, deadline).await
     else {
         return;
     };
-    admitted.handshake_done();
-    reader.set_max_frame(limits.max_frame);
-    tracing::debug!(session = %session.id(), "connected");
-
     let outbox = Outbox::paying(
         limits.outgoing_buffer,
         reply_max,
         Arc::clone(&shared.budget),
         limits.connection_allowance,
     );
-    // Reverse requests reach this connection through its session from now on.
+    // Reverse requests reach this connection through its session from before its `Welcome`: a
+    // client that has its `Welcome` is in every broadcast after it. What is queued meanwhile waits
+    // for the writer, which starts once the `Welcome` is out.
     let link = Link::new(Arc::clone(&outbox));
     session.add_link(Arc::clone(&link));
+    if !matches!(timeout_at(deadline, writer.send(welcome)).await, Ok(Ok(()))) {
+        session.remove_link(&link);
+        shared.sessions.disconnected(&session);
+        return;
+    }
+    admitted.handshake_done();
+    reader.set_max_frame(limits.max_frame);
+    tracing::debug!(session = %session.id(), "connected");
     if let Some(user) = session.user_id() {
         // A resumed, logged-in session: deliver what was kept while it was away.
         ServerHandle {
@@ -163,14 +170,15 @@ pub(super) async fn serve(
     tracing::debug!("disconnected");
 }
 
-/// Reads the `Hello`, answers `Welcome` or `Refused`. `None` means the connection is done.
-/// On success: the session, and the largest frame this peer accepts.
+/// Reads the `Hello`; answers `Refused`, or makes the `Welcome` for the caller to send. `None`
+/// means the connection is done. On success: the session, the largest frame this peer accepts,
+/// and the `Welcome`'s body.
 async fn handshake(
     reader: &mut Reader,
     writer: &mut Writer,
     shared: &Shared,
     deadline: Instant,
-) -> Option<(Arc<Session>, usize)> {
+) -> Option<(Arc<Session>, usize, bytes::Bytes)> {
     let first = match timeout_at(deadline, reader.next()).await {
         Err(_) => {
             tracing::debug!("handshake timed out");
@@ -211,19 +219,16 @@ async fn handshake(
                 resumed: opened.resumed,
                 max_frame: u32::try_from(shared.limits.max_frame).unwrap_or(u32::MAX),
             };
-            let sent = match welcome.encode() {
-                Ok(body) => timeout_at(deadline, writer.send(body)).await,
+            let body = match welcome.encode() {
+                Ok(body) => body,
                 Err(err) => {
                     tracing::error!(%err, "cannot encode Welcome");
+                    shared.sessions.disconnected(&opened.session);
                     return None;
                 }
             };
-            if !matches!(sent, Ok(Ok(()))) {
-                shared.sessions.disconnected(&opened.session);
-                return None;
-            }
             let reply_max = shared.limits.max_frame.min(max_frame as usize);
-            return Some((opened.session, reply_max));
+            return Some((opened.session, reply_max, body));
         }
     };
     tracing::info!(%reason, %message, "handshake refused");

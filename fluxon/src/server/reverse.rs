@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -203,11 +203,30 @@ pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize
 /// Links one task sends to before a broadcast is split over the runtime's threads.
 const LINKS_PER_TASK: usize = 2048;
 
+/// Sends to weakly held links (see [`send_many`]); how many took it.
+fn send_weak(links: &[Weak<Link>], name: &str, payload: &[u8]) -> usize {
+    links
+        .iter()
+        .filter(|link| {
+            link.upgrade()
+                .is_some_and(|link| link.send(name, payload).is_ok())
+        })
+        .count()
+}
+
 /// Sends to many links, split over the runtime's worker threads when there are many (each send is
 /// a system call: a broadcast to thousands should use every core).
-pub(crate) async fn send_many(links: Vec<Arc<Link>>, name: &str, payload: Vec<u8>) -> usize {
+///
+/// The links are held weakly while the sends go out: a client that leaves as soon as it has the
+/// request (its connection ends while the broadcast is still going) is closed by its own
+/// connection's task, not by the broadcast dropping the last handle on it, which would make the
+/// caller pay a socket close per departed client before `broadcast` returns.
+pub(crate) async fn send_many(strong: Vec<Arc<Link>>, name: &str, payload: Vec<u8>) -> usize {
+    let links: Vec<Weak<Link>> = strong.iter().map(Arc::downgrade).collect();
+    // Nothing is sent yet: every connection still holds its own handle.
+    drop(strong);
     if links.len() <= LINKS_PER_TASK {
-        return send_all(&links, name, &payload);
+        return send_weak(&links, name, &payload);
     }
     let name: Arc<str> = Arc::from(name);
     let payload: Arc<[u8]> = Arc::from(payload);
@@ -221,7 +240,7 @@ pub(crate) async fn send_many(links: Vec<Arc<Link>>, name: &str, payload: Vec<u8
                 (Arc::clone(&links), Arc::clone(&name), Arc::clone(&payload));
             tokio::spawn(async move {
                 let end = (start + chunk).min(links.len());
-                send_all(&links[start..end], &name, &payload)
+                send_weak(&links[start..end], &name, &payload)
             })
         })
         .collect();
