@@ -33,12 +33,17 @@ pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Resul
     Ok(samples)
 }
 
+async fn connect(server: &RunningServer, n: usize) -> anyhow::Result<Vec<ConnectionHandler>> {
+    let addr = server.local_addr().to_string();
+    super::connect_all(n, || async {
+        Ok(ConnectionHandler::connect(addr.clone()).await?)
+    })
+    .await
+}
+
 /// Calls per second under `load`.
 pub async fn throughput(server: &RunningServer, load: Load) -> anyhow::Result<f64> {
-    let mut conns = Vec::new();
-    for _ in 0..load.connections {
-        conns.push(ConnectionHandler::connect(server.local_addr().to_string()).await?);
-    }
+    let conns = connect(server, load.connections).await?;
     let rate = concurrent(&conns, load).await?;
     for conn in conns {
         conn.close().await;
@@ -53,10 +58,7 @@ pub async fn calls(server: &RunningServer, load: Load, n: u64) -> anyhow::Result
         latency(server.local_addr(), 0, usize::try_from(n)?).await?;
         return Ok(());
     }
-    let mut conns = Vec::new();
-    for _ in 0..load.connections {
-        conns.push(ConnectionHandler::connect(server.local_addr().to_string()).await?);
-    }
+    let conns = connect(server, load.connections).await?;
     super::fixed(&conns, load.callers, n).await?;
     for conn in conns {
         conn.close().await;

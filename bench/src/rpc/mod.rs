@@ -115,6 +115,19 @@ pub async fn concurrent<C: Echo>(clients: &[C], load: Load) -> anyhow::Result<f6
     Ok(rate)
 }
 
+/// `n` clients from `connect`, one connection each.
+pub async fn connect_all<C, F, Fut>(n: usize, mut connect: F) -> anyhow::Result<Vec<C>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<C>>,
+{
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(connect().await?);
+    }
+    Ok(clients)
+}
+
 /// Exactly `n` calls, made by `callers` tasks spread over `clients` (one per connection): a fixed
 /// amount of work, for the instruction and system-call counts.
 pub async fn fixed<C: Echo>(clients: &[C], callers: usize, n: u64) -> anyhow::Result<()> {

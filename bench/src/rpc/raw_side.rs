@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio_util::codec::{Framed, FramedRead, LengthDelimitedCodec};
 
-use super::{concurrent, listen, payload, Load};
+use super::{concurrent, connect_all, listen, payload, Load};
 
 type Conn = Framed<TcpStream, LengthDelimitedCodec>;
 
@@ -177,10 +177,7 @@ impl super::Echo for RawClient {
 
 /// Calls per second with `load.callers` tasks calling in a loop, spread over the connections.
 pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
-    let mut clients = Vec::new();
-    for _ in 0..load.connections {
-        clients.push(RawClient::connect(addr).await?);
-    }
+    let clients = connect_all(load.connections, || RawClient::connect(addr)).await?;
     concurrent(&clients, load).await
 }
 
@@ -191,9 +188,6 @@ pub async fn calls(addr: SocketAddr, load: Load, n: u64) -> anyhow::Result<()> {
         latency(addr, 0, usize::try_from(n)?).await?;
         return Ok(());
     }
-    let mut clients = Vec::new();
-    for _ in 0..load.connections {
-        clients.push(RawClient::connect(addr).await?);
-    }
+    let clients = connect_all(load.connections, || RawClient::connect(addr)).await?;
     super::fixed(&clients, load.callers, n).await
 }

@@ -11,7 +11,7 @@ use tarpc::{client, context};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::{concurrent, listen, sequential, Load};
+use super::{concurrent, connect_all, listen, sequential, Load};
 
 /// The service.
 #[tarpc::service]
@@ -65,10 +65,7 @@ pub async fn latency(addr: SocketAddr, warmup: usize, n: usize) -> anyhow::Resul
 
 /// Calls per second under `load`.
 pub async fn throughput(addr: SocketAddr, load: Load) -> anyhow::Result<f64> {
-    let mut clients = Vec::new();
-    for _ in 0..load.connections {
-        clients.push(connect(addr).await?);
-    }
+    let clients = connect_all(load.connections, || connect(addr)).await?;
     concurrent(&clients, load).await
 }
 
@@ -79,9 +76,6 @@ pub async fn calls(addr: SocketAddr, load: Load, n: u64) -> anyhow::Result<()> {
         latency(addr, 0, usize::try_from(n)?).await?;
         return Ok(());
     }
-    let mut clients = Vec::new();
-    for _ in 0..load.connections {
-        clients.push(connect(addr).await?);
-    }
+    let clients = connect_all(load.connections, || connect(addr)).await?;
     super::fixed(&clients, load.callers, n).await
 }

@@ -9,13 +9,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
-use tokio_util::sync::CancellationToken;
 
 use super::link::{self, Opened};
 use super::pending::PendingCalls;
 use super::reconnect;
 use super::reverse::{Handlers, ReverseRequests};
 use super::{CallError, ClientConfig, ConnectError};
+use crate::armed::Stop;
 use crate::routing::View;
 use crate::wire::{Envelope, Outbox, SendError, SessionTokenBytes};
 
@@ -44,9 +44,7 @@ pub(super) struct Inner {
     token: Mutex<Option<SessionTokenBytes>>,
     resumed: AtomicBool,
     connects: AtomicU64,
-    pub(super) closed: CancellationToken,
-    /// Set before `closed` is cancelled: what the reader checks on every frame.
-    closing: AtomicBool,
+    pub(super) closed: Stop,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,17 +71,6 @@ impl Inner {
         *lock(&self.token) = Some(token);
     }
 
-    /// Closes the connection for every clone of the handler.
-    fn close_now(&self) {
-        self.closing.store(true, Ordering::Release);
-        self.closed.cancel();
-    }
-
-    /// Whether the handler was closed (cheaper than asking the token).
-    pub(super) fn is_closing(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-    }
-
     pub(super) fn opened(&self, opened: &Opened) {
         *lock(&self.token) = Some(opened.token);
         self.resumed.store(opened.resumed, Ordering::Release);
@@ -93,12 +80,12 @@ impl Inner {
 
 /// Closes the connection when the last clone of a handler is dropped.
 struct Owner {
-    inner: Arc<Inner>,
+    closed: Stop,
 }
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.inner.close_now();
+        self.closed.cancel();
     }
 }
 
@@ -183,15 +170,14 @@ impl ConnectionHandler {
             token: Mutex::new(None),
             resumed: AtomicBool::new(false),
             connects: AtomicU64::new(0),
-            closed: CancellationToken::new(),
-            closing: AtomicBool::new(false),
+            closed: Stop::default(),
         });
         inner.opened(&opened);
         let owner = Arc::new(Owner {
-            inner: Arc::clone(&inner),
+            closed: inner.closed.clone(),
         });
         let started = link::start(&inner, opened);
-        tokio::spawn(Arc::clone(&inner.pending).sweep(inner.closed.clone()));
+        tokio::spawn(Arc::clone(&inner.pending).sweep(inner.closed.token().clone()));
         tokio::spawn(reconnect::supervise(Arc::clone(&inner), started));
         Ok(ConnectionHandler {
             inner,
@@ -384,7 +370,7 @@ impl ConnectionHandler {
 
     /// Says goodbye and closes the connection for every clone of this handler.
     pub async fn close(&self) {
-        self.owner.inner.close_now();
+        self.owner.closed.cancel();
         let mut state = self.inner.link.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(2),

@@ -213,7 +213,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
             let next = reader.next();
             tokio::pin!(next);
             std::future::poll_fn(|cx| {
-                if closed_armed.ready(closed.as_mut(), cx, || inner.is_closing()) {
+                if closed_armed.ready(closed.as_mut(), cx, || inner.closed.is_cancelled()) {
                     return Poll::Ready(None);
                 }
                 if let Poll::Ready(frame) = next.as_mut().poll(cx) {

@@ -398,7 +398,7 @@ impl Bound {
         let addr = self.listener.local_addr().ok();
         let endpoint = Arc::new(Endpoint {
             cloud: self.cloud,
-            shutdown: server.shared.shutdown.clone(),
+            shutdown: server.shared.shutdown.token().clone(),
             grace: server.limits().shutdown_grace,
             server,
             settings: self.settings,

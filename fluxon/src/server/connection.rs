@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -306,7 +305,7 @@ impl Conn<'_> {
                 let next = reader.next();
                 tokio::pin!(next);
                 std::future::poll_fn(|cx| {
-                    let stopping = || self.shared.stopping.load(Ordering::Acquire);
+                    let stopping = || self.shared.shutdown.is_cancelled();
                     if shutdown_armed.ready(shutdown.as_mut(), cx, stopping) {
                         return Poll::Ready(Event::Shutdown);
                     }

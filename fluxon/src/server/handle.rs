@@ -3,8 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
@@ -27,10 +25,7 @@ pub(crate) struct Shared {
     pub router: Router,
     pub limits: Limits,
     pub sessions: Sessions,
-    pub shutdown: CancellationToken,
-    /// Set before `shutdown` is cancelled: what readers check on every frame (the token takes a
-    /// lock to ask).
-    pub stopping: std::sync::atomic::AtomicBool,
+    pub shutdown: crate::armed::Stop,
     /// Connections and handshakes per peer address (the main port's).
     pub peers: Arc<Peers>,
     /// Bytes all connections hold beyond their allowance.
@@ -65,9 +60,6 @@ impl std::fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// Starts a graceful shutdown: no new connections or calls; calls in flight may finish.
     pub fn shutdown(&self) {
-        self.shared
-            .stopping
-            .store(true, std::sync::atomic::Ordering::Release);
         self.shared.shutdown.cancel();
     }
 

@@ -9,7 +9,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedWrite;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -132,8 +131,7 @@ impl AsyncServer {
                 limits.session_lifetime,
             ),
             router,
-            shutdown: CancellationToken::new(),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            shutdown: crate::armed::Stop::default(),
             peers,
             budget: Budget::new(limits.memory_budget),
             logins: Logins::new(&limits.logins),
@@ -210,8 +208,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     // closed.
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
     let refusal_log = RefusalLog::new();
-    while let Some((stream, peer, admitted)) =
-        shared.peers.accept(&listener, &shared.shutdown).await
+    while let Some((stream, peer, admitted)) = shared
+        .peers
+        .accept(&listener, shared.shutdown.token())
+        .await
     {
         match admitted {
             Ok(admitted) => {

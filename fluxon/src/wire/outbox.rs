@@ -279,12 +279,7 @@ impl Outbox {
             return;
         }
         if !state.closed {
-            if let Some(socket) = self.direct.get() {
-                if let Ok(written) = socket.try_write(&state.buf) {
-                    bytes::Buf::advance(&mut state.buf, written);
-                    self.settle(&mut state);
-                }
-            }
+            self.write_direct(&mut state);
         }
         let left = !state.buf.is_empty();
         state.unwoken = false;
@@ -292,6 +287,21 @@ impl Outbox {
         if left {
             self.wake.notify_one();
         }
+    }
+
+    /// Writes what the socket takes of the queue now, from here (the caller holds the lock and
+    /// has checked that the writer task is not writing). `false` when there is no socket to
+    /// write directly (TLS).
+    fn write_direct(&self, state: &mut State) -> bool {
+        let Some(socket) = self.direct.get() else {
+            return false;
+        };
+        // Under the lock, so no other bytes can come between.
+        if let Ok(written) = socket.try_write(&state.buf) {
+            bytes::Buf::advance(&mut state.buf, written);
+            self.settle(state);
+        }
+        true
     }
 
     fn queue(&self, envelope: &Envelope<'_>, mode: Mode) -> Result<(), SendError> {
@@ -321,17 +331,9 @@ impl Outbox {
             state.buf.truncate(start);
             return Err(SendError::Full);
         }
-        if mode == Mode::Direct && was_empty && !state.writing {
-            if let Some(socket) = self.direct.get() {
-                // Under the lock, so no other bytes can come between.
-                if let Ok(written) = socket.try_write(&state.buf) {
-                    bytes::Buf::advance(&mut state.buf, written);
-                    self.settle(&mut state);
-                }
-                if state.buf.is_empty() {
-                    return Ok(());
-                }
-            }
+        let direct = mode == Mode::Direct && was_empty && !state.writing;
+        if direct && self.write_direct(&mut state) && state.buf.is_empty() {
+            return Ok(());
         }
         let wake = match mode {
             Mode::Defer => {
