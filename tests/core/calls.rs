@@ -307,3 +307,54 @@ async fn calls_past_the_in_flight_limit_wait_their_turn() {
     );
     server.shutdown().await;
 }
+
+#[fluxon::view]
+async fn slow_query(req: fluxon::Request, ms: u64) -> Result<i64, String> {
+    let db = req
+        .state::<fluxon::db::AsyncDatabase>()
+        .ok_or("no database")?;
+    db.read(move |conn| {
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(conn.query_row("SELECT 40 + 2", [], |row| row.get::<_, i64>(0))?)
+    })
+    .await
+    .map_err(|err| err.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_query_in_a_view_does_not_hold_up_its_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::AsyncDatabase::open(dir.path().join("slow.sqlite3")).unwrap();
+    let router = fluxon::Router::new()
+        .state(db)
+        .mapping(fluxon::views![slow_query, echo])
+        .unwrap();
+    let server = AsyncServer::new(0).router(router).start().await.unwrap();
+    let conn = connect(&server).await;
+    let started = Instant::now();
+    let slow = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.call(slow_query, &800).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The same connection is answered while the query sleeps on its thread.
+    let quick = tokio::time::timeout(PATIENCE, conn.call(echo, &"meanwhile".to_owned()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(quick, "meanwhile");
+    assert!(
+        !slow.is_finished(),
+        "the quick call was answered after the slow one"
+    );
+    assert!(started.elapsed() < Duration::from_millis(800));
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, slow)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        42
+    );
+    server.shutdown().await;
+}

@@ -48,3 +48,80 @@ fn blocking_writers_on_many_threads_and_readers_meanwhile() {
     }
     assert_eq!(db.check_all::<Student>().count().unwrap(), 800);
 }
+
+/// The thread a query's closure ran on: its id and name.
+async fn where_it_ran(db: &fluxon::db::AsyncDatabase) -> (std::thread::ThreadId, Option<String>) {
+    db.read(|_| {
+        let here = std::thread::current();
+        Ok((here.id(), here.name().map(str::to_owned)))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_thread_runtime_queries_run_on_the_awaiting_thread() {
+    let (db, _dir) = async_database().await;
+    // On the runtime's entry thread and on a worker alike: no hop to a database thread.
+    let (ran, _) = where_it_ran(&db).await;
+    assert_eq!(ran, std::thread::current().id());
+    let in_task = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let awaiting = std::thread::current().id();
+            let (ran, _) = where_it_ran(&db).await;
+            (awaiting, ran)
+        }
+    });
+    let (awaiting, ran) = in_task.await.unwrap();
+    assert_eq!(ran, awaiting);
+    // A write too, and its answer is there for the next read.
+    db.insert(&student("inline")).await.unwrap();
+    assert_eq!(
+        db.check(Student::name.eq("inline")).count().await.unwrap(),
+        1
+    );
+}
+
+#[test]
+fn on_a_current_thread_runtime_queries_go_to_the_database_threads() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (db, _dir) = async_database().await;
+        let (ran, name) = where_it_ran(&db).await;
+        assert_ne!(ran, std::thread::current().id());
+        assert_eq!(name.as_deref(), Some("fluxon-db-reader"));
+        db.insert(&student("hop")).await.unwrap();
+        assert_eq!(db.check(Student::name.eq("hop")).count().await.unwrap(), 1);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_that_is_never_awaited_does_nothing() {
+    let (db, _dir) = async_database().await;
+    let unpolled = db.insert(&student("never"));
+    drop(unpolled);
+    db.insert(&student("awaited")).await.unwrap();
+    assert_eq!(db.check_all::<Student>().count().await.unwrap(), 1);
+    assert_eq!(
+        db.check(Student::name.eq("never")).count().await.unwrap(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_query_closure_is_an_error_and_the_next_query_runs() {
+    let (db, _dir) = async_database().await;
+    let err = db
+        .read(|_| -> Result<(), fluxon::db::DbError> { panic!("closure gave up") })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, fluxon::db::DbError::Panicked(text) if text.contains("closure gave up")),
+        "{err:?}"
+    );
+    db.insert(&student("after")).await.unwrap();
+    assert_eq!(db.check_all::<Student>().count().await.unwrap(), 1);
+}

@@ -10,16 +10,31 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fluxon_bench::db::{diesel_side, fluxon_side, rusqlite_side, Op};
+use fluxon_bench::db::{concurrency, diesel_side, fluxon_side, rusqlite_side, Op};
 use fluxon_bench::stats::median;
 
 fn batch(op: Op) -> usize {
     match op {
-        Op::InsertOne => 300,
-        Op::Insert100 => 10,
-        Op::SelectById => 3000,
-        Op::Load1000 | Op::Join1000 => 20,
+        Op::InsertOne => 100,
+        Op::Insert100 => 4,
+        Op::SelectById => 1000,
+        Op::Load1000 | Op::Join1000 => 8,
     }
+}
+
+/// Runs `op` `n` times on the async contender, awaiting each; time per operation.
+async fn time_async(
+    n: usize,
+    expect: i64,
+    contender: &mut fluxon_side::Async,
+    op: Op,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    for _ in 0..n {
+        let got = contender.run(op).await?;
+        anyhow::ensure!(expect < 0 || got == expect, "async answered {got}");
+    }
+    Ok(start.elapsed() / n as u32)
 }
 
 /// Runs `op` `n` times with `run`, checking every answer; time per operation.
@@ -40,7 +55,7 @@ fn time(
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut reps = 7usize;
+    let mut reps = 31usize;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -57,6 +72,7 @@ fn main() -> anyhow::Result<()> {
     let shared =
         runtime.block_on(async { fluxon_side::open(&dir.path().join("fluxon.sqlite3")) })?;
     let mut sync = fluxon_side::Sync::new(&shared);
+    let shared_db = shared.clone();
     let mut asynchronous = Some(fluxon_side::Async::new(shared));
 
     println!("fluxon db benchmark: {reps} reps, medians of per-operation times, same SQLite settings for all");
@@ -69,7 +85,9 @@ fn main() -> anyhow::Result<()> {
             Op::Load1000 | Op::Join1000 => 1000,
             _ => -1,
         };
-        let mut samples: [Vec<f64>; 4] = Default::default();
+        let mut samples: [Vec<f64>; 5] = Default::default();
+        // async minus sync, batch by batch (adjacent batches: the machine's drift cancels).
+        let mut paired: [Vec<f64>; 2] = Default::default();
         for rep in 0..=reps {
             let r = time(n, expect, || raw.run(op))?;
             let d = time(n, if op == Op::InsertOne { 1 } else { expect }, || {
@@ -77,61 +95,85 @@ fn main() -> anyhow::Result<()> {
             })?;
             let s = time(n, expect, || sync.run(op))?;
             let mut contender = asynchronous.take().context("async contender")?;
-            // One task awaiting its queries one after another (on the runtime's entry thread, so
-            // the measurement is not mixed with work-stealing between idle workers).
+            // One task awaiting its queries one after another: first on the runtime's entry
+            // thread (`block_on`), then as a task on a worker, where a server's views run.
             let (a, back) = runtime.block_on(async move {
-                let start = Instant::now();
-                for _ in 0..n {
-                    let got = contender.run(op).await?;
-                    anyhow::ensure!(expect < 0 || got == expect, "async answered {got}");
-                }
-                Ok::<_, anyhow::Error>((start.elapsed() / n as u32, contender))
+                let took = time_async(n, expect, &mut contender, op).await?;
+                Ok::<_, anyhow::Error>((took, contender))
             })?;
+            let (w, back) = runtime.block_on(runtime.spawn(async move {
+                let mut contender = back;
+                let took = time_async(n, expect, &mut contender, op).await?;
+                Ok::<_, anyhow::Error>((took, contender))
+            }))??;
             asynchronous = Some(back);
             if rep == 0 {
                 continue; // warm-up
             }
-            for (i, d) in [r, d, s, a].into_iter().enumerate() {
+            for (i, d) in [r, d, s, a, w].into_iter().enumerate() {
                 samples[i].push(d.as_secs_f64() * 1e6);
             }
+            let us = |d: Duration| d.as_secs_f64() * 1e6;
+            paired[0].push(us(a) - us(s));
+            paired[1].push(us(w) - us(s));
         }
-        table.push((op, samples.map(|s| median(&s))));
+        table.push((op, samples.map(|s| median(&s)), paired.map(|p| median(&p))));
     }
 
     println!();
     println!(
-        "{:<32} {:>10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>12}",
+        "{:<32} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9} {:>11} {:>10} {:>10}",
         "operation (median, us)",
         "rusqlite",
         "diesel",
-        "fluxon sync",
-        "fluxon async",
+        "fx sync",
+        "fx async",
+        "async task",
         "sync/raw",
         "sync/diesel",
-        "async-sync"
+        "async-sync",
+        "task-sync"
     );
-    for (op, [r, d, s, a]) in &table {
+    for (op, [r, d, s, a, w], [pa, pw]) in &table {
         println!(
-            "{:<32} {r:>10.2} {d:>10.2} {s:>12.2} {a:>12.2} {:>9.2}x {:>11.2}x {:>10.2}us",
+            "{:<32} {r:>9.2} {d:>9.2} {s:>9.2} {a:>11.2} {w:>11.2} {:>8.2}x {:>10.2}x {:>8.2}us {:>8.2}us",
             op.label(),
             s / r,
             s / d,
-            a - s
+            pa,
+            pw
         );
     }
+    println!("  fx async: one task awaiting each query in turn on the runtime's entry thread (block_on);");
+    println!("  async task: the same as a task on a worker thread (tokio::spawn), where views run");
+    println!("  async-sync, task-sync: medians of the differences between adjacent batches");
+
+    let concurrent = concurrency::measure(&runtime, &shared_db, reps)?;
+    concurrency::print(&concurrent);
+
     println!();
-    println!("targets (issue #3):");
+    println!("targets (issues #3 and #12):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for (op, [r, d, s, a]) in &table {
+    for (op, [r, d, s, _, _], [pa, pw]) in &table {
         println!(
-            "  {}: sync within 1.1x of rusqlite: {:.2}x {}; sync no slower than diesel: {:.2}x {}; async at most 10 us above sync: {:+.2} us {}",
+            "  {}: sync within 1.1x of rusqlite: {:.2}x {}; sync no slower than diesel: {:.2}x {}; async at most 10 us above sync: {:+.2} us {}, as a task {:+.2} us {}",
             op.label(),
             s / r,
             verdict(s / r <= 1.1),
             s / d,
             verdict(s / d <= 1.0),
-            a - s,
-            verdict(a - s <= 10.0)
+            pa,
+            verdict(*pa <= 10.0),
+            pw,
+            verdict(*pw <= 10.0)
+        );
+    }
+    for row in &concurrent {
+        println!(
+            "  {}: 16 tasks at least 0.9x of 16 threads: {:.2}x {}",
+            row.op.label(),
+            row.tasks / row.threads,
+            verdict(row.tasks / row.threads >= 0.9)
         );
     }
     Ok(())

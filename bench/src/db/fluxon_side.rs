@@ -4,7 +4,7 @@ use std::path::Path;
 
 use fluxon::db::{AsyncDatabase, Database, DbError, Executor, ForeignKey, Model, Transaction};
 
-use super::{title, Op, COURSES, TEACHERS};
+use super::{concurrency, title, Op, COURSES, TEACHERS};
 
 /// The teacher model.
 #[derive(Model, Debug)]
@@ -46,7 +46,7 @@ fn insert_hundred(tx: &Transaction<'_>, first: i64) -> Result<i64, DbError> {
 
 /// Creates and seeds the database at `path`; the sync and async contenders share its connections.
 pub fn open(path: &Path) -> anyhow::Result<AsyncDatabase> {
-    let shared = AsyncDatabase::open(path)?;
+    let shared = AsyncDatabase::open_with_readers(path, concurrency::CALLERS)?;
     let db = shared.blocking();
     db.create_tables(&[Teacher::SCHEMA, Course::SCHEMA])?;
     db.transaction(|tx| {

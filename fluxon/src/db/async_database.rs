@@ -1,14 +1,17 @@
-//! `AsyncDatabase`: the same connections as [`Database`](super::Database), driven by threads of
-//! their own so async code never blocks: one writer thread runs every write (and every
-//! transaction) in order, reader threads run reads. A query or a whole transaction closure is one
-//! hop to a thread and one back.
+//! `AsyncDatabase`: the same connections as [`Database`](super::Database), for async code. On a
+//! multi-threaded tokio runtime a query runs where it is awaited, inside `block_in_place` (the
+//! worker's other tasks carry on elsewhere): rows are made on the thread that uses them, with no
+//! wake-up to pay. Elsewhere (a current-thread runtime, another executor) it is one hop to the
+//! database's own threads and one back: a writer thread for writes and transactions, reader
+//! threads for reads. A view's first poll on its connection's reader never runs a query: the query
+//! waits for the view's own task, so the reader goes on reading.
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -21,14 +24,62 @@ use super::{Database, DbError};
 
 type Job = Box<dyn FnOnce(&Core) + Send>;
 
-/// The answer to a query sent to an [`AsyncDatabase`] thread.
+/// A query or transaction for an [`AsyncDatabase`]; it runs when first polled, not before.
 ///
-/// A query that usually answers within a few tens of microseconds is first awaited by looking for
-/// the answer for up to twice its usual time (at most 50 µs) before the task yields its thread;
-/// a slower one yields at once. Being woken costs more than that wait.
+/// On a multi-threaded tokio runtime it runs on the polling thread, inside
+/// [`block_in_place`](tokio::task::block_in_place) (the worker's other tasks move to another
+/// thread meanwhile): no hop to another thread and back, and the rows are made where they are used.
+/// Anywhere else (a current-thread runtime, another executor) it is sent to the database's own
+/// threads; a query that usually answers within a few tens of microseconds is then first awaited
+/// by looking for the answer for up to twice its usual time (at most 50 µs) before the task yields
+/// its thread, since being woken costs more than that wait.
+#[must_use = "a query runs only when awaited"]
 pub struct DbFuture<T> {
-    reply: oneshot::Receiver<Result<T, DbError>>,
-    spin: Duration,
+    state: State<T>,
+}
+
+type Work<T> = Box<dyn FnOnce(&Core) -> Result<T, DbError> + Send>;
+
+enum State<T> {
+    /// Not started: the work and where it belongs.
+    Unstarted {
+        db: AsyncDatabase,
+        write: bool,
+        work: Work<T>,
+    },
+    /// Sent to a database thread.
+    Sent {
+        reply: oneshot::Receiver<Result<T, DbError>>,
+        spin: Duration,
+    },
+    /// Answered (the future was polled to completion).
+    Done,
+}
+
+thread_local! {
+    /// Set while the server polls a view for the first time on its connection's reader: a query
+    /// started then must not block the reader, so it waits for the view's own task.
+    static NOT_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `poll` so that queries it starts do not run on this thread: a query future polled inside
+/// returns `Pending` (waking its task) and runs when polled again outside.
+pub(crate) fn elsewhere<R>(poll: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            NOT_HERE.with(|flag| flag.set(self.0));
+        }
+    }
+    let _reset = Reset(NOT_HERE.with(|flag| flag.replace(true)));
+    poll()
+}
+
+/// Whether a query may run on this thread, inside `block_in_place`.
+fn here() -> bool {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// The longest a caller looks for its answer before it yields its thread.
@@ -62,27 +113,57 @@ impl Typical {
     }
 }
 
-impl<T> Future for DbFuture<T> {
+impl<T: Send + 'static> Future for DbFuture<T> {
     type Output = Result<T, DbError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if self.spin > Duration::ZERO {
-            let spin = std::mem::take(&mut self.spin);
+        if let State::Unstarted { .. } = self.state {
+            if NOT_HERE.with(std::cell::Cell::get) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let State::Unstarted { db, write, work } =
+                std::mem::replace(&mut self.state, State::Done)
+            else {
+                unreachable!("matched above")
+            };
+            if here() {
+                let core = &db.core;
+                return Poll::Ready(tokio::task::block_in_place(|| guarded(core, work)));
+            }
+            self.state = db.send(write, work);
+        }
+        let State::Sent { reply, spin } = &mut self.state else {
+            return Poll::Ready(Err(DbError::Closed));
+        };
+        if *spin > Duration::ZERO {
+            let spin = std::mem::take(spin);
             let start = Instant::now();
             while start.elapsed() < spin {
-                match self.reply.try_recv() {
-                    Ok(answer) => return Poll::Ready(answer),
+                match reply.try_recv() {
+                    Ok(answer) => {
+                        self.state = State::Done;
+                        return Poll::Ready(answer);
+                    }
                     Err(oneshot::error::TryRecvError::Closed) => {
-                        return Poll::Ready(Err(DbError::Closed))
+                        self.state = State::Done;
+                        return Poll::Ready(Err(DbError::Closed));
                     }
                     Err(oneshot::error::TryRecvError::Empty) => std::hint::spin_loop(),
                 }
             }
         }
-        Pin::new(&mut self.reply)
-            .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(DbError::Closed)))
+        let answer = ready!(Pin::new(reply).poll(cx));
+        self.state = State::Done;
+        Poll::Ready(answer.unwrap_or(Err(DbError::Closed)))
     }
+}
+
+/// Runs `work`, turning a panic in it into an error: a panicking closure must not take a thread
+/// (and every later query) with it.
+fn guarded<T>(core: &Core, work: Work<T>) -> Result<T, DbError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(core)))
+        .unwrap_or_else(|panic| Err(DbError::Panicked(crate::panic::panic_text(panic.as_ref()))))
 }
 
 struct Threads {
@@ -150,12 +231,15 @@ fn next_job(jobs: &Receiver<Job>) -> Option<Job> {
 }
 
 impl AsyncDatabase {
-    /// Opens (creating if needed) the database file, with a writer thread and 2 reader threads.
+    /// Opens (creating if needed) the database file, with at most 8 pooled reader connections (and
+    /// a writer thread and 2 reader threads for runtimes that cannot block in place).
     pub fn open(path: impl AsRef<Path>) -> Result<AsyncDatabase, DbError> {
-        Self::open_with_readers(path, 2)
+        Self::open_with_readers(path, 8)
     }
 
-    /// Opens the database file with `readers` reader threads (at least one).
+    /// Opens the database file with at most `readers` pooled reader connections (at least one)
+    /// and as many reader threads, up to 2. Reads beyond that many at once open a connection of
+    /// their own, closed afterwards.
     pub fn open_with_readers(
         path: impl AsRef<Path>,
         readers: usize,
@@ -165,7 +249,7 @@ impl AsyncDatabase {
         let (writes, write_jobs) = crossbeam_channel::unbounded::<Job>();
         let (reads, read_jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_worker("fluxon-db-writer", Arc::clone(&core), write_jobs)?;
-        for _ in 0..readers {
+        for _ in 0..readers.min(2) {
             spawn_worker("fluxon-db-reader", Arc::clone(&core), read_jobs.clone())?;
         }
         Ok(AsyncDatabase {
@@ -191,15 +275,22 @@ impl AsyncDatabase {
         write: bool,
         work: impl FnOnce(&Core) -> Result<T, DbError> + Send + 'static,
     ) -> DbFuture<T> {
+        DbFuture {
+            state: State::Unstarted {
+                db: self.clone(),
+                write,
+                work: Box::new(work),
+            },
+        }
+    }
+
+    /// Sends `work` to the database's threads (writer or readers).
+    fn send<T: Send + 'static>(&self, write: bool, work: Work<T>) -> State<T> {
         let (answer, reply) = oneshot::channel();
         let threads = Arc::clone(&self.threads);
         let job: Job = Box::new(move |core| {
             let start = Instant::now();
-            // A panic in a closure must not take the thread (and every later query) with it.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(core)))
-                .unwrap_or_else(|panic| {
-                    Err(DbError::Panicked(crate::panic::panic_text(panic.as_ref())))
-                });
+            let result = guarded(core, work);
             let typical = if write {
                 &threads.typical_write
             } else {
@@ -215,7 +306,7 @@ impl AsyncDatabase {
         };
         // If the threads are gone the job (and its sender) is dropped: the future says Closed.
         let _ = queue.send(job);
-        DbFuture {
+        State::Sent {
             reply,
             spin: typical.spin(),
         }

@@ -133,6 +133,7 @@ pub mod schema;
 mod user;
 mod value;
 
+pub(crate) use async_database::elsewhere;
 pub use async_database::{AsyncDatabase, DbFuture};
 pub use column::{
     escape_like, Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable,

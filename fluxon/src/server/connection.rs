@@ -437,11 +437,14 @@ impl Conn<'_> {
                 // Poll the call once here: a view that answers without waiting (most do) costs no
                 // task. One that waits becomes its own task, so it never holds up the reader.
                 let mut call = call;
-                let first = if span.is_disabled() {
-                    call.as_mut().now_or_never()
-                } else {
-                    span.in_scope(|| call.as_mut().now_or_never())
-                };
+                // A query the view starts waits for that task too: it would hold the reader.
+                let first = crate::db::elsewhere(|| {
+                    if span.is_disabled() {
+                        call.as_mut().now_or_never()
+                    } else {
+                        span.in_scope(|| call.as_mut().now_or_never())
+                    }
+                });
                 match first {
                     Some(outcome) => {
                         drop(held);
