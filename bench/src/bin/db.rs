@@ -1,11 +1,13 @@
 //! Database benchmark: fluxon's `Database` and `AsyncDatabase` against raw rusqlite and Diesel, in
 //! one run, each on its own SQLite file with the same settings.
 //!
-//! `cargo run --release -p fluxon-bench --bin db [-- --reps N]`
+//! `cargo run --release -p fluxon-bench --bin db [-- --reps N]` (31 reps unless told)
 //!
 //! Five operations (insert 1 row; insert 100 rows in a transaction; select by id; load 1,000 rows;
 //! a foreign-key join of 1,000 rows). Each timing sample is a batch of the operation, divided by
-//! the batch size; contenders take turns batch by batch; the table shows the median per operation.
+//! the batch size; contenders take turns batch by batch; the table shows the median per operation
+//! and, for async minus sync, the median of the differences between adjacent batches. Then 16
+//! tasks reading at once on `AsyncDatabase` against 16 threads on `Database`.
 
 use std::time::{Duration, Instant};
 
