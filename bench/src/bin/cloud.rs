@@ -109,6 +109,9 @@ fn write_source(path: &std::path::Path, mib: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most a transfer may grow the process by and still count as flat (its buffers).
+const FLAT_MIB: u64 = 16;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut reps = 5usize;
@@ -213,6 +216,18 @@ async fn main() -> anyhow::Result<()> {
     ];
     for (name, ours, theirs) in ratios {
         println!("fluxon {name:<36}{:>6.2}x", mbps(ours) / mbps(theirs));
+    }
+    println!();
+    println!("targets (issue #12): each way at least 0.9x the stronger raw file copy, memory flat (growth <= {FLAT_MIB} MiB):");
+    let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
+    for (way, ours, tokio_raw, threads_raw) in [("upload", 0, 2, 4), ("download", 1, 3, 5)] {
+        let ratio = mbps(ours) / mbps(tokio_raw).max(mbps(threads_raw));
+        let growth = grew[ours] >> 20;
+        println!(
+            "  {way}: {ratio:.2}x {}; growth {growth} MiB {}",
+            verdict(ratio >= 0.9),
+            verdict(growth <= FLAT_MIB)
+        );
     }
     conn.close().await;
     server.shutdown().await;
