@@ -33,6 +33,10 @@ type Job = Box<dyn FnOnce(&Core) + Send>;
 /// threads; a query that usually answers within a few tens of microseconds is then first awaited
 /// by looking for the answer for up to twice its usual time (at most 50 µs) before the task yields
 /// its thread, since being woken costs more than that wait.
+///
+/// Tokio does not allow blocking in place inside a `LocalSet` that a multi-threaded runtime's
+/// `block_on` drives, and gives no way to see that case beforehand: a query awaited there panics.
+/// Await it in a spawned task, or use a current-thread runtime for the `LocalSet`.
 #[must_use = "a query runs only when awaited"]
 pub struct DbFuture<T> {
     state: State<T>,
