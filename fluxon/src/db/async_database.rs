@@ -86,6 +86,9 @@ fn here() -> bool {
         .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
+/// The most reader threads a database starts (they serve runtimes that cannot block in place).
+const READER_THREADS: usize = 2;
+
 /// The longest a caller looks for its answer before it yields its thread.
 const MAX_AWAIT_SPIN: Duration = Duration::from_micros(50);
 
@@ -121,21 +124,17 @@ impl<T: Send + 'static> Future for DbFuture<T> {
     type Output = Result<T, DbError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let State::Unstarted { .. } = self.state {
-            if NOT_HERE.with(std::cell::Cell::get) {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            let State::Unstarted { db, write, work } =
-                std::mem::replace(&mut self.state, State::Done)
-            else {
-                unreachable!("matched above")
-            };
-            if here() {
+        if matches!(self.state, State::Unstarted { .. }) && NOT_HERE.with(std::cell::Cell::get) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Unstarted { db, work, .. } if here() => {
                 let core = &db.core;
                 return Poll::Ready(tokio::task::block_in_place(|| guarded(core, work)));
             }
-            self.state = db.send(write, work);
+            State::Unstarted { db, write, work } => self.state = db.send(write, work),
+            other => self.state = other,
         }
         let State::Sent { reply, spin } = &mut self.state else {
             return Poll::Ready(Err(DbError::Closed));
@@ -253,7 +252,7 @@ impl AsyncDatabase {
         let (writes, write_jobs) = crossbeam_channel::unbounded::<Job>();
         let (reads, read_jobs) = crossbeam_channel::unbounded::<Job>();
         spawn_worker("fluxon-db-writer", Arc::clone(&core), write_jobs)?;
-        for _ in 0..readers.min(2) {
+        for _ in 0..readers.min(READER_THREADS) {
             spawn_worker("fluxon-db-reader", Arc::clone(&core), read_jobs.clone())?;
         }
         Ok(AsyncDatabase {
