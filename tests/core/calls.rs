@@ -91,6 +91,30 @@ async fn hundred_clients_at_once() {
 }
 
 #[tokio::test]
+async fn byte_strings_go_both_ways_as_the_protocol_writes_them() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    for len in [0usize, 1, 127, 128, 5000, 70_000] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let mut back = data.clone();
+        back.reverse();
+        assert_eq!(conn.call(reversed, &data).await.unwrap(), back, "{len}");
+        // By name, with the payload as a borrowed slice (serde's sequence of bytes).
+        let by_name: Vec<u8> = conn.send_request("reversed", &data[..]).await.unwrap();
+        assert_eq!(by_name, back, "{len}");
+    }
+    // As a client written from the protocol docs sends it: a varint length, then the bytes.
+    let reply = conn.call_raw("reversed", &[3, 1, 2, 3]).await.unwrap();
+    assert_eq!(&reply[..], &[3, 3, 2, 1]);
+    for bad in [&[5u8, 1, 2][..], &[2, 1, 2, 9], &[], &[0x80]] {
+        let err = conn.call_raw("reversed", bad).await.unwrap_err();
+        assert_eq!(err.code(), Some(ErrorCode::BadPayload), "{bad:?}: {err}");
+    }
+    assert_eq!(conn.call(reversed, &vec![1, 2]).await.unwrap(), vec![2, 1]);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn unknown_view_is_a_typed_error_and_the_connection_lives_on() {
     let server = start_default().await;
     let conn = connect(&server).await;

@@ -67,6 +67,13 @@ pub fn off_runtime(_req: Request, n: u64) -> u64 {
     tokio::runtime::Handle::current().block_on(async move { n * 2 })
 }
 
+/// The bytes reversed (a view whose payload and reply are byte strings).
+#[view]
+pub async fn reversed(_req: Request, mut data: Vec<u8>) -> Vec<u8> {
+    data.reverse();
+    data
+}
+
 #[view]
 pub async fn big_reply(_req: Request, len: usize) -> Vec<u8> {
     vec![7u8; len]
@@ -87,7 +94,8 @@ pub fn router() -> Router {
                 logout,
                 session,
                 off_runtime,
-                big_reply
+                big_reply,
+                reversed
             ])
         })
         .expect("the test router is valid")

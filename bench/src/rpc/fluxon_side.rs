@@ -15,7 +15,8 @@ pub async fn echo(_req: Request, data: Vec<u8>) -> Vec<u8> {
 
 impl Echo for ConnectionHandler {
     async fn echo(&self, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-        Ok(self.send_request("echo", data).await?)
+        // The typed call takes the view's payload type, as tarpc's generated client takes its.
+        Ok(self.call(echo, &data.to_vec()).await?)
     }
 }
 

@@ -109,6 +109,19 @@ impl std::fmt::Debug for ConnectionHandler {
     }
 }
 
+/// A reply's bytes decoded as the view's reply type.
+fn decoded<R: DeserializeOwned + 'static>(reply: &[u8]) -> Result<R, CallError> {
+    crate::wire::decode(reply).map_err(decode_error::<R>)
+}
+
+/// A reply that did not decode as an `R`.
+fn decode_error<R>(source: crate::wire::DecodeError) -> CallError {
+    CallError::Decode {
+        expected: std::any::type_name::<R>(),
+        source,
+    }
+}
+
 /// Removes a call's waiter if the call gives up (timeout, or its future is dropped).
 struct PendingGuard<'a> {
     pending: &'a PendingCalls,
@@ -204,10 +217,7 @@ impl ConnectionHandler {
         let reply = self.call_raw(view, &payload).await;
         crate::wire::recycle(payload);
         let reply = reply?;
-        crate::wire::from_bytes_exact(&reply).map_err(|source| CallError::Decode {
-            expected: std::any::type_name::<R>(),
-            source,
-        })
+        crate::wire::from_bytes_exact(&reply).map_err(decode_error::<R>)
     }
 
     /// Calls a view through its item, so the payload and reply types are the view's own:
@@ -218,7 +228,12 @@ impl ConnectionHandler {
         V::Payload: Serialize,
         V::Reply: DeserializeOwned,
     {
-        self.send_request(V::NAME, payload).await
+        // The view's own types are known here, so byte strings go whole (`send_request` takes
+        // any payload, borrowed ones included, and so goes element by element).
+        let payload = crate::wire::encode(payload).map_err(CallError::Encode)?;
+        let reply = self.call_raw(V::NAME, &payload).await;
+        crate::wire::recycle(payload);
+        decoded(&reply?)
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.

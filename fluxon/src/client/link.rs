@@ -287,7 +287,7 @@ async fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes) -> bool {
     match Envelope::decode(&frame) {
         Ok(Envelope::Reply { id, result }) => {
             let delivery = result
-                .map(|bytes| wire::subslice(&frame, bytes))
+                .map(|bytes| wire::detach(&frame, bytes))
                 .map_err(|e| CallError::Remote {
                     code: e.code,
                     message: e.message.to_owned(),
@@ -301,7 +301,7 @@ async fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes) -> bool {
         }
         Ok(Envelope::Pong { .. }) => true,
         Ok(Envelope::ReverseRequest { id, name, payload }) => {
-            let payload = wire::subslice(&frame, payload);
+            let payload = wire::detach(&frame, payload);
             inner.handlers.dispatch(id, name, payload, outbox);
             true
         }

@@ -40,7 +40,7 @@ where
     R: Serialize + 'static,
 {
     fn handle(&self, payload: Bytes) -> BoxFuture<Answer> {
-        let payload: P = match wire::from_bytes_exact(&payload) {
+        let payload: P = match wire::decode(&payload) {
             Ok(payload) => payload,
             Err(err) => {
                 let message = format!(
@@ -53,7 +53,7 @@ where
         let run = (self.handler)(payload);
         Box::pin(async move {
             match AssertUnwindSafe(run).catch_unwind().await {
-                Ok(reply) => wire::to_vec(&reply).map_err(|e| (ErrorCode::Internal, e.to_string())),
+                Ok(reply) => wire::encode(&reply).map_err(|e| (ErrorCode::Internal, e.to_string())),
                 Err(panic) => Err((
                     ErrorCode::Panicked,
                     crate::panic::panic_text(panic.as_ref()),

@@ -25,7 +25,7 @@ struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
     fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
-        let decoded = crate::wire::from_bytes_exact::<V::Payload>(&payload);
+        let decoded = crate::wire::decode::<V::Payload>(&payload);
         let payload: V::Payload = match decoded {
             Ok(payload) => payload,
             Err(err) => {
@@ -44,7 +44,7 @@ impl<V: View> ErasedView for Typed<V> {
                 .catch_unwind()
                 .await;
             match called {
-                Ok(Ok(reply)) => crate::wire::to_vec(&reply).map_err(|err| {
+                Ok(Ok(reply)) => crate::wire::encode(&reply).map_err(|err| {
                     let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
                     (ErrorCode::Internal, message)
                 }),

@@ -481,7 +481,7 @@ impl Conn<'_> {
             Ok(Envelope::Pong { .. }) => Next::Continue,
             Ok(Envelope::ReverseReply { id, result }) => {
                 let answer = result
-                    .map(|bytes| wire::subslice(&frame, bytes))
+                    .map(|bytes| wire::detach(&frame, bytes))
                     .map_err(|e| (e.code, e.message.to_owned()));
                 if !self.link.complete(id, answer) {
                     tracing::debug!(

@@ -445,6 +445,19 @@ pub(crate) fn subslice(frame: &Bytes, inner: &[u8]) -> Bytes {
     frame.slice_ref(inner)
 }
 
+/// The largest part of a frame [`detach`] copies rather than shares.
+const DETACH_COPY_MAX: usize = 4 * 1024;
+
+/// The part of `frame` that `inner` covers, for a value handed to another task (a reply to its
+/// caller, a reverse reply to its waiter): a small part is copied, so the reader's buffer is not
+/// held until that task runs and the next read reuses it instead of allocating a new one.
+pub(crate) fn detach(frame: &Bytes, inner: &[u8]) -> Bytes {
+    if inner.len() <= DETACH_COPY_MAX {
+        return Bytes::copy_from_slice(inner);
+    }
+    subslice(frame, inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -656,5 +669,20 @@ mod tests {
         let frame = Bytes::from_static(b"hello world");
         let inner = &frame[6..];
         assert_eq!(&subslice(&frame, inner)[..], b"world");
+    }
+
+    #[test]
+    fn detach_copies_small_parts_and_shares_large_ones() {
+        let within = |part: &Bytes, frame: &Bytes| frame.as_ptr_range().contains(&part.as_ptr());
+        let frame = Bytes::from(vec![7u8; 3 * DETACH_COPY_MAX]);
+        let small = detach(&frame, &frame[10..10 + DETACH_COPY_MAX]);
+        assert_eq!(&small[..], &frame[10..10 + DETACH_COPY_MAX]);
+        assert!(
+            !within(&small, &frame),
+            "a small part holds no share of the frame"
+        );
+        let large = detach(&frame, &frame[10..10 + DETACH_COPY_MAX + 1]);
+        assert_eq!(&large[..], &frame[10..10 + DETACH_COPY_MAX + 1]);
+        assert!(within(&large, &frame), "a large part is not copied");
     }
 }

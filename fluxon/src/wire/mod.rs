@@ -104,6 +104,7 @@
 //! `03 01 03 61 64 64 02 02 03`, framed as `00 00 00 09 03 01 03 61 64 64 02 02 03`.
 
 mod budget;
+mod byte_string;
 mod depth;
 mod envelope;
 mod error;
@@ -115,9 +116,10 @@ mod reader;
 mod transport;
 
 pub(crate) use budget::Budget;
+pub(crate) use byte_string::{decode, encode};
 pub(crate) use depth::from_bytes_exact;
 pub use depth::{DecodeError, MAX_DEPTH};
-pub(crate) use envelope::{recycle, subslice, to_vec};
+pub(crate) use envelope::{detach, recycle, subslice, to_vec};
 pub use envelope::{Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
 pub use frame::{codec, FrameCodec};
