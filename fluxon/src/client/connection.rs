@@ -109,11 +109,6 @@ impl std::fmt::Debug for ConnectionHandler {
     }
 }
 
-/// A reply's bytes decoded as the view's reply type.
-fn decoded<R: DeserializeOwned + 'static>(reply: &[u8]) -> Result<R, CallError> {
-    crate::wire::decode(reply).map_err(decode_error::<R>)
-}
-
 /// A reply that did not decode as an `R`.
 fn decode_error<R>(source: crate::wire::DecodeError) -> CallError {
     CallError::Decode {
@@ -233,7 +228,7 @@ impl ConnectionHandler {
         let payload = crate::wire::encode(payload).map_err(CallError::Encode)?;
         let reply = self.call_raw(V::NAME, &payload).await;
         crate::wire::recycle(payload);
-        decoded(&reply?)
+        crate::wire::decode_owned(reply?).map_err(decode_error::<V::Reply>)
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.

@@ -10,45 +10,68 @@
 //! Only types known at compile time to be `Vec<u8>` take this path (a type check the compiler folds
 //! away); every other type goes through serde as before.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 
+use bytes::{Buf, Bytes};
 use serde::de::DeserializeOwned;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::depth::{from_bytes_exact, DecodeError};
 
 /// Decodes a peer's payload or reply as a `T`, at most [`MAX_DEPTH`](super::MAX_DEPTH) deep,
 /// refusing bytes left over: a `Vec<u8>` whole, anything else through [`from_bytes_exact`].
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let mut slot: Option<T> = None;
-    if let Some(vec) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Vec<u8>>>() {
-        let (whole, rest) = postcard::take_from_bytes::<&[u8]>(bytes)?;
-        if !rest.is_empty() {
-            return Err(postcard::Error::DeserializeBadEncoding.into());
+    if is_byte_string::<T>() {
+        if let Some(value) = cast(whole(bytes)?.to_vec()) {
+            return Ok(value);
         }
-        *vec = Some(whole.to_vec());
     }
-    match slot {
-        Some(value) => Ok(value),
-        None => from_bytes_exact(bytes),
+    from_bytes_exact(bytes)
+}
+
+/// [`decode`], from bytes the caller owns: a `Vec<u8>` takes over their buffer when nothing else
+/// holds it (a reply copied out of the read buffer), so it costs no second allocation.
+pub(crate) fn decode_owned<T: DeserializeOwned + 'static>(
+    mut bytes: Bytes,
+) -> Result<T, DecodeError> {
+    if !is_byte_string::<T>() {
+        return from_bytes_exact(&bytes);
     }
+    let prefix = bytes.len() - whole(&bytes)?.len();
+    bytes.advance(prefix);
+    // `T` is `Vec<u8>`, so the cast holds.
+    cast(Vec::from(bytes)).ok_or(DecodeError::Postcard(
+        postcard::Error::DeserializeBadEncoding,
+    ))
+}
+
+fn is_byte_string<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
+}
+
+/// `bytes` as the `T` it is (`None` if `T` is not `Vec<u8>`).
+fn cast<T: 'static>(bytes: Vec<u8>) -> Option<T> {
+    let mut slot = Some(bytes);
+    (&mut slot as &mut dyn Any)
+        .downcast_mut::<Option<T>>()?
+        .take()
+}
+
+/// The bytes of one whole byte string, with nothing after it.
+fn whole(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    let (whole, rest) = postcard::take_from_bytes::<&[u8]>(bytes)?;
+    if !rest.is_empty() {
+        return Err(postcard::Error::DeserializeBadEncoding.into());
+    }
+    Ok(whole)
 }
 
 /// Encodes a payload or reply with postcard (through [`to_vec`](super::to_vec)'s buffers): a
 /// `Vec<u8>` whole, anything else through serde.
 pub(crate) fn encode<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     match (value as &dyn Any).downcast_ref::<Vec<u8>>() {
-        Some(bytes) => super::to_vec(&Whole(bytes)),
+        Some(bytes) => Ok(super::byte_string_to_vec(bytes)),
         None => super::to_vec(value),
-    }
-}
-
-/// Bytes that serialize as one byte string.
-struct Whole<'a>(&'a [u8]);
-
-impl Serialize for Whole<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
     }
 }
 
@@ -92,6 +115,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_owned_byte_string_takes_over_its_buffer() {
+        for bytes in lengths() {
+            let encoded = Bytes::from(postcard::to_allocvec(&bytes).unwrap());
+            let start = encoded.as_ptr();
+            let decoded: Vec<u8> = decode_owned(encoded).unwrap();
+            assert_eq!(decoded, bytes);
+            if !bytes.is_empty() {
+                assert_eq!(decoded.as_ptr(), start, "no copy: the same buffer");
+            }
+        }
+        let other: (u8, String) = decode_owned(Bytes::from_static(&[7, 1, b'x'])).unwrap();
+        assert_eq!(other, (7, "x".to_owned()));
+    }
+
     /// Every bad input fails the way the element-by-element path fails it.
     #[test]
     fn bad_byte_strings_fail_as_serde_s_path_fails() {
@@ -109,6 +147,8 @@ mod tests {
             let whole = decode::<Vec<u8>>(case).unwrap_err().to_string();
             let serde = from_bytes_exact::<Vec<u8>>(case).unwrap_err().to_string();
             assert_eq!(whole, serde, "{case:?}");
+            let owned = decode_owned::<Vec<u8>>(Bytes::copy_from_slice(case));
+            assert_eq!(owned.unwrap_err().to_string(), serde, "{case:?}");
         }
     }
 }

@@ -401,8 +401,7 @@ thread_local! {
 /// when there is one (no allocation, no copy: a reply queued where it was made); otherwise
 /// through a per-thread scratch buffer into a right-sized one.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postcard::Error> {
-    let spare = SPARE.with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()));
-    if let Some(buffer) = spare {
+    if let Some(buffer) = spare() {
         return postcard::to_extend(value, buffer);
     }
     SCRATCH.with(|scratch| {
@@ -418,6 +417,21 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postca
         }
         Ok(out)
     })
+}
+
+/// A byte string as postcard writes it (a varint length, then the bytes), into a spare buffer
+/// when this thread has one; given back with [`recycle`] like [`to_vec`]'s.
+pub(crate) fn byte_string_to_vec(bytes: &[u8]) -> Vec<u8> {
+    let mut out = spare().unwrap_or_default();
+    out.reserve(10 + bytes.len());
+    put_varint(&mut out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A buffer given back on this thread, if there is one.
+fn spare() -> Option<Vec<u8>> {
+    SPARE.with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()))
 }
 
 /// Gives a buffer made by [`to_vec`] back once its bytes are queued, for this thread's next one.
