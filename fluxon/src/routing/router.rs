@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
 
 use super::view::BoxFuture;
@@ -18,14 +17,14 @@ pub(crate) type Outcome = Result<Vec<u8>, (ErrorCode, String)>;
 
 /// A view with its types erased: payload bytes in, reply bytes out.
 trait ErasedView: Send + Sync + 'static {
-    fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome>;
+    fn handle(&self, req: Request, payload: &[u8]) -> BoxFuture<Outcome>;
 }
 
 struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
-    fn handle(&self, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
-        let decoded = crate::wire::decode::<V::Payload>(&payload);
+    fn handle(&self, req: Request, payload: &[u8]) -> BoxFuture<Outcome> {
+        let decoded = crate::wire::decode::<V::Payload>(payload);
         let payload: V::Payload = match decoded {
             Ok(payload) => payload,
             Err(err) => {
@@ -203,7 +202,7 @@ impl Router {
 
 impl Router {
     /// Finds a view and runs one call, catching panics in decoding or in the view.
-    pub(crate) fn dispatch(&self, view: &str, req: Request, payload: Bytes) -> BoxFuture<Outcome> {
+    pub(crate) fn dispatch(&self, view: &str, req: Request, payload: &[u8]) -> BoxFuture<Outcome> {
         let Some((&view_name, handler)) = self.views.get_key_value(view) else {
             let message = format!("no view named `{view}`");
             return Box::pin(std::future::ready(Err((ErrorCode::UnknownView, message))));

@@ -424,10 +424,7 @@ impl Conn<'_> {
                     self.server.clone(),
                     arrived,
                 );
-                let call = self
-                    .shared
-                    .router
-                    .dispatch(view, req, wire::subslice(&frame, payload));
+                let call = self.shared.router.dispatch(view, req, payload);
                 // Made only when someone listens: a disabled span still costs its fields.
                 let span = if tracing::enabled!(tracing::Level::DEBUG) {
                     tracing::debug_span!("call", id, view)

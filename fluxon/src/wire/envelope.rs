@@ -451,7 +451,7 @@ pub(crate) fn recycle(mut buffer: Vec<u8>) {
 
 /// The part of `frame` that `inner` (a slice borrowed from it) covers, without copying.
 ///
-/// Used to keep a decoded payload as a cheap `Bytes` handle on the frame it came in.
+/// What [`detach`] hands on for a large part.
 pub(crate) fn subslice(frame: &Bytes, inner: &[u8]) -> Bytes {
     if inner.is_empty() {
         return Bytes::new();
