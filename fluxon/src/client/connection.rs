@@ -209,9 +209,7 @@ impl ConnectionHandler {
         R: DeserializeOwned,
     {
         let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
-        let reply = self.call_raw(view, &payload).await;
-        crate::wire::recycle(payload);
-        let reply = reply?;
+        let reply = self.call_encoded(view, payload).await?;
         crate::wire::from_bytes_exact(&reply).map_err(decode_error::<R>)
     }
 
@@ -226,9 +224,16 @@ impl ConnectionHandler {
         // The view's own types are known here, so byte strings go whole (`send_request` takes
         // any payload, borrowed ones included, and so goes element by element).
         let payload = crate::wire::encode(payload).map_err(CallError::Encode)?;
-        let reply = self.call_raw(V::NAME, &payload).await;
+        let reply = self.call_encoded(V::NAME, payload).await?;
+        crate::wire::decode_owned(reply).map_err(decode_error::<V::Reply>)
+    }
+
+    /// [`call_raw`](Self::call_raw) with a payload encoded here, whose buffer is kept for the
+    /// next one once it is written.
+    async fn call_encoded(&self, view: &str, payload: Vec<u8>) -> Result<Bytes, CallError> {
+        let reply = self.call_raw(view, &payload).await;
         crate::wire::recycle(payload);
-        crate::wire::decode_owned(reply?).map_err(decode_error::<V::Reply>)
+        reply
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.

@@ -17,14 +17,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::depth::{from_bytes_exact, DecodeError};
+use super::envelope::{byte_string_to_vec, to_vec};
 
 /// Decodes a peer's payload or reply as a `T`, at most [`MAX_DEPTH`](super::MAX_DEPTH) deep,
 /// refusing bytes left over: a `Vec<u8>` whole, anything else through [`from_bytes_exact`].
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
     if is_byte_string::<T>() {
-        if let Some(value) = cast(whole(bytes)?.to_vec()) {
-            return Ok(value);
-        }
+        return cast(whole(bytes)?.to_vec());
     }
     from_bytes_exact(bytes)
 }
@@ -39,22 +38,23 @@ pub(crate) fn decode_owned<T: DeserializeOwned + 'static>(
     }
     let prefix = bytes.len() - whole(&bytes)?.len();
     bytes.advance(prefix);
-    // `T` is `Vec<u8>`, so the cast holds.
-    cast(Vec::from(bytes)).ok_or(DecodeError::Postcard(
-        postcard::Error::DeserializeBadEncoding,
-    ))
+    cast(Vec::from(bytes))
 }
 
 fn is_byte_string<T: 'static>() -> bool {
     TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
 }
 
-/// `bytes` as the `T` it is (`None` if `T` is not `Vec<u8>`).
-fn cast<T: 'static>(bytes: Vec<u8>) -> Option<T> {
+/// `bytes` as the `T` it is; only called once [`is_byte_string`] said `T` is `Vec<u8>` (the
+/// error cannot happen, and is a decoding error rather than a panic).
+fn cast<T: 'static>(bytes: Vec<u8>) -> Result<T, DecodeError> {
     let mut slot = Some(bytes);
     (&mut slot as &mut dyn Any)
-        .downcast_mut::<Option<T>>()?
-        .take()
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
+        .ok_or(DecodeError::Postcard(
+            postcard::Error::DeserializeBadEncoding,
+        ))
 }
 
 /// The bytes of one whole byte string, with nothing after it.
@@ -66,12 +66,12 @@ fn whole(bytes: &[u8]) -> Result<&[u8], DecodeError> {
     Ok(whole)
 }
 
-/// Encodes a payload or reply with postcard (through [`to_vec`](super::to_vec)'s buffers): a
+/// Encodes a payload or reply with postcard (through [`to_vec`]'s buffers): a
 /// `Vec<u8>` whole, anything else through serde.
 pub(crate) fn encode<T: Serialize + 'static>(value: &T) -> Result<Vec<u8>, postcard::Error> {
     match (value as &dyn Any).downcast_ref::<Vec<u8>>() {
-        Some(bytes) => Ok(super::byte_string_to_vec(bytes)),
-        None => super::to_vec(value),
+        Some(bytes) => Ok(byte_string_to_vec(bytes)),
+        None => to_vec(value),
     }
 }
 

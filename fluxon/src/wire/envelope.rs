@@ -421,7 +421,7 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, postca
 
 /// A byte string as postcard writes it (a varint length, then the bytes), into a spare buffer
 /// when this thread has one; given back with [`recycle`] like [`to_vec`]'s.
-pub(crate) fn byte_string_to_vec(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn byte_string_to_vec(bytes: &[u8]) -> Vec<u8> {
     let mut out = spare().unwrap_or_default();
     out.reserve(10 + bytes.len());
     put_varint(&mut out, bytes.len() as u64);
@@ -452,7 +452,7 @@ pub(crate) fn recycle(mut buffer: Vec<u8>) {
 /// The part of `frame` that `inner` (a slice borrowed from it) covers, without copying.
 ///
 /// What [`detach`] hands on for a large part.
-pub(crate) fn subslice(frame: &Bytes, inner: &[u8]) -> Bytes {
+fn subslice(frame: &Bytes, inner: &[u8]) -> Bytes {
     if inner.is_empty() {
         return Bytes::new();
     }

@@ -119,7 +119,7 @@ pub(crate) use budget::Budget;
 pub(crate) use byte_string::{decode, decode_owned, encode};
 pub(crate) use depth::from_bytes_exact;
 pub use depth::{DecodeError, MAX_DEPTH};
-pub(crate) use envelope::{byte_string_to_vec, detach, recycle, to_vec};
+pub(crate) use envelope::{detach, recycle, to_vec};
 pub use envelope::{Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
 pub use frame::{codec, FrameCodec};
