@@ -594,3 +594,53 @@ async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivere
     }
     server.shutdown().await;
 }
+
+/// A lone call reads its own reply from the socket (no hop through the link's task): whatever
+/// else the server sends meanwhile must still be handled, and a call that gives up must hand the
+/// reading back, or nothing would read the socket until the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_call_reads_for_the_link_and_hands_the_reading_back_when_it_gives_up() {
+    let server = start_default().await;
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    conn.call(login_as, &1).await.unwrap();
+    let count = counting(&conn);
+
+    // A reverse request that arrives while the lone call waits is read by the call, and handled.
+    let poke = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            handle.reverse_request(1, "ping", &1u64).await
+        })
+    };
+    assert_eq!(conn.call(tagged, &(5, 400)).await.unwrap(), 5);
+    assert!(poke.await.unwrap());
+    eventually("the request read by the call", || {
+        count.load(Ordering::SeqCst) == 1
+    })
+    .await;
+
+    // A lone call that times out, then one whose future is dropped: each waited on the socket.
+    let impatient = conn.with_timeout(Duration::from_millis(100));
+    assert!(matches!(
+        impatient.call(tagged, &(6, 1_500)).await,
+        Err(fluxon::CallError::Timeout(_))
+    ));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), conn.call(tagged, &(7, 1_500)))
+            .await
+            .is_err()
+    );
+    // No call is waiting now: the link's task must be the one reading.
+    assert!(handle.reverse_request(1, "ping", &2u64).await);
+    eventually("the request after the calls gave up", || {
+        count.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    // The late replies are dropped as unclaimed; the connection serves on.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(conn.call(echo, &"still".to_owned()).await.unwrap(), "still");
+    assert_eq!(conn.connect_count(), 1, "never reconnected");
+    server.shutdown().await;
+}

@@ -12,6 +12,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::link::{self, Opened};
 use super::pending::PendingCalls;
+use super::reading::{ReadSide, Reply};
 use super::reconnect;
 use super::reverse::{Handlers, ReverseRequests};
 use super::{CallError, ClientConfig, ConnectError};
@@ -25,6 +26,7 @@ pub(super) enum LinkState {
     /// Connected: calls go into this queue.
     Up {
         outbox: Arc<Outbox>,
+        read: Arc<ReadSide>,
         max_frame: usize,
     },
     /// Between connections.
@@ -247,11 +249,15 @@ impl ConnectionHandler {
         // Its deadline is kept by the sweeper: no timer per call.
         let fast = {
             // Connected and room in the queue (the usual case): queued under a brief borrow of
-            // the link, with no wait and no reference count touched.
+            // the link, with no wait.
             let link = inner.link.borrow();
             match &*link {
-                LinkState::Up { outbox, max_frame } => {
-                    let (delivery, alone) = inner.pending.insert(id, deadline, self.call_timeout);
+                LinkState::Up {
+                    outbox,
+                    read,
+                    max_frame,
+                } => {
+                    let alone = inner.pending.insert(id, deadline, self.call_timeout);
                     guard.armed = true;
                     // A lone call is written from here (no wake-up of the writer task); with
                     // others in flight it joins the queue, where calls share one write.
@@ -261,16 +267,19 @@ impl ConnectionHandler {
                         outbox.try_send(&call)
                     };
                     let retry = matches!(sent, Err(SendError::Full)).then(|| Arc::clone(outbox));
-                    Some((sent, delivery, retry, *max_frame))
+                    // A lone call reads its reply itself (see `reading`); with others in flight
+                    // the link's task reads for all, as one reader serves a batch best.
+                    let read = alone.then(|| Arc::clone(read));
+                    Some((sent, read, retry, *max_frame))
                 }
                 _ => None,
             }
         };
-        let delivery = match fast {
-            Some((Ok(()), delivery, _, _)) => delivery,
-            Some((Err(SendError::Full), delivery, Some(outbox), max)) => {
+        let read = match fast {
+            Some((Ok(()), read, _, _)) => read,
+            Some((Err(SendError::Full), read, Some(outbox), max)) => {
                 self.send_waiting(&outbox, &call, max, deadline).await?;
-                delivery
+                read
             }
             Some((Err(SendError::TooLarge(size)), _, _, max)) => {
                 return Err(CallError::TooLarge { size, max })
@@ -281,13 +290,13 @@ impl ConnectionHandler {
                 let (outbox, max) = timeout_at(deadline, self.wait_for_link())
                     .await
                     .map_err(|_| CallError::Timeout(self.call_timeout))??;
-                let (delivery, _) = inner.pending.insert(id, deadline, self.call_timeout);
+                inner.pending.insert(id, deadline, self.call_timeout);
                 guard.armed = true;
                 self.send_waiting(&outbox, &call, max, deadline).await?;
-                delivery
+                None
             }
         };
-        let result = delivery.await;
+        let result = Reply::new(inner, id, read).await;
         // Taking the delivery removed the entry.
         guard.armed = false;
         result
@@ -314,7 +323,9 @@ impl ConnectionHandler {
         let mut state = self.inner.link.subscribe();
         loop {
             match &*state.borrow_and_update() {
-                LinkState::Up { outbox, max_frame } => return Ok((Arc::clone(outbox), *max_frame)),
+                LinkState::Up {
+                    outbox, max_frame, ..
+                } => return Ok((Arc::clone(outbox), *max_frame)),
                 LinkState::Closed => return Err(CallError::Closed),
                 LinkState::Down => {}
             }

@@ -1,10 +1,8 @@
-//! One physical connection of a client: connect, handshake, then read frames until it ends.
+//! One physical connection of a client: connect, handshake, then serve it until it ends (its
+//! frames are read by its task or by the calls waiting on it, see `reading`).
 
 use std::sync::Arc;
 use std::task::Poll;
-
-use bytes::Bytes;
-use std::future::Future;
 
 use futures_util::SinkExt;
 use tokio::net::TcpStream;
@@ -12,7 +10,8 @@ use tokio::time::{timeout, Instant};
 use tokio_util::codec::FramedWrite;
 
 use super::connection::{Inner, LinkState};
-use super::{CallError, ClientConfig, ConnectError};
+use super::reading::{ReadSide, Reader};
+use super::{ClientConfig, ConnectError};
 use crate::armed::Armed;
 use crate::wire::{self, Envelope, FrameCodec, FrameReader, Outbox, SessionTokenBytes};
 
@@ -20,7 +19,6 @@ use crate::wire::{self, Envelope, FrameCodec, FrameReader, Outbox, SessionTokenB
 /// ones come with what else the socket has.
 const READ_EXACT_PAST: usize = 64 * 1024;
 
-pub(super) type Reader = FrameReader<wire::BoxRead>;
 pub(super) type Writer = FramedWrite<wire::BoxWrite, FrameCodec>;
 
 /// A connection that has completed its handshake.
@@ -153,9 +151,9 @@ pub(crate) async fn connect_from(
     }))
 }
 
-/// A link whose writer runs and whose queue calls are using; [`run`] reads it.
+/// A link whose writer runs and whose queue calls are using; [`run`] serves it.
 pub(super) struct Started {
-    reader: Reader,
+    read: Arc<ReadSide>,
     outbox: Arc<Outbox>,
     write_task: tokio::task::JoinHandle<()>,
 }
@@ -180,66 +178,73 @@ pub(super) fn start(inner: &Inner, opened: Opened) -> Started {
         let outbox = Arc::clone(&outbox);
         async move { outbox.write_to(socket, stall, more_coming).await }
     });
+    let read = ReadSide::new(opened.reader, Arc::clone(&outbox));
     inner.set_link(LinkState::Up {
         outbox: Arc::clone(&outbox),
+        read: Arc::clone(&read),
         max_frame: opened.max_frame,
     });
     Started {
-        reader: opened.reader,
+        read,
         outbox,
         write_task,
     }
 }
 
-/// Serves one started link until it ends: routes replies to their callers, answers pings. Returns
-/// when the server closes, says goodbye, breaks the protocol, or the handler is closed.
+/// What woke a link's task.
+enum Event {
+    /// The handler was closed.
+    Closed,
+    /// A reader saw the link end.
+    Ended,
+    /// The keepalive timer.
+    Tick,
+}
+
+/// Serves one started link until it ends: reads while no call does (replies, pings, reverse
+/// requests), keeps it alive. Returns when the server closes, says goodbye, breaks the protocol,
+/// stops answering, or the handler is closed.
 pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     let Started {
-        mut reader,
+        read,
         outbox,
         write_task,
     } = started;
     let closed = inner.closed.cancelled();
     tokio::pin!(closed);
     let keepalive = inner.config.keepalive;
-    let mut last_heard = Instant::now();
     let tick = tokio::time::sleep(keepalive);
     tokio::pin!(tick);
     let mut pings = 0u64;
     // Polled until their wakers are in place, then only checked (see `armed`).
     let (mut closed_armed, mut tick_armed) = (Armed::default(), Armed::default());
     loop {
-        let event = {
-            let next = reader.next();
-            tokio::pin!(next);
-            std::future::poll_fn(|cx| {
-                if closed_armed.ready(closed.as_mut(), cx, || inner.closed.is_cancelled()) {
-                    return Poll::Ready(None);
-                }
-                if let Poll::Ready(frame) = next.as_mut().poll(cx) {
-                    return Poll::Ready(Some(Some(frame)));
-                }
-                let elapsed = tick.is_elapsed();
-                if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
-                    return Poll::Ready(Some(None));
-                }
-                Poll::Pending
-            })
-            .await
-        };
-        let frame = match event {
-            // Closed by the handler.
-            None => {
+        let event = std::future::poll_fn(|cx| {
+            if closed_armed.ready(closed.as_mut(), cx, || inner.closed.is_cancelled()) {
+                return Poll::Ready(Event::Closed);
+            }
+            if read.poll_link(inner, cx).is_ready() {
+                return Poll::Ready(Event::Ended);
+            }
+            let elapsed = tick.is_elapsed();
+            if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
+                return Poll::Ready(Event::Tick);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Closed => {
                 let _ = outbox.try_send(&Envelope::Goodbye {
                     reason: "client closed",
                 });
                 break;
             }
-            Some(Some(frame)) => frame,
-            // The keepalive timer.
-            Some(None) => {
+            Event::Ended => break,
+            Event::Tick => {
                 tick_armed.disarm();
                 let now = Instant::now();
+                let last_heard = read.last_heard();
                 if now < last_heard + keepalive {
                     // Heard from since the timer was set (it is not moved on every frame).
                     tick.as_mut().reset(last_heard + keepalive);
@@ -251,76 +256,12 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                     let _ = outbox.try_send(&Envelope::Ping { nonce: pings });
                     tick.as_mut().reset(last_heard + 2 * keepalive);
                 }
-                continue;
             }
-        };
-        last_heard = Instant::now();
-        let Some(first) = frame else { break };
-        // Handle every frame that came in the same read before going back to `select!`.
-        let mut frame = Some(first);
-        let mut go_on = true;
-        while let Some(this) = frame.take() {
-            go_on = match this {
-                Ok(this) => on_frame(inner, &outbox, this.body).await,
-                Err(err) => {
-                    tracing::warn!(%err, "bad frame from the server; dropping the connection");
-                    false
-                }
-            };
-            if !go_on {
-                break;
-            }
-            frame = reader.buffered();
-        }
-        if !go_on {
-            break;
         }
     }
+    read.close();
     inner.set_link(LinkState::Down);
     outbox.close();
     // Let the goodbye (if any) go out; the writer ends once the queue is written.
     let _ = timeout(std::time::Duration::from_secs(1), write_task).await;
-}
-
-/// Handles one frame from the server; `false` ends the link.
-async fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes) -> bool {
-    match Envelope::decode(&frame) {
-        Ok(Envelope::Reply { id, result }) => {
-            let delivery = result
-                .map(|bytes| wire::detach(&frame, bytes))
-                .map_err(|e| CallError::Remote {
-                    code: e.code,
-                    message: e.message.to_owned(),
-                });
-            inner.pending.complete(id, delivery);
-            true
-        }
-        Ok(Envelope::Ping { nonce }) => {
-            let _ = outbox.try_send(&Envelope::Pong { nonce });
-            true
-        }
-        Ok(Envelope::Pong { .. }) => true,
-        Ok(Envelope::ReverseRequest { id, name, payload }) => {
-            let payload = wire::detach(&frame, payload);
-            inner.handlers.dispatch(id, name, payload, outbox);
-            true
-        }
-        Ok(Envelope::Goodbye { reason }) => {
-            tracing::info!(%reason, "the server said goodbye");
-            false
-        }
-        Ok(Envelope::Token { token }) => {
-            // A login or logout rotated the session's token: the old one resumes nothing now.
-            inner.set_token(token);
-            true
-        }
-        Ok(_) => {
-            tracing::warn!("unexpected message from the server; dropping the connection");
-            false
-        }
-        Err(err) => {
-            tracing::warn!(%err, "malformed message from the server; dropping the connection");
-            false
-        }
-    }
 }

@@ -23,6 +23,7 @@ mod connection;
 mod error;
 mod link;
 mod pending;
+mod reading;
 mod reconnect;
 mod reverse;
 

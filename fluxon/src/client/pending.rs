@@ -1,12 +1,11 @@
 //! Calls waiting for their replies: matched by id, failed together when a link drops, and timed
 //! out by one sweeper task per client instead of a timer per call.
 //!
-//! A reply is left in its call's entry and the call's task woken; the call takes it out. No
-//! channel per call: the table is the meeting point, under the lock it takes anyway.
+//! A reply read by another task is left in its call's entry and the call's task woken; the call
+//! takes it out. No channel per call: the table is the meeting point, under the lock it takes
+//! anyway. (A call that reads its own reply, see `reading`, only removes its entry.)
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -46,39 +45,6 @@ impl Slot {
                 Some(waker)
             }
             Slot::Filled(_) => None,
-        }
-    }
-}
-
-/// A call's reply, as a future; made by [`PendingCalls::insert`].
-pub(super) struct Reply<'a> {
-    pending: &'a PendingCalls,
-    id: u64,
-}
-
-impl Future for Reply<'_> {
-    type Output = Delivery;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Delivery> {
-        let mut table = self.pending.lock();
-        let Some(waiting) = table.calls.get_mut(&self.id) else {
-            // Never inserted, or forgotten: there is no reply to wait for.
-            return Poll::Ready(Err(CallError::Disconnected));
-        };
-        match &mut waiting.slot {
-            Slot::Open(waker) => {
-                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-            Slot::Filled(_) => match table.calls.remove(&self.id) {
-                Some(Waiting {
-                    slot: Slot::Filled(delivery),
-                    ..
-                }) => Poll::Ready(delivery),
-                _ => Poll::Ready(Err(CallError::Disconnected)),
-            },
         }
     }
 }
@@ -130,9 +96,9 @@ impl PendingCalls {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers call `id`, which times out at `deadline`; also says whether it is the only call
+    /// Registers call `id`, which times out at `deadline`; says whether it is the only call
     /// waiting now.
-    pub fn insert(&self, id: u64, deadline: Instant, timeout: Duration) -> (Reply<'_>, bool) {
+    pub fn insert(&self, id: u64, deadline: Instant, timeout: Duration) -> bool {
         let mut table = self.lock();
         let alone = table.calls.is_empty();
         table.calls.insert(
@@ -151,10 +117,35 @@ impl PendingCalls {
         if earlier {
             self.sweep.notify_one();
         }
-        (Reply { pending: self, id }, alone)
+        alone
     }
 
-    /// Forgets call `id` (its caller gave up).
+    /// Call `id`'s delivery if it was handed over (taking it removes the entry); otherwise
+    /// leaves `cx`'s waker in the entry for whoever hands it over.
+    pub fn poll_slot(&self, id: u64, cx: &mut Context<'_>) -> Poll<Delivery> {
+        let mut table = self.lock();
+        let Some(waiting) = table.calls.get_mut(&id) else {
+            // Never inserted, or forgotten: there is no reply to wait for.
+            return Poll::Ready(Err(CallError::Disconnected));
+        };
+        match &mut waiting.slot {
+            Slot::Open(waker) => {
+                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    *waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Slot::Filled(_) => match table.calls.remove(&id) {
+                Some(Waiting {
+                    slot: Slot::Filled(delivery),
+                    ..
+                }) => Poll::Ready(delivery),
+                _ => Poll::Ready(Err(CallError::Disconnected)),
+            },
+        }
+    }
+
+    /// Forgets call `id` (its caller gave up, or read its reply itself).
     pub fn remove(&self, id: u64) {
         self.lock().calls.remove(&id);
     }
@@ -239,42 +230,49 @@ async fn sleep_until(at: Option<Instant>) {
 mod tests {
     use super::*;
 
+    async fn slot(pending: &PendingCalls, id: u64) -> Delivery {
+        std::future::poll_fn(|cx| pending.poll_slot(id, cx)).await
+    }
+
     #[tokio::test]
     async fn replies_reach_their_call_and_late_calls_time_out() {
         let pending = Arc::new(PendingCalls::default());
         let closed = CancellationToken::new();
         tokio::spawn(Arc::clone(&pending).sweep(closed.clone()));
         let now = Instant::now();
-        let (slow, alone) = pending.insert(
+        assert!(pending.insert(
             1,
             now + Duration::from_millis(50),
             Duration::from_millis(50),
-        );
-        assert!(alone);
-        let (fast, alone) =
-            pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60));
-        assert!(!alone);
+        ));
+        assert!(!pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60)));
         pending.complete(2, Ok(Bytes::from_static(b"ok")));
-        assert_eq!(&fast.await.unwrap()[..], b"ok");
+        assert_eq!(&slot(&pending, 2).await.unwrap()[..], b"ok");
         let started = std::time::Instant::now();
-        match slow.await {
+        match slot(&pending, 1).await {
             Err(CallError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(50)),
             other => panic!("expected a timeout, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         // An earlier deadline than the sweeper's next look wakes it.
-        let (far, _) = pending.insert(
+        pending.insert(
             3,
             Instant::now() + Duration::from_secs(60),
             Duration::from_secs(60),
         );
-        let (near, _) = pending.insert(
+        pending.insert(
             4,
             Instant::now() + Duration::from_millis(20),
             Duration::from_millis(20),
         );
-        assert!(matches!(near.await, Err(CallError::Timeout(_))));
+        assert!(matches!(
+            slot(&pending, 4).await,
+            Err(CallError::Timeout(_))
+        ));
         closed.cancel();
-        assert!(matches!(far.await, Err(CallError::Disconnected)));
+        assert!(matches!(
+            slot(&pending, 3).await,
+            Err(CallError::Disconnected)
+        ));
     }
 }
