@@ -307,9 +307,8 @@ impl Future for Reply<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Delivery> {
         let this = self.get_mut();
-        if let Poll::Ready(delivery) = this.inner.pending.poll_slot(this.id, cx) {
-            return Poll::Ready(delivery);
-        }
+        // Reading first: the usual wake-up is the socket's, with the reply in it. The table is
+        // looked at after, so a reply handed over meanwhile (or a timeout) is never missed.
         if let Some(read) = &this.read {
             if let Poll::Ready(delivery) = read.poll_reply(this.inner, this.id, cx) {
                 // Read here, never handed over: the table still has the call's entry.
@@ -319,7 +318,7 @@ impl Future for Reply<'_> {
                 return Poll::Ready(delivery);
             }
         }
-        Poll::Pending
+        this.inner.pending.poll_slot(this.id, cx)
     }
 }
 
