@@ -298,7 +298,13 @@ impl Outbox {
         };
         // Under the lock, so no other bytes can come between.
         if let Ok(written) = socket.try_write(&state.buf) {
-            bytes::Buf::advance(&mut state.buf, written);
+            if written == state.buf.len() {
+                // Emptied in place: the next frame is encoded at the buffer's start, with its
+                // whole capacity (advancing would shrink it, and cost a reclaim per frame).
+                state.buf.clear();
+            } else {
+                bytes::Buf::advance(&mut state.buf, written);
+            }
             self.settle(state);
         }
         true

@@ -20,6 +20,9 @@ use super::budget::{Budget, Reservation};
 /// The most bytes read ahead at once for small frames.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The least spare room a read-ahead goes into before the buffer is reclaimed or regrown.
+const MIN_SPARE: usize = 2 * 1024;
+
 /// One frame's body, and the share of the budget paid for it (held until whoever handles the
 /// frame is done with it: a call keeps it until its reply is queued).
 #[derive(Debug)]
@@ -112,7 +115,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if let Some(frame) = self.buffered() {
                 return Some(frame);
             }
-            let want = match self.header() {
+            // `want`: the most to read now; `need`: what the frame under way still lacks.
+            let (want, need) = match self.header() {
                 Some(Err(err)) => return Some(Err(err)),
                 Some(Ok(len)) => {
                     if self.needs_budget(len) {
@@ -124,14 +128,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     let rest = 4 + len - self.buf.len();
                     if len > self.allowance {
-                        rest // exactly the body: nothing unpaid of the next frame
+                        (rest, rest) // exactly the body: nothing unpaid of the next frame
                     } else {
-                        rest.max(READ_CHUNK)
+                        (rest.max(READ_CHUNK), rest)
                     }
                 }
-                None => READ_CHUNK,
+                None => (READ_CHUNK, 4),
             };
-            self.buf.reserve(want);
+            // Room is made only when the spare room will not do, since a reserve reclaims or
+            // reallocates: read-ahead goes into what is left until that runs low.
+            if self.buf.capacity() - self.buf.len() < need.max(MIN_SPARE).min(want) {
+                self.buf.reserve(want);
+            }
             let read = self.io.read_buf(&mut (&mut self.buf).limit(want)).await;
             match read {
                 Ok(0) if self.buf.is_empty() => return None,
