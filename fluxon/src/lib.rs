@@ -52,6 +52,7 @@ pub mod migrate;
 mod panic;
 pub mod routing;
 pub mod server;
+mod timer;
 pub mod tls;
 pub mod wire;
 

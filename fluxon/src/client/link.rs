@@ -213,8 +213,8 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
     let closed = inner.closed.cancelled();
     tokio::pin!(closed);
     let keepalive = inner.config.keepalive;
-    let tick = tokio::time::sleep(keepalive);
-    tokio::pin!(tick);
+    // Off tokio's timer wheel (see `timer`): a timer there costs every park of the runtime.
+    let mut tick = crate::timer::sleep(keepalive);
     let mut pings = 0u64;
     // Polled until their wakers are in place, then only checked (see `armed`).
     let (mut closed_armed, mut tick_armed) = (Armed::default(), Armed::default());
@@ -227,7 +227,7 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                 return Poll::Ready(Event::Ended);
             }
             let elapsed = tick.is_elapsed();
-            if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
+            if tick_armed.ready(std::pin::Pin::new(&mut tick), cx, || elapsed) {
                 return Poll::Ready(Event::Tick);
             }
             Poll::Pending
@@ -247,14 +247,14 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                 let last_heard = read.last_heard();
                 if now < last_heard + keepalive {
                     // Heard from since the timer was set (it is not moved on every frame).
-                    tick.as_mut().reset(last_heard + keepalive);
+                    tick.reset(last_heard + keepalive);
                 } else if now >= last_heard + 2 * keepalive {
                     tracing::warn!(?keepalive, "the server stopped answering; reconnecting");
                     break;
                 } else {
                     pings += 1;
                     let _ = outbox.try_send(&Envelope::Ping { nonce: pings });
-                    tick.as_mut().reset(last_heard + 2 * keepalive);
+                    tick.reset(last_heard + 2 * keepalive);
                 }
             }
         }

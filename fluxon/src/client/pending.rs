@@ -221,7 +221,8 @@ impl PendingCalls {
 
 async fn sleep_until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        // Off tokio's timer wheel (see `timer`): a timer there costs every park of the runtime.
+        Some(at) => crate::timer::sleep_until(at).await,
         None => std::future::pending().await,
     }
 }

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -288,8 +289,8 @@ impl Conn<'_> {
         let half_idle = limits.idle_timeout / 2;
         let mut last_heard = Instant::now();
         let mut pings = 0u64;
-        let tick = tokio::time::sleep(half_idle);
-        tokio::pin!(tick);
+        // Off tokio's timer wheel (see `timer`): a timer there costs every park of the runtime.
+        let mut tick = crate::timer::sleep(half_idle);
         // Registered once, not per frame: every connection shares the shutdown token.
         let shutdown = self.shared.shutdown.cancelled();
         tokio::pin!(shutdown);
@@ -316,7 +317,7 @@ impl Conn<'_> {
                         return Poll::Ready(Event::Frame(frame));
                     }
                     let elapsed = tick.is_elapsed();
-                    if tick_armed.ready(tick.as_mut(), cx, || elapsed) {
+                    if tick_armed.ready(Pin::new(&mut tick), cx, || elapsed) {
                         return Poll::Ready(Event::Tick);
                     }
                     Poll::Pending
@@ -335,13 +336,13 @@ impl Conn<'_> {
                         // Heard from recently (the timer is not moved on every frame), or calls
                         // are running: not idle.
                         let from = if busy { now } else { last_heard };
-                        tick.as_mut().reset(from + half_idle);
+                        tick.reset(from + half_idle);
                     } else if now >= last_heard + limits.idle_timeout {
                         return End::Idle;
                     } else {
                         pings += 1;
                         let _ = self.outbox.try_send(&Envelope::Ping { nonce: pings });
-                        tick.as_mut().reset(last_heard + limits.idle_timeout);
+                        tick.reset(last_heard + limits.idle_timeout);
                     }
                     continue;
                 }

@@ -320,7 +320,7 @@ async fn sweep_throttles(shared: Arc<Shared>) {
     for round in 0u64.. {
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            () = tokio::time::sleep(THROTTLE_SWEEP) => {
+            () = crate::timer::sleep(THROTTLE_SWEEP) => {
                 shared.logins.sweep();
                 if let Some(bucket) = &shared.call_rate {
                     bucket.sweep();
@@ -343,7 +343,7 @@ async fn sweep_sessions(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             () = shared.shutdown.cancelled() => break,
-            () = tokio::time::sleep(every) => shared.sessions.sweep(),
+            () = crate::timer::sleep(every) => shared.sessions.sweep(),
         }
     }
 }
