@@ -336,6 +336,12 @@ fn decode_hot(body: &[u8]) -> Option<Envelope<'_>> {
 
 /// A LEB128 varint of at most nine bytes (63 bits; longer ones are postcard's to judge).
 fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    // One byte (every length under 128): most varints of the hot path.
+    if let Some((&first, rest)) = bytes.split_first() {
+        if first < 0x80 {
+            return Some((u64::from(first), rest));
+        }
+    }
     let mut value = 0u64;
     for (i, &byte) in bytes.iter().take(9).enumerate() {
         value |= u64::from(byte & 0x7f) << (7 * i);
