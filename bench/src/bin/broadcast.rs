@@ -5,7 +5,9 @@
 //! `cargo run --release -p fluxon-bench --bin broadcast [-- --reps N]`
 //!
 //! The clients are minimal: each opens a connection, says Hello, and waits for one frame (what a
-//! real client's reader does first). In the same run, interleaved, a raw floor: a bare tokio
+//! real client's reader does first), then keeps its connection open until every client of its
+//! process has reported (a client that left at once would have the server tearing connections
+//! down while the others still wait, which the raw floor, reading nothing, never does). In the same run, interleaved, a raw floor: a bare tokio
 //! server that keeps the same number of sockets and writes one pre-encoded frame to each, over the
 //! same number of threads: what the machine itself allows. Clients report the wall-clock
 //! time they received the frame; the server's clock is the same machine's. The benchmark raises its
@@ -102,7 +104,10 @@ async fn child(addr: String, n: usize) -> anyhow::Result<()> {
                     .await
                     .context("closed before the broadcast")??;
                 if let Envelope::ReverseRequest { .. } = Envelope::decode(&frame)? {
-                    return Ok::<u128, anyhow::Error>(micros_now());
+                    // The connection stays open until every client has reported: a client
+                    // leaving at once would make the server close connections while others
+                    // still wait for the broadcast (the raw floor reads nothing, so never does).
+                    return Ok::<_, anyhow::Error>((micros_now(), framed));
                 }
             }
         }));
@@ -118,11 +123,16 @@ async fn child(addr: String, n: usize) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
     let mut latest = 0;
     let mut count = 0;
+    let mut connections = Vec::with_capacity(n);
     for task in tasks {
-        latest = latest.max(task.await??);
+        let (at, connection) = task.await??;
+        latest = latest.max(at);
         count += 1;
+        connections.push(connection);
     }
     println!("{latest} {count}");
+    std::io::stdout().flush()?;
+    drop(connections);
     Ok(())
 }
 

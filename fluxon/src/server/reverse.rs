@@ -201,7 +201,7 @@ pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize
 }
 
 /// Links one task sends to before a broadcast is split over the runtime's threads.
-const LINKS_PER_TASK: usize = 2048;
+const LINKS_PER_TASK: usize = 256;
 
 /// Sends to weakly held links (see [`send_many`]); how many took it.
 fn send_weak(links: &[Weak<Link>], name: &str, payload: &[u8]) -> usize {
