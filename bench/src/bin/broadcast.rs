@@ -336,7 +336,7 @@ fn main() -> anyhow::Result<()> {
             .build()?;
         return runtime.block_on(child(addr, n));
     }
-    let mut reps = 3usize;
+    let mut reps = 5usize;
     if let Some(i) = args.iter().position(|a| a == "--reps") {
         reps = args.get(i + 1).context("--reps needs a value")?.parse()?;
     }
