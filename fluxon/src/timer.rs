@@ -148,7 +148,14 @@ pub(crate) fn sleep_until(deadline: tokio::time::Instant) -> Sleep {
 
 /// Done `duration` from now.
 pub(crate) fn sleep(duration: Duration) -> Sleep {
-    sleep_until(tokio::time::Instant::now() + duration)
+    sleep_until(after(tokio::time::Instant::now(), duration))
+}
+
+/// `duration` after `from`, or some thirty years on when that is past what an instant can hold
+/// (a timeout of `Duration::MAX` means never, and must not overflow).
+pub(crate) fn after(from: tokio::time::Instant, duration: Duration) -> tokio::time::Instant {
+    from.checked_add(duration)
+        .unwrap_or_else(|| from + Duration::from_secs(30 * 365 * 86_400))
 }
 
 impl Sleep {
@@ -250,6 +257,17 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), all)
             .await
             .expect("every timer fired");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_too_long_for_an_instant_means_never() {
+        let mut never = sleep(Duration::MAX);
+        let now = TokioInstant::now();
+        assert!(after(now, Duration::MAX) > now + Duration::from_secs(365 * 86_400));
+        let early = tokio::time::timeout(Duration::from_millis(20), &mut never).await;
+        assert!(early.is_err());
+        never.reset(after(now, Duration::MAX));
+        assert!(!never.is_elapsed());
     }
 
     #[test]

@@ -382,3 +382,28 @@ async fn a_slow_query_in_a_view_does_not_hold_up_its_connection() {
     );
     server.shutdown().await;
 }
+
+/// A timeout of `Duration::MAX` means "never": the server's idle check, the client's keepalive
+/// and a call's deadline all take it without overflowing, and calls go on working.
+#[tokio::test]
+async fn timeouts_of_duration_max_mean_never() {
+    let server = start(AsyncServer::new(0).idle_timeout(Duration::MAX)).await;
+    let config = fluxon::ClientConfig {
+        keepalive: Duration::MAX,
+        call_timeout: Duration::MAX,
+        ..fluxon::ClientConfig::default()
+    };
+    let conn = fluxon::ConnectionHandler::connect_with(server.local_addr().to_string(), config)
+        .await
+        .expect("connects");
+    for i in 0..3i64 {
+        let reply = tokio::time::timeout(PATIENCE, conn.call(add, &(i, 1)))
+            .await
+            .expect("answered");
+        assert_eq!(reply.unwrap(), i + 1);
+    }
+    let forever = conn.with_timeout(Duration::MAX);
+    assert_eq!(forever.call(echo, &"x".to_owned()).await.unwrap(), "x");
+    assert_eq!(server.handle().connection_count(), 1);
+    server.shutdown().await;
+}

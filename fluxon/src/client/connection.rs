@@ -236,7 +236,7 @@ impl ConnectionHandler {
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
-        let deadline = Instant::now() + self.call_timeout;
+        let deadline = crate::timer::after(Instant::now(), self.call_timeout);
         let inner = &*self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let call = Envelope::Call { id, view, payload };

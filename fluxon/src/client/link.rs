@@ -13,6 +13,7 @@ use super::connection::{Inner, LinkState};
 use super::reading::{ReadSide, Reader};
 use super::{ClientConfig, ConnectError};
 use crate::armed::Armed;
+use crate::timer::after;
 use crate::wire::{self, Envelope, FrameCodec, FrameReader, Outbox, SessionTokenBytes};
 
 /// Frames from the server larger than this are read exactly (no read-ahead past them); smaller
@@ -245,16 +246,16 @@ pub(super) async fn run(inner: &Arc<Inner>, started: Started) {
                 tick_armed.disarm();
                 let now = Instant::now();
                 let last_heard = read.last_heard();
-                if now < last_heard + keepalive {
+                if now < after(last_heard, keepalive) {
                     // Heard from since the timer was set (it is not moved on every frame).
-                    tick.reset(last_heard + keepalive);
-                } else if now >= last_heard + 2 * keepalive {
+                    tick.reset(after(last_heard, keepalive));
+                } else if now >= after(last_heard, keepalive.saturating_mul(2)) {
                     tracing::warn!(?keepalive, "the server stopped answering; reconnecting");
                     break;
                 } else {
                     pings += 1;
                     let _ = outbox.try_send(&Envelope::Ping { nonce: pings });
-                    tick.reset(last_heard + 2 * keepalive);
+                    tick.reset(after(last_heard, keepalive.saturating_mul(2)));
                 }
             }
         }

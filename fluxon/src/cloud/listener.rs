@@ -84,7 +84,7 @@ async fn serve(
     mut admitted: Admitted,
 ) {
     let handshake = endpoint.settings.handshake_timeout;
-    let deadline = tokio::time::Instant::now() + handshake;
+    let deadline = crate::timer::after(tokio::time::Instant::now(), handshake);
     let secured = crate::tls::accept(stream, endpoint.tls.as_ref(), handshake).await;
     let Some(stream) = secured else {
         return;
@@ -101,7 +101,7 @@ async fn serve(
         let until = if first {
             deadline
         } else {
-            tokio::time::Instant::now() + endpoint.settings.idle_timeout
+            crate::timer::after(tokio::time::Instant::now(), endpoint.settings.idle_timeout)
         };
         let frame = tokio::select! {
             () = endpoint.shutdown.cancelled() => break,

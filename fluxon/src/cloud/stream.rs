@@ -102,12 +102,12 @@ async fn paced<T>(
     pace: &mut Option<Pace>,
     done: u64,
 ) -> Result<T, PumpError> {
-    let idle_until = Instant::now() + bounds.idle;
+    let idle_until = crate::timer::after(Instant::now(), bounds.idle);
     let mut io = std::pin::pin!(io);
     loop {
-        let tick = pace
-            .as_ref()
-            .map_or(idle_until, |p| (Instant::now() + p.tick()).min(idle_until));
+        let tick = pace.as_ref().map_or(idle_until, |p| {
+            crate::timer::after(Instant::now(), p.tick()).min(idle_until)
+        });
         tokio::select! {
             result = &mut io => return result.map_err(PumpError::Peer),
             () = tokio::time::sleep_until(tick) => {

@@ -81,7 +81,7 @@ impl Budget {
         Budget {
             bound,
             entries: 0,
-            deadline: Instant::now() + bound.time,
+            deadline: crate::timer::after(Instant::now(), bound.time),
         }
     }
 

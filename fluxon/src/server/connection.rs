@@ -28,6 +28,7 @@ use super::{check_hello, refusal_message, HelloOk};
 use crate::armed::Armed;
 use crate::auth::SessionToken;
 use crate::routing::{Outcome, Request};
+use crate::timer::after;
 use crate::wire::{
     self, Envelope, ErrorCode, ErrorReply, FrameCodec, FrameReader, Outbox, RefuseReason,
     SendError, WireError,
@@ -137,7 +138,7 @@ pub(super) async fn serve(
     drop(admitted);
 
     // One deadline for everything left: calls finishing (on shutdown) and the last writes.
-    let deadline = Instant::now() + shared.limits.shutdown_grace;
+    let deadline = after(Instant::now(), shared.limits.shutdown_grace);
     let goodbye = match &end {
         End::PeerClosed => None,
         End::Shutdown => {
@@ -332,17 +333,17 @@ impl Conn<'_> {
                     tick_armed.disarm();
                     let now = Instant::now();
                     let busy = self.in_flight.running() > 0;
-                    if busy || now < last_heard + half_idle {
+                    if busy || now < after(last_heard, half_idle) {
                         // Heard from recently (the timer is not moved on every frame), or calls
                         // are running: not idle.
                         let from = if busy { now } else { last_heard };
-                        tick.reset(from + half_idle);
-                    } else if now >= last_heard + limits.idle_timeout {
+                        tick.reset(after(from, half_idle));
+                    } else if now >= after(last_heard, limits.idle_timeout) {
                         return End::Idle;
                     } else {
                         pings += 1;
                         let _ = self.outbox.try_send(&Envelope::Ping { nonce: pings });
-                        tick.reset(last_heard + limits.idle_timeout);
+                        tick.reset(after(last_heard, limits.idle_timeout));
                     }
                     continue;
                 }

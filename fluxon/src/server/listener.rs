@@ -220,8 +220,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
                 tracker.spawn(super::logging::in_span(
                     async move {
                         // One deadline for the TLS handshake and the Hello together.
-                        let deadline =
-                            tokio::time::Instant::now() + shared.limits.handshake_timeout;
+                        let deadline = crate::timer::after(
+                            tokio::time::Instant::now(),
+                            shared.limits.handshake_timeout,
+                        );
                         let limit = shared.limits.handshake_timeout;
                         if let Some(stream) =
                             crate::tls::accept(stream, shared.tls.as_ref(), limit).await
