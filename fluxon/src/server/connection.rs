@@ -19,7 +19,7 @@ use tokio_util::codec::FramedWrite;
 use tokio_util::task::TaskTracker;
 
 use super::handle::{ServerHandle, Shared};
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, Slot};
 use super::peers::Admitted;
 use super::reverse::Link;
 use super::sessions::Session;
@@ -283,6 +283,21 @@ enum Next {
     Stop(End),
 }
 
+/// How far [`Conn::call_now`] got with a frame.
+enum Now {
+    /// Handled.
+    Done(Next),
+    /// The call ran (or was refused); its reply waits for room in the queue (or is over the
+    /// peer's limit). The slot is freed once it is queued.
+    Reply {
+        id: u64,
+        outcome: Outcome,
+        slot: Option<Slot>,
+    },
+    /// Not a call it can handle without waiting: the frame, untouched.
+    Later(wire::Frame),
+}
+
 impl Conn<'_> {
     /// Reads frames until the peer leaves, breaks the protocol, goes idle, or the server shuts down.
     async fn read_loop(&self, reader: &mut Reader) -> End {
@@ -359,7 +374,20 @@ impl Conn<'_> {
                     Ok(this) => this,
                     Err(err) => return End::Violation(format!("bad frame: {err}")),
                 };
-                match self.on_frame(this, last_heard, &mut shutdown).await {
+                let next = match self.call_now(this, last_heard) {
+                    Now::Done(next) => next,
+                    Now::Reply { id, outcome, slot } => {
+                        let sent = send_reply(self.outbox, id, outcome, true).await;
+                        drop(slot);
+                        if sent.is_ok() {
+                            Next::Continue
+                        } else {
+                            Next::Stop(End::PeerClosed)
+                        }
+                    }
+                    Now::Later(this) => self.on_frame(this, last_heard, &mut shutdown).await,
+                };
+                match next {
                     Next::Continue => {}
                     Next::Stop(end) => {
                         self.outbox.flush();
@@ -373,6 +401,88 @@ impl Conn<'_> {
         }
     }
 
+    /// A call handled without waiting, the usual case (no future built for the frame): under its
+    /// rate, a slot free, the view answering on its first poll or becoming its own task, and room
+    /// for the reply. Anything else is for [`on_frame`](Self::on_frame) (`Later`, the frame
+    /// untouched), or for an awaited [`send_reply`] once the call has run (`Reply`).
+    fn call_now(&self, frame: wire::Frame, arrived: Instant) -> Now {
+        let Ok(Envelope::Call { id, view, payload }) = Envelope::decode(&frame.body) else {
+            return Now::Later(frame);
+        };
+        // The slot first: with none free the frame goes on untouched (its rate not yet counted).
+        let Some(slot) = self.in_flight.try_start() else {
+            return Now::Later(frame);
+        };
+        let (outcome, slot) = match self.throttled() {
+            Some(wait) => (Err(over_rate(wait)), None),
+            None => match self.start_call(id, view, payload, frame.held, slot, arrived) {
+                Some((outcome, slot)) => (outcome, Some(slot)),
+                None => return Now::Done(Next::Continue),
+            },
+        };
+        match try_reply(self.outbox, id, outcome) {
+            Ok(Ok(())) => Now::Done(Next::Continue),
+            Ok(Err(_)) => Now::Done(Next::Stop(End::PeerClosed)),
+            Err(outcome) => Now::Reply { id, outcome, slot },
+        }
+    }
+
+    /// Dispatches a call and polls it once here: a view that answers without waiting (most do)
+    /// costs no task, and its outcome comes back with its slot, to be freed once the reply is
+    /// queued. One that waits becomes its own task (holding the slot and the frame's share of the
+    /// budget until its reply is queued), so it never holds up the reader: `None`.
+    fn start_call(
+        &self,
+        id: u64,
+        view: &str,
+        payload: &[u8],
+        held: Option<wire::Reservation>,
+        slot: Slot,
+        arrived: Instant,
+    ) -> Option<(Outcome, Slot)> {
+        let req = Request::new(
+            self.peer,
+            Arc::clone(self.session),
+            self.link.id(),
+            self.server.clone(),
+            arrived,
+        );
+        let mut call = self.shared.router.dispatch(view, req, payload);
+        // Made only when someone listens: a disabled span still costs its fields.
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!("call", id, view)
+        } else {
+            tracing::Span::none()
+        };
+        // A query the view starts waits for the view's own task: it would hold the reader.
+        let first = crate::db::elsewhere(|| {
+            if span.is_disabled() {
+                call.as_mut().now_or_never()
+            } else {
+                span.in_scope(|| call.as_mut().now_or_never())
+            }
+        });
+        if let Some(outcome) = first {
+            drop(held);
+            return Some((outcome, slot));
+        }
+        let outbox = Arc::clone(self.outbox);
+        self.calls.spawn(super::logging::in_span(
+            async move {
+                let outcome = call.await;
+                // The request's share of the budget is done with once the view is: the reply
+                // pays for itself.
+                drop(held);
+                // The slot is held until the reply is queued, so a peer that does not read
+                // cannot make calls pile up.
+                let _ = send_reply(&outbox, id, outcome, false).await;
+                drop(slot);
+            },
+            span,
+        ));
+        None
+    }
+
     async fn on_frame(
         &self,
         frame: wire::Frame,
@@ -384,13 +494,7 @@ impl Conn<'_> {
         match Envelope::decode(&frame) {
             Ok(Envelope::Call { id, view, payload }) => {
                 if let Some(wait) = self.throttled() {
-                    let message = format!(
-                        "this session is over its call rate; retry in {} ms",
-                        wait.as_millis().max(1)
-                    );
-                    return match send_error(self.outbox, id, ErrorCode::Throttled, &message, true)
-                        .await
-                    {
+                    return match send_reply(self.outbox, id, Err(over_rate(wait)), true).await {
                         Ok(()) => Next::Continue,
                         Err(_) => Next::Stop(End::PeerClosed),
                     };
@@ -419,54 +523,13 @@ impl Conn<'_> {
                         slot
                     }
                 };
-                let req = Request::new(
-                    self.peer,
-                    Arc::clone(self.session),
-                    self.link.id(),
-                    self.server.clone(),
-                    arrived,
-                );
-                let call = self.shared.router.dispatch(view, req, payload);
-                // Made only when someone listens: a disabled span still costs its fields.
-                let span = if tracing::enabled!(tracing::Level::DEBUG) {
-                    tracing::debug_span!("call", id, view)
-                } else {
-                    tracing::Span::none()
-                };
-                // Poll the call once here: a view that answers without waiting (most do) costs no
-                // task. One that waits becomes its own task, so it never holds up the reader.
-                let mut call = call;
-                // A query the view starts waits for that task too: it would hold the reader.
-                let first = crate::db::elsewhere(|| {
-                    if span.is_disabled() {
-                        call.as_mut().now_or_never()
-                    } else {
-                        span.in_scope(|| call.as_mut().now_or_never())
-                    }
-                });
-                match first {
-                    Some(outcome) => {
-                        drop(held);
-                        if send_reply(self.outbox, id, outcome, true).await.is_err() {
-                            return Next::Stop(End::PeerClosed);
-                        }
-                        drop(slot);
-                    }
-                    None => {
-                        let outbox = Arc::clone(self.outbox);
-                        self.calls.spawn(super::logging::in_span(
-                            async move {
-                                let outcome = call.await;
-                                // The request's share of the budget is done with once the view
-                                // is: the reply pays for itself.
-                                drop(held);
-                                // The slot is held until the reply is queued, so a peer that
-                                // does not read cannot make calls pile up.
-                                let _ = send_reply(&outbox, id, outcome, false).await;
-                                drop(slot);
-                            },
-                            span,
-                        ));
+                if let Some((outcome, slot)) =
+                    self.start_call(id, view, payload, held, slot, arrived)
+                {
+                    let sent = send_reply(self.outbox, id, outcome, true).await;
+                    drop(slot);
+                    if sent.is_err() {
+                        return Next::Stop(End::PeerClosed);
                     }
                 }
                 Next::Continue
@@ -498,6 +561,44 @@ impl Conn<'_> {
                 Next::Stop(End::Violation(format!("malformed message: {err}")))
             }
             Err(err) => Next::Stop(End::Violation(err.to_string())),
+        }
+    }
+}
+
+/// What a call over its session's rate gets.
+fn over_rate(wait: Duration) -> (ErrorCode, String) {
+    let message = format!(
+        "this session is over its call rate; retry in {} ms",
+        wait.as_millis().max(1)
+    );
+    (ErrorCode::Throttled, message)
+}
+
+/// Queues the reply to a call answered on the reader when the queue has room now (the usual
+/// case: no future to build for it). The outcome comes back when the reply must wait for room or
+/// is over the peer's frame limit: [`send_reply`] handles both.
+fn try_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<Result<(), SendError>, Outcome> {
+    let sent = match &outcome {
+        Ok(bytes) => outbox.try_send_deferred(&Envelope::Reply {
+            id,
+            result: Ok(bytes),
+        }),
+        Err((code, message)) => outbox.try_send_deferred(&Envelope::Reply {
+            id,
+            result: Err(ErrorReply {
+                code: *code,
+                message,
+            }),
+        }),
+    };
+    match sent {
+        Err(SendError::Full | SendError::TooLarge(_)) => Err(outcome),
+        sent => {
+            if let Ok(bytes) = outcome {
+                // Copied into the queue: the buffer serves this thread's next reply.
+                wire::recycle(bytes);
+            }
+            Ok(sent)
         }
     }
 }

@@ -115,7 +115,7 @@ mod proptests;
 mod reader;
 mod transport;
 
-pub(crate) use budget::Budget;
+pub(crate) use budget::{Budget, Reservation};
 pub(crate) use byte_string::{decode, decode_owned, encode};
 pub(crate) use depth::from_bytes_exact;
 pub use depth::{DecodeError, MAX_DEPTH};

@@ -256,6 +256,11 @@ impl Outbox {
         self.queue(envelope, Mode::Wake)
     }
 
+    /// Like [`send_deferred`](Self::send_deferred) when there is room now; `Full` otherwise.
+    pub fn try_send_deferred(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
+        self.queue(envelope, Mode::Defer)
+    }
+
     /// Queues a small control frame (a new session token) even past the limit and the budget:
     /// it must not be lost, and it costs a few dozen bytes.
     pub fn send_control(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
