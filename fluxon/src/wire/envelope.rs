@@ -249,6 +249,21 @@ impl<'a> Envelope<'a> {
     /// Appends this envelope as a whole frame (length prefix and body) to `buf`; returns the body's
     /// length.
     pub(crate) fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
+        if let Some((index, id, name, payload)) = self.hot_parts() {
+            let mut head = [0u8; HEAD_ROOM];
+            if let Some(len) = Head::write(&mut head, index, id, name, payload.len()) {
+                // The length prefix and everything before the payload made on the stack, then
+                // two copies: no capacity check per byte.
+                let body = len - 4 + payload.len();
+                let prefix = u32::try_from(body)
+                    .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
+                head[..4].copy_from_slice(&prefix.to_be_bytes());
+                buf.reserve(len + payload.len());
+                buf.extend_from_slice(&head[..len]);
+                buf.extend_from_slice(payload);
+                return Ok(body);
+            }
+        }
         let start = buf.len();
         buf.extend_from_slice(&[0; 4]);
         match self.hot_parts() {
@@ -383,6 +398,55 @@ fn encode_direct(
     }
     put_varint(out, payload.len() as u64);
     out.put_slice(payload);
+}
+
+/// The most bytes a frame's head takes: the length prefix, the index, the id, the name's length
+/// and the name, the payload's length (varints of at most ten bytes).
+const HEAD_ROOM: usize = 64;
+/// The longest name whose frame head is made on the stack.
+const NAME_IN_HEAD: usize = HEAD_ROOM - 4 - 1 - 10 - 10 - 10;
+
+/// A hot envelope's frame up to its payload, with room for the length prefix at the start.
+struct Head;
+
+impl Head {
+    /// Writes the head into `head` (the first four bytes left for the prefix); returns its length,
+    /// or `None` for a name too long for [`HEAD_ROOM`].
+    fn write(
+        head: &mut [u8; HEAD_ROOM],
+        index: u8,
+        id: u64,
+        name: Option<&str>,
+        payload_len: usize,
+    ) -> Option<usize> {
+        if name.is_some_and(|name| name.len() > NAME_IN_HEAD) {
+            return None;
+        }
+        head[4] = index;
+        let mut at = 5 + write_varint(&mut head[5..], id);
+        match name {
+            Some(name) => {
+                at += write_varint(&mut head[at..], name.len() as u64);
+                head[at..at + name.len()].copy_from_slice(name.as_bytes());
+                at += name.len();
+            }
+            None => at += 1, // Result::Ok, a zero already there
+        }
+        at += write_varint(&mut head[at..], payload_len as u64);
+        Some(at)
+    }
+}
+
+/// Writes `value` as a varint at the start of `out` (at least ten bytes long); returns its length.
+fn write_varint(out: &mut [u8], mut value: u64) -> usize {
+    let mut at = 0;
+    while value >= 0x80 {
+        out[at] = (value as u8) | 0x80;
+        value >>= 7;
+        at += 1;
+    }
+    out[at] = value as u8;
+    at + 1
 }
 
 fn put_varint(out: &mut impl bytes::BufMut, mut value: u64) {
@@ -550,16 +614,24 @@ mod tests {
         }
     }
 
-    /// The direct encoding of the hot envelopes is byte for byte postcard's.
+    /// The direct encoding of the hot envelopes is byte for byte postcard's, with names short
+    /// and long enough for the frame's head to be made on the stack or not.
     #[test]
     fn direct_encoding_is_postcard() {
+        let names: Vec<String> = [0, 1, NAME_IN_HEAD, NAME_IN_HEAD + 1, 200]
+            .iter()
+            .map(|&n| "v".repeat(n))
+            .collect();
         for len in [0usize, 1, 127, 128, 300, 16_384, 70_000] {
             let payload = vec![0xa5u8; len];
-            for id in [0u64, 1, 127, 128, 1 << 40, u64::MAX] {
+            for (id, name) in [0u64, 1, 127, 128, 1 << 40, u64::MAX]
+                .into_iter()
+                .flat_map(|id| names.iter().map(move |name| (id, name.as_str())))
+            {
                 let cases = [
                     Envelope::Call {
                         id,
-                        view: "some_view",
+                        view: name,
                         payload: &payload,
                     },
                     Envelope::Reply {
@@ -568,7 +640,7 @@ mod tests {
                     },
                     Envelope::ReverseRequest {
                         id,
-                        name: "x",
+                        name,
                         payload: &payload,
                     },
                     Envelope::ReverseReply {
