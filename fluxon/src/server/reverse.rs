@@ -236,7 +236,9 @@ pub(crate) async fn send_many(strong: Vec<Arc<Link>>, name: &str, payload: Vec<u
     let payload: Arc<[u8]> = Arc::from(payload);
     let chunk = LINKS_PER_TASK;
     let links = Arc::new(links);
-    let tasks: Vec<_> = (0..links.len())
+    // The first chunk is sent from here while the tasks send the rest: the calling thread takes a
+    // share of the writes instead of only waiting for them.
+    let tasks: Vec<_> = (chunk..links.len())
         .step_by(chunk)
         .map(|start| {
             let (links, name, payload) =
@@ -247,7 +249,7 @@ pub(crate) async fn send_many(strong: Vec<Arc<Link>>, name: &str, payload: Vec<u
             })
         })
         .collect();
-    let mut sent = 0;
+    let mut sent = send_weak(&links[..chunk], &name, &payload);
     for task in tasks {
         sent += task.await.unwrap_or(0);
     }
