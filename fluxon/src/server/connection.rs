@@ -578,28 +578,32 @@ fn over_rate(wait: Duration) -> (ErrorCode, String) {
 /// case: no future to build for it). The outcome comes back when the reply must wait for room or
 /// is over the peer's frame limit: [`send_reply`] handles both.
 fn try_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<Result<(), SendError>, Outcome> {
-    let sent = match &outcome {
-        Ok(bytes) => outbox.try_send_deferred(&Envelope::Reply {
-            id,
-            result: Ok(bytes),
-        }),
-        Err((code, message)) => outbox.try_send_deferred(&Envelope::Reply {
-            id,
-            result: Err(ErrorReply {
-                code: *code,
-                message,
-            }),
-        }),
-    };
-    match sent {
+    match outbox.try_send_deferred(&reply_to(id, &outcome)) {
         Err(SendError::Full | SendError::TooLarge(_)) => Err(outcome),
         sent => {
-            if let Ok(bytes) = outcome {
-                // Copied into the queue: the buffer serves this thread's next reply.
-                wire::recycle(bytes);
-            }
+            queued(outcome);
             Ok(sent)
         }
+    }
+}
+
+/// The `Reply` envelope for a call's outcome.
+fn reply_to(id: u64, outcome: &Outcome) -> Envelope<'_> {
+    let result = match outcome {
+        Ok(bytes) => Ok(&bytes[..]),
+        Err((code, message)) => Err(ErrorReply {
+            code: *code,
+            message,
+        }),
+    };
+    Envelope::Reply { id, result }
+}
+
+/// An outcome whose reply is in the queue: its bytes were copied there, and the buffer serves
+/// this thread's next reply.
+fn queued(outcome: Outcome) {
+    if let Ok(bytes) = outcome {
+        wire::recycle(bytes);
     }
 }
 
@@ -611,19 +615,8 @@ async fn send_reply(
     outcome: Outcome,
     deferred: bool,
 ) -> Result<(), SendError> {
-    let sent = match outcome {
-        Ok(bytes) => {
-            let reply = Envelope::Reply {
-                id,
-                result: Ok(&bytes),
-            };
-            let sent = queue(outbox, &reply, deferred).await;
-            // Copied into the queue: the buffer serves this thread's next reply.
-            wire::recycle(bytes);
-            sent
-        }
-        Err((code, message)) => send_error(outbox, id, code, &message, deferred).await,
-    };
+    let sent = queue(outbox, &reply_to(id, &outcome), deferred).await;
+    queued(outcome);
     match sent {
         Err(SendError::TooLarge(size)) => {
             let message = format!("the reply is {size} bytes, over the client's frame limit");
