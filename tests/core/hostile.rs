@@ -2,8 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use fluxon::wire::{self, Capacity, Envelope, RefuseReason};
 use fluxon::{AsyncServer, ClientConfig, ConnectError};
+use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -301,4 +303,34 @@ async fn client_drops_a_server_that_stops_answering_and_resumes_elsewhere() {
         "the reconnect presented the session token"
     );
     drop(conn);
+}
+
+/// The server looks a call's view name up as the bytes that came (no UTF-8 check first), and
+/// remembers the view the connection called last: neither lets a wrong name through.
+#[tokio::test]
+async fn view_names_match_exactly_and_a_name_that_is_not_utf8_closes_that_peer() {
+    let server = start_default().await;
+    let good = connect(&server).await;
+    let mut peer = RawPeer::connect(&server).await;
+    peer.hello(None).await;
+    assert_eq!(
+        peer.call(1, "add", &(2i64, 3i64)).await,
+        Ok(postcard::to_allocvec(&5i64).unwrap())
+    );
+    // Names next to the one just called (a prefix, a longer one, another case) are not it.
+    for (id, name) in [(2, "ad"), (3, "addx"), (4, "Add"), (5, "")] {
+        let answer = peer.call(id, name, &(2i64, 3i64)).await;
+        assert_eq!(answer, Err(wire::ErrorCode::UnknownView), "{name:?}");
+    }
+    assert_eq!(
+        peer.call(6, "echo", &"hi").await,
+        Ok(postcard::to_allocvec(&"hi").unwrap())
+    );
+    // A call (index 3, id 7) whose name is the bytes FF FE: a malformed message.
+    let body = Bytes::from_static(&[3, 7, 2, 0xff, 0xfe, 0]);
+    peer.framed.send(body).await.expect("send");
+    let said = peer.read_to_close().await.expect("goodbye");
+    assert!(said.contains("malformed"), "{said}");
+    assert_eq!(good.call(add, &(1, 2)).await.unwrap(), 3);
+    server.shutdown().await;
 }

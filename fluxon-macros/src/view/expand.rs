@@ -53,7 +53,6 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
         .partition(|attr| attr.path().is_ident("doc"));
     let mut handler_sig = item.sig.clone();
     handler_sig.ident = format_ident!("handler", span = ident.span());
-    let block = &item.block;
 
     let payload_ty = match &view.payload_ty {
         Some(ty) => quote!(#ty),
@@ -96,7 +95,10 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
     } else {
         quote!(let () = payload;)
     };
-    let run = if view.is_async() {
+    let never_waits = view.never_waits();
+    let run = if never_waits {
+        quote!(#ident::handler_now(#args))
+    } else if view.is_async() {
         quote!(#ident::handler(#args).await)
     } else {
         quote!(::fluxon::__private::run_blocking(move || #ident::handler(#args)).await?)
@@ -109,6 +111,27 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
         name.value()
     );
 
+    let functions = functions(view, &handler_sig, &other_attrs);
+    let call_now = if never_waits {
+        quote! {
+            const NEVER_WAITS: bool = true;
+
+            fn call_now(
+                self,
+                req: ::fluxon::Request,
+                payload: <Self as ::fluxon::View>::Payload,
+            ) -> ::core::result::Result<
+                ::core::result::Result<<Self as ::fluxon::View>::Reply, ::fluxon::ViewError>,
+                (::fluxon::Request, <Self as ::fluxon::View>::Payload),
+            > {
+                #unused_payload
+                ::core::result::Result::Ok(#ident::finish(#run))
+            }
+        }
+    } else {
+        quote!()
+    };
+
     quote! {
         #(#docs)*
         #[doc = ""]
@@ -118,9 +141,12 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
         #vis struct #ident;
 
         impl #ident {
-            /// The view's function, as written.
-            #(#other_attrs)*
-            #vis #handler_sig #block
+            #functions
+
+            /// The view's output as the reply, or the error its client gets.
+            fn finish(output: #output_ty) -> ::core::result::Result<#reply_ty, ::fluxon::ViewError> {
+                #convert
+            }
         }
 
         impl ::fluxon::View for #ident {
@@ -136,11 +162,59 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
                 Output = ::core::result::Result<<Self as ::fluxon::View>::Reply, ::fluxon::ViewError>,
             > + ::core::marker::Send + 'static {
                 #unused_payload
-                async move {
-                    let output = #run;
-                    #convert
-                }
+                async move { #ident::finish(#run) }
             }
+
+            #call_now
+        }
+    }
+}
+
+/// The view's functions: `handler` as written; for a view that never waits, its body in a plain
+/// `handler_now` (what the server runs, with no future) and `handler` an `async fn` calling it.
+fn functions(
+    view: &ViewFn,
+    handler_sig: &syn::Signature,
+    other_attrs: &[&syn::Attribute],
+) -> TokenStream {
+    let item = &view.item;
+    let vis = &item.vis;
+    let block = &item.block;
+    if !view.never_waits() {
+        return quote! {
+            /// The view's function, as written.
+            #(#other_attrs)*
+            #vis #handler_sig #block
+        };
+    }
+    let mut now_sig = handler_sig.clone();
+    now_sig.asyncness = None;
+    now_sig.ident = format_ident!("handler_now", span = handler_sig.ident.span());
+    // The async `handler` forwards its parameters: a parameter written as a pattern gets a name.
+    let mut async_sig = handler_sig.clone();
+    let mut forwarded = Vec::new();
+    for (i, input) in async_sig.inputs.iter_mut().enumerate() {
+        if let syn::FnArg::Typed(typed) = input {
+            let name = match &*typed.pat {
+                syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    pat.ident.clone()
+                }
+                _ => format_ident!("arg{}", i),
+            };
+            *typed.pat = syn::parse_quote!(#name);
+            forwarded.push(name);
+        }
+    }
+    let ident = &item.sig.ident;
+    quote! {
+        /// The view's function, as written, with no `.await` in its body: the server runs it with
+        /// no future, and [`handler`](Self::handler) is its `async` form.
+        #(#other_attrs)*
+        #vis #now_sig #block
+
+        /// The view's function, as written.
+        #vis #async_sig {
+            #ident::handler_now(#(#forwarded),*)
         }
     }
 }

@@ -11,14 +11,15 @@ use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
 use super::link::{self, Opened};
-use super::pending::PendingCalls;
+use super::pending::{PendingCalls, Started, Up};
 use super::reading::{ReadSide, Reply};
 use super::reconnect;
 use super::reverse::{Handlers, ReverseRequests};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::armed::Stop;
 use crate::routing::View;
-use crate::wire::{Envelope, Outbox, SendError, SessionTokenBytes};
+use crate::wire::{Hot, Outbox, SendError, SessionTokenBytes};
+use std::task::Poll;
 
 /// The state of the connection, as callers see it.
 #[derive(Clone)]
@@ -39,7 +40,6 @@ pub(super) enum LinkState {
 pub(super) struct Inner {
     addr: String,
     pub(super) config: ClientConfig,
-    next_id: AtomicU64,
     pub(super) pending: Arc<PendingCalls>,
     pub(super) handlers: Handlers,
     link: watch::Sender<LinkState>,
@@ -58,6 +58,19 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Inner {
     pub(super) fn set_link(&self, state: LinkState) {
+        let up = match &state {
+            LinkState::Up {
+                outbox,
+                read,
+                max_frame,
+            } => Some(Up {
+                outbox: Arc::clone(outbox),
+                read: Arc::clone(read),
+                max_frame: *max_frame,
+            }),
+            LinkState::Down | LinkState::Closed => None,
+        };
+        self.pending.set_link(up);
         self.link.send_replace(state);
     }
 
@@ -126,6 +139,14 @@ struct PendingGuard<'a> {
     armed: bool,
 }
 
+impl PendingGuard<'_> {
+    /// Call `id` is registered: removed if the call gives up from now on.
+    fn arm(&mut self, id: u64) {
+        self.id = id;
+        self.armed = true;
+    }
+}
+
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
@@ -173,7 +194,6 @@ impl ConnectionHandler {
         let inner = Arc::new(Inner {
             addr,
             config,
-            next_id: AtomicU64::new(1),
             pending: Arc::new(PendingCalls::default()),
             handlers: Handlers::default(),
             link,
@@ -211,7 +231,7 @@ impl ConnectionHandler {
         R: DeserializeOwned,
     {
         let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
-        let reply = self.call_raw(view, &payload).await;
+        let reply = self.call_parts(view, [&payload, &[]]).await;
         crate::wire::recycle(payload);
         crate::wire::from_bytes_exact(&reply?).map_err(decode_error::<R>)
     }
@@ -228,85 +248,111 @@ impl ConnectionHandler {
         // any payload, borrowed ones included, and so goes element by element).
         // Not through a shared helper with `send_request`: one more future layer costs ~45
         // instructions a call (callgrind).
-        let payload = crate::wire::encode(payload).map_err(CallError::Encode)?;
-        let reply = self.call_raw(V::NAME, &payload).await;
-        crate::wire::recycle(payload);
+        let payload = crate::wire::encode_ref(payload).map_err(CallError::Encode)?;
+        let reply = self.call_parts(V::NAME, payload.parts()).await;
+        payload.done();
         crate::wire::decode_owned(reply?).map_err(decode_error::<V::Reply>)
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
+        self.call_parts(view, [payload, &[]]).await
+    }
+
+    /// [`call_raw`](Self::call_raw) with the payload's bytes in two pieces, sent one after the
+    /// other (a byte string's length, then its bytes: never copied together).
+    async fn call_parts(&self, view: &str, payload: [&[u8]; 2]) -> Result<Bytes, CallError> {
         let deadline = crate::timer::after(Instant::now(), self.call_timeout);
         let inner = &*self.inner;
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let call = Envelope::Call { id, view, payload };
+        let timeout = self.call_timeout;
+        // Connected and room in the queue (the usual case): numbered, registered with this task's
+        // waker and queued under one lock, with no wait. The deadline is kept by the sweeper: no
+        // timer per call.
+        let started = std::future::poll_fn(|cx| {
+            Poll::Ready(
+                inner
+                    .pending
+                    .start(cx.waker(), deadline, timeout, |id, outbox| {
+                        outbox.try_send(&Hot::call(id, view, payload))
+                    }),
+            )
+        })
+        .await;
         let mut guard = PendingGuard {
             pending: &inner.pending,
-            id,
+            id: 0,
             armed: false,
         };
-        // The waiter is always in place before the call can go out, so no reply comes back first.
-        // Its deadline is kept by the sweeper: no timer per call.
-        let fast = {
-            // Connected and room in the queue (the usual case): queued under a brief borrow of
-            // the link, with no wait.
-            let link = inner.link.borrow();
-            match &*link {
-                LinkState::Up {
-                    outbox,
-                    read,
-                    max_frame,
-                } => {
-                    let alone = inner.pending.insert(id, deadline, self.call_timeout);
-                    guard.armed = true;
-                    // A lone call is written from here (no wake-up of the writer task); with
-                    // others in flight it joins the queue, where calls share one write.
-                    let sent = if alone {
-                        outbox.try_send_direct(&call)
-                    } else {
-                        outbox.try_send(&call)
-                    };
-                    let retry = matches!(sent, Err(SendError::Full)).then(|| Arc::clone(outbox));
-                    // A lone call reads its reply itself (see `reading`); with others in flight
-                    // the link's task reads for all, as one reader serves a batch best.
-                    let read = alone.then(|| Arc::clone(read));
-                    Some((sent, read, retry, *max_frame))
+        // Registered in this same poll: the reply's first poll need not look at the table.
+        let reply = match started {
+            Started::Queued { id } => {
+                guard.arm(id);
+                Reply::registered(inner, id, None)
+            }
+            Started::Alone { id, link } => {
+                guard.arm(id);
+                // Written from here (no wake-up of the writer task), then read from here.
+                let call = Hot::call(id, view, payload);
+                match link.outbox.try_send_direct(&call) {
+                    Ok(()) => Reply::registered(inner, id, Some(link.read)),
+                    Err(why) => {
+                        self.refused(why, &link.outbox, &call, link.max_frame, deadline)
+                            .await?;
+                        Reply::new(inner, id)
+                    }
                 }
-                _ => None,
             }
-        };
-        let read = match fast {
-            Some((Ok(()), read, _, _)) => read,
-            Some((Err(SendError::Full), read, Some(outbox), max)) => {
-                self.send_waiting(&outbox, &call, max, deadline).await?;
-                read
+            Started::Refused {
+                id,
+                why,
+                outbox,
+                max,
+            } => {
+                guard.arm(id);
+                let call = Hot::call(id, view, payload);
+                self.refused(why, &outbox, &call, max, deadline).await?;
+                Reply::new(inner, id)
             }
-            Some((Err(SendError::TooLarge(size)), _, _, max)) => {
-                return Err(CallError::TooLarge { size, max })
-            }
-            Some(_) => return Err(CallError::Disconnected),
-            None => {
+            Started::Down => {
                 // Between connections: wait for the next one, within the call's time.
                 let (outbox, max) = timeout_at(deadline, self.wait_for_link())
                     .await
                     .map_err(|_| CallError::Timeout(self.call_timeout))??;
-                inner.pending.insert(id, deadline, self.call_timeout);
-                guard.armed = true;
+                let id = inner.pending.insert(deadline, timeout);
+                guard.arm(id);
+                let call = Hot::call(id, view, payload);
                 self.send_waiting(&outbox, &call, max, deadline).await?;
-                None
+                Reply::new(inner, id)
             }
         };
-        let result = Reply::new(inner, id, read).await;
+        let result = reply.await;
         // Taking the delivery removed the entry.
         guard.armed = false;
         result
+    }
+
+    /// A call the queue refused: waits for room if it was full (until the call's deadline),
+    /// otherwise says why it cannot go.
+    async fn refused(
+        &self,
+        why: SendError,
+        outbox: &Outbox,
+        call: &Hot<'_>,
+        max: usize,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        match why {
+            SendError::Full => self.send_waiting(outbox, call, max, deadline).await,
+            SendError::TooLarge(size) => Err(CallError::TooLarge { size, max }),
+            SendError::Closed => Err(CallError::Disconnected),
+        }
     }
 
     /// Queues a call, waiting for room until the call's deadline.
     async fn send_waiting(
         &self,
         outbox: &Outbox,
-        call: &Envelope<'_>,
+        call: &Hot<'_>,
         max: usize,
         deadline: Instant,
     ) -> Result<(), CallError> {

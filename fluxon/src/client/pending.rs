@@ -4,7 +4,12 @@
 //! A reply read by another task is left in its call's entry and the call's task woken; the call
 //! takes it out. No channel per call: the table is the meeting point, under the lock it takes
 //! anyway. (A call that reads its own reply, see `reading`, only removes its entry.)
+//!
+//! The table also holds the link calls go out on, and numbers the calls: a call is numbered,
+//! registered with its waker and queued on the link under one taking of the lock
+//! ([`PendingCalls::start`]), and is looked at again only once it is woken.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +21,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::reading::ReadSide;
 use super::CallError;
+use crate::wire::{Outbox, SendError};
 
 /// What a waiting call receives: the reply's bytes, or why there is none.
 pub(super) type Delivery = Result<Bytes, CallError>;
@@ -71,11 +78,55 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
-#[derive(Default)]
 struct Table {
-    calls: HashMap<u64, Waiting, std::hash::BuildHasherDefault<IdHasher>>,
+    calls: Calls,
+    /// The next call's id (ids start at 1).
+    next_id: u64,
+    /// The link calls go out on now; `None` between connections.
+    link: Option<Up>,
     /// When the sweeper will next look; `None` while it sleeps with nothing to wait for.
     sweep_at: Option<Instant>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            calls: HashMap::default(),
+            next_id: 1,
+            link: None,
+            sweep_at: None,
+        }
+    }
+}
+
+/// A connected link, as calls use it.
+#[derive(Clone)]
+pub(super) struct Up {
+    /// Where calls are queued.
+    pub outbox: Arc<Outbox>,
+    /// Where a call reads its own reply when it is the only one waiting.
+    pub read: Arc<ReadSide>,
+    /// The largest frame either side takes.
+    pub max_frame: usize,
+}
+
+/// What [`PendingCalls::start`] did with a call.
+pub(super) enum Started {
+    /// Registered and queued on the link behind other calls.
+    Queued { id: u64 },
+    /// Registered, not queued: the only call waiting, which writes itself straight to the socket
+    /// and reads its own reply (outside the table's lock: the reply comes back to a reader that
+    /// is already looking).
+    Alone { id: u64, link: Up },
+    /// Registered, but the link's queue refused it: full (wait for room) or over the frame limit.
+    Refused {
+        id: u64,
+        why: SendError,
+        outbox: Arc<Outbox>,
+        max: usize,
+    },
+    /// Between connections; not registered.
+    Down,
 }
 
 /// The calls of one client that await replies.
@@ -88,6 +139,38 @@ pub(super) struct PendingCalls {
     pub woken: Arc<AtomicUsize>,
 }
 
+type Calls = HashMap<u64, Waiting, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// Numbers a call from `next_id` and registers it in `calls`; its id, and whether it is the only
+/// one waiting.
+fn register(
+    calls: &mut Calls,
+    next_id: &mut u64,
+    waker: Option<Waker>,
+    deadline: Instant,
+    timeout: Duration,
+) -> (u64, bool) {
+    let id = *next_id;
+    *next_id += 1;
+    let alone = calls.is_empty();
+    let waiting = Waiting {
+        slot: Slot::Open(waker),
+        deadline,
+        timeout,
+    };
+    calls.insert(id, waiting);
+    (id, alone)
+}
+
+/// Whether `deadline` is earlier than the sweeper's next look (which it then becomes).
+fn take_earlier(sweep_at: &mut Option<Instant>, deadline: Instant) -> bool {
+    let earlier = sweep_at.is_none_or(|at| deadline < at);
+    if earlier {
+        *sweep_at = Some(deadline);
+    }
+    earlier
+}
+
 impl PendingCalls {
     fn lock(&self) -> MutexGuard<'_, Table> {
         // Every critical section is one map operation: a poisoned lock holds consistent data.
@@ -96,52 +179,96 @@ impl PendingCalls {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers call `id`, which times out at `deadline`; says whether it is the only call
-    /// waiting now.
-    pub fn insert(&self, id: u64, deadline: Instant, timeout: Duration) -> bool {
-        let mut table = self.lock();
-        let alone = table.calls.is_empty();
-        table.calls.insert(
-            id,
-            Waiting {
-                slot: Slot::Open(None),
-                deadline,
-                timeout,
-            },
+    /// The link calls go out on from now (`None`: none until the next connection).
+    pub fn set_link(&self, link: Option<Up>) {
+        self.lock().link = link;
+    }
+
+    /// Numbers a call that times out at `deadline` and registers it with `waker`; if a link is up
+    /// and other calls wait, queues it there with `send` (its id and the queue), all under one
+    /// taking of the lock. Whatever comes back with an id is registered: the caller removes it if
+    /// it gives up.
+    pub fn start(
+        &self,
+        waker: &Waker,
+        deadline: Instant,
+        timeout: Duration,
+        send: impl FnOnce(u64, &Outbox) -> Result<(), SendError>,
+    ) -> Started {
+        let mut guard = self.lock();
+        let table = &mut *guard;
+        let Some(link) = &table.link else {
+            return Started::Down;
+        };
+        let (id, alone) = register(
+            &mut table.calls,
+            &mut table.next_id,
+            Some(waker.clone()),
+            deadline,
+            timeout,
         );
-        let earlier = table.sweep_at.is_none_or(|at| deadline < at);
-        if earlier {
-            table.sweep_at = Some(deadline);
-        }
-        drop(table);
+        // Queued under the table's lock, so numbering and queueing keep one order.
+        let started = if alone {
+            Started::Alone {
+                id,
+                link: link.clone(),
+            }
+        } else {
+            match send(id, &link.outbox) {
+                Ok(()) => Started::Queued { id },
+                Err(why) => Started::Refused {
+                    id,
+                    why,
+                    outbox: Arc::clone(&link.outbox),
+                    max: link.max_frame,
+                },
+            }
+        };
+        let earlier = take_earlier(&mut table.sweep_at, deadline);
+        drop(guard);
         if earlier {
             self.sweep.notify_one();
         }
-        alone
+        started
+    }
+
+    /// Numbers and registers a call that times out at `deadline` (its waker comes with its first
+    /// poll); its id.
+    pub fn insert(&self, deadline: Instant, timeout: Duration) -> u64 {
+        let mut guard = self.lock();
+        let table = &mut *guard;
+        let (id, _) = register(
+            &mut table.calls,
+            &mut table.next_id,
+            None,
+            deadline,
+            timeout,
+        );
+        let earlier = take_earlier(&mut table.sweep_at, deadline);
+        drop(guard);
+        if earlier {
+            self.sweep.notify_one();
+        }
+        id
     }
 
     /// Call `id`'s delivery if it was handed over (taking it removes the entry); otherwise
     /// leaves `cx`'s waker in the entry for whoever hands it over.
     pub fn poll_slot(&self, id: u64, cx: &mut Context<'_>) -> Poll<Delivery> {
         let mut table = self.lock();
-        let Some(waiting) = table.calls.get_mut(&id) else {
+        let Entry::Occupied(mut entry) = table.calls.entry(id) else {
             // Never inserted, or forgotten: there is no reply to wait for.
             return Poll::Ready(Err(CallError::Disconnected));
         };
-        match &mut waiting.slot {
-            Slot::Open(waker) => {
-                if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *waker = Some(cx.waker().clone());
-                }
-                Poll::Pending
+        if let Slot::Open(waker) = &mut entry.get_mut().slot {
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
             }
-            Slot::Filled(_) => match table.calls.remove(&id) {
-                Some(Waiting {
-                    slot: Slot::Filled(delivery),
-                    ..
-                }) => Poll::Ready(delivery),
-                _ => Poll::Ready(Err(CallError::Disconnected)),
-            },
+            return Poll::Pending;
+        }
+        match entry.remove().slot {
+            Slot::Filled(delivery) => Poll::Ready(delivery),
+            Slot::Open(_) => Poll::Ready(Err(CallError::Disconnected)),
         }
     }
 
@@ -241,12 +368,14 @@ mod tests {
         let closed = CancellationToken::new();
         tokio::spawn(Arc::clone(&pending).sweep(closed.clone()));
         let now = Instant::now();
-        assert!(pending.insert(
-            1,
-            now + Duration::from_millis(50),
-            Duration::from_millis(50),
-        ));
-        assert!(!pending.insert(2, now + Duration::from_secs(60), Duration::from_secs(60)));
+        assert_eq!(
+            pending.insert(now + Duration::from_millis(50), Duration::from_millis(50)),
+            1
+        );
+        assert_eq!(
+            pending.insert(now + Duration::from_secs(60), Duration::from_secs(60)),
+            2
+        );
         pending.complete(2, Ok(Bytes::from_static(b"ok")));
         assert_eq!(&slot(&pending, 2).await.unwrap()[..], b"ok");
         let started = std::time::Instant::now();
@@ -256,16 +385,16 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_secs(5));
         // An earlier deadline than the sweeper's next look wakes it.
-        pending.insert(
-            3,
+        let id = pending.insert(
             Instant::now() + Duration::from_secs(60),
             Duration::from_secs(60),
         );
-        pending.insert(
-            4,
+        assert_eq!(id, 3);
+        let id = pending.insert(
             Instant::now() + Duration::from_millis(20),
             Duration::from_millis(20),
         );
+        assert_eq!(id, 4);
         assert!(matches!(
             slot(&pending, 4).await,
             Err(CallError::Timeout(_))

@@ -292,13 +292,30 @@ pub(super) struct Reply<'a> {
     inner: &'a Inner,
     id: u64,
     read: Option<Arc<ReadSide>>,
+    /// The call's entry has this poll's waker already: the first poll need not look at it.
+    registered: bool,
 }
 
 impl<'a> Reply<'a> {
-    /// The reply to call `id` (already in the table); read by the call itself from `read`'s
-    /// link if given, otherwise only awaited.
-    pub fn new(inner: &'a Inner, id: u64, read: Option<Arc<ReadSide>>) -> Self {
-        Reply { inner, id, read }
+    /// The reply to call `id` (already in the table), awaited.
+    pub fn new(inner: &'a Inner, id: u64) -> Self {
+        Reply {
+            inner,
+            id,
+            read: None,
+            registered: false,
+        }
+    }
+
+    /// The reply to call `id`, registered with the waker of the poll that is about to poll this
+    /// (in that same poll); read by the call itself from `read`'s link if given.
+    pub fn registered(inner: &'a Inner, id: u64, read: Option<Arc<ReadSide>>) -> Self {
+        Reply {
+            inner,
+            id,
+            read,
+            registered: true,
+        }
     }
 }
 
@@ -317,6 +334,10 @@ impl Future for Reply<'_> {
                 this.read = None;
                 return Poll::Ready(delivery);
             }
+        }
+        if std::mem::take(&mut this.registered) {
+            // A reply handed over since it was registered has woken this task: polled again.
+            return Poll::Pending;
         }
         this.inner.pending.poll_slot(this.id, cx)
     }

@@ -27,8 +27,9 @@ mod request;
 mod router;
 mod view;
 
+pub(crate) use request::Connection;
 pub use request::Request;
-pub(crate) use router::Outcome;
+pub(crate) use router::{Dispatched, Outcome, RoutedView};
 pub use router::{Router, RouterError, ViewEntry};
 pub use view::{BoxFuture, View, ViewError};
 

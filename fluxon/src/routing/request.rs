@@ -12,55 +12,69 @@ use crate::server::{ServerHandle, Session, UserId};
 /// Cheap to clone; a view may move it into tasks it spawns.
 #[derive(Clone)]
 pub struct Request {
+    /// What every call on the connection shares (one reference count per call, not one per part).
+    conn: Arc<Connection>,
+    received: Instant,
+}
+
+/// What the calls of one connection have in common.
+pub(crate) struct Connection {
     peer: SocketAddr,
     session: Arc<Session>,
-    /// The connection the call came on (its number in the session's links).
-    conn: u64,
+    /// The connection's number in the session's links.
+    link: u64,
     server: ServerHandle,
-    received: Instant,
+}
+
+impl Connection {
+    /// The context of the calls that come from `peer` on `session`'s link number `link`.
+    pub(crate) fn new(
+        peer: SocketAddr,
+        session: Arc<Session>,
+        link: u64,
+        server: ServerHandle,
+    ) -> Arc<Self> {
+        Arc::new(Connection {
+            peer,
+            session,
+            link,
+            server,
+        })
+    }
 }
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Request")
-            .field("peer", &self.peer)
-            .field("session", &self.session.id())
-            .field("user", &self.session.user_id())
+            .field("peer", &self.conn.peer)
+            .field("session", &self.conn.session.id())
+            .field("user", &self.conn.session.user_id())
             .finish_non_exhaustive()
     }
 }
 
 impl Request {
-    pub(crate) fn new(
-        peer: SocketAddr,
-        session: Arc<Session>,
-        conn: u64,
-        server: ServerHandle,
-        received: tokio::time::Instant,
-    ) -> Self {
+    pub(crate) fn new(conn: &Arc<Connection>, received: tokio::time::Instant) -> Self {
         Request {
-            peer,
-            session,
-            conn,
-            server,
+            conn: Arc::clone(conn),
             received: received.into_std(),
         }
     }
 
     /// The client's address.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
+        self.conn.peer
     }
 
     /// The session this call belongs to. It outlives the connection: a client that reconnects with
     /// its token keeps it.
     pub fn session_id(&self) -> SessionId {
-        self.session.id()
+        self.conn.session.id()
     }
 
     /// The user this session is logged in as, if any.
     pub fn user_id(&self) -> Option<UserId> {
-        self.session.user_id()
+        self.conn.session.user_id()
     }
 
     /// Binds this session to a user (the original's `request.login(user_id)`). Every connection of
@@ -72,24 +86,28 @@ impl Request {
     /// connections are closed. So a token someone learned before the login (planted on the
     /// client, or read off it) is of no use after it.
     pub fn login(&self, user_id: UserId) {
-        let token = self.server.sessions().login(&self.session, user_id);
+        let token = self
+            .conn
+            .server
+            .sessions()
+            .login(&self.conn.session, user_id);
         self.announce(token, true);
         // Anything kept for this user while they were away goes out now.
-        self.server.deliver_mailbox(user_id);
+        self.conn.server.deliver_mailbox(user_id);
     }
 
     /// Unbinds this session from its user; the session leaves its groups, and its token rotates
     /// (this connection's client is sent the new one).
     pub fn logout(&self) {
-        let token = self.server.sessions().logout(&self.session);
+        let token = self.conn.server.sessions().logout(&self.conn.session);
         self.announce(token, false);
     }
 
     /// Sends the session's new token to the connection this call came on; with `alone`, closes the
     /// session's other connections.
     fn announce(&self, token: crate::auth::SessionToken, alone: bool) {
-        for link in self.session.links() {
-            if link.id() == self.conn {
+        for link in self.conn.session.links() {
+            if link.id() == self.conn.link {
                 link.send_token(token.to_wire());
             } else if alone {
                 link.kick();
@@ -102,22 +120,22 @@ impl Request {
     /// Adds this session to a named group (for `reverse_request_group`); it leaves when the
     /// session ends.
     pub fn join_group(&self, group: &str) {
-        self.server.join_group(self.session.id(), group);
+        self.conn.server.join_group(self.conn.session.id(), group);
     }
 
     /// Removes this session from a group.
     pub fn leave_group(&self, group: &str) {
-        self.server.leave_group(self.session.id(), group);
+        self.conn.server.leave_group(self.conn.session.id(), group);
     }
 
     /// The server this call arrived at: for reverse requests, shutdown, counts.
     pub fn server(&self) -> &ServerHandle {
-        &self.server
+        &self.conn.server
     }
 
     /// The value of type `T` shared with [`Router::state`](crate::Router::state), if one was.
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.server.shared.router.get_state()
+        self.conn.server.shared.router.get_state()
     }
 
     /// The server's database: the [`AsyncDatabase`](crate::db::AsyncDatabase) given to the router
@@ -155,14 +173,15 @@ impl Request {
         plain: &str,
     ) -> Result<crate::db::Password, crate::auth::HashError> {
         let peer = self.peer_key().ip();
-        self.server
+        self.conn
+            .server
             .password_hasher()
             .hash_for(Some(peer), plain)
             .await
     }
 
     fn peer_key(&self) -> crate::server::PeerKey {
-        crate::server::PeerKey::new(self.peer.ip(), self.server.limits().ipv6_prefix)
+        crate::server::PeerKey::new(self.conn.peer.ip(), self.conn.server.limits().ipv6_prefix)
     }
 
     /// Logs this session in as the user with this username and password; returns the user's id.
@@ -187,7 +206,7 @@ impl Request {
         use crate::server::logins::{user_key, Admission};
         use crate::server::Counters;
         use crate::LoginError;
-        let shared = &self.server.shared;
+        let shared = &self.conn.server.shared;
         let counters = &shared.counters;
         let peer = self.peer_key();
         let user = user_key(username);
@@ -260,14 +279,15 @@ impl Request {
         max_size: Option<u64>,
     ) -> Result<crate::cloud::Grant, crate::cloud::GrantError> {
         let path = crate::cloud::CloudPath::parse(path)?;
-        let who = (self.session.id(), self.session.login_state());
-        self.server
+        let who = (self.conn.session.id(), self.conn.session.login_state());
+        self.conn
+            .server
             .grant_key()
             .grant(
                 operation,
                 &path,
                 who,
-                self.server.limits().grant_ttl,
+                self.conn.server.limits().grant_ttl,
                 max_size,
             )
             .map_err(|_| crate::cloud::GrantError::BadSignature)
@@ -275,7 +295,8 @@ impl Request {
 
     /// The server's cloud storage (owners, roles, permissions), if it has one.
     pub fn cloud(&self) -> Result<&crate::cloud::Cloud, crate::cloud::CloudError> {
-        self.server
+        self.conn
+            .server
             .shared
             .cloud
             .as_ref()

@@ -8,22 +8,40 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use super::view::BoxFuture;
-use super::{Request, View};
+use super::{Request, View, ViewError};
 use crate::auth::{AuthError, SessionKey};
 use crate::wire::ErrorCode;
 
 /// A call's outcome before it is put on the wire: reply bytes, or an error code and message.
-pub(crate) type Outcome = Result<Vec<u8>, (ErrorCode, String)>;
+pub(crate) type Outcome = Result<crate::wire::Encoded<Vec<u8>>, (ErrorCode, String)>;
+
+/// What running a call gave.
+pub(crate) enum Dispatched {
+    /// The view ran to its end (it never waits), or the call failed before it ran: the outcome.
+    Done(Outcome),
+    /// The view waits: its future, which yields the outcome.
+    Later(BoxFuture<Outcome>),
+}
 
 /// A view with its types erased: payload bytes in, reply bytes out.
 trait ErasedView: Send + Sync + 'static {
-    fn handle(&self, req: Request, payload: &[u8]) -> BoxFuture<Outcome>;
+    fn handle(&self, req: Request, payload: &[u8]) -> Dispatched;
+}
+
+impl<V: View> Typed<V> {
+    fn routed(view: V) -> RoutedView {
+        RoutedView {
+            name: V::NAME,
+            never_waits: V::NEVER_WAITS,
+            handler: Arc::new(Typed(view)),
+        }
+    }
 }
 
 struct Typed<V>(V);
 
 impl<V: View> ErasedView for Typed<V> {
-    fn handle(&self, req: Request, payload: &[u8]) -> BoxFuture<Outcome> {
+    fn handle(&self, req: Request, payload: &[u8]) -> Dispatched {
         let decoded = crate::wire::decode::<V::Payload>(payload);
         let payload: V::Payload = match decoded {
             Ok(payload) => payload,
@@ -33,24 +51,35 @@ impl<V: View> ErasedView for Typed<V> {
                     V::NAME,
                     std::any::type_name::<V::Payload>()
                 );
-                return Box::pin(std::future::ready(Err((ErrorCode::BadPayload, message))));
+                return Dispatched::Done(Err((ErrorCode::BadPayload, message)));
             }
         };
         let view = self.0;
-        // One box per call: the view's future, its panics caught, its reply encoded.
-        Box::pin(async move {
-            let called = AssertUnwindSafe(view.call(req, payload))
-                .catch_unwind()
-                .await;
-            match called {
-                Ok(Ok(reply)) => crate::wire::encode(&reply).map_err(|err| {
-                    let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
-                    (ErrorCode::Internal, message)
-                }),
-                Ok(Err(err)) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
-                Err(panic) => Err(panicked(V::NAME, panic.as_ref())),
-            }
-        })
+        match view.call_now(req, payload) {
+            // A view that never waits ran here: no future, and its panics are caught around this.
+            Ok(result) => Dispatched::Done(outcome::<V>(result)),
+            // One box per call that waits: the view's future, its panics caught, its reply encoded.
+            Err((req, payload)) => Dispatched::Later(Box::pin(async move {
+                let called = AssertUnwindSafe(view.call(req, payload))
+                    .catch_unwind()
+                    .await;
+                match called {
+                    Ok(result) => outcome::<V>(result),
+                    Err(panic) => Err(panicked(V::NAME, panic.as_ref())),
+                }
+            })),
+        }
+    }
+}
+
+/// A view's result as its reply's bytes, or the error its client gets.
+fn outcome<V: View>(result: Result<V::Reply, ViewError>) -> Outcome {
+    match result {
+        Ok(reply) => crate::wire::encode_owned(reply).map_err(|err| {
+            let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
+            (ErrorCode::Internal, message)
+        }),
+        Err(err) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
     }
 }
 
@@ -70,29 +99,27 @@ fn panicked(view: &str, panic: &(dyn Any + Send)) -> (ErrorCode, String) {
 
 /// One view, ready to be registered; made by [`views!`](crate::views).
 pub struct ViewEntry {
-    name: &'static str,
-    handler: Arc<dyn ErasedView>,
+    view: RoutedView,
 }
 
 impl ViewEntry {
     /// Wraps a view item (the unit struct `#[view]` made).
     pub fn of<V: View>(view: V) -> Self {
         ViewEntry {
-            name: V::NAME,
-            handler: Arc::new(Typed(view)),
+            view: Typed::routed(view),
         }
     }
 
     /// The name the view will be served under.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.view.name
     }
 }
 
 impl std::fmt::Debug for ViewEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ViewEntry")
-            .field("name", &self.name)
+            .field("name", &self.view.name)
             .finish()
     }
 }
@@ -123,9 +150,10 @@ pub enum RouterError {
 /// ```
 #[derive(Clone, Default)]
 pub struct Router {
-    /// Fixed-seed hashing: the keys are the app's own names (a peer only looks up), and SipHash
-    /// would cost more than the rest of a lookup.
-    views: HashMap<&'static str, Arc<dyn ErasedView>, foldhash::fast::FixedState>,
+    /// Keyed by the names' bytes, so a call's name is looked up as it came off the wire (a name
+    /// that matches is UTF-8). Fixed-seed hashing: the keys are the app's own names (a peer only
+    /// looks up), and SipHash would cost more than the rest of a lookup.
+    views: HashMap<&'static [u8], RoutedView, foldhash::fast::FixedState>,
     key: Option<SessionKey>,
     grant_key: Option<crate::cloud::GrantKey>,
     state: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
@@ -152,8 +180,9 @@ impl Router {
         views: impl IntoIterator<Item = ViewEntry>,
     ) -> Result<Self, RouterError> {
         for entry in views {
-            if self.views.insert(entry.name, entry.handler).is_some() {
-                return Err(RouterError::DuplicateView(entry.name));
+            let name = entry.view.name;
+            if self.views.insert(name.as_bytes(), entry.view).is_some() {
+                return Err(RouterError::DuplicateView(name));
             }
         }
         Ok(self)
@@ -186,7 +215,7 @@ impl Router {
 
     /// The registered names, sorted.
     pub fn view_names(&self) -> Vec<&'static str> {
-        let mut names: Vec<_> = self.views.keys().copied().collect();
+        let mut names: Vec<_> = self.views.values().map(|view| view.name).collect();
         names.sort_unstable();
         names
     }
@@ -200,18 +229,39 @@ impl Router {
     }
 }
 
-impl Router {
-    /// Finds a view and runs one call, catching panics in decoding or in the view.
-    pub(crate) fn dispatch(&self, view: &str, req: Request, payload: &[u8]) -> BoxFuture<Outcome> {
-        let Some((&view_name, handler)) = self.views.get_key_value(view) else {
-            let message = format!("no view named `{view}`");
-            return Box::pin(std::future::ready(Err((ErrorCode::UnknownView, message))));
-        };
-        // Decoding happens in `handle`, before its future exists: a panic there (a payload
-        // type's own `Deserialize`) is caught here, one in the view inside that future.
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler.handle(req, payload))) {
-            Ok(fut) => fut,
-            Err(panic) => Box::pin(std::future::ready(Err(panicked(view_name, panic.as_ref())))),
+/// A registered view, as calls find it.
+#[derive(Clone)]
+pub(crate) struct RoutedView {
+    name: &'static str,
+    /// The view runs where it is dispatched, never waiting (see [`View::NEVER_WAITS`]).
+    never_waits: bool,
+    handler: Arc<dyn ErasedView>,
+}
+
+impl RoutedView {
+    /// The name it is served under.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Whether a call of it is answered where it is dispatched (it never waits).
+    pub(crate) fn never_waits(&self) -> bool {
+        self.never_waits
+    }
+
+    /// Runs one call, catching panics in decoding, in the view (when it runs here) and in encoding
+    /// its reply; a panic in a view that waits is caught inside its future.
+    pub(crate) fn dispatch(&self, req: Request, payload: &[u8]) -> Dispatched {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.handle(req, payload))) {
+            Ok(dispatched) => dispatched,
+            Err(panic) => Dispatched::Done(Err(panicked(self.name, panic.as_ref()))),
         }
+    }
+}
+
+impl Router {
+    /// The view served under `name` (the bytes of a call's name, as they came), if any.
+    pub(crate) fn view(&self, name: &[u8]) -> Option<&RoutedView> {
+        self.views.get(name)
     }
 }

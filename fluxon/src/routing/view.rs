@@ -37,6 +37,24 @@ pub trait View: Copy + Send + Sync + 'static {
         req: Request,
         payload: Self::Payload,
     ) -> impl Future<Output = Result<Self::Reply, ViewError>> + Send + 'static;
+
+    /// Whether [`call_now`](View::call_now) runs the view (it never waits): the server then
+    /// needs no slot among the connection's calls in flight for it.
+    #[doc(hidden)]
+    const NEVER_WAITS: bool = false;
+
+    /// Runs the view to its end on this thread if it never waits (`#[view]` implements this for
+    /// an `async fn` with no `.await` in its body, no macro that could hide one and no attribute
+    /// but lints); otherwise gives the request and payload back, for [`call`](View::call). The
+    /// server answers such a call with no future made for it.
+    #[allow(clippy::type_complexity)]
+    fn call_now(
+        self,
+        req: Request,
+        payload: Self::Payload,
+    ) -> Result<Result<Self::Reply, ViewError>, (Request, Self::Payload)> {
+        Err((req, payload))
+    }
 }
 
 /// A view's failure, as its client sees it: the code `ViewFailed` and this message.

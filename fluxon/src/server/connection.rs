@@ -27,7 +27,7 @@ use super::stats::Counters;
 use super::{check_hello, refusal_message, HelloOk};
 use crate::armed::Armed;
 use crate::auth::SessionToken;
-use crate::routing::{Outcome, Request};
+use crate::routing::{Connection, Dispatched, Outcome, Request, RoutedView};
 use crate::timer::after;
 use crate::wire::{
     self, Envelope, ErrorCode, ErrorReply, FrameCodec, FrameReader, Outbox, RefuseReason,
@@ -121,14 +121,14 @@ pub(super) async fn serve(
         tokio::spawn(super::logging::in_span(writes, tracing::Span::current()))
     };
     let calls = TaskTracker::new();
+    let server = ServerHandle {
+        shared: Arc::clone(&shared),
+    };
     let conn = Conn {
         outbox: &outbox,
         shared: &shared,
-        server: ServerHandle {
-            shared: Arc::clone(&shared),
-        },
+        context: Connection::new(peer, Arc::clone(&session), link.id(), server),
         session: &session,
-        peer,
         calls: &calls,
         in_flight: &in_flight,
         link: &link,
@@ -247,15 +247,30 @@ async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) 
 struct Conn<'a> {
     outbox: &'a Arc<Outbox>,
     shared: &'a Arc<Shared>,
-    server: ServerHandle,
+    /// What every call's `Request` shares.
+    context: Arc<Connection>,
     session: &'a Arc<Session>,
-    peer: SocketAddr,
     calls: &'a TaskTracker,
     in_flight: &'a Arc<InFlight>,
     link: &'a Arc<Link>,
 }
 
-impl Conn<'_> {
+impl<'a> Conn<'a> {
+    /// The view served under `name` (a call's name as it came), if any. `last` is the view the
+    /// reader found last: a client mostly calls the same few, and comparing a name costs less
+    /// than looking it up.
+    fn view(&self, name: &[u8], last: &mut Option<&'a RoutedView>) -> Option<&'a RoutedView> {
+        if let Some(view) = *last {
+            if view.name().as_bytes() == name {
+                return Some(view);
+            }
+        }
+        let shared: &'a Shared = self.shared;
+        let view = shared.router.view(name)?;
+        *last = Some(view);
+        Some(view)
+    }
+
     /// How long this session must wait before its next call, when it is over its call rate.
     fn throttled(&self) -> Option<Duration> {
         let bucket = self.shared.call_rate.as_ref()?;
@@ -298,7 +313,7 @@ enum Now {
     Later(wire::Frame),
 }
 
-impl Conn<'_> {
+impl<'a> Conn<'a> {
     /// Reads frames until the peer leaves, breaks the protocol, goes idle, or the server shuts down.
     async fn read_loop(&self, reader: &mut Reader) -> End {
         let limits = &self.shared.limits;
@@ -317,6 +332,7 @@ impl Conn<'_> {
         // Polled until their wakers are in place, then only checked (see `armed`).
         let (mut shutdown_armed, mut kick_armed, mut tick_armed) =
             (Armed::default(), Armed::default(), Armed::default());
+        let mut last_view = None;
         loop {
             let event = {
                 let next = reader.next();
@@ -374,7 +390,7 @@ impl Conn<'_> {
                     Ok(this) => this,
                     Err(err) => return End::Violation(format!("bad frame: {err}")),
                 };
-                let next = match self.call_now(this, last_heard) {
+                let next = match self.call_now(this, last_heard, &mut last_view) {
                     Now::Done(next) => next,
                     Now::Reply { id, outcome, slot } => {
                         let sent = send_reply(self.outbox, id, outcome, true).await;
@@ -405,18 +421,37 @@ impl Conn<'_> {
     /// rate, a slot free, the view answering on its first poll or becoming its own task, and room
     /// for the reply. Anything else is for [`on_frame`](Self::on_frame) (`Later`, the frame
     /// untouched), or for an awaited [`send_reply`] once the call has run (`Reply`).
-    fn call_now(&self, frame: wire::Frame, arrived: Instant) -> Now {
-        let Ok(Envelope::Call { id, view, payload }) = Envelope::decode(&frame.body) else {
+    fn call_now(
+        &self,
+        frame: wire::Frame,
+        arrived: Instant,
+        last_view: &mut Option<&'a RoutedView>,
+    ) -> Now {
+        let Some((id, name, payload)) = wire::decode_call(&frame.body) else {
+            return Now::Later(frame);
+        };
+        // An unknown name (or one that is not UTF-8) is for `on_frame` to answer.
+        let Some(view) = self.view(name, last_view) else {
             return Now::Later(frame);
         };
         // The slot first: with none free the frame goes on untouched (its rate not yet counted).
-        let Some(slot) = self.in_flight.try_start() else {
-            return Now::Later(frame);
+        // A view that never waits is done before the reader reads on: it needs no slot, only
+        // room among the calls in flight (the reader is the only one to start calls).
+        let slot = if view.never_waits() {
+            if !self.in_flight.has_room() {
+                return Now::Later(frame);
+            }
+            None
+        } else {
+            match self.in_flight.try_start() {
+                Some(slot) => Some(slot),
+                None => return Now::Later(frame),
+            }
         };
         let (outcome, slot) = match self.throttled() {
             Some(wait) => (Err(over_rate(wait)), None),
             None => match self.start_call(id, view, payload, frame.held, slot, arrived) {
-                Some((outcome, slot)) => (outcome, Some(slot)),
+                Some((outcome, slot)) => (outcome, slot),
                 None => return Now::Done(Next::Continue),
             },
         };
@@ -428,40 +463,42 @@ impl Conn<'_> {
     }
 
     /// Dispatches a call and polls it once here: a view that answers without waiting (most do)
-    /// costs no task, and its outcome comes back with its slot, to be freed once the reply is
-    /// queued. One that waits becomes its own task (holding the slot and the frame's share of the
-    /// budget until its reply is queued), so it never holds up the reader: `None`.
+    /// costs no task, and its outcome comes back with its slot (if it took one), to be freed once
+    /// the reply is queued. One that waits becomes its own task (holding a slot, taken here if it
+    /// had none, and the frame's share of the budget until its reply is queued), so it never
+    /// holds up the reader: `None`.
     fn start_call(
         &self,
         id: u64,
-        view: &str,
+        view: &RoutedView,
         payload: &[u8],
         held: Option<wire::Reservation>,
-        slot: Slot,
+        slot: Option<Slot>,
         arrived: Instant,
-    ) -> Option<(Outcome, Slot)> {
-        let req = Request::new(
-            self.peer,
-            Arc::clone(self.session),
-            self.link.id(),
-            self.server.clone(),
-            arrived,
-        );
-        let mut call = self.shared.router.dispatch(view, req, payload);
+    ) -> Option<(Outcome, Option<Slot>)> {
+        let req = Request::new(&self.context, arrived);
         // Made only when someone listens: a disabled span still costs its fields.
-        let span = if tracing::enabled!(tracing::Level::DEBUG) {
-            tracing::debug_span!("call", id, view)
-        } else {
-            tracing::Span::none()
+        let span = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| tracing::debug_span!("call", id, view = view.name()));
+        let dispatched = match &span {
+            None => view.dispatch(req, payload),
+            Some(span) => span.in_scope(|| view.dispatch(req, payload)),
+        };
+        let mut call = match dispatched {
+            // The view never waits, or failed before it ran: no future was made for it.
+            Dispatched::Done(outcome) => {
+                drop(held);
+                return Some((outcome, slot));
+            }
+            Dispatched::Later(call) => call,
         };
         // A query the view starts waits for the view's own task: it would hold the reader.
-        let first = crate::db::elsewhere(|| {
-            if span.is_disabled() {
-                call.as_mut().now_or_never()
-            } else {
-                span.in_scope(|| call.as_mut().now_or_never())
-            }
+        let first = crate::db::elsewhere(|| match &span {
+            None => call.as_mut().now_or_never(),
+            Some(span) => span.in_scope(|| call.as_mut().now_or_never()),
         });
+        // The reader alone starts calls, and saw room for this one.
+        let slot = slot.or_else(|| self.in_flight.try_start());
         if let Some(outcome) = first {
             drop(held);
             return Some((outcome, slot));
@@ -478,7 +515,7 @@ impl Conn<'_> {
                 let _ = send_reply(&outbox, id, outcome, false).await;
                 drop(slot);
             },
-            span,
+            span.unwrap_or_else(tracing::Span::none),
         ));
         None
     }
@@ -523,8 +560,18 @@ impl Conn<'_> {
                         slot
                     }
                 };
+                let Some(view) = self.shared.router.view(view.as_bytes()) else {
+                    drop(slot);
+                    let message = format!("no view named `{view}`");
+                    return match send_error(self.outbox, id, ErrorCode::UnknownView, &message, true)
+                        .await
+                    {
+                        Ok(()) => Next::Continue,
+                        Err(_) => Next::Stop(End::PeerClosed),
+                    };
+                };
                 if let Some((outcome, slot)) =
-                    self.start_call(id, view, payload, held, slot, arrived)
+                    self.start_call(id, view, payload, held, Some(slot), arrived)
                 {
                     let sent = send_reply(self.outbox, id, outcome, true).await;
                     drop(slot);
@@ -587,23 +634,40 @@ fn try_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<Result<(), Se
     }
 }
 
-/// The `Reply` envelope for a call's outcome.
-fn reply_to(id: u64, outcome: &Outcome) -> Envelope<'_> {
-    let result = match outcome {
-        Ok(bytes) => Ok(&bytes[..]),
-        Err((code, message)) => Err(ErrorReply {
-            code: *code,
-            message,
+/// The `Reply` for a call's outcome, as a frame to queue.
+fn reply_to(id: u64, outcome: &Outcome) -> ReplyFrame<'_> {
+    match outcome {
+        Ok(reply) => ReplyFrame::Ok(wire::Hot::reply(id, reply.parts())),
+        Err((code, message)) => ReplyFrame::Err(Envelope::Reply {
+            id,
+            result: Err(ErrorReply {
+                code: *code,
+                message,
+            }),
         }),
-    };
-    Envelope::Reply { id, result }
+    }
 }
 
-/// An outcome whose reply is in the queue: its bytes were copied there, and the buffer serves
-/// this thread's next reply.
+/// A `Reply` frame: a reply's bytes in their pieces, or an error.
+enum ReplyFrame<'a> {
+    Ok(wire::Hot<'a>),
+    Err(Envelope<'a>),
+}
+
+impl wire::Framed for ReplyFrame<'_> {
+    fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
+        match self {
+            ReplyFrame::Ok(hot) => hot.encode_frame_into(buf),
+            ReplyFrame::Err(envelope) => envelope.encode_frame_into(buf),
+        }
+    }
+}
+
+/// An outcome whose reply is in the queue: its bytes were copied there, and a buffer it was
+/// encoded into serves this thread's next reply.
 fn queued(outcome: Outcome) {
-    if let Ok(bytes) = outcome {
-        wire::recycle(bytes);
+    if let Ok(reply) = outcome {
+        reply.done();
     }
 }
 
@@ -640,10 +704,14 @@ async fn send_error(
     queue(outbox, &reply, deferred).await
 }
 
-async fn queue(outbox: &Outbox, envelope: &Envelope<'_>, deferred: bool) -> Result<(), SendError> {
+async fn queue(
+    outbox: &Outbox,
+    frame: &impl wire::Framed,
+    deferred: bool,
+) -> Result<(), SendError> {
     if deferred {
-        outbox.send_deferred(envelope).await
+        outbox.send_deferred(frame).await
     } else {
-        outbox.send(envelope).await
+        outbox.send(frame).await
     }
 }

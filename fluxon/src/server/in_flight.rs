@@ -39,6 +39,11 @@ impl InFlight {
         self.running.load(Ordering::Acquire)
     }
 
+    /// Whether a slot is free now.
+    pub fn has_room(&self) -> bool {
+        self.running.load(Ordering::Acquire) < self.max
+    }
+
     /// A slot if one is free now.
     pub fn try_start(self: &Arc<Self>) -> Option<Slot> {
         let mut running = self.running.load(Ordering::Acquire);

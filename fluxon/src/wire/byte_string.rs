@@ -11,6 +11,7 @@
 //! away); every other type goes through serde as before.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 
 use bytes::{Buf, Bytes};
 use serde::de::DeserializeOwned;
@@ -23,7 +24,7 @@ use super::envelope::{byte_string_to_vec, to_vec};
 /// refusing bytes left over: a `Vec<u8>` whole, anything else through [`from_bytes_exact`].
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, DecodeError> {
     if is_byte_string::<T>() {
-        return cast(whole(bytes)?.to_vec());
+        return as_decoded(whole(bytes)?.to_vec());
     }
     from_bytes_exact(bytes)
 }
@@ -38,32 +39,135 @@ pub(crate) fn decode_owned<T: DeserializeOwned + 'static>(
     }
     let prefix = bytes.len() - whole(&bytes)?.len();
     bytes.advance(prefix);
-    cast(Vec::from(bytes))
+    as_decoded(Vec::from(bytes))
 }
 
 fn is_byte_string<T: 'static>() -> bool {
     TypeId::of::<T>() == TypeId::of::<Vec<u8>>()
 }
 
-/// `bytes` as the `T` it is; only called once [`is_byte_string`] said `T` is `Vec<u8>` (the
-/// error cannot happen, and is a decoding error rather than a panic).
-fn cast<T: 'static>(bytes: Vec<u8>) -> Result<T, DecodeError> {
-    let mut slot = Some(bytes);
+/// `value` as the `T` it is; only called once [`is_byte_string`] said one of them is `Vec<u8>`
+/// and the other too (`None` cannot happen: callers turn it into an error, never a panic).
+fn cast<F: 'static, T: 'static>(value: F) -> Option<T> {
+    let mut slot = Some(value);
     (&mut slot as &mut dyn Any)
         .downcast_mut::<Option<T>>()
         .and_then(Option::take)
-        .ok_or(DecodeError::Postcard(
-            postcard::Error::DeserializeBadEncoding,
-        ))
+}
+
+/// A decoded byte string as the `T` it is.
+fn as_decoded<T: 'static>(bytes: Vec<u8>) -> Result<T, DecodeError> {
+    cast(bytes).ok_or(DecodeError::Postcard(
+        postcard::Error::DeserializeBadEncoding,
+    ))
 }
 
 /// The bytes of one whole byte string, with nothing after it.
 fn whole(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    // A one-byte length that matches (every byte string under 128 bytes): read here; anything
+    // else goes to postcard, which also says what is wrong with bad bytes.
+    if let Some((&len, rest)) = bytes.split_first() {
+        if len < 0x80 && usize::from(len) == rest.len() {
+            return Ok(rest);
+        }
+    }
     let (whole, rest) = postcard::take_from_bytes::<&[u8]>(bytes)?;
     if !rest.is_empty() {
         return Err(postcard::Error::DeserializeBadEncoding.into());
     }
     Ok(whole)
+}
+
+/// A payload or reply as postcard bytes in two pieces, `head` then `body`: a byte string is its
+/// varint length and its own bytes, so it goes into a frame with no copy in between; anything
+/// else is nothing and its postcard bytes, in one of [`to_vec`]'s buffers.
+pub(crate) struct Encoded<B> {
+    head: [u8; 10],
+    head_len: u8,
+    body: B,
+    /// `body` is one of [`to_vec`]'s buffers, to give back once its bytes are queued.
+    buffered: bool,
+}
+
+impl<B: AsRef<[u8]>> Encoded<B> {
+    /// The two pieces, in wire order.
+    pub fn parts(&self) -> [&[u8]; 2] {
+        [&self.head[..usize::from(self.head_len)], self.body.as_ref()]
+    }
+
+    /// A byte string's length before its bytes.
+    fn byte_string(body: B) -> Self {
+        let mut head = [0u8; 10];
+        let len = body.as_ref().len();
+        let head_len = match u8::try_from(len) {
+            // Under 128 bytes (most): a one-byte length.
+            Ok(short) if short < 0x80 => {
+                head[0] = short;
+                1
+            }
+            _ => super::envelope::write_varint(&mut head, len as u64),
+        };
+        Encoded {
+            head,
+            head_len: head_len as u8,
+            body,
+            buffered: false,
+        }
+    }
+}
+
+impl<B> Encoded<B> {
+    fn buffer(body: B) -> Self {
+        Encoded {
+            head: [0; 10],
+            head_len: 0,
+            body,
+            buffered: true,
+        }
+    }
+}
+
+impl Encoded<Vec<u8>> {
+    /// Its bytes are queued: a buffer goes back for this thread's next value.
+    pub fn done(self) {
+        if self.buffered {
+            super::envelope::recycle(self.body);
+        }
+    }
+}
+
+impl Encoded<Cow<'_, [u8]>> {
+    /// Its bytes are queued: a buffer goes back for this thread's next value.
+    pub fn done(self) {
+        if let Cow::Owned(buffer) = self.body {
+            super::envelope::recycle(buffer);
+        }
+    }
+}
+
+/// Encodes a borrowed payload with postcard: a `Vec<u8>` as its length and the borrowed bytes,
+/// anything else through serde into one of [`to_vec`]'s buffers.
+pub(crate) fn encode_ref<T: Serialize + 'static>(
+    value: &T,
+) -> Result<Encoded<Cow<'_, [u8]>>, postcard::Error> {
+    match (value as &dyn Any).downcast_ref::<Vec<u8>>() {
+        Some(bytes) => Ok(Encoded::byte_string(Cow::Borrowed(&bytes[..]))),
+        None => Ok(Encoded::buffer(Cow::Owned(to_vec(value)?))),
+    }
+}
+
+/// Encodes an owned reply with postcard: a `Vec<u8>` as its length and the vector itself (no
+/// copy), anything else through serde into one of [`to_vec`]'s buffers.
+pub(crate) fn encode_owned<T: Serialize + 'static>(
+    value: T,
+) -> Result<Encoded<Vec<u8>>, postcard::Error> {
+    if is_byte_string::<T>() {
+        // Cannot fail: `T` is `Vec<u8>`.
+        return cast::<T, Vec<u8>>(value)
+            .map(Encoded::byte_string)
+            .ok_or(postcard::Error::SerializeBufferFull);
+    }
+    Ok(Encoded::buffer(to_vec(&value)?))
 }
 
 /// Encodes a payload or reply with postcard (through [`to_vec`]'s buffers): a

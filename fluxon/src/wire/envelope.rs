@@ -236,8 +236,8 @@ impl<'a> Envelope<'a> {
     pub fn encode(&self) -> Result<Bytes, WireError> {
         match self.hot_parts() {
             Some((index, id, name, payload)) => {
-                let mut out = Vec::with_capacity(direct_len(name, payload));
-                encode_direct(&mut out, index, id, name, payload);
+                let mut out = Vec::with_capacity(direct_len(name, payload.len()));
+                encode_direct(&mut out, index, id, name, [payload, &[]]);
                 Ok(Bytes::from(out))
             }
             None => postcard::to_allocvec(self)
@@ -249,33 +249,18 @@ impl<'a> Envelope<'a> {
     /// Appends this envelope as a whole frame (length prefix and body) to `buf`; returns the body's
     /// length.
     pub(crate) fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
-        let hot = self.hot_parts();
-        if let Some((index, id, name, payload)) = hot {
-            let mut head = [0u8; HEAD_ROOM];
-            if let Some(len) = write_head(&mut head, index, id, name, payload.len()) {
-                // The length prefix and everything before the payload made on the stack, then
-                // two copies: no capacity check per byte.
-                let body = len - 4 + payload.len();
-                let prefix = u32::try_from(body)
-                    .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
-                head[..4].copy_from_slice(&prefix.to_be_bytes());
-                buf.reserve(len + payload.len());
-                buf.extend_from_slice(&head[..len]);
-                buf.extend_from_slice(payload);
-                return Ok(body);
+        if let Some((index, id, name, payload)) = self.hot_parts() {
+            return Hot {
+                index,
+                id,
+                name,
+                payload: [payload, &[]],
             }
+            .encode_frame_into(buf);
         }
         let start = buf.len();
         buf.extend_from_slice(&[0; 4]);
-        match hot {
-            Some((index, id, name, payload)) => {
-                buf.reserve(direct_len(name, payload));
-                encode_direct(buf, index, id, name, payload);
-            }
-            None => {
-                *buf = postcard::to_extend(self, std::mem::take(buf)).map_err(WireError::Encode)?;
-            }
-        }
+        *buf = postcard::to_extend(self, std::mem::take(buf)).map_err(WireError::Encode)?;
         let body = buf.len() - start - 4;
         let prefix = u32::try_from(body)
             .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
@@ -302,20 +287,97 @@ impl<'a> Envelope<'a> {
     }
 }
 
+/// What an [`Outbox`](super::Outbox) queues: a whole frame, appended to its buffer.
+pub(crate) trait Framed {
+    /// Appends the frame (length prefix and body) to `buf`; returns the body's length.
+    fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError>;
+}
+
+impl Framed for Envelope<'_> {
+    fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
+        Envelope::encode_frame_into(self, buf)
+    }
+}
+
+/// A `Call`, a successful `Reply`, or their reverse twins, with the payload in two pieces that
+/// follow each other on the wire: a byte string's length and its bytes go out without first being
+/// copied together (see [`Encoded`](super::Encoded)). The same bytes as the [`Envelope`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hot<'a> {
+    index: u8,
+    id: u64,
+    name: Option<&'a str>,
+    payload: [&'a [u8]; 2],
+}
+
+impl<'a> Hot<'a> {
+    /// `Envelope::Call` of the payload `payload[0]` then `payload[1]`.
+    pub fn call(id: u64, view: &'a str, payload: [&'a [u8]; 2]) -> Self {
+        Hot {
+            index: 3,
+            id,
+            name: Some(view),
+            payload,
+        }
+    }
+
+    /// `Envelope::Reply` with `Ok` of the payload `payload[0]` then `payload[1]`.
+    pub fn reply(id: u64, payload: [&'a [u8]; 2]) -> Self {
+        Hot {
+            index: 4,
+            id,
+            name: None,
+            payload,
+        }
+    }
+}
+
+impl Framed for Hot<'_> {
+    fn encode_frame_into(&self, buf: &mut bytes::BytesMut) -> Result<usize, WireError> {
+        let Hot {
+            index,
+            id,
+            name,
+            payload: [first, second],
+        } = *self;
+        let payload_len = first.len() + second.len();
+        let mut head = [0u8; HEAD_ROOM];
+        if let Some(len) = write_head(&mut head, index, id, name, payload_len) {
+            // The length prefix and everything before the payload made on the stack, then the
+            // pieces copied in: no capacity check per byte.
+            let body = len - 4 + payload_len;
+            let prefix = u32::try_from(body)
+                .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
+            head[..4].copy_from_slice(&prefix.to_be_bytes());
+            buf.reserve(len + payload_len);
+            buf.extend_from_slice(&head[..len]);
+            buf.extend_from_slice(first);
+            if !second.is_empty() {
+                buf.extend_from_slice(second);
+            }
+            return Ok(body);
+        }
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        buf.reserve(direct_len(name, payload_len));
+        encode_direct(buf, index, id, name, [first, second]);
+        let body = buf.len() - start - 4;
+        let prefix = u32::try_from(body)
+            .map_err(|_| WireError::Encode(postcard::Error::SerializeBufferFull))?;
+        buf[start..start + 4].copy_from_slice(&prefix.to_be_bytes());
+        Ok(body)
+    }
+}
+
 /// Calls, successful replies and their reverse twins read directly: the same envelope postcard
 /// would give, for the inputs this accepts; anything else (errors, other kinds, long varints,
 /// bad input) is `None` and goes to postcard, which says what is wrong.
 fn decode_hot(body: &[u8]) -> Option<Envelope<'_>> {
     let (&index, rest) = body.split_first()?;
-    let (id, rest) = take_varint(rest)?;
     match index {
         3 | 5 => {
-            let (name, rest) = take_bytes(rest)?;
+            let (id, name, payload) = request_parts(rest)?;
             let name = std::str::from_utf8(name).ok()?;
-            let (payload, rest) = take_bytes(rest)?;
-            if !rest.is_empty() {
-                return None;
-            }
             Some(if index == 3 {
                 Envelope::Call {
                     id,
@@ -327,6 +389,7 @@ fn decode_hot(body: &[u8]) -> Option<Envelope<'_>> {
             })
         }
         4 | 6 => {
+            let (id, rest) = take_varint(rest)?;
             let (&0, rest) = rest.split_first()? else {
                 return None; // Err(..): postcard's
             };
@@ -348,6 +411,24 @@ fn decode_hot(body: &[u8]) -> Option<Envelope<'_>> {
         }
         _ => None,
     }
+}
+
+/// A `Call`'s id, view name and payload, the name as its bytes (not checked to be UTF-8: the
+/// server looks the bytes up among its views' names, which are). `None` for anything that is not
+/// a `Call` that [`decode_hot`] would read; [`Envelope::decode`] says what it is.
+pub(crate) fn decode_call(body: &[u8]) -> Option<(u64, &[u8], &[u8])> {
+    match body.split_first()? {
+        (3, rest) => request_parts(rest),
+        _ => None,
+    }
+}
+
+/// `id, name, payload` of a request, with nothing after them.
+fn request_parts(bytes: &[u8]) -> Option<(u64, &[u8], &[u8])> {
+    let (id, rest) = take_varint(bytes)?;
+    let (name, rest) = take_bytes(rest)?;
+    let (payload, rest) = take_bytes(rest)?;
+    rest.is_empty().then_some((id, name, payload))
 }
 
 /// A LEB128 varint of at most nine bytes (63 bits; longer ones are postcard's to judge).
@@ -376,8 +457,8 @@ fn take_bytes(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// An upper bound of the direct encoding's length.
-fn direct_len(name: Option<&str>, payload: &[u8]) -> usize {
-    1 + 10 + name.map_or(1, |n| n.len() + 5) + 5 + payload.len()
+fn direct_len(name: Option<&str>, payload_len: usize) -> usize {
+    1 + 10 + name.map_or(1, |n| n.len() + 5) + 5 + payload_len
 }
 
 /// `index, id, name?, payload` for a request, or `index, id, Ok, payload` for a successful reply.
@@ -386,7 +467,7 @@ fn encode_direct(
     index: u8,
     id: u64,
     name: Option<&str>,
-    payload: &[u8],
+    [first, second]: [&[u8]; 2],
 ) {
     out.put_u8(index);
     put_varint(out, id);
@@ -397,8 +478,9 @@ fn encode_direct(
         }
         None => out.put_u8(0), // Result::Ok
     }
-    put_varint(out, payload.len() as u64);
-    out.put_slice(payload);
+    put_varint(out, (first.len() + second.len()) as u64);
+    out.put_slice(first);
+    out.put_slice(second);
 }
 
 /// The most bytes a frame's head takes: the length prefix, the index, the id, the name's length
@@ -434,7 +516,7 @@ fn write_head(
 }
 
 /// Writes `value` as a varint at the start of `out` (at least ten bytes long); returns its length.
-fn write_varint(out: &mut [u8], mut value: u64) -> usize {
+pub(super) fn write_varint(out: &mut [u8], mut value: u64) -> usize {
     let mut at = 0;
     while value >= 0x80 {
         out[at] = (value as u8) | 0x80;

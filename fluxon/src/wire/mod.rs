@@ -116,10 +116,10 @@ mod reader;
 mod transport;
 
 pub(crate) use budget::{Budget, Reservation};
-pub(crate) use byte_string::{decode, decode_owned, encode};
+pub(crate) use byte_string::{decode, decode_owned, encode, encode_owned, encode_ref, Encoded};
 pub(crate) use depth::from_bytes_exact;
 pub use depth::{DecodeError, MAX_DEPTH};
-pub(crate) use envelope::{detach, recycle, to_vec};
+pub(crate) use envelope::{decode_call, detach, recycle, to_vec, Framed, Hot};
 pub use envelope::{Capacity, Envelope, ErrorCode, ErrorReply, RefuseReason, SessionTokenBytes};
 pub use error::WireError;
 pub use frame::{codec, FrameCodec};

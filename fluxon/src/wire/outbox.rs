@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use super::{Budget, Envelope};
+use super::{Budget, Framed};
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,21 +202,21 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `envelope`, waiting while the queue is over its limit.
-    pub async fn send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.send_as(envelope, Mode::Wake).await
+    /// Queues `frame`, waiting while the queue is over its limit.
+    pub async fn send(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.send_as(frame, Mode::Wake).await
     }
 
     /// Like [`send`](Self::send), but the writer is not woken for it: the caller writes what is
     /// queued with [`flush`](Self::flush) once it has queued a batch (a reader answering every
     /// call that came in one read), so a batch costs one system call and no task wake-up.
-    pub async fn send_deferred(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.send_as(envelope, Mode::Defer).await
+    pub async fn send_deferred(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.send_as(frame, Mode::Defer).await
     }
 
-    async fn send_as(&self, envelope: &Envelope<'_>, mode: Mode) -> Result<(), SendError> {
+    async fn send_as(&self, frame: &(impl Framed + ?Sized), mode: Mode) -> Result<(), SendError> {
         // Usually there is room: no waiter to register.
-        match self.queue(envelope, mode) {
+        match self.queue(frame, mode) {
             Err(SendError::Full) => {}
             done => return done,
         }
@@ -233,7 +233,7 @@ impl Outbox {
             if let Some(freed) = freed.as_mut().as_pin_mut() {
                 freed.enable();
             }
-            match self.queue(envelope, mode) {
+            match self.queue(frame, mode) {
                 Err(SendError::Full) => {
                     let budget_freed = async {
                         match freed.as_mut().as_pin_mut() {
@@ -251,28 +251,28 @@ impl Outbox {
         }
     }
 
-    /// Queues `envelope` if there is room now.
-    pub fn try_send(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, Mode::Wake)
+    /// Queues `frame` if there is room now.
+    pub fn try_send(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.queue(frame, Mode::Wake)
     }
 
     /// Like [`send_deferred`](Self::send_deferred) when there is room now; `Full` otherwise.
-    pub fn try_send_deferred(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, Mode::Defer)
+    pub fn try_send_deferred(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.queue(frame, Mode::Defer)
     }
 
     /// Queues a small control frame (a new session token) even past the limit and the budget:
     /// it must not be lost, and it costs a few dozen bytes.
-    pub fn send_control(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, Mode::Forced)
+    pub fn send_control(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.queue(frame, Mode::Forced)
     }
 
     /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
     /// the frame to the socket right here (what the socket takes now), so the writer task is woken
     /// only for what is left. For one-off frames to many connections (a broadcast): no task wake
     /// per connection. Calls' replies go through the queue, where they batch.
-    pub fn try_send_direct(&self, envelope: &Envelope<'_>) -> Result<(), SendError> {
-        self.queue(envelope, Mode::Direct)
+    pub fn try_send_direct(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        self.queue(frame, Mode::Direct)
     }
 
     /// Writes what is queued to the socket right here when the writer task is not writing (what
@@ -315,7 +315,7 @@ impl Outbox {
         true
     }
 
-    fn queue(&self, envelope: &Envelope<'_>, mode: Mode) -> Result<(), SendError> {
+    fn queue(&self, frame: &(impl Framed + ?Sized), mode: Mode) -> Result<(), SendError> {
         let forced = mode == Mode::Forced;
         let mut state = self.lock();
         if state.closed {
@@ -326,7 +326,7 @@ impl Outbox {
         }
         let was_empty = state.buf.is_empty();
         let start = state.buf.len();
-        let body = match envelope.encode_frame_into(&mut state.buf) {
+        let body = match frame.encode_frame_into(&mut state.buf) {
             Ok(body) => body,
             Err(_) => {
                 state.buf.truncate(start);
