@@ -1,7 +1,7 @@
 //! `ServerHandle`: the running server as views and background tasks see it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -150,8 +150,12 @@ impl ServerHandle {
         name: &str,
         payload: &P,
     ) -> bool {
-        self.send_to(self.shared.sessions.links_of_user(user), name, payload)
-            .await
+        self.send_to(
+            weak(self.shared.sessions.links_of_user(user)),
+            name,
+            payload,
+        )
+        .await
             > 0
     }
 
@@ -163,7 +167,7 @@ impl ServerHandle {
         payload: &P,
     ) -> bool {
         self.send_to(
-            self.shared.sessions.links_of_session(&session),
+            weak(self.shared.sessions.links_of_session(&session)),
             name,
             payload,
         )
@@ -178,8 +182,12 @@ impl ServerHandle {
         name: &str,
         payload: &P,
     ) -> usize {
-        self.send_to(self.shared.sessions.links_of_group(group), name, payload)
-            .await
+        self.send_to(
+            weak(self.shared.sessions.links_of_group(group)),
+            name,
+            payload,
+        )
+        .await
     }
 
     /// Sends a reverse request to every connected client; how many took it.
@@ -190,7 +198,7 @@ impl ServerHandle {
 
     async fn send_to<P: Serialize + ?Sized>(
         &self,
-        links: Vec<Arc<Link>>,
+        links: Vec<Weak<Link>>,
         name: &str,
         payload: &P,
     ) -> usize {
@@ -352,4 +360,9 @@ impl ServerHandle {
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.shared.sessions
     }
+}
+
+/// The links held weakly, for [`reverse::send_many`].
+fn weak(links: Vec<Arc<Link>>) -> Vec<Weak<Link>> {
+    links.iter().map(Arc::downgrade).collect()
 }

@@ -225,10 +225,7 @@ fn send_weak(links: &[Weak<Link>], name: &str, payload: &[u8]) -> usize {
 /// request (its connection ends while the broadcast is still going) is closed by its own
 /// connection's task, not by the broadcast dropping the last handle on it, which would make the
 /// caller pay a socket close per departed client before `broadcast` returns.
-pub(crate) async fn send_many(strong: Vec<Arc<Link>>, name: &str, payload: Vec<u8>) -> usize {
-    let links: Vec<Weak<Link>> = strong.iter().map(Arc::downgrade).collect();
-    // Nothing is sent yet: every connection still holds its own handle.
-    drop(strong);
+pub(crate) async fn send_many(links: Vec<Weak<Link>>, name: &str, payload: Vec<u8>) -> usize {
     if links.len() <= LINKS_PER_TASK {
         return send_weak(&links, name, &payload);
     }

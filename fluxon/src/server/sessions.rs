@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -479,10 +479,16 @@ impl Sessions {
         self.links_of(|tables| tables.groups.get(group))
     }
 
-    /// Every open connection.
-    pub fn all_links(&self) -> Vec<Arc<Link>> {
-        let sessions: Vec<Arc<Session>> = lock(&self.tables).sessions.values().cloned().collect();
-        gather_links(&sessions)
+    /// Every open connection, held weakly (for a broadcast: see
+    /// [`send_many`](super::reverse::send_many)). Gathered in one pass under the table's lock (a
+    /// session's own lock is only ever held alone, so taking it inside is safe).
+    pub fn all_links(&self) -> Vec<Weak<Link>> {
+        let tables = lock(&self.tables);
+        let mut links = Vec::with_capacity(tables.sessions.len());
+        for session in tables.sessions.values() {
+            links.extend(lock(&session.links).iter().map(Arc::downgrade));
+        }
+        links
     }
 
     /// Adds a session to a group; `false` if there is no such session.

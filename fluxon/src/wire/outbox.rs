@@ -56,6 +56,20 @@ enum Mode {
     Forced,
 }
 
+/// The largest frame [`Outbox::try_send_direct`] encodes in its thread's scratch buffer (larger
+/// ones are encoded in the queue itself).
+const SCRATCH_MAX: usize = 64 * 1024;
+
+/// What [`Outbox::write_through`] did with a frame.
+enum Through {
+    /// The socket took all of it.
+    Written,
+    /// The socket took part (or none) of it; the rest is queued for the writer task.
+    Left,
+    /// Too large to go through the scratch buffer: it is queued, unwritten and not yet paid for.
+    Queued,
+}
+
 /// The server-wide budget a queue pays from, and what it may hold without paying.
 struct Paying {
     budget: Arc<Budget>,
@@ -270,7 +284,9 @@ impl Outbox {
     /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
     /// the frame to the socket right here (what the socket takes now), so the writer task is woken
     /// only for what is left. For one-off frames to many connections (a broadcast): no task wake
-    /// per connection. Calls' replies go through the queue, where they batch.
+    /// per connection, and (for a frame within the queue's allowance) no allocation either: the
+    /// frame is made in a buffer of the calling thread's. Calls' replies go through the queue,
+    /// where they batch.
     pub fn try_send_direct(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
         self.queue(frame, Mode::Direct)
     }
@@ -315,6 +331,52 @@ impl Outbox {
         true
     }
 
+    /// Encodes `frame` in this thread's scratch buffer and writes what the socket takes, so that
+    /// a frame to an idle connection allocates nothing and touches no buffer of the connection's
+    /// own (a broadcast writes to thousands of them). The caller holds the lock, has checked that
+    /// nothing is queued or being written, and `socket` is this queue's.
+    ///
+    /// A frame larger than what the queue may hold without paying (or than [`SCRATCH_MAX`]) is
+    /// moved into the queue unwritten instead ([`Through::Queued`]), for the usual path to check
+    /// against the budget before a byte of it goes out.
+    fn write_through(
+        &self,
+        state: &mut State,
+        socket: &dyn DirectWrite,
+        frame: &(impl Framed + ?Sized),
+    ) -> Result<Through, SendError> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+        }
+        let free = self
+            .paying
+            .as_ref()
+            .map_or(SCRATCH_MAX, |paying| paying.allowance.min(SCRATCH_MAX));
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let body = frame
+                .encode_frame_into(scratch)
+                .map_err(|_| SendError::TooLarge(0))?;
+            if body > self.max_frame {
+                return Err(SendError::TooLarge(body));
+            }
+            if scratch.len() > free {
+                // The queue is empty: the frame becomes its contents, without a copy.
+                std::mem::swap(&mut state.buf, scratch);
+                scratch.clear();
+                return Ok(Through::Queued);
+            }
+            // Any error (the peer gone) leaves the rest to the writer task, which reports it.
+            let written = socket.try_write(scratch).unwrap_or(0);
+            if written == scratch.len() {
+                return Ok(Through::Written);
+            }
+            // What is left fits in the allowance: nothing to pay.
+            state.buf.extend_from_slice(&scratch[written..]);
+            Ok(Through::Left)
+        })
+    }
+
     fn queue(&self, frame: &(impl Framed + ?Sized), mode: Mode) -> Result<(), SendError> {
         let forced = mode == Mode::Forced;
         let mut state = self.lock();
@@ -325,24 +387,43 @@ impl Outbox {
             return Err(SendError::Full);
         }
         let was_empty = state.buf.is_empty();
-        let start = state.buf.len();
-        let body = match frame.encode_frame_into(&mut state.buf) {
-            Ok(body) => body,
-            Err(_) => {
-                state.buf.truncate(start);
-                return Err(SendError::TooLarge(0));
+        let direct = mode == Mode::Direct && was_empty && !state.writing;
+        let through = match self.direct.get() {
+            Some(socket) if direct => {
+                Some(self.write_through(&mut state, socket.as_ref(), frame)?)
+            }
+            _ => None,
+        };
+        // Where this frame starts in the queue.
+        let start = match through {
+            Some(Through::Written) => return Ok(()),
+            Some(Through::Left) => {
+                drop(state);
+                self.wake.notify_one();
+                return Ok(());
+            }
+            Some(Through::Queued) => 0,
+            None => {
+                let start = state.buf.len();
+                let body = match frame.encode_frame_into(&mut state.buf) {
+                    Ok(body) => body,
+                    Err(_) => {
+                        state.buf.truncate(start);
+                        return Err(SendError::TooLarge(0));
+                    }
+                };
+                if body > self.max_frame {
+                    state.buf.truncate(start);
+                    return Err(SendError::TooLarge(body));
+                }
+                start
             }
         };
-        if body > self.max_frame {
-            state.buf.truncate(start);
-            return Err(SendError::TooLarge(body));
-        }
         if !self.settle(&mut state) && !forced {
             // Over the allowance and the server's budget is spent: not now.
             state.buf.truncate(start);
             return Err(SendError::Full);
         }
-        let direct = mode == Mode::Direct && was_empty && !state.writing;
         if direct && self.write_direct(&mut state) && state.buf.is_empty() {
             return Ok(());
         }
@@ -636,5 +717,121 @@ mod tests {
             outbox.send(&Envelope::Ping { nonce: 1 }).await,
             Err(SendError::Closed)
         );
+    }
+
+    /// A loopback TCP pair: the server's write half shared by the outbox (direct writes) and its
+    /// writer task, and the client's end.
+    async fn direct_pair(
+        outbox: &Arc<Outbox>,
+    ) -> (tokio::task::JoinHandle<()>, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        let (_read, write) = accepted.unwrap().0.into_split();
+        let write = Arc::new(write);
+        outbox.set_direct(Arc::clone(&write) as Arc<dyn DirectWrite>);
+        let writer = {
+            let outbox = Arc::clone(outbox);
+            tokio::spawn(async move {
+                let _keep_read_half = _read;
+                outbox
+                    .write_to(SharedWriteHalf(write), Duration::from_secs(5), || false)
+                    .await
+            })
+        };
+        (writer, client.unwrap())
+    }
+
+    #[tokio::test]
+    async fn direct_frames_cut_short_by_a_full_socket_arrive_whole_and_in_order() {
+        let budget = Budget::new(1 << 30);
+        let outbox = Outbox::paying(64 << 20, 1 << 20, Arc::clone(&budget), 1024);
+        let (writer, client) = direct_pair(&outbox).await;
+        // Nobody reads yet: the socket fills, direct writes are cut short and the rest queues.
+        // Sizes alternate around the allowance: small frames go through the scratch buffer,
+        // large ones through the queue.
+        let sizes = [10usize, 3000, 700, 1023, 200_000, 1];
+        let mut sent = 0u64;
+        for round in 0..400u64 {
+            let size = sizes[round as usize % sizes.len()];
+            let payload = vec![(round % 251) as u8; size];
+            outbox
+                .try_send_direct(&Envelope::Reply {
+                    id: round,
+                    result: Ok(&payload),
+                })
+                .unwrap();
+            sent += 1;
+        }
+        assert!(
+            budget.in_use() > 0,
+            "what the socket did not take is paid for"
+        );
+        outbox.close();
+        let mut frames = FramedRead::new(client, codec(1 << 20));
+        for round in 0..sent {
+            let frame = tokio::time::timeout(Duration::from_secs(5), frames.next())
+                .await
+                .expect("a frame within 5 s")
+                .unwrap()
+                .unwrap();
+            let size = sizes[round as usize % sizes.len()];
+            match Envelope::decode(&frame).unwrap() {
+                Envelope::Reply {
+                    id,
+                    result: Ok(payload),
+                } => {
+                    assert_eq!(id, round);
+                    assert_eq!(payload, vec![(round % 251) as u8; size].as_slice());
+                }
+                other => panic!("not a reply: {other:?}"),
+            }
+        }
+        writer.await.unwrap();
+        assert_eq!(budget.in_use(), 0, "everything written is given back");
+    }
+
+    #[tokio::test]
+    async fn a_direct_frame_over_the_allowance_is_refused_whole_while_the_budget_is_spent() {
+        let budget = Budget::new(64 * 1024);
+        let outbox = Outbox::paying(1 << 20, 1 << 20, Arc::clone(&budget), 256);
+        let (writer, client) = direct_pair(&outbox).await;
+        assert!(
+            budget.try_take_raw(64 * 1024),
+            "someone else holds the whole budget"
+        );
+        let big = vec![7u8; 4000];
+        assert_eq!(
+            outbox.try_send_direct(&Envelope::Reply {
+                id: 1,
+                result: Ok(&big)
+            }),
+            Err(SendError::Full)
+        );
+        // A small one still goes out (within the allowance), and is the first frame the peer sees.
+        outbox
+            .try_send_direct(&Envelope::Ping { nonce: 9 })
+            .unwrap();
+        budget.give(64 * 1024);
+        outbox
+            .try_send_direct(&Envelope::Reply {
+                id: 2,
+                result: Ok(&big),
+            })
+            .unwrap();
+        outbox.close();
+        writer.await.unwrap();
+        // The last handle on the socket: the peer sees the end once everything is read.
+        drop(outbox);
+        let mut frames = FramedRead::new(client, codec(1 << 20));
+        assert_eq!(
+            Envelope::decode(&frames.next().await.unwrap().unwrap()).unwrap(),
+            Envelope::Ping { nonce: 9 }
+        );
+        assert!(matches!(
+            Envelope::decode(&frames.next().await.unwrap().unwrap()).unwrap(),
+            Envelope::Reply { id: 2, result: Ok(p) } if p == big.as_slice()
+        ));
+        assert!(frames.next().await.is_none(), "nothing else was written");
     }
 }
