@@ -5,7 +5,8 @@
 //!
 //! Five operations (insert 1 row; insert 100 rows in a transaction; select by id; load 1,000 rows;
 //! a foreign-key join of 1,000 rows). Each timing sample is a batch of the operation, divided by
-//! the batch size; contenders take turns batch by batch; the table shows the median per operation
+//! the batch size; contenders take turns batch by batch, in an order that rotates every rep; the
+//! table shows the median per operation
 //! and, for async minus sync, the median of the differences between adjacent batches. Then 16
 //! tasks reading at once on `AsyncDatabase` against 16 threads on `Database`.
 
@@ -15,12 +16,15 @@ use anyhow::Context;
 use fluxon_bench::db::{concurrency, diesel_side, fluxon_side, rusqlite_side, Op};
 use fluxon_bench::stats::median;
 
+/// Operations per timing sample: a few milliseconds each, so that one hiccup of the machine moves
+/// a sample little (with 4-8 operations a batch the differences between adjacent batches swung by
+/// +-80 us on the longer operations from run to run).
 fn batch(op: Op) -> usize {
     match op {
-        Op::InsertOne => 100,
-        Op::Insert100 => 4,
-        Op::SelectById => 1000,
-        Op::Load1000 | Op::Join1000 => 8,
+        Op::InsertOne => 200,
+        Op::Insert100 => 16,
+        Op::SelectById => 2000,
+        Op::Load1000 | Op::Join1000 => 32,
     }
 }
 
@@ -91,24 +95,40 @@ fn main() -> anyhow::Result<()> {
         // async minus sync, batch by batch (adjacent batches: the machine's drift cancels).
         let mut paired: [Vec<f64>; 2] = Default::default();
         for rep in 0..=reps {
-            let r = time(n, expect, || raw.run(op))?;
-            let d = time(n, if op == Op::InsertOne { 1 } else { expect }, || {
-                diesel.run(op)
-            })?;
-            let s = time(n, expect, || sync.run(op))?;
-            let mut contender = asynchronous.take().context("async contender")?;
-            // One task awaiting its queries one after another: first on the runtime's entry
-            // thread (`block_on`), then as a task on a worker, where a server's views run.
-            let (a, back) = runtime.block_on(async move {
-                let took = time_async(n, expect, &mut contender, op).await?;
-                Ok::<_, anyhow::Error>((took, contender))
-            })?;
-            let (w, back) = runtime.block_on(runtime.spawn(async move {
-                let mut contender = back;
-                let took = time_async(n, expect, &mut contender, op).await?;
-                Ok::<_, anyhow::Error>((took, contender))
-            }))??;
-            asynchronous = Some(back);
+            // The contenders take turns in an order that rotates each rep: what one leaves behind
+            // (a WAL to checkpoint, a cache to refill) does not always fall on the same next one.
+            let mut took = [Duration::ZERO; 5];
+            for turn in 0..5 {
+                let who = (turn + rep) % 5;
+                took[who] = match who {
+                    0 => time(n, expect, || raw.run(op))?,
+                    1 => time(n, if op == Op::InsertOne { 1 } else { expect }, || {
+                        diesel.run(op)
+                    })?,
+                    2 => time(n, expect, || sync.run(op))?,
+                    // One task awaiting its queries one after another: on the runtime's entry
+                    // thread (`block_on`), and as a task on a worker, where a server's views run.
+                    3 => {
+                        let mut contender = asynchronous.take().context("async contender")?;
+                        let (took, back) = runtime.block_on(async move {
+                            let took = time_async(n, expect, &mut contender, op).await?;
+                            Ok::<_, anyhow::Error>((took, contender))
+                        })?;
+                        asynchronous = Some(back);
+                        took
+                    }
+                    _ => {
+                        let mut contender = asynchronous.take().context("async contender")?;
+                        let (took, back) = runtime.block_on(runtime.spawn(async move {
+                            let took = time_async(n, expect, &mut contender, op).await?;
+                            Ok::<_, anyhow::Error>((took, contender))
+                        }))??;
+                        asynchronous = Some(back);
+                        took
+                    }
+                };
+            }
+            let [r, d, s, a, w] = took;
             if rep == 0 {
                 continue; // warm-up
             }
