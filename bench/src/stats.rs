@@ -39,9 +39,36 @@ pub fn resident_bytes() -> u64 {
     pages * 4096
 }
 
+/// The median of the ratios `a[i] / b[i]` of samples taken side by side (same rep): a slow drift
+/// of the machine, which moves both samples of a pair alike, cancels out of each ratio, where a
+/// ratio of two medians would take each from a different moment. `NaN` without pairs.
+pub fn paired_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    if ratios.is_empty() {
+        return f64::NAN;
+    }
+    median(&ratios)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_ratios_cancel_a_drift_that_moves_both_alike() {
+        // The machine slows down three-fold halfway; each pair still says 2x.
+        let a = [2.0, 2.0, 6.0, 6.0, 6.0];
+        let b = [1.0, 1.0, 3.0, 3.0, 3.0];
+        assert_eq!(paired_ratio(&a, &b), 2.0);
+        assert_eq!(median(&a) / median(&b), 2.0);
+        // The slowdown falls between the two samples of one pair only: the medians taken from
+        // different moments say 2/3, the pairs still 2.
+        let a = [2.0, 2.0, 2.0, 6.0, 6.0];
+        let b = [1.0, 1.0, 3.0, 3.0, 3.0];
+        assert_eq!(median(&a) / median(&b), 2.0 / 3.0);
+        assert_eq!(paired_ratio(&a, &b), 2.0);
+        assert!(paired_ratio(&[], &[]).is_nan());
+    }
 
     #[test]
     fn median_of_odd_and_even() {

@@ -11,8 +11,10 @@
 //!
 //! Each measurement runs in a fresh child process (this binary with `--child`), server and client
 //! on one tokio runtime with a worker per core, so no contender inherits another's heap or sockets.
-//! Repetitions are interleaved (raw, tarpc, fluxon, raw, ...) so machine noise falls on all alike;
-//! the table shows medians over repetitions.
+//! Repetitions are interleaved (raw, tarpc, fluxon, then tarpc, fluxon, raw, ...: the order
+//! rotates every rep) so machine noise falls on all alike; the table shows medians over
+//! repetitions, and each ratio is the median of the ratios within a rep (the samples of one rep
+//! are taken seconds apart, so a drift of the machine cancels out of them).
 
 use std::process::Command;
 use std::time::Duration;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fluxon_bench::counts::{self, PerUnit};
 use fluxon_bench::rpc::{fluxon_side, raw_side, tarpc_side, Load};
-use fluxon_bench::stats::{median, percentile_us};
+use fluxon_bench::stats::{median, paired_ratio, percentile_us};
 
 const CONTENDERS: [&str; 3] = ["raw", "tarpc", "fluxon"];
 const LOADS: [(usize, usize); 5] = [(1, 1), (16, 1), (64, 1), (16, 16), (64, 16)];
@@ -233,15 +235,22 @@ fn parent(options: &Options) -> anyhow::Result<()> {
     let mut p50: [Vec<f64>; 3] = Default::default();
     let mut p99: [Vec<f64>; 3] = Default::default();
     let mut rates: Vec<[Vec<f64>; 3]> = vec![Default::default(); LOADS.len()];
-    for _ in 0..options.reps {
-        for (i, contender) in CONTENDERS.iter().enumerate().filter(|(_, c)| runs(c)) {
+    // The contenders in the order they take turns in `rep`.
+    let turns = |rep: usize| {
+        (0..CONTENDERS.len())
+            .map(move |k| (k + rep) % CONTENDERS.len())
+            .map(|i| (i, CONTENDERS[i]))
+            .filter(|(_, c)| runs(c))
+    };
+    for rep in 0..options.reps {
+        for (i, contender) in turns(rep) {
             let numbers = measure(contender, "latency", options)?;
             anyhow::ensure!(numbers.len() == 2, "latency child printed {numbers:?}");
             p50[i].push(numbers[0]);
             p99[i].push(numbers[1]);
         }
         for (row, (callers, connections)) in LOADS.iter().enumerate() {
-            for (i, contender) in CONTENDERS.iter().enumerate().filter(|(_, c)| runs(c)) {
+            for (i, contender) in turns(rep) {
                 let numbers = measure(contender, &format!("{callers}x{connections}"), options)?;
                 anyhow::ensure!(numbers.len() == 1, "load child printed {numbers:?}");
                 rates[row][i].push(numbers[0]);
@@ -249,35 +258,59 @@ fn parent(options: &Options) -> anyhow::Result<()> {
         }
     }
 
-    let med = |v: &[Vec<f64>; 3]| [median(&v[0]), median(&v[1]), median(&v[2])];
+    /// A measure's medians, and its paired ratios fluxon/tarpc, fluxon/raw and raw/tarpc.
+    struct Measured {
+        medians: [f64; 3],
+        vs_tarpc: f64,
+        vs_raw: f64,
+        raw_vs_tarpc: f64,
+    }
+    let measured = |v: &[Vec<f64>; 3]| Measured {
+        medians: [median(&v[0]), median(&v[1]), median(&v[2])],
+        vs_tarpc: paired_ratio(&v[2], &v[1]),
+        vs_raw: paired_ratio(&v[2], &v[0]),
+        raw_vs_tarpc: paired_ratio(&v[0], &v[1]),
+    };
     println!();
     println!(
         "{:<34} {:>12} {:>12} {:>12} {:>13} {:>11}",
-        "measure (median)", "raw echo", "tarpc", "fluxon", "fluxon/tarpc", "fluxon/raw"
+        "measure (median; ratios paired)",
+        "raw echo",
+        "tarpc",
+        "fluxon",
+        "fluxon/tarpc",
+        "fluxon/raw"
     );
-    let row = |name: &str, values: [f64; 3]| {
+    let row = |name: &str, values: [f64; 3], vs_tarpc: f64, vs_raw: f64| {
         println!(
             "{name:<34} {:>12.1} {:>12.1} {:>12.1} {:>12.2}x {:>10.2}x",
-            values[0],
-            values[1],
-            values[2],
-            values[2] / values[1],
-            values[2] / values[0]
+            values[0], values[1], values[2], vs_tarpc, vs_raw
         );
     };
-    let lat50 = med(&p50);
-    row("sequential p50 latency (us)", lat50);
-    row("sequential p99 latency (us)", med(&p99));
+    let lat50 = measured(&p50);
+    row(
+        "sequential p50 latency (us)",
+        lat50.medians,
+        lat50.vs_tarpc,
+        lat50.vs_raw,
+    );
+    let lat99 = measured(&p99);
+    row(
+        "sequential p99 latency (us)",
+        lat99.medians,
+        lat99.vs_tarpc,
+        lat99.vs_raw,
+    );
     let mut throughput = Vec::new();
     for (i, (callers, connections)) in LOADS.iter().enumerate() {
-        let values = med(&rates[i]);
+        let m = measured(&rates[i]);
         let name = format!(
             "{callers} caller{} / {connections} conn{} (calls/s)",
             if *callers == 1 { "" } else { "s" },
             if *connections == 1 { "" } else { "s" }
         );
-        row(&name, values);
-        throughput.push((name, values));
+        row(&name, m.medians, m.vs_tarpc, m.vs_raw);
+        throughput.push((name, m));
     }
 
     let counted = if options.counts > 0 {
@@ -302,14 +335,17 @@ fn parent(options: &Options) -> anyhow::Result<()> {
             } else {
                 format!("{callers} callers / {connections} conn")
             };
-            row(
-                &format!("instructions, {load}"),
-                [0, 1, 2].map(|i| per[i].instructions),
-            );
-            row(
-                &format!("syscalls, {load}"),
-                [0, 1, 2].map(|i| per[i].syscalls),
-            );
+            for (what, values) in [
+                ("instructions", [0, 1, 2].map(|i| per[i].instructions)),
+                ("syscalls", [0, 1, 2].map(|i| per[i].syscalls)),
+            ] {
+                row(
+                    &format!("{what}, {load}"),
+                    values,
+                    values[2] / values[1],
+                    values[2] / values[0],
+                );
+            }
             for (i, contender) in CONTENDERS.iter().enumerate() {
                 let top: Vec<String> = per[i]
                     .by_syscall
@@ -329,7 +365,7 @@ fn parent(options: &Options) -> anyhow::Result<()> {
     println!();
     println!("targets (issue #12):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    let lat_ratio = lat50[2] / lat50[0];
+    let lat_ratio = lat50.vs_raw;
     println!(
         "  sequential p50 within 1.2x of raw: {lat_ratio:.2}x {}",
         verdict(lat_ratio <= 1.2)
@@ -341,9 +377,8 @@ fn parent(options: &Options) -> anyhow::Result<()> {
             verdict(ratio <= 1.5)
         );
     }
-    for (name, values) in &throughput {
-        let (vs_tarpc, vs_raw) = (values[2] / values[1], values[2] / values[0]);
-        let raw_vs_tarpc = values[0] / values[1];
+    for (name, m) in &throughput {
+        let (vs_tarpc, vs_raw, raw_vs_tarpc) = (m.vs_tarpc, m.vs_raw, m.raw_vs_tarpc);
         let tarpc_bar = if raw_vs_tarpc > 2.5 {
             format!(
                 "; raw is {raw_vs_tarpc:.1}x tarpc, so >= 2x tarpc: {vs_tarpc:.2}x {}",

@@ -7,7 +7,7 @@ use fluxon::db::AsyncDatabase;
 
 use super::fluxon_side::{Async, Sync};
 use super::Op;
-use crate::stats::median;
+use crate::stats::{median, paired_ratio};
 
 /// How many callers issue reads at once.
 pub const CALLERS: usize = 16;
@@ -21,6 +21,8 @@ pub struct Row {
     pub threads: f64,
     /// 16 tasks on `AsyncDatabase`.
     pub tasks: f64,
+    /// Tasks over threads: the median of each rep's ratio (the two measured side by side).
+    pub ratio: f64,
 }
 
 /// Reads each caller makes per sample.
@@ -51,49 +53,14 @@ pub fn measure(
         let total = (n * CALLERS) as f64;
         let (mut threads, mut tasks) = (Vec::new(), Vec::new());
         for rep in 0..=reps {
-            let start = Instant::now();
-            std::thread::scope(|scope| -> anyhow::Result<()> {
-                let callers: Vec<_> = (0..CALLERS)
-                    .map(|_| {
-                        let mut sync = Sync::new(db);
-                        scope.spawn(move || -> anyhow::Result<()> {
-                            for _ in 0..n {
-                                let got = sync.run(op)?;
-                                anyhow::ensure!(got == expected(op), "thread read {got}");
-                            }
-                            Ok(())
-                        })
-                    })
-                    .collect();
-                for caller in callers {
-                    caller
-                        .join()
-                        .map_err(|_| anyhow::anyhow!("a reading thread panicked"))??;
-                }
-                Ok(())
-            })?;
-            let on_threads = total / start.elapsed().as_secs_f64();
-
-            let start = Instant::now();
-            runtime.block_on(async {
-                let callers: Vec<_> = (0..CALLERS)
-                    .map(|_| {
-                        let mut task = Async::new(db.clone());
-                        tokio::spawn(async move {
-                            for _ in 0..n {
-                                let got = task.run(op).await?;
-                                anyhow::ensure!(got == expected(op), "task read {got}");
-                            }
-                            Ok::<_, anyhow::Error>(())
-                        })
-                    })
-                    .collect();
-                for caller in callers {
-                    caller.await??;
-                }
-                Ok::<_, anyhow::Error>(())
-            })?;
-            let on_tasks = total / start.elapsed().as_secs_f64();
+            // Threads first on even reps, tasks first on odd ones.
+            let (on_threads, on_tasks) = if rep % 2 == 0 {
+                let on_threads = on_threads(db, op, n, total)?;
+                (on_threads, on_tasks(runtime, db, op, n, total)?)
+            } else {
+                let on_tasks = on_tasks(runtime, db, op, n, total)?;
+                (on_threads(db, op, n, total)?, on_tasks)
+            };
             if rep > 0 {
                 threads.push(on_threads);
                 tasks.push(on_tasks);
@@ -103,9 +70,66 @@ pub fn measure(
             op,
             threads: median(&threads),
             tasks: median(&tasks),
+            ratio: paired_ratio(&tasks, &threads),
         });
     }
     Ok(rows)
+}
+
+/// One sample of 16 threads on `Database`, `n` reads each: reads a second.
+fn on_threads(db: &AsyncDatabase, op: Op, n: usize, total: f64) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let mut sync = Sync::new(db);
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for _ in 0..n {
+                        let got = sync.run(op)?;
+                        anyhow::ensure!(got == expected(op), "thread read {got}");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller
+                .join()
+                .map_err(|_| anyhow::anyhow!("a reading thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(total / start.elapsed().as_secs_f64())
+}
+
+/// One sample of 16 tasks on `AsyncDatabase`, `n` reads each: reads a second.
+fn on_tasks(
+    runtime: &tokio::runtime::Runtime,
+    db: &AsyncDatabase,
+    op: Op,
+    n: usize,
+    total: f64,
+) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    runtime.block_on(async {
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let mut task = Async::new(db.clone());
+                tokio::spawn(async move {
+                    for _ in 0..n {
+                        let got = task.run(op).await?;
+                        anyhow::ensure!(got == expected(op), "task read {got}");
+                    }
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await??;
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(total / start.elapsed().as_secs_f64())
 }
 
 /// Prints the table.
@@ -121,8 +145,9 @@ pub fn print(rows: &[Row]) {
             row.op.label(),
             row.threads,
             row.tasks,
-            row.tasks / row.threads
+            row.ratio
         );
     }
-    println!("  threads: {CALLERS} OS threads on `Database`; tasks: {CALLERS} tokio tasks on `AsyncDatabase` (2 workers)");
+    println!("  threads: {CALLERS} OS threads on `Database`; tasks: {CALLERS} tokio tasks on `AsyncDatabase` (2 workers);");
+    println!("  tasks/threads: the median of each rep's ratio (the two measured side by side, taking turns going first)");
 }
