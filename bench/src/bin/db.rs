@@ -5,10 +5,10 @@
 //!
 //! Five operations (insert 1 row; insert 100 rows in a transaction; select by id; load 1,000 rows;
 //! a foreign-key join of 1,000 rows). Each timing sample is a batch of the operation, divided by
-//! the batch size; contenders take turns batch by batch, in an order that rotates every rep; the
-//! table shows the median per operation
-//! and, for async minus sync, the median of the differences between adjacent batches. Then 16
-//! tasks reading at once on `AsyncDatabase` against 16 threads on `Database`.
+//! the batch size; contenders take turns batch by batch, in an order that rotates every rep. The
+//! table shows the median per operation, and the medians of each rep's ratios (sync over the
+//! others) and differences (async minus sync). Then 16 tasks reading at once on `AsyncDatabase`
+//! against 16 threads on `Database`.
 
 use std::time::{Duration, Instant};
 
@@ -108,21 +108,17 @@ fn main() -> anyhow::Result<()> {
                     2 => time(n, expect, || sync.run(op))?,
                     // One task awaiting its queries one after another: on the runtime's entry
                     // thread (`block_on`), and as a task on a worker, where a server's views run.
-                    3 => {
-                        let mut contender = asynchronous.take().context("async contender")?;
-                        let (took, back) = runtime.block_on(async move {
-                            let took = time_async(n, expect, &mut contender, op).await?;
-                            Ok::<_, anyhow::Error>((took, contender))
-                        })?;
-                        asynchronous = Some(back);
-                        took
-                    }
                     _ => {
                         let mut contender = asynchronous.take().context("async contender")?;
-                        let (took, back) = runtime.block_on(runtime.spawn(async move {
+                        let run = async move {
                             let took = time_async(n, expect, &mut contender, op).await?;
                             Ok::<_, anyhow::Error>((took, contender))
-                        }))??;
+                        };
+                        let (took, back) = if who == 3 {
+                            runtime.block_on(run)?
+                        } else {
+                            runtime.block_on(runtime.spawn(run))??
+                        };
                         asynchronous = Some(back);
                         took
                     }

@@ -354,16 +354,11 @@ impl Outbox {
             .map_or(SCRATCH_MAX, |paying| paying.allowance.min(SCRATCH_MAX));
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
-            let body = frame
-                .encode_frame_into(scratch)
-                .map_err(|_| SendError::TooLarge(0))?;
-            if body > self.max_frame {
-                return Err(SendError::TooLarge(body));
-            }
+            self.encode(scratch, frame)?;
             if scratch.len() > free {
-                // The queue is empty: the frame becomes its contents, without a copy.
-                std::mem::swap(&mut state.buf, scratch);
-                scratch.clear();
+                // The queue is empty: the frame becomes its contents, without a copy (and the
+                // thread does not keep the queue's old buffer, whatever its size).
+                state.buf = std::mem::take(scratch);
                 return Ok(Through::Queued);
             }
             // Any error (the peer gone) leaves the rest to the writer task, which reports it.
@@ -375,6 +370,19 @@ impl Outbox {
             state.buf.extend_from_slice(&scratch[written..]);
             Ok(Through::Left)
         })
+    }
+
+    /// Appends `frame` to `buf`, or leaves `buf` as it was if it cannot be encoded or its body is
+    /// over the peer's limit.
+    fn encode(&self, buf: &mut BytesMut, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
+        let start = buf.len();
+        let refused = match frame.encode_frame_into(buf) {
+            Ok(body) if body > self.max_frame => SendError::TooLarge(body),
+            Ok(_) => return Ok(()),
+            Err(_) => SendError::TooLarge(0),
+        };
+        buf.truncate(start);
+        Err(refused)
     }
 
     fn queue(&self, frame: &(impl Framed + ?Sized), mode: Mode) -> Result<(), SendError> {
@@ -405,17 +413,7 @@ impl Outbox {
             Some(Through::Queued) => 0,
             None => {
                 let start = state.buf.len();
-                let body = match frame.encode_frame_into(&mut state.buf) {
-                    Ok(body) => body,
-                    Err(_) => {
-                        state.buf.truncate(start);
-                        return Err(SendError::TooLarge(0));
-                    }
-                };
-                if body > self.max_frame {
-                    state.buf.truncate(start);
-                    return Err(SendError::TooLarge(body));
-                }
+                self.encode(&mut state.buf, frame)?;
                 start
             }
         };
