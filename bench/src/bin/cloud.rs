@@ -16,6 +16,10 @@
 //! * raw memory copy: the socket alone, memory to memory: the ceiling of the network path, with
 //!   no disk at all.
 //!
+//! Every transfer writes a new file and starts alike: the file the one before it wrote is deleted
+//! and the disk synced first (on a virtual machine, how fast new page cache pages are depends on
+//! what was freed just before; see the README's cloud section).
+//!
 //! Memory: the process's resident size is sampled every 10 ms during each transfer; the table
 //! shows the largest growth over the size before it.
 
@@ -117,6 +121,36 @@ fn settle_disk() {
     unsafe { libc::sync() };
 }
 
+/// The contenders, in the order of the table.
+const CONTENDERS: [&str; 7] = [
+    "fluxon upload (write_path)",
+    "fluxon download (read_to_path)",
+    "raw file copy (tokio), up",
+    "raw file copy (tokio), down",
+    "raw file copy (threads), up",
+    "raw file copy (threads), down",
+    "raw memory copy",
+];
+
+/// Deletes what the transfers wrote (the uploaded item, the local copies), then [`settle_disk`].
+async fn forget(
+    conn: &ConnectionHandler,
+    connector: &fluxon::cloud::CloudStorageConnector,
+    uploaded: &str,
+    local: &[&std::path::Path],
+) -> anyhow::Result<()> {
+    for path in local {
+        let _ = std::fs::remove_file(path);
+    }
+    let gone = conn
+        .call(grant, &(CloudOperation::DeleteItem, uploaded.to_owned()))
+        .await?;
+    // Absent before the first upload: not an error here.
+    let _ = connector.delete_item(&gone).await;
+    settle_disk();
+    Ok(())
+}
+
 /// The most a transfer may grow the process by and still count as flat (its buffers).
 const FLAT_MIB: u64 = 16;
 
@@ -155,55 +189,53 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "fluxon cloud benchmark: {mib} MiB each way over 127.0.0.1, {reps} reps, medians; contenders take turns, in a rotating order"
     );
+    // The file fluxon downloads, uploaded once; the raw downloads read `source`, as clean in the
+    // page cache as it is.
+    let down_path = "bench/down.bin".to_owned();
+    let setup = conn
+        .call(grant, &(CloudOperation::WriteFile, down_path.clone()))
+        .await?;
+    connector.write_path(&setup, &source).await?;
     // [fluxon up, fluxon down, raw file up, raw file down, threads up, threads down, raw memory]
     let mut secs: [Vec<f64>; 7] = Default::default();
     let mut grew: [u64; 7] = [0; 7];
     let landed = dir.path().join("landed.bin");
     let fetched = dir.path().join("fetched.bin");
+    let up_path = "bench/up.bin".to_owned();
     for rep in 0..=reps {
         let mut runs = [(0.0, 0u64); 7];
-        // The pairs (up, then down) take turns in an order that rotates every rep, and each
-        // contender writes a file that does not exist yet: what one leaves to the disk (write-back,
-        // a large file to drop) does not always fall on the same next one.
-        for turn in 0..4 {
-            let _ = std::fs::remove_file(&fetched);
-            let _ = std::fs::remove_file(&landed);
-            settle_disk();
-            match (turn + rep) % 4 {
+        // The file contenders take turns in an order that rotates every rep. Each writes a file
+        // that does not exist yet, and before each one the previous one's file is deleted and the
+        // disk synced: every transfer starts with the 1 GiB its predecessor wrote just given back
+        // to the kernel and nothing left to write back (on a virtual machine whose free memory
+        // the host takes back, what was freed when decides how fast new pages are, so the raw
+        // memory copy, which writes no file, goes last rather than in the turns).
+        for turn in 0..7 {
+            let contender = if turn == 6 { 6 } else { (turn + rep) % 6 };
+            forget(&conn, &connector, &up_path, &[&landed, &fetched]).await?;
+            runs[contender] = match contender {
                 0 => {
                     let up = conn
-                        .call(grant, &(CloudOperation::WriteFile, "bench/big.bin".into()))
+                        .call(grant, &(CloudOperation::WriteFile, up_path.clone()))
                         .await?;
-                    let down = conn
-                        .call(grant, &(CloudOperation::ReadFile, "bench/big.bin".into()))
-                        .await?;
-                    runs[0] =
-                        measured(async { Ok(connector.write_path(&up, &source).await?.size) })
-                            .await?;
-                    runs[1] =
-                        measured(async { Ok(connector.read_to_path(&down, &fetched).await?) })
-                            .await?;
-                    let gone = conn
-                        .call(grant, &(CloudOperation::DeleteItem, "bench/big.bin".into()))
-                        .await?;
-                    connector.delete_item(&gone).await?;
+                    measured(async { Ok(connector.write_path(&up, &source).await?.size) }).await?
                 }
                 1 => {
-                    runs[2] = measured(copy_file(&source, &landed)).await?;
-                    runs[3] = measured(copy_file(&landed, &fetched)).await?;
+                    let down = conn
+                        .call(grant, &(CloudOperation::ReadFile, down_path.clone()))
+                        .await?;
+                    measured(async { Ok(connector.read_to_path(&down, &fetched).await?) }).await?
                 }
-                2 => {
-                    runs[4] = measured(blocking(copy_file_threads, &source, &landed)).await?;
-                    runs[5] = measured(blocking(copy_file_threads, &landed, &fetched)).await?;
-                }
-                _ => runs[6] = measured(copy_memory(bytes)).await?,
-            }
+                2 => measured(copy_file(&source, &landed)).await?,
+                3 => measured(copy_file(&source, &fetched)).await?,
+                4 => measured(blocking(copy_file_threads, &source, &landed)).await?,
+                5 => measured(blocking(copy_file_threads, &source, &fetched)).await?,
+                _ => measured(copy_memory(bytes)).await?,
+            };
         }
-        let _ = std::fs::remove_file(&fetched);
-        let _ = std::fs::remove_file(&landed);
         eprintln!(
             "  rep {rep} (first: {}): seconds {}",
-            ["fluxon", "raw tokio", "raw threads", "memory"][rep % 4],
+            CONTENDERS[rep % 6],
             runs.map(|(took, _)| format!("{took:.3}")).join(" ")
         );
         // Rep 0 warms up the page cache and the allocator; it is not counted.
@@ -214,21 +246,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    forget(&conn, &connector, &up_path, &[&landed, &fetched]).await?;
     let mbps = |i: usize| bytes as f64 / 1e6 / median(&secs[i]);
     println!(
         "{:<34}{:>12}{:>12}{:>16}",
         "contender (median)", "seconds", "MB/s", "peak RSS growth"
     );
-    let names = [
-        "fluxon upload (write_path)",
-        "fluxon download (read_to_path)",
-        "raw file copy (tokio), up",
-        "raw file copy (tokio), down",
-        "raw file copy (threads), up",
-        "raw file copy (threads), down",
-        "raw memory copy",
-    ];
-    for (i, name) in names.iter().enumerate() {
+    for (i, name) in CONTENDERS.iter().enumerate() {
         println!(
             "{name:<34}{:>12.3}{:>12.0}{:>13} MiB",
             median(&secs[i]),
