@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::wire::{Envelope, ErrorCode, Outbox, SendError};
+use crate::wire::{DirectWrite, Envelope, ErrorCode, Outbox, SendError};
 
 type Answer = Result<Bytes, (ErrorCode, String)>;
 
@@ -195,9 +195,9 @@ pub(crate) fn encode<P: Serialize + ?Sized>(payload: &P) -> Result<Vec<u8>, Reve
 /// Sends to every link; how many took it.
 pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize {
     links
-        .iter()
-        .filter(|link| link.send(name, payload).is_ok())
-        .count()
+        .chunks(WARM_BLOCK)
+        .map(|block| send_block(block.iter(), name, payload))
+        .sum()
 }
 
 /// Links one task sends to before a broadcast is split over the runtime's threads.
@@ -206,11 +206,36 @@ const LINKS_PER_TASK: usize = 256;
 /// Sends to weakly held links (see [`send_many`]); how many took it.
 fn send_weak(links: &[Weak<Link>], name: &str, payload: &[u8]) -> usize {
     links
-        .iter()
-        .filter(|link| {
-            link.upgrade()
-                .is_some_and(|link| link.send(name, payload).is_ok())
+        .chunks(WARM_BLOCK)
+        .map(|block| {
+            let strong: [Option<Arc<Link>>; WARM_BLOCK] =
+                std::array::from_fn(|i| block.get(i).and_then(Weak::upgrade));
+            send_block(strong.iter().flatten(), name, payload)
         })
+        .sum()
+}
+
+/// Links a sender to many takes at a time (see [`send_block`]).
+const WARM_BLOCK: usize = 8;
+
+/// Sends to a few links; how many took it. What each send touches first (the link's outbox, its
+/// socket handle: each behind a pointer, in memory of its own) is loaded for all of them before
+/// the first write: those loads do not depend on one another, so their cache misses overlap,
+/// where one by one each would wait behind the previous send's system call. (At 10,000 clients,
+/// alternating runs: 1.19-1.39x of the broadcast benchmark's raw floor one by one, 1.09-1.20x so.)
+fn send_block<'a>(
+    block: impl Iterator<Item = &'a Arc<Link>> + Clone,
+    name: &str,
+    payload: &[u8],
+) -> usize {
+    let warmed: usize = block
+        .clone()
+        .filter_map(|link| link.outbox.warm())
+        .map(DirectWrite::warm)
+        .sum();
+    std::hint::black_box(warmed);
+    block
+        .filter(|link| link.send(name, payload).is_ok())
         .count()
 }
 

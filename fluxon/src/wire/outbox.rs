@@ -80,11 +80,20 @@ struct Paying {
 pub(crate) trait DirectWrite: Send + Sync {
     /// Writes what the socket takes now (`WouldBlock` when it takes nothing).
     fn try_write(&self, buf: &[u8]) -> std::io::Result<usize>;
+
+    /// Loads what a write touches first into the cache; returns a number that depends on it.
+    fn warm(&self) -> usize;
 }
 
 impl DirectWrite for tokio::net::tcp::OwnedWriteHalf {
     fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
         tokio::net::tcp::OwnedWriteHalf::try_write(self, buf)
+    }
+
+    fn warm(&self) -> usize {
+        use std::os::fd::AsRawFd;
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        usize::try_from(stream.as_raw_fd()).unwrap_or(0)
     }
 }
 
@@ -279,6 +288,16 @@ impl Outbox {
     /// it must not be lost, and it costs a few dozen bytes.
     pub fn send_control(&self, frame: &(impl Framed + ?Sized)) -> Result<(), SendError> {
         self.queue(frame, Mode::Forced)
+    }
+
+    /// The socket that direct writes go to (none for TLS), after loading the outbox's line that
+    /// holds it and the socket handle's own: a sender to many connections calls this for several
+    /// of them before writing to each, so that their cache misses overlap instead of each waiting
+    /// its turn behind the previous one's system call.
+    pub fn warm(&self) -> Option<&dyn DirectWrite> {
+        let socket = self.direct.get()?;
+        std::hint::black_box(Arc::strong_count(socket));
+        Some(&**socket)
     }
 
     /// Like [`try_send`](Self::try_send), but when nothing else is queued or being written, writes
