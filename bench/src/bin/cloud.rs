@@ -132,21 +132,26 @@ const CONTENDERS: [&str; 7] = [
     "raw memory copy",
 ];
 
-/// Deletes what the transfers wrote (the uploaded item, the local copies), then [`settle_disk`].
+/// Deletes what the last transfer wrote (the uploaded item, if it was fluxon's upload; the local
+/// copies), then [`settle_disk`].
 async fn forget(
     conn: &ConnectionHandler,
     connector: &fluxon::cloud::CloudStorageConnector,
-    uploaded: &str,
+    uploaded: Option<&str>,
     local: &[&std::path::Path],
 ) -> anyhow::Result<()> {
     for path in local {
-        let _ = std::fs::remove_file(path);
+        match std::fs::remove_file(path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
+            _ => {}
+        }
     }
-    let gone = conn
-        .call(grant, &(CloudOperation::DeleteItem, uploaded.to_owned()))
-        .await?;
-    // Absent before the first upload: not an error here.
-    let _ = connector.delete_item(&gone).await;
+    if let Some(uploaded) = uploaded {
+        let gone = conn
+            .call(grant, &(CloudOperation::DeleteItem, uploaded.to_owned()))
+            .await?;
+        connector.delete_item(&gone).await?;
+    }
     settle_disk();
     Ok(())
 }
@@ -202,6 +207,8 @@ async fn main() -> anyhow::Result<()> {
     let landed = dir.path().join("landed.bin");
     let fetched = dir.path().join("fetched.bin");
     let up_path = "bench/up.bin".to_owned();
+    // Whether the item fluxon's upload wrote is still there.
+    let mut uploaded = false;
     for rep in 0..=reps {
         let mut runs = [(0.0, 0u64); 7];
         // The file contenders take turns in an order that rotates every rep. Each writes a file
@@ -212,12 +219,14 @@ async fn main() -> anyhow::Result<()> {
         // memory copy, which writes no file, goes last rather than in the turns).
         for turn in 0..7 {
             let contender = if turn == 6 { 6 } else { (turn + rep) % 6 };
-            forget(&conn, &connector, &up_path, &[&landed, &fetched]).await?;
+            let last_upload = std::mem::take(&mut uploaded).then_some(up_path.as_str());
+            forget(&conn, &connector, last_upload, &[&landed, &fetched]).await?;
             runs[contender] = match contender {
                 0 => {
                     let up = conn
                         .call(grant, &(CloudOperation::WriteFile, up_path.clone()))
                         .await?;
+                    uploaded = true;
                     measured(async { Ok(connector.write_path(&up, &source).await?.size) }).await?
                 }
                 1 => {
@@ -246,7 +255,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    forget(&conn, &connector, &up_path, &[&landed, &fetched]).await?;
+    let last_upload = uploaded.then_some(up_path.as_str());
+    forget(&conn, &connector, last_upload, &[&landed, &fetched]).await?;
     let mbps = |i: usize| bytes as f64 / 1e6 / median(&secs[i]);
     println!(
         "{:<34}{:>12}{:>12}{:>16}",
