@@ -10,40 +10,30 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fluxon::db::{AsyncDatabase, Executor};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{
+    bail, view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, ViewError,
+};
 use fluxon_apps::school::{login, User, MODELS};
 
 /// Anyone may join the chat. The password is hashed within the server's hashing bound, off the
 /// runtime's threads (`Password::hash` would block a worker for the whole hash).
 #[view]
-async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    let password = req
-        .hash_password(&password)
-        .await
-        .map_err(|e| e.to_string())?;
-    req.db()
-        .map_err(|e| e.to_string())?
-        .insert(&User { username, password })
-        .await
-        .map_err(|e| e.to_string())
+async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    let password = req.hash_password(&password).await?;
+    Ok(req.db()?.insert(&User { username, password }).await?)
 }
 
 /// Sends `text` to every connected client of the user named `to`.
 #[view]
-async fn send_message(req: Request, (to, text): (String, String)) -> Result<String, String> {
-    let me = req
-        .user::<User>()
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("log in first")?;
-    let db = req.db().map_err(|e| e.to_string())?;
-    let recipient = db
+async fn send_message(req: Request, (to, text): (String, String)) -> Result<String, ViewError> {
+    let me = req.user::<User>().await?.or_user("log in first")?;
+    let recipient = req
+        .db()?
         .check(User::username.eq(to.as_str()))
         .columns((User::id,))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let Some((recipient,)) = recipient.first().copied() else {
-        return Err(format!("no user named {to}"));
+        bail!("no user named {to}");
     };
     let delivered = req
         .server()

@@ -7,7 +7,7 @@
 use anyhow::{ensure, Context};
 use fluxon::cloud::{CloudOperation, CloudStorageServer, Grant, Permission};
 use fluxon::db::{AsyncDatabase, Executor, Model, Password};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, ViewError};
 
 #[derive(Model, Debug)]
 #[model(authorized_user)]
@@ -17,43 +17,32 @@ struct User {
     password: Password,
 }
 
-fn text(err: impl std::fmt::Display) -> String {
-    err.to_string()
-}
-
 /// The storage every user gets: the server decides it, never the client.
 const STORAGE_PER_USER: u64 = 10 << 20;
 
 /// The password is hashed within the server's hashing bound, off the runtime's threads.
 #[view]
-async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    let password = req.hash_password(&password).await.map_err(text)?;
-    let db = req.db().map_err(text)?;
-    db.insert(&User { username, password }).await.map_err(text)
+async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    let password = req.hash_password(&password).await?;
+    Ok(req.db()?.insert(&User { username, password }).await?)
 }
 
 #[view]
-async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<User>(&username, &password)
-        .await
-        .map_err(text)
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<User>(&username, &password)
+        .await?)
 }
 
 /// Gives the logged-in user a root directory named after them, with the server's storage limit
 /// (a limit the client chose would be no limit at all).
 #[view]
-async fn create_owner(req: Request) -> Result<String, String> {
-    let user = req
-        .user::<User>()
-        .await
-        .map_err(text)?
-        .ok_or("log in first")?;
-    let id = req.user_id().ok_or("log in first")?;
-    let cloud = req.cloud().map_err(text)?;
-    cloud
+async fn create_owner(req: Request) -> Result<String, ViewError> {
+    let user = req.user::<User>().await?.or_user("log in first")?;
+    let id = req.user_id().or_user("log in first")?;
+    req.cloud()?
         .create_owner(&user.username, id, STORAGE_PER_USER)
-        .await
-        .map_err(text)?;
+        .await?;
     Ok(user.username)
 }
 
@@ -72,12 +61,13 @@ fn needed(operation: CloudOperation, path: &str) -> (Permission, String) {
 
 /// Checks the permission, then grants: the one place a client gets cloud access from.
 #[view]
-async fn grant(req: Request, (operation, path): (CloudOperation, String)) -> Result<Grant, String> {
+async fn grant(
+    req: Request,
+    (operation, path): (CloudOperation, String),
+) -> Result<Grant, ViewError> {
     let (permission, on) = needed(operation, &path);
-    req.require_cloud_permission(permission, &on)
-        .await
-        .map_err(text)?;
-    req.grant_access(operation, &path).map_err(text)
+    req.require_cloud_permission(permission, &on).await?;
+    Ok(req.grant_access(operation, &path)?)
 }
 
 #[tokio::main]

@@ -6,39 +6,44 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use anyhow::Context;
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{
+    ensure, view, views, AsyncServer, CallError, ConnectionHandler, OrUser, Request, Router,
+    ViewError,
+};
+use serde::{Deserialize, Serialize};
 
 /// The users this server knows, name -> id, kept in memory: shared with every view through
 /// `Router::state`.
 #[derive(Default)]
 struct Users(Mutex<HashMap<String, i64>>);
 
-/// Registers a username and returns its new user id.
+/// Registers a username and returns its new user id. A failure written for the client
+/// (`bail!`) reaches it as it is.
 #[view]
-async fn signup(req: Request, username: String) -> Result<i64, String> {
-    let users = req.state::<Users>().ok_or("no user table")?;
-    let mut users = users.0.lock().map_err(|_| "user table poisoned")?;
-    if username.trim().is_empty() {
-        return Err("a username is required".into());
-    }
-    if users.contains_key(&username) {
-        return Err(format!("{username} is taken"));
-    }
+async fn signup(req: Request, username: String) -> Result<i64, ViewError> {
+    let users = req.state::<Users>().or_user("no user table")?;
+    let mut users = users.0.lock().or_user("user table poisoned")?;
+    ensure!(!username.trim().is_empty(), "a username is required");
+    ensure!(!users.contains_key(&username), "{username} is taken");
     let id = users.len() as i64 + 1;
     users.insert(username, id);
     Ok(id)
 }
 
+/// Why a login failed: an error of the app's own type, which the client gets typed
+/// (`CallError::View(LoginFailed::NoSuchUser)`) and matches on.
+#[derive(Debug, Serialize, Deserialize)]
+enum LoginFailed {
+    NoSuchUser,
+}
+
 /// Logs this session in as a registered user.
 #[view]
-async fn login(req: Request, username: String) -> Result<String, String> {
-    let id = {
-        let users = req.state::<Users>().ok_or("no user table")?;
-        let users = users.0.lock().map_err(|_| "user table poisoned")?;
-        *users
-            .get(&username)
-            .ok_or(format!("no user named {username}"))?
-    };
+async fn login(req: Request, username: String) -> Result<String, LoginFailed> {
+    let id = req
+        .state::<Users>()
+        .and_then(|users| users.0.lock().ok()?.get(&username).copied())
+        .ok_or(LoginFailed::NoSuchUser)?;
     req.login(id);
     Ok(format!("welcome back, {username} (user {id})"))
 }
@@ -73,6 +78,12 @@ async fn main() -> anyhow::Result<()> {
         taken.err().context("a second signup must fail")?
     );
     println!("whoami()            -> {:?}", conn.call(whoami, &()).await?);
+    match conn.call(login, &"jill".to_owned()).await {
+        Err(CallError::View(LoginFailed::NoSuchUser)) => {
+            println!("login(jill)         -> no such user (a typed error)")
+        }
+        other => anyhow::bail!("jill is not a user: {other:?}"),
+    }
     println!(
         "login(jack)         -> {}",
         conn.call(login, &"jack".to_owned()).await?

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
     // The first staff member comes from an administrator's step, not from a view anyone can call.
     create_staff(&db, "principal", "s3cret-enough")
         .await
-        .map_err(anyhow::Error::msg)?;
+        .map_err(|err| anyhow::anyhow!(err))?;
     let router = router(db)?;
     let server = AsyncServer::new(0).router(router).start().await?;
     let conn = ConnectionHandler::connect(server.local_addr().to_string()).await?;

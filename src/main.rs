@@ -54,6 +54,6 @@ fn create_staff(name: Option<&str>) -> anyhow::Result<i64> {
         let db = AsyncDatabase::open(DATABASE)?;
         school::create_staff(&db, name, password)
             .await
-            .map_err(anyhow::Error::msg)
+            .map_err(|err| anyhow::anyhow!(err))
     })
 }

@@ -5,7 +5,7 @@ use fluxon::auth::PasswordHasher;
 use fluxon::db::{
     AsyncDatabase, Executor, ForeignKey, ManyToMany, Model, OffsetDateTime, Password, TableSchema,
 };
-use fluxon::{view, views, Request, Router, RouterError};
+use fluxon::{view, views, OrUser, Request, Router, RouterError, ViewError};
 
 /// Staff who may log in.
 #[derive(Model, Debug)]
@@ -65,16 +65,9 @@ pub const MODELS: [TableSchema; 5] = [
     Enrollment::SCHEMA,
 ];
 
-/// A view's error, as the text its client sees.
-fn text(err: impl std::fmt::Display) -> String {
-    err.to_string()
-}
-
-async fn staff_only(req: &Request) -> Result<(), String> {
-    match req.user::<User>().await.map_err(text)? {
-        Some(_) => Ok(()),
-        None => Err("log in first".to_owned()),
-    }
+async fn staff_only(req: &Request) -> Result<(), ViewError> {
+    req.user::<User>().await?.or_user("log in first")?;
+    Ok(())
 }
 
 /// The first staff member, made by an administrator (`cargo run -- createstaff NAME`, or a setup
@@ -84,14 +77,14 @@ pub async fn create_staff(
     db: &AsyncDatabase,
     username: &str,
     password: &str,
-) -> Result<i64, String> {
+) -> Result<i64, Box<dyn std::error::Error + Send + Sync>> {
     let hasher = PasswordHasher::new(1, None, std::time::Duration::from_secs(60));
-    let password = hasher.hash(password).await.map_err(text)?;
+    let password = hasher.hash(password).await?;
     let user = User {
         username: username.to_owned(),
         password,
     };
-    db.insert(&user).await.map_err(text)
+    Ok(db.insert(&user).await?)
 }
 
 /// Staff add staff: only a logged-in staff member may (the password hashed within the server's
@@ -100,73 +93,72 @@ pub async fn create_staff(
 pub async fn add_staff(
     req: Request,
     (username, password): (String, String),
-) -> Result<i64, String> {
+) -> Result<i64, ViewError> {
     staff_only(&req).await?;
-    let password = req.hash_password(&password).await.map_err(text)?;
-    let user = User { username, password };
-    req.db().map_err(text)?.insert(&user).await.map_err(text)
+    let password = req.hash_password(&password).await?;
+    Ok(req.db()?.insert(&User { username, password }).await?)
 }
 
 #[view]
-pub async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<User>(&username, &password)
-        .await
-        .map_err(text)
+pub async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<User>(&username, &password)
+        .await?)
 }
 
 #[view]
-pub async fn add_teacher(req: Request, (name, subject): (String, String)) -> Result<i64, String> {
+pub async fn add_teacher(
+    req: Request,
+    (name, subject): (String, String),
+) -> Result<i64, ViewError> {
     staff_only(&req).await?;
-    req.db()
-        .map_err(text)?
-        .insert(&Teacher { name, subject })
-        .await
-        .map_err(text)
+    Ok(req.db()?.insert(&Teacher { name, subject }).await?)
 }
 
 #[view]
 pub async fn add_course(
     req: Request,
     (title, teacher, seats): (String, i64, u32),
-) -> Result<i64, String> {
+) -> Result<i64, ViewError> {
     staff_only(&req).await?;
-    let course = Course {
-        title,
-        teacher: teacher.into(),
-        seats,
-    };
-    req.db().map_err(text)?.insert(&course).await.map_err(text)
+    let teacher = teacher.into();
+    Ok(req
+        .db()?
+        .insert(&Course {
+            title,
+            teacher,
+            seats,
+        })
+        .await?)
 }
 
 #[view]
-pub async fn add_student(req: Request, (name, grade): (String, u32)) -> Result<i64, String> {
+pub async fn add_student(req: Request, (name, grade): (String, u32)) -> Result<i64, ViewError> {
     staff_only(&req).await?;
-    let student = Student {
-        name,
-        grade,
-        courses: Default::default(),
-    };
-    req.db().map_err(text)?.insert(&student).await.map_err(text)
+    let courses = Default::default();
+    Ok(req
+        .db()?
+        .insert(&Student {
+            name,
+            grade,
+            courses,
+        })
+        .await?)
 }
 
 #[view]
-pub async fn enrol(req: Request, (student, course): (i64, i64)) -> Result<(), String> {
+pub async fn enrol(req: Request, (student, course): (i64, i64)) -> Result<(), ViewError> {
     staff_only(&req).await?;
-    let db = req.db().map_err(text)?;
-    db.execute(Student::courses.add(student, course))
-        .await
-        .map_err(text)?;
+    req.db()?
+        .execute(Student::courses.add(student, course))
+        .await?;
     Ok(())
 }
 
 /// The titles of a student's courses (through Enrollment).
 #[view]
-pub async fn courses_of(req: Request, student: i64) -> Result<Vec<String>, String> {
-    let db = req.db().map_err(text)?;
-    let courses = db
-        .execute(Student::courses.list(student))
-        .await
-        .map_err(text)?;
+pub async fn courses_of(req: Request, student: i64) -> Result<Vec<String>, ViewError> {
+    let courses = req.db()?.execute(Student::courses.list(student)).await?;
     Ok(courses.into_iter().map(|c| c.title).collect())
 }
 
@@ -176,29 +168,27 @@ pub async fn courses_of(req: Request, student: i64) -> Result<Vec<String>, Strin
 pub async fn search(
     req: Request,
     (min_seats, a, b): (u32, String, String),
-) -> Result<Vec<String>, String> {
-    let db = req.db().map_err(text)?;
+) -> Result<Vec<String>, ViewError> {
     let filter =
         Course::seats.ge(min_seats) & (Course::title.contains(a) | Course::title.contains(b));
-    let found = db
+    let found = req
+        .db()?
         .check(filter)
         .order_by(Course::title.asc())
         .all()
-        .await
-        .map_err(text)?;
+        .await?;
     Ok(found.into_iter().map(|c| c.title).collect())
 }
 
 /// Every course with its teacher's name, in one query with a join.
 #[view]
-pub async fn catalogue(req: Request) -> Result<Vec<(String, String)>, String> {
-    let db = req.db().map_err(text)?;
-    let rows = db
+pub async fn catalogue(req: Request) -> Result<Vec<(String, String)>, ViewError> {
+    let rows = req
+        .db()?
         .check_all::<Course>()
         .order_by(Course::title.asc())
         .related(Course::teacher)
-        .await
-        .map_err(text)?;
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(course, teacher)| (course.title, teacher.name))
@@ -207,12 +197,12 @@ pub async fn catalogue(req: Request) -> Result<Vec<(String, String)>, String> {
 
 /// Deletes a teacher; their courses and those courses' enrollments go too (cascade).
 #[view]
-pub async fn remove_teacher(req: Request, name: String) -> Result<(usize, i64, i64), String> {
+pub async fn remove_teacher(req: Request, name: String) -> Result<(usize, i64, i64), ViewError> {
     staff_only(&req).await?;
-    let db = req.db().map_err(text)?;
-    let removed = db.delete(Teacher::name.eq(name)).await.map_err(text)?;
-    let courses = db.check_all::<Course>().count().await.map_err(text)?;
-    let enrollments = db.check_all::<Enrollment>().count().await.map_err(text)?;
+    let db = req.db()?;
+    let removed = db.delete(Teacher::name.eq(name)).await?;
+    let courses = db.check_all::<Course>().count().await?;
+    let enrollments = db.check_all::<Enrollment>().count().await?;
     Ok((removed, courses, enrollments))
 }
 

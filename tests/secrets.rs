@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use fluxon::auth::{SecretError, Secrets};
 use fluxon::db::{AsyncDatabase, Executor, Model, Password};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router, ViewError};
 
 #[derive(Model, Debug)]
 #[model(authorized_user)]
@@ -17,10 +17,10 @@ struct Member {
 }
 
 #[view]
-async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<Member>(&username, &password)
-        .await
-        .map_err(|e| e.to_string())
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<Member>(&username, &password)
+        .await?)
 }
 
 #[view]

@@ -63,7 +63,7 @@ pub mod blocking {
 }
 
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
-pub use routing::{Request, Router, RouterError, View, ViewError};
+pub use routing::{NoViewError, OrUser, Request, Router, RouterError, View, ViewError};
 pub use server::{
     run_server, AsyncServer, Limits, LoginError, LoginLimits, MailboxLimits, Rate, ReverseError,
     RunningServer, ServerError, ServerHandle, ServerStats, UserId,
@@ -73,15 +73,30 @@ pub use wire::ErrorCode;
 /// Turns a function into a view the server can serve and clients can call.
 ///
 /// ```
-/// use fluxon::{view, Request};
+/// use fluxon::{ensure, view, Request, ViewError};
+/// use serde::{Deserialize, Serialize};
 ///
 /// /// Served as "signup"; clients call it with a `String` and get a `u64` or an error.
 /// #[view]
-/// async fn signup(req: Request, username: String) -> Result<u64, String> {
-///     if username.is_empty() {
-///         return Err("a username is required".into());
-///     }
+/// async fn signup(req: Request, username: String) -> Result<u64, ViewError> {
+///     ensure!(!username.is_empty(), "a username is required");
 ///     Ok(req.session_id().as_bytes()[0] as u64)
+/// }
+///
+/// /// An error of the app's own type: the client gets it typed, as `CallError::View(..)`.
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum BookingError {
+///     SeatTaken,
+///     NoSuchSeat(u32),
+/// }
+///
+/// #[view]
+/// async fn book(_req: Request, seat: u32) -> Result<u32, BookingError> {
+///     match seat {
+///         0 => Err(BookingError::SeatTaken),
+///         1..=40 => Ok(seat),
+///         _ => Err(BookingError::NoSuchSeat(seat)),
+///     }
 /// }
 ///
 /// /// A plain `fn` runs on the blocking thread pool; a view may take no payload.
@@ -94,8 +109,10 @@ pub use wire::ErrorCode;
 /// The function becomes a unit struct of the same name implementing [`View`]; the function itself
 /// stays callable as `signup::handler(req, payload)`. The first parameter must be a [`Request`];
 /// the second, if any, is the payload and must be an owned `DeserializeOwned` type. The return type
-/// is a `Serialize` value, or `Result<T, E>` with `T: Serialize` and `E: Display` (the client gets
-/// `E`'s text with the code [`ErrorCode::ViewFailed`]). Views cannot be generic.
+/// is a `Serialize` value, `Result<T, ViewError>` (any error converts into [`ViewError`] with `?`;
+/// see there what the client is told), or `Result<T, E>` with `E: Serialize + DeserializeOwned`:
+/// the client gets `E` typed, as [`CallError::View`], with the code [`ErrorCode::Rejected`].
+/// Views cannot be generic.
 pub use fluxon_macros::view;
 
 /// Lists views for [`Router::mapping`]: `views![signup, login]`. A name that is not a view in

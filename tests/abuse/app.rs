@@ -9,8 +9,8 @@ use fluxon::client::Reconnect;
 use fluxon::db::{AsyncDatabase, Executor, Model, Password};
 use fluxon::wire::{self, Envelope, FrameCodec, SessionTokenBytes};
 use fluxon::{
-    view, views, AsyncServer, ClientConfig, ConnectError, ConnectionHandler, Request, Router,
-    RunningServer,
+    view, views, AsyncServer, ClientConfig, ConnectError, ConnectionHandler, OrUser, Request,
+    Router, RunningServer, ViewError,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -34,15 +34,15 @@ pub struct Member {
 }
 
 #[view]
-pub async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<Member>(&username, &password)
-        .await
-        .map_err(|e| e.to_string())
+pub async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<Member>(&username, &password)
+        .await?)
 }
 
 #[view]
-pub async fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, String> {
-    a.checked_add(b).ok_or_else(|| "overflow".to_owned())
+pub async fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, ViewError> {
+    a.checked_add(b).or_user("overflow")
 }
 
 #[view]

@@ -10,7 +10,10 @@ use fluxon::cloud::{
 };
 use fluxon::db::AsyncDatabase;
 use fluxon::wire::SessionTokenBytes;
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Limits, Request, Router, RunningServer};
+use fluxon::{
+    view, views, AsyncServer, ConnectionHandler, Limits, OrUser, Request, Router, RunningServer,
+    ViewError,
+};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,10 +25,6 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// that one's allocations never show in another's measurement (tests run in parallel, in one
 /// process).
 pub static MEMORY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn text(err: impl std::fmt::Display) -> String {
-    err.to_string()
-}
 
 #[view]
 pub async fn login_as(req: Request, user: i64) {
@@ -39,10 +38,9 @@ pub async fn logout(req: Request) {
 
 /// Makes an owner root `name` for the logged-in user.
 #[view]
-pub async fn create_owner(req: Request, (name, limit): (String, u64)) -> Result<i64, String> {
-    let user = req.user_id().ok_or("log in first")?;
-    let cloud = req.cloud().map_err(text)?;
-    cloud.create_owner(&name, user, limit).await.map_err(text)
+pub async fn create_owner(req: Request, (name, limit): (String, u64)) -> Result<i64, ViewError> {
+    let user = req.user_id().or_user("log in first")?;
+    Ok(req.cloud()?.create_owner(&name, user, limit).await?)
 }
 
 /// Grants without checking anything: the endpoint must still refuse what the user may not do.
@@ -50,9 +48,8 @@ pub async fn create_owner(req: Request, (name, limit): (String, u64)) -> Result<
 pub async fn grant_any(
     req: Request,
     (operation, path, max_size): (CloudOperation, String, Option<u64>),
-) -> Result<Grant, String> {
-    req.grant_access_limited(operation, &path, max_size)
-        .map_err(text)
+) -> Result<Grant, ViewError> {
+    Ok(req.grant_access_limited(operation, &path, max_size)?)
 }
 
 /// What a careful view does: checks the permission with the helper, then grants.
@@ -60,29 +57,25 @@ pub async fn grant_any(
 pub async fn grant_checked(
     req: Request,
     (operation, path, needed, on): (CloudOperation, String, u32, String),
-) -> Result<Grant, String> {
-    let needed = Permission::from_bits(needed).ok_or("unknown permission bits")?;
-    req.require_cloud_permission(needed, &on)
-        .await
-        .map_err(text)?;
-    req.grant_access(operation, &path).map_err(text)
+) -> Result<Grant, ViewError> {
+    let needed = Permission::from_bits(needed).or_user("unknown permission bits")?;
+    req.require_cloud_permission(needed, &on).await?;
+    Ok(req.grant_access(operation, &path)?)
 }
 
 #[view]
-pub async fn create_role(req: Request, (name, bits): (String, u32)) -> Result<i64, String> {
-    let permissions = Permission::from_bits(bits).ok_or("unknown permission bits")?;
-    let cloud = req.cloud().map_err(text)?;
-    cloud.create_role(&name, permissions).await.map_err(text)
+pub async fn create_role(req: Request, (name, bits): (String, u32)) -> Result<i64, ViewError> {
+    let permissions = Permission::from_bits(bits).or_user("unknown permission bits")?;
+    Ok(req.cloud()?.create_role(&name, permissions).await?)
 }
 
 #[view]
 pub async fn assign_role(
     req: Request,
     (to, role, path): (i64, String, String),
-) -> Result<(), String> {
-    let by = req.user_id().ok_or("log in first")?;
-    let cloud = req.cloud().map_err(text)?;
-    cloud.assign_role(by, to, &role, &path).await.map_err(text)
+) -> Result<(), ViewError> {
+    let by = req.user_id().or_user("log in first")?;
+    Ok(req.cloud()?.assign_role(by, to, &role, &path).await?)
 }
 
 #[view]

@@ -160,6 +160,59 @@ async fn view_error_reaches_the_client_with_its_message() {
     }
     let err = conn.call(add, &(i64::MAX, 1)).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::ViewFailed));
+    assert!(err.to_string().contains("overflows"), "{err}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn internal_error_reaches_the_client_as_an_incident_not_its_text() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    match conn.call(read_secret, &"keys.txt".to_owned()).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::Internal);
+            assert!(message.contains("incident "), "{message}");
+            assert!(message.contains("read_secret"), "{message}");
+            // The I/O error names the path; the client must not learn it.
+            assert!(!message.contains("nonexistent"), "{message}");
+            assert!(!message.contains("keys.txt"), "{message}");
+        }
+        other => panic!("expected an internal error, got {other:?}"),
+    }
+    assert_eq!(conn.call(add, &(1, 2)).await.unwrap(), 3, "still served");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_views_own_error_type_reaches_the_client_typed() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    assert_eq!(conn.call(book, &3).await.unwrap(), 3);
+    match conn.call(book, &7).await {
+        Err(CallError::View(SeatError::Taken { by })) => assert_eq!(by, "ada"),
+        other => panic!("expected the view's own error, got {other:?}"),
+    }
+    let err = conn.call(book, &12).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Rejected));
+    assert_eq!(err.view_error(), Some(&SeatError::NoSuchSeat(12)));
+    // By name, the error comes as its bytes, which decode as the view's type.
+    let raw = conn
+        .call_raw("book", &postcard::to_allocvec(&7u32).unwrap())
+        .await
+        .unwrap_err();
+    match raw.decode_view::<SeatError>() {
+        CallError::View(SeatError::Taken { by }) => assert_eq!(by, "ada"),
+        other => panic!("expected the view's own error, got {other:?}"),
+    }
+    // Bytes that are not the type the caller expects are a decode error, not a wrong value.
+    let raw = conn
+        .call_raw("book", &postcard::to_allocvec(&12u32).unwrap())
+        .await
+        .unwrap_err();
+    match raw.decode_view::<(String, String, String)>() {
+        CallError::Decode { expected, .. } => assert!(expected.contains("String"), "{expected}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
     server.shutdown().await;
 }
 
@@ -333,16 +386,13 @@ async fn calls_past_the_in_flight_limit_wait_their_turn() {
 }
 
 #[fluxon::view]
-async fn slow_query(req: fluxon::Request, ms: u64) -> Result<i64, String> {
-    let db = req
-        .state::<fluxon::db::AsyncDatabase>()
-        .ok_or("no database")?;
-    db.read(move |conn| {
+async fn slow_query(req: fluxon::Request, ms: u64) -> Result<i64, fluxon::ViewError> {
+    let db = req.db()?;
+    let answer = db.read(move |conn| {
         std::thread::sleep(Duration::from_millis(ms));
         Ok(conn.query_row("SELECT 40 + 2", [], |row| row.get::<_, i64>(0))?)
-    })
-    .await
-    .map_err(|err| err.to_string())
+    });
+    Ok(answer.await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fluxon::wire::{self, Envelope, FrameCodec, SessionTokenBytes};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router, RunningServer};
+use fluxon::{
+    view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, RunningServer, ViewError,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -18,14 +20,39 @@ pub async fn echo(_req: Request, text: String) -> String {
 }
 
 #[view]
-pub async fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, String> {
-    a.checked_add(b)
-        .ok_or_else(|| format!("{a} + {b} overflows"))
+pub async fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, ViewError> {
+    a.checked_add(b).or_user(format!("{a} + {b} overflows"))
 }
 
+/// Fails with the message given, written for the client.
 #[view]
-pub async fn fail(_req: Request, message: String) -> Result<(), String> {
-    Err(message)
+pub async fn fail(_req: Request, message: String) -> Result<(), ViewError> {
+    Err(ViewError::user(message))
+}
+
+/// Reads a file the server does not have: the I/O error, naming the path, goes to `?`.
+#[view]
+pub async fn read_secret(_req: Request, name: String) -> Result<Vec<u8>, ViewError> {
+    let path = format!("/nonexistent-fluxon-dir/{name}");
+    let read = std::fs::read(&path);
+    Ok(read.map_err(|e| std::io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?)
+}
+
+/// A seat booking's own error type: the client gets it typed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum SeatError {
+    Taken { by: String },
+    NoSuchSeat(u32),
+}
+
+/// Seat 7 is taken by "ada"; seats above 9 do not exist; the rest are booked.
+#[view]
+pub async fn book(_req: Request, seat: u32) -> Result<u32, SeatError> {
+    match seat {
+        7 => Err(SeatError::Taken { by: "ada".into() }),
+        10.. => Err(SeatError::NoSuchSeat(seat)),
+        _ => Ok(seat),
+    }
 }
 
 #[view]
@@ -87,6 +114,8 @@ pub fn router() -> Router {
                 echo,
                 add,
                 fail,
+                read_secret,
+                book,
                 boom,
                 tagged,
                 whoami,

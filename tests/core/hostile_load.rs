@@ -596,10 +596,7 @@ async fn stray_and_duplicate_reverse_replies_are_ignored() {
     .await;
     odd.send(Envelope::ReverseReply {
         id: u64::MAX,
-        result: Err(ErrorReply {
-            code: ErrorCode::NoHandler,
-            message: "nobody asked",
-        }),
+        result: Err(ErrorReply::new(ErrorCode::NoHandler, "nobody asked")),
     })
     .await;
     // The connection is still good for calls...

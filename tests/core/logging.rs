@@ -21,6 +21,19 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
         .expect("an incident id")
         .to_owned();
     assert!(!panicked.contains("boom goes the view"), "{panicked}");
+    // An internal error (`?` on an I/O error): the same, with the error and its path in the log.
+    let failed = conn
+        .call(read_secret, &"keys.txt".to_owned())
+        .await
+        .unwrap_err()
+        .to_string();
+    let failed_incident = failed
+        .split("incident ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .expect("an incident id")
+        .to_owned();
+    assert!(!failed.contains("keys.txt"), "{failed}");
     conn.close().await;
     server.shutdown().await; // flushes the log writer
 
@@ -46,4 +59,9 @@ async fn log_dir_gets_a_file_named_for_today_with_the_server_log() {
         .find(|line| line.contains(&incident))
         .unwrap_or_else(|| panic!("incident {incident} not in the log:\n{text}"));
     assert!(line.contains("boom goes the view"), "{line}");
+    let line = text
+        .lines()
+        .find(|line| line.contains(&failed_incident))
+        .unwrap_or_else(|| panic!("incident {failed_incident} not in the log:\n{text}"));
+    assert!(line.contains("/nonexistent-fluxon-dir/keys.txt"), "{line}");
 }

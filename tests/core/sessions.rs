@@ -161,9 +161,11 @@ async fn one_user_on_several_sessions() {
 }
 
 #[fluxon::view]
-async fn grant_write(req: fluxon::Request, path: String) -> Result<fluxon::cloud::Grant, String> {
-    req.grant_access(fluxon::cloud::CloudOperation::WriteFile, &path)
-        .map_err(|e| e.to_string())
+async fn grant_write(
+    req: fluxon::Request,
+    path: String,
+) -> Result<fluxon::cloud::Grant, fluxon::ViewError> {
+    Ok(req.grant_access(fluxon::cloud::CloudOperation::WriteFile, &path)?)
 }
 
 #[tokio::test]

@@ -2,33 +2,26 @@
 //! and `Request::user`.
 
 use fluxon::db::{Executor, Password};
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router, ViewError};
 
 use crate::models::*;
 
 #[view]
-async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    let password = req
-        .hash_password(&password)
-        .await
-        .map_err(|e| e.to_string())?;
-    let db = req.db().map_err(|e| e.to_string())?;
-    db.insert(&User { username, password })
-        .await
-        .map_err(|e| e.to_string())
+async fn signup(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    let password = req.hash_password(&password).await?;
+    Ok(req.db()?.insert(&User { username, password }).await?)
 }
 
 #[view]
-async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<User>(&username, &password)
-        .await
-        .map_err(|e| e.to_string())
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<User>(&username, &password)
+        .await?)
 }
 
 #[view]
-async fn me(req: Request) -> Result<Option<String>, String> {
-    let user = req.user::<User>().await.map_err(|e| e.to_string())?;
-    Ok(user.map(|u| u.username))
+async fn me(req: Request) -> Result<Option<String>, ViewError> {
+    Ok(req.user::<User>().await?.map(|u| u.username))
 }
 
 #[tokio::test]

@@ -26,7 +26,9 @@ use fluxon::auth::PasswordHasher;
 use fluxon::client::Reconnect;
 use fluxon::db::{AsyncDatabase, Executor, Model, Password};
 use fluxon::wire::{self, Envelope};
-use fluxon::{view, views, AsyncServer, ClientConfig, ConnectionHandler, Request, Router};
+use fluxon::{
+    view, views, AsyncServer, ClientConfig, ConnectionHandler, Request, Router, ViewError,
+};
 use fluxon_bench::stats::percentile_us;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -42,10 +44,10 @@ struct Member {
 }
 
 #[view]
-async fn login(req: Request, (username, password): (String, String)) -> Result<i64, String> {
-    req.login_with_password::<Member>(&username, &password)
-        .await
-        .map_err(|e| e.to_string())
+async fn login(req: Request, (username, password): (String, String)) -> Result<i64, ViewError> {
+    Ok(req
+        .login_with_password::<Member>(&username, &password)
+        .await?)
 }
 
 #[view]

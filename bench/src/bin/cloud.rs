@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fluxon::cloud::{CloudOperation, CloudStorageServer, Grant};
 use fluxon::db::AsyncDatabase;
-use fluxon::{view, views, AsyncServer, ConnectionHandler, Request, Router};
+use fluxon::{view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, ViewError};
 use fluxon_bench::cloud::{copy_file, copy_file_threads, copy_memory};
 use fluxon_bench::stats::{median, paired_ratio, resident_bytes};
 
@@ -40,18 +40,14 @@ async fn login_as(req: Request, user: i64) {
 }
 
 #[view]
-async fn create_owner(req: Request, name: String) -> Result<i64, String> {
-    let user = req.user_id().ok_or("log in first")?;
-    let cloud = req.cloud().map_err(|e| e.to_string())?;
-    cloud
-        .create_owner(&name, user, u64::MAX / 2)
-        .await
-        .map_err(|e| e.to_string())
+async fn create_owner(req: Request, name: String) -> Result<i64, ViewError> {
+    let user = req.user_id().or_user("log in first")?;
+    Ok(req.cloud()?.create_owner(&name, user, u64::MAX / 2).await?)
 }
 
 #[view]
-async fn grant(req: Request, (op, path): (CloudOperation, String)) -> Result<Grant, String> {
-    req.grant_access(op, &path).map_err(|e| e.to_string())
+async fn grant(req: Request, (op, path): (CloudOperation, String)) -> Result<Grant, ViewError> {
+    Ok(req.grant_access(op, &path)?)
 }
 
 /// Runs `transfer`, sampling resident memory meanwhile; (seconds, peak growth in bytes).

@@ -28,6 +28,7 @@ use fluxon::db::AsyncDatabase;
 use fluxon::server::ReverseError;
 use fluxon::{
     view, views, AsyncServer, CallError, ClientConfig, ConnectionHandler, Limits, Request, Router,
+    ViewError,
 };
 use fluxon_bench::stats::resident_bytes;
 
@@ -37,18 +38,21 @@ async fn echo(_req: Request, n: u64) -> u64 {
 }
 
 #[view]
-async fn login_as(req: Request, user: i64) -> Result<(), String> {
+async fn login_as(req: Request, user: i64) -> Result<(), ViewError> {
     req.login(user);
-    let cloud = req.cloud().map_err(|e| e.to_string())?;
-    match cloud.create_owner(&format!("u{user}"), user, 1 << 30).await {
+    match req
+        .cloud()?
+        .create_owner(&format!("u{user}"), user, 1 << 30)
+        .await
+    {
         Ok(_) | Err(fluxon::cloud::CloudError::AlreadyExists(_)) => Ok(()),
-        Err(err) => Err(err.to_string()),
+        Err(err) => Err(err.into()),
     }
 }
 
 #[view]
-async fn grant(req: Request, (op, path): (CloudOperation, String)) -> Result<Grant, String> {
-    req.grant_access(op, &path).map_err(|e| e.to_string())
+async fn grant(req: Request, (op, path): (CloudOperation, String)) -> Result<Grant, ViewError> {
+    Ok(req.grant_access(op, &path)?)
 }
 
 /// Counts of what happened, shared by the tasks that do it.

@@ -75,6 +75,11 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
     } else {
         output_ty.clone()
     };
+    let error_ty = if view.returns_result() {
+        quote_spanned!(output_span=> <#output_ty as ::fluxon::__private::IntoViewResult>::Error)
+    } else {
+        quote!(::fluxon::NoViewError)
+    };
     let convert = if view.returns_result() {
         quote_spanned!(output_span=> ::fluxon::__private::IntoViewResult::into_view_result(output))
     } else {
@@ -106,6 +111,7 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
     // Spanned on the user's types, so "does not implement Deserialize/Serialize" points at them.
     let payload_assoc = quote_spanned!(payload_span=> type Payload = #payload_ty;);
     let reply_assoc = quote_spanned!(output_span=> type Reply = #reply_ty;);
+    let error_assoc = quote_spanned!(output_span=> type Error = #error_ty;);
     let struct_doc = format!(
         " The view `{}`; see [`{ident}::handler`] for its function.",
         name.value()
@@ -152,6 +158,7 @@ fn generate(view: &ViewFn, name: &LitStr) -> TokenStream {
         impl ::fluxon::View for #ident {
             #payload_assoc
             #reply_assoc
+            #error_assoc
             const NAME: &'static str = #name;
 
             fn call(

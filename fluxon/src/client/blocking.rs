@@ -18,6 +18,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Runtime;
 
+use bytes::Bytes;
+
 use super::{CallError, ClientConfig, ConnectError};
 use crate::routing::View;
 
@@ -72,7 +74,7 @@ impl ConnectionHandler {
     }
 
     /// Calls a view by name; see [`super::ConnectionHandler::send_request`].
-    pub fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError>
+    pub fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError<Bytes>>
     where
         P: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -81,7 +83,7 @@ impl ConnectionHandler {
     }
 
     /// Calls a view through its item; see [`super::ConnectionHandler::call`].
-    pub fn call<V>(&self, view: V, payload: &V::Payload) -> Result<V::Reply, CallError>
+    pub fn call<V>(&self, view: V, payload: &V::Payload) -> Result<V::Reply, CallError<V::Error>>
     where
         V: View,
         V::Payload: Serialize,

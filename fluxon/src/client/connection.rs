@@ -125,7 +125,7 @@ impl std::fmt::Debug for ConnectionHandler {
 }
 
 /// A reply that did not decode as an `R`.
-fn decode_error<R>(source: crate::wire::DecodeError) -> CallError {
+fn decode_error<R, E>(source: crate::wire::DecodeError) -> CallError<E> {
     CallError::Decode {
         expected: std::any::type_name::<R>(),
         source,
@@ -225,7 +225,7 @@ impl ConnectionHandler {
     }
 
     /// Calls a view by name with any serializable payload, decoding the reply as `R`.
-    pub async fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError>
+    pub async fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError<Bytes>>
     where
         P: Serialize + ?Sized,
         R: DeserializeOwned,
@@ -233,12 +233,16 @@ impl ConnectionHandler {
         let payload = crate::wire::to_vec(payload).map_err(CallError::Encode)?;
         let reply = self.call_parts(view, [&payload, &[]]).await;
         crate::wire::recycle(payload);
-        crate::wire::from_bytes_exact(&reply?).map_err(decode_error::<R>)
+        crate::wire::from_bytes_exact(&reply?).map_err(decode_error::<R, Bytes>)
     }
 
     /// Calls a view through its item, so the payload and reply types are the view's own:
     /// `conn.call(signup, &form)` does not compile if `form` is not `signup`'s payload type.
-    pub async fn call<V>(&self, _view: V, payload: &V::Payload) -> Result<V::Reply, CallError>
+    pub async fn call<V>(
+        &self,
+        _view: V,
+        payload: &V::Payload,
+    ) -> Result<V::Reply, CallError<V::Error>>
     where
         V: View,
         V::Payload: Serialize,
@@ -251,17 +255,18 @@ impl ConnectionHandler {
         let payload = crate::wire::encode_ref(payload).map_err(CallError::Encode)?;
         let reply = self.call_parts(V::NAME, payload.parts()).await;
         payload.done();
-        crate::wire::decode_owned(reply?).map_err(decode_error::<V::Reply>)
+        let reply = reply.map_err(CallError::decode_view::<V::Error>)?;
+        crate::wire::decode_owned(reply).map_err(decode_error::<V::Reply, V::Error>)
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
-    pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError> {
+    pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError<Bytes>> {
         self.call_parts(view, [payload, &[]]).await
     }
 
     /// [`call_raw`](Self::call_raw) with the payload's bytes in two pieces, sent one after the
     /// other (a byte string's length, then its bytes: never copied together).
-    async fn call_parts(&self, view: &str, payload: [&[u8]; 2]) -> Result<Bytes, CallError> {
+    async fn call_parts(&self, view: &str, payload: [&[u8]; 2]) -> Result<Bytes, CallError<Bytes>> {
         let deadline = crate::timer::after(Instant::now(), self.call_timeout);
         let inner = &*self.inner;
         let timeout = self.call_timeout;
@@ -340,7 +345,7 @@ impl ConnectionHandler {
         call: &Hot<'_>,
         max: usize,
         deadline: Instant,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), CallError<Bytes>> {
         match why {
             SendError::Full => self.send_waiting(outbox, call, max, deadline).await,
             SendError::TooLarge(size) => Err(CallError::TooLarge { size, max }),
@@ -355,7 +360,7 @@ impl ConnectionHandler {
         call: &Hot<'_>,
         max: usize,
         deadline: Instant,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), CallError<Bytes>> {
         match timeout_at(deadline, outbox.send(call)).await {
             Err(_) => Err(CallError::Timeout(self.call_timeout)),
             Ok(Ok(())) => Ok(()),
@@ -365,7 +370,7 @@ impl ConnectionHandler {
     }
 
     /// The current link's queue, waiting through a reconnect (callers bound the wait).
-    async fn wait_for_link(&self) -> Result<(Arc<Outbox>, usize), CallError> {
+    async fn wait_for_link(&self) -> Result<(Arc<Outbox>, usize), CallError<Bytes>> {
         let mut state = self.inner.link.subscribe();
         loop {
             match &*state.borrow_and_update() {

@@ -26,7 +26,7 @@ use super::CallError;
 use crate::wire::{Outbox, SendError};
 
 /// What a waiting call receives: the reply's bytes, or why there is none.
-pub(super) type Delivery = Result<Bytes, CallError>;
+pub(super) type Delivery = Result<Bytes, CallError<Bytes>>;
 
 struct Waiting {
     slot: Slot,

@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use super::connection::Inner;
 use super::pending::Delivery;
 use super::CallError;
-use crate::wire::{self, Envelope, FrameReader, Outbox};
+use crate::wire::{self, Envelope, ErrorCode, FrameReader, Outbox};
 
 pub(super) type Reader = FrameReader<wire::BoxRead>;
 
@@ -244,9 +244,12 @@ fn on_frame(inner: &Inner, outbox: &Arc<Outbox>, frame: Bytes, mine: Option<u64>
         Ok(Envelope::Reply { id, result }) => {
             let delivery = result
                 .map(|bytes| wire::detach(&frame, bytes))
-                .map_err(|e| CallError::Remote {
-                    code: e.code,
-                    message: e.message.to_owned(),
+                .map_err(|e| match e.code {
+                    ErrorCode::Rejected => CallError::View(wire::detach(&frame, e.detail)),
+                    code => CallError::Remote {
+                        code,
+                        message: e.message.to_owned(),
+                    },
                 });
             if mine == Some(id) {
                 // Counted as a wake-up: its caller, too, will mostly call again at once.

@@ -158,10 +158,7 @@ async fn answer_with(outbox: &Outbox, id: u64, answer: Answer) {
             outbox
                 .send(&Envelope::ReverseReply {
                     id,
-                    result: Err(ErrorReply {
-                        code: *code,
-                        message,
-                    }),
+                    result: Err(ErrorReply::new(*code, message)),
                 })
                 .await
         }
@@ -225,10 +222,7 @@ impl Incoming {
         outbox
             .send(&Envelope::ReverseReply {
                 id: self.id,
-                result: Err(ErrorReply {
-                    code: ErrorCode::ViewFailed,
-                    message,
-                }),
+                result: Err(ErrorReply::new(ErrorCode::ViewFailed, message)),
             })
             .await
             .map_err(|_| CallError::Disconnected)
@@ -238,7 +232,7 @@ impl Incoming {
         if let Some(outbox) = self.outbox.take() {
             let _ = outbox.try_send(&Envelope::ReverseReply {
                 id: self.id,
-                result: Err(ErrorReply { code, message }),
+                result: Err(ErrorReply::new(code, message)),
             });
         }
     }
@@ -249,10 +243,10 @@ impl Drop for Incoming {
         if let Some(outbox) = self.outbox.take() {
             let _ = outbox.try_send(&Envelope::ReverseReply {
                 id: self.id,
-                result: Err(ErrorReply {
-                    code: ErrorCode::NoHandler,
-                    message: "the client dropped this request without answering it",
-                }),
+                result: Err(ErrorReply::new(
+                    ErrorCode::NoHandler,
+                    "the client dropped this request without answering it",
+                )),
             });
         }
     }

@@ -4,7 +4,7 @@
 //! A view is registered by its item, never by a string the compiler cannot check:
 //!
 //! ```
-//! use fluxon::{view, views, Request, Router};
+//! use fluxon::{view, views, OrUser, Request, Router, ViewError};
 //!
 //! #[view]
 //! async fn hello(req: Request, name: String) -> String {
@@ -12,8 +12,8 @@
 //! }
 //!
 //! #[view]
-//! fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, String> {
-//!     a.checked_add(b).ok_or_else(|| "overflow".to_string())
+//! fn add(_req: Request, (a, b): (i64, i64)) -> Result<i64, ViewError> {
+//!     a.checked_add(b).or_user("overflow")
 //! }
 //!
 //! let router = Router::new().mapping(views![hello, add]).unwrap();
@@ -31,7 +31,8 @@ pub(crate) use request::Connection;
 pub use request::Request;
 pub(crate) use router::{Dispatched, Outcome, RoutedView};
 pub use router::{Router, RouterError, ViewEntry};
-pub use view::{BoxFuture, View, ViewError};
+pub(crate) use view::Failure;
+pub use view::{BoxFuture, NoViewError, OrUser, View, ViewError};
 
 #[doc(hidden)]
 pub use view::{run_blocking, IntoViewResult};

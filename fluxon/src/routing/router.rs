@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 
-use super::view::BoxFuture;
+use super::view::{BoxFuture, Failure};
 use super::{Request, View, ViewError};
 use crate::auth::{AuthError, SessionKey};
 use crate::wire::ErrorCode;
 
-/// A call's outcome before it is put on the wire: reply bytes, or an error code and message.
-pub(crate) type Outcome = Result<crate::wire::Encoded<Vec<u8>>, (ErrorCode, String)>;
+/// A call's outcome before it is put on the wire: reply bytes, or what the client is told.
+pub(crate) type Outcome = Result<crate::wire::Encoded<Vec<u8>>, Failure>;
 
 /// What running a call gave.
 pub(crate) enum Dispatched {
@@ -51,7 +51,7 @@ impl<V: View> ErasedView for Typed<V> {
                     V::NAME,
                     std::any::type_name::<V::Payload>()
                 );
-                return Dispatched::Done(Err((ErrorCode::BadPayload, message)));
+                return Dispatched::Done(Err(Failure::new(ErrorCode::BadPayload, message)));
             }
         };
         let view = self.0;
@@ -77,19 +77,19 @@ fn outcome<V: View>(result: Result<V::Reply, ViewError>) -> Outcome {
     match result {
         Ok(reply) => crate::wire::encode_owned(reply).map_err(|err| {
             let message = format!("could not encode the reply of `{}`: {err}", V::NAME);
-            (ErrorCode::Internal, message)
+            Failure::new(ErrorCode::Internal, message)
         }),
-        Err(err) => Err((ErrorCode::ViewFailed, err.message().to_owned())),
+        Err(err) => Err(err.into_reply(V::NAME)),
     }
 }
 
 /// A view's panic as its client sees it. The panic's text may hold anything the view had (a
 /// path, a query, a secret): the client gets an id to quote, the log gets the id and the text.
-fn panicked(view: &str, panic: &(dyn Any + Send)) -> (ErrorCode, String) {
+fn panicked(view: &str, panic: &(dyn Any + Send)) -> Failure {
     let text = crate::panic::panic_text(panic);
     let id = crate::panic::incident_id();
     tracing::error!(view = %view, incident = %id, panic = %text, "view panicked");
-    (
+    Failure::new(
         ErrorCode::Panicked,
         format!(
             "view `{view}` failed unexpectedly (incident {id}; the server's log has the details)"

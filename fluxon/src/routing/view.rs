@@ -1,6 +1,9 @@
 //! The `View` trait, implemented by `#[view]` on the unit struct that replaces the function.
 
-use std::fmt::Display;
+use std::any::Any;
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -8,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::Request;
+use crate::wire::ErrorCode;
 
 /// A boxed, sendable future: what a view's [`View::call`] returns.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -27,6 +31,11 @@ pub trait View: Copy + Send + Sync + 'static {
     type Payload: DeserializeOwned + Send + 'static;
     /// What the client gets back on success.
     type Reply: Serialize + Send + 'static;
+    /// The view's own error type, which its client decodes: `E` for a view returning
+    /// `Result<T, E>` with `E: Serialize + DeserializeOwned` (the typed
+    /// [`call`](crate::ConnectionHandler::call) gives it as [`CallError::View`](crate::CallError::View),
+    /// to match on), [`NoViewError`] for any other view.
+    type Error: DeserializeOwned + Send + 'static;
     /// The name the view is served under (the function's name unless renamed).
     const NAME: &'static str;
 
@@ -57,45 +66,320 @@ pub trait View: Copy + Send + Sync + 'static {
     }
 }
 
-/// A view's failure, as its client sees it: the code `ViewFailed` and this message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+/// Why a view failed: what its client is told, and for an internal error what the server logs.
+///
+/// A view returning `Result<T, ViewError>` uses `?` on any error: anything that implements
+/// `std::error::Error + Send + Sync + 'static` converts into an *internal* error. Its client gets
+/// [`ErrorCode::Internal`](crate::ErrorCode::Internal) and a generic message with an incident id;
+/// the server's log has the id beside the whole error (its sources included), so a database path
+/// or a query never reaches a client. A *deliberate* message, one meant for the client, is made
+/// with [`ViewError::user`] (or [`bail!`](crate::bail), [`ensure!`](crate::ensure),
+/// [`OrUser::or_user`]) and reaches it as it is, with [`ErrorCode::ViewFailed`](crate::ErrorCode::ViewFailed).
+///
+/// ```
+/// use fluxon::{bail, view, OrUser, Request, ViewError};
+///
+/// #[view]
+/// fn withdraw(req: Request, amount: u64) -> Result<u64, ViewError> {
+///     let user = req.user_id().or_user("log in first")?;
+///     if amount == 0 {
+///         bail!("nothing to withdraw");
+///     }
+///     let balance: u64 = std::fs::read_to_string(format!("/nonexistent/{user}"))?.trim().parse()?;
+///     Ok(balance.saturating_sub(amount))
+/// }
+/// ```
+///
+/// To give the client an error it can match on, return `Result<T, E>` with a serializable `E`
+/// instead: see [`View::Error`].
+///
+/// `ViewError` deliberately does not implement `std::error::Error` (as `anyhow::Error` does not):
+/// that is what lets every error convert into it with `?`.
 pub struct ViewError {
-    message: String,
+    repr: Repr,
+}
+
+enum Repr {
+    /// A message for the client, sent as it is.
+    User(Cow<'static, str>),
+    /// A fault of the server: logged with an incident id, never sent.
+    Internal(Box<dyn Error + Send + Sync + 'static>),
+    /// The view's own error type, encoded (a view returning `Result<T, E: Serialize>`).
+    Rejected {
+        detail: Vec<u8>,
+        type_name: &'static str,
+    },
 }
 
 impl ViewError {
-    /// A failure with this message.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A failure whose message the client sees as it is: write it for the client.
+    pub fn user(message: impl Into<Cow<'static, str>>) -> Self {
         ViewError {
-            message: message.into(),
+            repr: Repr::User(message.into()),
         }
     }
 
-    /// The message the client will see.
-    pub fn message(&self) -> &str {
-        &self.message
+    /// An internal failure: the client gets a generic message with an incident id, the server's
+    /// log the id and `error` with its sources. (What `?` does with any error.)
+    pub fn internal(error: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> Self {
+        ViewError {
+            repr: Repr::Internal(error.into()),
+        }
+    }
+
+    /// A view's own error type, encoded for its client ([`View::Error`]). An error that does not
+    /// encode becomes an internal one.
+    pub(crate) fn rejected<E: Serialize>(error: &E) -> Self {
+        match postcard::to_allocvec(error) {
+            Ok(detail) => ViewError {
+                repr: Repr::Rejected {
+                    detail,
+                    type_name: std::any::type_name::<E>(),
+                },
+            },
+            Err(err) => ViewError::internal(format!(
+                "the view's error of type `{}` does not encode: {err}",
+                std::any::type_name::<E>()
+            )),
+        }
+    }
+
+    /// The message for the client, when this is a [`user`](Self::user) error.
+    pub fn user_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::User(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The internal error inside, when this is one.
+    pub fn internal_error(&self) -> Option<&(dyn Error + Send + Sync + 'static)> {
+        match &self.repr {
+            Repr::Internal(error) => Some(&**error),
+            _ => None,
+        }
+    }
+
+    /// What the client gets for this failure of view `view`: a code, a message and (for the
+    /// view's own error type) its bytes. An internal error is logged here, with its incident id.
+    pub(crate) fn into_reply(self, view: &str) -> Failure {
+        match self.repr {
+            Repr::User(message) => Failure::new(ErrorCode::ViewFailed, message.into_owned()),
+            Repr::Internal(error) => {
+                let id = crate::panic::incident_id();
+                tracing::error!(
+                    view = %view,
+                    incident = %id,
+                    error = %Chain(&*error),
+                    "view failed"
+                );
+                Failure::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "view `{view}` failed (incident {id}; the server's log has the details)"
+                    ),
+                )
+            }
+            Repr::Rejected { detail, type_name } => Failure {
+                code: ErrorCode::Rejected,
+                message: format!("view `{view}` rejected the call with a `{type_name}`"),
+                detail,
+            },
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated, for the log.
+struct Chain<'a>(&'a (dyn Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        // Bounded: a cyclic chain (a bug elsewhere) must not hang the log.
+        for _ in 0..32 {
+            let Some(error) = source else { break };
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::User(message) => f.debug_tuple("User").field(message).finish(),
+            Repr::Internal(error) => f.debug_tuple("Internal").field(error).finish(),
+            Repr::Rejected { type_name, .. } => f.debug_tuple("Rejected").field(type_name).finish(),
+        }
+    }
+}
+
+impl fmt::Display for ViewError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::User(message) => f.write_str(message),
+            Repr::Internal(error) => Chain(&**error).fmt(f),
+            Repr::Rejected { type_name, .. } => write!(f, "rejected with a `{type_name}`"),
+        }
+    }
+}
+
+impl<E: Error + Send + Sync + 'static> From<E> for ViewError {
+    fn from(error: E) -> Self {
+        match for_the_client(&error) {
+            Some(message) => ViewError::user(message),
+            None => ViewError::internal(error),
+        }
+    }
+}
+
+/// The message of fluxon's own errors that are written for the caller, not the operator: a
+/// failed login says so (a generic "incident" would hide why), a throttled one says when to
+/// retry, a refused cloud permission or path says which. Everything else (a database or disk
+/// fault) is internal.
+fn for_the_client(error: &(dyn Any + 'static)) -> Option<String> {
+    use crate::cloud::{CloudError, GrantError, PathError};
+    use crate::db::DbError;
+    use crate::server::LoginError;
+    if let Some(e) = error.downcast_ref::<LoginError>() {
+        let said = matches!(
+            e,
+            LoginError::BadCredentials | LoginError::Throttled { .. } | LoginError::Busy
+        );
+        return said.then(|| e.to_string());
+    }
+    if let Some(e) = error.downcast_ref::<DbError>() {
+        return matches!(e, DbError::BadCredentials).then(|| e.to_string());
+    }
+    if let Some(e) = error.downcast_ref::<CloudError>() {
+        let said = matches!(
+            e,
+            CloudError::Grant(_)
+                | CloudError::Path(_)
+                | CloudError::Forbidden { .. }
+                | CloudError::NoSuchOwner(_)
+                | CloudError::NotFound(_)
+                | CloudError::AlreadyExists(_)
+                | CloudError::OverQuota { .. }
+                | CloudError::TooLarge { .. }
+                | CloudError::TooManyItems { .. }
+        );
+        return said.then(|| e.to_string());
+    }
+    if let Some(e) = error.downcast_ref::<GrantError>() {
+        return Some(e.to_string());
+    }
+    error.downcast_ref::<PathError>().map(ToString::to_string)
+}
+
+/// A view's failure as it goes on the wire.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The code the client matches on.
+    pub code: ErrorCode,
+    /// The message for people.
+    pub message: String,
+    /// postcard bytes of the view's error type, for [`ErrorCode::Rejected`].
+    pub detail: Vec<u8>,
+}
+
+impl Failure {
+    /// A failure with no detail.
+    pub fn new(code: ErrorCode, message: String) -> Self {
+        Failure {
+            code,
+            message,
+            detail: Vec::new(),
+        }
+    }
+}
+
+/// Turns an `Option` or a `Result` into a [`ViewError::user`] with a message for the client:
+/// `req.user_id().or_user("log in first")?`.
+pub trait OrUser<T> {
+    /// `Some(v)` / `Ok(v)` as `Ok(v)`; otherwise a user error with this message (a `Result`'s
+    /// error is dropped: it is not for the client).
+    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError>;
+}
+
+impl<T> OrUser<T> for Option<T> {
+    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError> {
+        self.ok_or_else(|| ViewError::user(message))
+    }
+}
+
+impl<T, E> OrUser<T> for Result<T, E> {
+    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError> {
+        self.map_err(|_| ViewError::user(message))
+    }
+}
+
+/// Returns early from a view with a [`ViewError::user`] message, formatted like `format!`:
+/// `bail!("course {id} is full")`.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)+) => {
+        return ::core::result::Result::Err(::core::convert::From::from(
+            $crate::ViewError::user(::std::format!($($arg)+)),
+        ))
+    };
+}
+
+/// Returns early from a view with a [`ViewError::user`] message unless the condition holds:
+/// `ensure!(seats > 0, "course {id} is full")`.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            $crate::bail!($($arg)+);
+        }
+    };
+}
+
+/// The error type of a view with no error of its own type (one returning a plain value or
+/// `Result<T, ViewError>`): it has no values, so `CallError::View` never holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum NoViewError {}
+
+impl fmt::Display for NoViewError {
+    fn fmt(&self, _: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {}
     }
 }
 
 /// How `#[view]` turns a `Result`-returning function's output into the reply or an error.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "a view returning `{Self}` needs an error type that implements `Display`",
-    note = "a view returns a serializable value, or `Result<T, E>` where `T: Serialize` and `E: Display`"
+    message = "a view cannot return `{Self}`",
+    label = "the error type must be `fluxon::ViewError`, or `Serialize + DeserializeOwned`",
+    note = "return `Result<T, fluxon::ViewError>` (any error converts into it with `?`; the client gets a generic message, the log the error), or `Result<T, E>` with `E: Serialize + DeserializeOwned` (the client gets `E` typed, as `CallError::View`)"
 )]
 pub trait IntoViewResult {
     /// The success type.
     type Reply;
-    /// Splits into the reply or a [`ViewError`] carrying the error's `Display` text.
+    /// The error type the client decodes ([`View::Error`]).
+    type Error;
+    /// Splits into the reply or a [`ViewError`].
     fn into_view_result(self) -> Result<Self::Reply, ViewError>;
 }
 
-impl<T, E: Display> IntoViewResult for Result<T, E> {
+impl<T> IntoViewResult for Result<T, ViewError> {
     type Reply = T;
+    type Error = NoViewError;
 
     fn into_view_result(self) -> Result<T, ViewError> {
-        self.map_err(|e| ViewError::new(e.to_string()))
+        self
+    }
+}
+
+impl<T, E: Serialize + DeserializeOwned> IntoViewResult for Result<T, E> {
+    type Reply = T;
+    type Error = E;
+
+    fn into_view_result(self) -> Result<T, ViewError> {
+        self.map_err(|error| ViewError::rejected(&error))
     }
 }
 
@@ -112,7 +396,7 @@ where
         Ok(value) => Ok(value),
         Err(err) => match err.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => Err(ViewError::new(
+            Err(_) => Err(ViewError::user(
                 "the view was cancelled: the server is shutting down",
             )),
         },

@@ -27,7 +27,7 @@ use super::stats::Counters;
 use super::{check_hello, refusal_message, HelloOk};
 use crate::armed::Armed;
 use crate::auth::SessionToken;
-use crate::routing::{Connection, Dispatched, Outcome, Request, RoutedView};
+use crate::routing::{Connection, Dispatched, Failure, Outcome, Request, RoutedView};
 use crate::timer::after;
 use crate::wire::{
     self, Envelope, ErrorCode, ErrorReply, FrameCodec, FrameReader, Outbox, RefuseReason,
@@ -613,12 +613,12 @@ impl<'a> Conn<'a> {
 }
 
 /// What a call over its session's rate gets.
-fn over_rate(wait: Duration) -> (ErrorCode, String) {
+fn over_rate(wait: Duration) -> Failure {
     let message = format!(
         "this session is over its call rate; retry in {} ms",
         wait.as_millis().max(1)
     );
-    (ErrorCode::Throttled, message)
+    Failure::new(ErrorCode::Throttled, message)
 }
 
 /// Queues the reply to a call answered on the reader when the queue has room now (the usual
@@ -638,11 +638,12 @@ fn try_reply(outbox: &Outbox, id: u64, outcome: Outcome) -> Result<Result<(), Se
 fn reply_to(id: u64, outcome: &Outcome) -> ReplyFrame<'_> {
     match outcome {
         Ok(reply) => ReplyFrame::Ok(wire::Hot::reply(id, reply.parts())),
-        Err((code, message)) => ReplyFrame::Err(Envelope::Reply {
+        Err(failure) => ReplyFrame::Err(Envelope::Reply {
             id,
             result: Err(ErrorReply {
-                code: *code,
-                message,
+                code: failure.code,
+                message: &failure.message,
+                detail: &failure.detail,
             }),
         }),
     }
@@ -699,7 +700,7 @@ async fn send_error(
 ) -> Result<(), SendError> {
     let reply = Envelope::Reply {
         id,
-        result: Err(ErrorReply { code, message }),
+        result: Err(ErrorReply::new(code, message)),
     };
     queue(outbox, &reply, deferred).await
 }

@@ -133,13 +133,14 @@ mod tests {
         assert_eq!(reason(&hello(*b"HTTP", 9, 0)), RefuseReason::BadMagic);
         // A client of version 1 (or a later one with a longer Hello) is told about the version,
         // not that its Hello is malformed.
-        let mut longer = hello(wire::MAGIC, 3, 300);
+        let mut longer = hello(wire::MAGIC, wire::PROTOCOL_VERSION + 1, 300);
         longer.extend_from_slice(&[9, 9, 9]);
         assert_eq!(reason(&longer), RefuseReason::UnsupportedVersion);
         let version_one = [0x00, b'F', b'L', b'X', b'N', 0x01, 0x00, 0xAC, 0x02];
         let (why, message) = check_hello(&version_one).unwrap_err();
         assert_eq!(why, RefuseReason::UnsupportedVersion);
-        assert!(message.contains("version 2, the client 1"), "{message}");
+        let expected = format!("version {}, the client 1", wire::PROTOCOL_VERSION);
+        assert!(message.contains(&expected), "{message}");
     }
 
     /// Found by the `handshake` fuzz target: an empty first frame was refused with a 98-byte

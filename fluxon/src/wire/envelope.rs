@@ -141,6 +141,9 @@ pub enum ErrorCode {
     /// The caller is over a rate limit of the server (calls per second of its session); the
     /// message says when to retry. The call did not run.
     Throttled,
+    /// The view refused the call with an error of its own type (a view returning
+    /// `Result<T, E>` with `E: Serialize`): the reply's `detail` holds postcard bytes of `E`.
+    Rejected,
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -155,18 +158,34 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::NoHandler => "no handler",
             ErrorCode::TooLarge => "message too large",
             ErrorCode::Throttled => "throttled",
+            ErrorCode::Rejected => "rejected by the view",
         };
         f.write_str(text)
     }
 }
 
-/// An error answer: a code a program can match on and a message for people.
+/// An error answer: a code a program can match on, a message for people, and for
+/// [`ErrorCode::Rejected`] the view's own error as bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply<'a> {
     /// What kind of failure.
     pub code: ErrorCode,
     /// Details.
     pub message: &'a str,
+    /// postcard bytes of the view's error type for [`ErrorCode::Rejected`]; empty otherwise.
+    #[serde(with = "serde_bytes_ref")]
+    pub detail: &'a [u8],
+}
+
+impl<'a> ErrorReply<'a> {
+    /// An error with this code and message, and no detail.
+    pub fn new(code: ErrorCode, message: &'a str) -> Self {
+        ErrorReply {
+            code,
+            message,
+            detail: &[],
+        }
+    }
 }
 
 /// Why a server refused a handshake.
@@ -663,10 +682,7 @@ mod tests {
         });
         round_trip(Envelope::Reply {
             id: 3,
-            result: Err(ErrorReply {
-                code: ErrorCode::Panicked,
-                message: "boom",
-            }),
+            result: Err(ErrorReply::new(ErrorCode::Panicked, "boom")),
         });
         round_trip(Envelope::ReverseRequest {
             id: 1,
@@ -785,7 +801,7 @@ mod tests {
     fn hello_layout_is_index_magic_version_option() {
         let body = Envelope::Hello {
             magic: crate::wire::MAGIC,
-            version: 2,
+            version: 3,
             resume: None,
             max_frame: 300,
         }
@@ -793,7 +809,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             &body[..],
-            &[0x00, b'F', b'L', b'X', b'N', 0x02, 0x00, 0xAC, 0x02]
+            &[0x00, b'F', b'L', b'X', b'N', 0x03, 0x00, 0xAC, 0x02]
         );
     }
 
@@ -817,14 +833,42 @@ mod tests {
         assert_eq!(&refused[..], &[0x02, 0x02, 0x01, 0x01, b'x']);
         let throttled = Envelope::Reply {
             id: 5,
+            result: Err(ErrorReply::new(ErrorCode::Throttled, "")),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(&throttled[..], &[0x04, 0x05, 0x01, 0x08, 0x00, 0x00]);
+    }
+
+    /// The documented bytes of what protocol version 3 added: the error's detail, and the view's
+    /// own error (`Rejected`).
+    #[test]
+    fn version_three_additions_are_laid_out_as_documented() {
+        let rejected = Envelope::Reply {
+            id: 5,
             result: Err(ErrorReply {
-                code: ErrorCode::Throttled,
-                message: "",
+                code: ErrorCode::Rejected,
+                message: "x",
+                detail: &[0x01, 0x07],
             }),
         }
         .encode()
         .unwrap();
-        assert_eq!(&throttled[..], &[0x04, 0x05, 0x01, 0x08, 0x00]);
+        assert_eq!(
+            &rejected[..],
+            &[0x04, 0x05, 0x01, 0x09, 0x01, b'x', 0x02, 0x01, 0x07]
+        );
+        assert_eq!(
+            Envelope::decode(&rejected).unwrap(),
+            Envelope::Reply {
+                id: 5,
+                result: Err(ErrorReply {
+                    code: ErrorCode::Rejected,
+                    message: "x",
+                    detail: &[0x01, 0x07],
+                }),
+            }
+        );
     }
 
     #[test]

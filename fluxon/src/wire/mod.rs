@@ -56,8 +56,13 @@
 //!
 //! A `SessionToken` is 16 bytes of session id followed by a 32-byte MAC (48 raw bytes, no length).
 //! An `ErrorReply` is an [`ErrorCode`] (an enum: 0 `UnknownView`, 1 `BadPayload`, 2 `ViewFailed`,
-//! 3 `Panicked`, 4 `ShuttingDown`, 5 `Internal`, 6 `NoHandler`, 7 `TooLarge`, 8 `Throttled`)
-//! followed by a message string. A [`RefuseReason`] is an enum: 0 `BadMagic`,
+//! 3 `Panicked`, 4 `ShuttingDown`, 5 `Internal`, 6 `NoHandler`, 7 `TooLarge`, 8 `Throttled`,
+//! 9 `Rejected`), a message string, and detail bytes: for `Rejected` (the view refused the call
+//! with an error of its own type) postcard bytes of that type, empty for every other code. So
+//! `Reply { id: 5, result: Err(ErrorReply { code: Throttled, message: "", detail: [] }) }` is the
+//! body `04 05 01 08 00 00`. `ViewFailed` carries a message the view chose for its client;
+//! `Internal` and `Panicked` carry a generic message with an incident id that the server's log
+//! holds with the full error. A [`RefuseReason`] is an enum: 0 `BadMagic`,
 //! 1 `UnsupportedVersion`, 2 `ServerFull` followed by a [`Capacity`] (an enum: 0 `Connections`,
 //! 1 `PeerConnections`, 2 `Handshakes`, 3 `PeerHandshakes`: which limit was hit), 3 `ShuttingDown`,
 //! 4 `Malformed`. For example `Refused { reason: ServerFull(PeerConnections), message: "x" }` is
@@ -99,8 +104,8 @@
 //! struct, enum, option or newtype is one); a deeper one is answered `BadPayload`. A server may
 //! answer a call `Throttled` (it did not run) when its session is over a rate limit.
 //!
-//! Examples: `Hello { magic: b"FLXN", version: 2, resume: None, max_frame: 300 }` is the body
-//! `00 46 4C 58 4E 02 00 AC 02`; `Call { id: 1, view: "add", payload: postcard((2u32, 3u32)) }` is the body
+//! Examples: `Hello { magic: b"FLXN", version: 3, resume: None, max_frame: 300 }` is the body
+//! `00 46 4C 58 4E 03 00 AC 02`; `Call { id: 1, view: "add", payload: postcard((2u32, 3u32)) }` is the body
 //! `03 01 03 61 64 64 02 02 03`, framed as `00 00 00 09 03 01 03 61 64 64 02 02 03`.
 
 mod budget;
@@ -133,7 +138,7 @@ pub(crate) use transport::{BoxRead, BoxWrite, Halves, Stream};
 pub const MAGIC: [u8; 4] = *b"FLXN";
 
 /// The protocol version this crate speaks. A server refuses a `Hello` with any other.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The smallest maximum frame a peer may announce: room for any error reply's envelope.
 pub const MIN_MAX_FRAME: usize = 64;

@@ -34,7 +34,7 @@ enum Owned {
     },
     Reply {
         id: u64,
-        result: Result<Vec<u8>, (ErrorCode, String)>,
+        result: Result<Vec<u8>, (ErrorCode, String, Vec<u8>)>,
     },
     ReverseRequest {
         id: u64,
@@ -43,7 +43,7 @@ enum Owned {
     },
     ReverseReply {
         id: u64,
-        result: Result<Vec<u8>, (ErrorCode, String)>,
+        result: Result<Vec<u8>, (ErrorCode, String, Vec<u8>)>,
     },
     Ping(u64),
     Pong(u64),
@@ -51,12 +51,13 @@ enum Owned {
     Token(SessionTokenBytes),
 }
 
-fn result(result: &Result<Vec<u8>, (ErrorCode, String)>) -> Result<&[u8], ErrorReply<'_>> {
+fn result(result: &Result<Vec<u8>, (ErrorCode, String, Vec<u8>)>) -> Result<&[u8], ErrorReply<'_>> {
     match result {
         Ok(payload) => Ok(payload),
-        Err((code, message)) => Err(ErrorReply {
+        Err((code, message, detail)) => Err(ErrorReply {
             code: *code,
             message,
+            detail,
         }),
     }
 }
@@ -151,6 +152,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::NoHandler,
         ErrorCode::TooLarge,
         ErrorCode::Throttled,
+        ErrorCode::Rejected,
     ])
 }
 
@@ -167,8 +169,11 @@ fn refuse_reason() -> impl Strategy<Value = RefuseReason> {
     ])
 }
 
-fn reply_result() -> impl Strategy<Value = Result<Vec<u8>, (ErrorCode, String)>> {
-    prop_oneof![payload().prop_map(Ok), (error_code(), text()).prop_map(Err)]
+fn reply_result() -> impl Strategy<Value = Result<Vec<u8>, (ErrorCode, String, Vec<u8>)>> {
+    prop_oneof![
+        payload().prop_map(Ok),
+        (error_code(), text(), payload()).prop_map(Err)
+    ]
 }
 
 /// Every variant, with arbitrary fields.
