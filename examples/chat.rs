@@ -27,17 +27,13 @@ async fn signup(req: Request, (username, password): (String, String)) -> Result<
 #[view]
 async fn send_message(req: Request, (to, text): (String, String)) -> Result<String, ViewError> {
     let me = req.user::<User>().await?.or_user("log in first")?;
-    let recipient = req
-        .db()?
-        .check(User::username.eq(to.as_str()))
-        .columns((User::id,))
-        .await?;
-    let Some((recipient,)) = recipient.first().copied() else {
+    let db = req.db()?;
+    let Some(recipient) = db.check(User::username.eq(to.as_str())).first().await? else {
         bail!("no user named {to}");
     };
     let delivered = req
         .server()
-        .reverse_request(recipient, "receive_message", &(me.username, text))
+        .reverse_request(recipient.id, "receive_message", &(&me.username, text))
         .await;
     Ok(if delivered {
         "sent!".to_owned()

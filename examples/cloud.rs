@@ -39,11 +39,10 @@ async fn login(req: Request, (username, password): (String, String)) -> Result<i
 #[view]
 async fn create_owner(req: Request) -> Result<String, ViewError> {
     let user = req.user::<User>().await?.or_user("log in first")?;
-    let id = req.user_id().or_user("log in first")?;
     req.cloud()?
-        .create_owner(&user.username, id, STORAGE_PER_USER)
+        .create_owner(&user.username, user.id, STORAGE_PER_USER)
         .await?;
-    Ok(user.username)
+    Ok(user.fields.username)
 }
 
 /// The permission a cloud operation needs, and on which item: making something needs the right

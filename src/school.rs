@@ -159,7 +159,7 @@ pub async fn enrol(req: Request, (student, course): (i64, i64)) -> Result<(), Vi
 #[view]
 pub async fn courses_of(req: Request, student: i64) -> Result<Vec<String>, ViewError> {
     let courses = req.db()?.execute(Student::courses.list(student)).await?;
-    Ok(courses.into_iter().map(|c| c.title).collect())
+    Ok(courses.into_iter().map(|c| c.fields.title).collect())
 }
 
 /// Courses with at least `min_seats` seats whose title contains either word. The words are
@@ -177,7 +177,7 @@ pub async fn search(
         .order_by(Course::title.asc())
         .all()
         .await?;
-    Ok(found.into_iter().map(|c| c.title).collect())
+    Ok(found.into_iter().map(|c| c.fields.title).collect())
 }
 
 /// Every course with its teacher's name, in one query with a join.
@@ -191,7 +191,7 @@ pub async fn catalogue(req: Request) -> Result<Vec<(String, String)>, ViewError>
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(course, teacher)| (course.title, teacher.name))
+        .map(|(course, teacher)| (course.fields.title, teacher.fields.name))
         .collect())
 }
 

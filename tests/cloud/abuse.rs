@@ -8,7 +8,7 @@ use fluxon::cloud::{
     CloudAuditEntry, CloudDirectory, CloudErrorCode, CloudFile, CloudOperation, CloudOperation::*,
     CloudOwner, CloudRole, CloudRoleAssignment, CloudUpload, Grant,
 };
-use fluxon::db::{AsyncDatabase, Executor};
+use fluxon::db::{AsyncDatabase, Executor, Row};
 use fluxon::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -206,7 +206,7 @@ fn partials(cloud: &Cloud) -> Vec<String> {
         .collect()
 }
 
-async fn uploads(cloud: &Cloud) -> Vec<CloudUpload> {
+async fn uploads(cloud: &Cloud) -> Vec<Row<CloudUpload>> {
     cloud.db.check_all::<CloudUpload>().all().await.unwrap()
 }
 

@@ -8,4 +8,5 @@ mod constraints;
 mod fields;
 mod queries;
 mod relations;
+mod rows;
 mod users;

@@ -46,7 +46,7 @@ pub struct Teacher {
     pub mentor: Option<ForeignKey<Teacher>>,
 }
 
-#[derive(Model, Debug, Clone, PartialEq)]
+#[derive(Model, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Course {
     #[field(primary_key, auto)]
     pub id: i64,

@@ -1,6 +1,6 @@
 //! Filters with `&`, `|`, `!`; ordering, paging, counting; typed column tuples; updates and deletes.
 
-use fluxon::db::{Executor, Filter};
+use fluxon::db::{Executor, Filter, Row};
 
 use crate::models::*;
 
@@ -24,8 +24,8 @@ fn school() -> (fluxon::db::Database, tempfile::TempDir) {
     (db, dir)
 }
 
-fn titles(courses: Vec<Course>) -> Vec<String> {
-    courses.into_iter().map(|c| c.title).collect()
+fn titles(courses: Vec<Row<Course>>) -> Vec<String> {
+    courses.into_iter().map(|c| c.fields.title).collect()
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn order_limit_offset_first_fetch_exists() {
         .order_by(Course::seats.asc())
         .first()
         .unwrap();
-    assert_eq!(first.map(|c| c.title).as_deref(), Some("Chemistry"));
+    assert_eq!(first.map(|c| c.fields.title).as_deref(), Some("Chemistry"));
     assert!(db.check(Course::title.eq("Drama")).exists().unwrap());
     assert!(!db.check(Course::title.eq("Latin")).exists().unwrap());
     assert_eq!(

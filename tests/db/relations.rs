@@ -21,7 +21,7 @@ fn cascade_deletes_children_and_their_join_rows() {
         .all()
         .unwrap()
         .into_iter()
-        .map(|c| c.title)
+        .map(|c| c.fields.title)
         .collect();
     assert_eq!(left, ["Compilers"]);
     assert_eq!(
@@ -109,7 +109,7 @@ fn many_to_many_add_list_remove() {
         db.execute(Course::students.list(course))
             .unwrap()
             .into_iter()
-            .map(|s| s.name)
+            .map(|s| s.fields.name)
             .collect()
     };
     assert_eq!(names(engines), ["Bo", "Cy"]);

@@ -21,7 +21,7 @@ async fn login(req: Request, (username, password): (String, String)) -> Result<i
 
 #[view]
 async fn me(req: Request) -> Result<Option<String>, ViewError> {
-    Ok(req.user::<User>().await?.map(|u| u.username))
+    Ok(req.user::<User>().await?.map(|u| u.fields.username))
 }
 
 #[tokio::test]

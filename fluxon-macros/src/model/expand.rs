@@ -112,9 +112,11 @@ fn generate(model: &Model) -> TokenStream {
     let columns: Vec<&Field> = model.columns().collect();
     schemas.extend(columns.iter().map(|f| column_schema(f, &table)));
     let quoted_name = quote_ident(&table);
-    let select_list = columns
-        .iter()
-        .map(|f| format!("{quoted_name}.{}", quote_ident(&f.ident.to_string())))
+    // The key first (a row is read with it), then the struct's columns.
+    let key_name = primary.map_or_else(|| "id".to_owned(), |f| f.ident.to_string());
+    let select_list = std::iter::once(key_name)
+        .chain(columns.iter().map(|f| f.ident.to_string()))
+        .map(|name| format!("{quoted_name}.{}", quote_ident(&name)))
         .collect::<Vec<_>>()
         .join(", ");
     let insertable: Vec<String> = columns
@@ -283,7 +285,8 @@ fn generate(model: &Model) -> TokenStream {
         }
 
         #[doc = #vis_doc]
-        #[allow(non_upper_case_globals)]
+        // A column a program never names is not dead code: the table still has it.
+        #[allow(non_upper_case_globals, dead_code)]
         impl #ident {
             #(#consts)*
         }

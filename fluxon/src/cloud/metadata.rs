@@ -43,7 +43,7 @@ use super::access::{self, CloudRole, CloudRoleAssignment, Permission};
 use super::error::CloudError;
 use super::path::{CloudPath, PathError};
 use crate::db::{
-    AsyncDatabase, DbError, Executor, ForeignKey, Model, OffsetDateTime, Query, TableSchema,
+    AsyncDatabase, DbError, Executor, ForeignKey, Model, OffsetDateTime, Query, Row, TableSchema,
     Transaction,
 };
 
@@ -297,6 +297,7 @@ fn truncate(text: &str, max: usize) -> &str {
 pub(super) fn owner_named(db: &On<'_>, name: &str) -> Result<CloudOwner, CloudError> {
     db.check(CloudOwner::name.eq(name))
         .first()?
+        .map(Row::into_fields)
         .ok_or_else(|| CloudError::NoSuchOwner(name.to_owned()))
 }
 
@@ -305,7 +306,8 @@ pub(super) fn directory_at(db: &On<'_>, path: &CloudPath) -> Result<bool, CloudE
 }
 
 pub(super) fn file_at(db: &On<'_>, path: &CloudPath) -> Result<Option<CloudFile>, CloudError> {
-    Ok(db.check(CloudFile::path.eq(path.as_str())).first()?)
+    let file = db.check(CloudFile::path.eq(path.as_str())).first()?;
+    Ok(file.map(Row::into_fields))
 }
 
 /// The half-open range of paths strictly under `path`: `[path + "/", path + "0")` (`'0'` is the
@@ -379,9 +381,10 @@ pub fn directory_row(
     path: &CloudPath,
 ) -> Result<Option<CloudDirectory>, CloudError> {
     src.on_connection(|conn| {
-        Ok(On(conn)
+        let directory = On(conn)
             .check(CloudDirectory::path.eq(path.as_str()))
-            .first()?)
+            .first()?;
+        Ok(directory.map(Row::into_fields))
     })
 }
 
@@ -411,6 +414,7 @@ pub fn list_directory(
             .all()?
             .into_iter()
             .filter(|d| direct(&d.path))
+            .map(Row::into_fields)
             .collect();
         let files = db
             .check(CloudFile::path.ge(from.as_str()) & CloudFile::path.lt(to.as_str()))
@@ -418,6 +422,7 @@ pub fn list_directory(
             .all()?
             .into_iter()
             .filter(|f| direct(&f.path))
+            .map(Row::into_fields)
             .collect();
         Ok((directories, files))
     })
@@ -946,7 +951,7 @@ pub(super) mod tests {
             .all()
             .unwrap()
             .into_iter()
-            .map(|f| f.path)
+            .map(|f| f.fields.path)
             .collect();
         left.sort();
         assert_eq!(

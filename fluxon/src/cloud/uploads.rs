@@ -128,11 +128,12 @@ pub(crate) fn stale(
     before: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<CloudUpload>, CloudError> {
-    Ok(On(conn)
+    let rows = On(conn)
         .check(CloudUpload::updated.lt(before))
         .order_by(CloudUpload::updated.asc())
         .limit(limit)
-        .all()?)
+        .all()?;
+    Ok(rows.into_iter().map(crate::db::Row::into_fields).collect())
 }
 
 /// Forgets the upload `id` if still untouched since `before` (a writer may have resumed it since

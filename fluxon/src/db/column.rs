@@ -8,6 +8,7 @@ use std::ops::{BitAnd, BitOr, Not};
 use rusqlite::types::Value;
 
 use super::model::{ForeignKey, Model, OneToOne};
+use super::row::Row;
 use super::schema::ColumnSchema;
 use super::value::{ColumnType, IntoColumnValue, SqlType};
 use super::DbError;
@@ -253,6 +254,17 @@ impl<M> Filter<M> {
         Filter::sql("1".to_owned())
     }
 
+    /// The row whose primary key is `key`.
+    pub(crate) fn key_eq(key: &M::Key) -> Self
+    where
+        M: Model,
+    {
+        let column = &M::SCHEMA.columns[0];
+        let mut filter = Filter::sql(format!("{} = ?", column.qualified));
+        filter.bind(key.to_sql(column));
+        filter
+    }
+
     fn bind(&mut self, value: Result<Value, DbError>) {
         match value {
             Ok(value) => self.params.push(value),
@@ -325,31 +337,31 @@ pub struct Assignment<M> {
 pub trait Relation {
     /// The model referred to.
     type Target: Model;
-    /// What a joined row of the target becomes: the model, or an `Option` of it for a nullable
-    /// reference (a LEFT JOIN).
+    /// What a joined row of the target becomes: its [`Row`], or an `Option` of it for a
+    /// nullable reference (a LEFT JOIN).
     type Joined: Send + 'static;
     /// Whether the reference may be NULL.
     const OPTIONAL: bool;
     /// Wraps a decoded target row (or its absence).
-    fn wrap(target: Option<Self::Target>) -> Result<Self::Joined, DbError>;
+    fn wrap(target: Option<Row<Self::Target>>) -> Result<Self::Joined, DbError>;
 }
 
 macro_rules! relation {
     ($ty:ident) => {
         impl<T: Model> Relation for $ty<T> {
             type Target = T;
-            type Joined = T;
+            type Joined = Row<T>;
             const OPTIONAL: bool = false;
-            fn wrap(target: Option<T>) -> Result<T, DbError> {
+            fn wrap(target: Option<Row<T>>) -> Result<Row<T>, DbError> {
                 target.ok_or(DbError::NotFound)
             }
         }
 
         impl<T: Model> Relation for Option<$ty<T>> {
             type Target = T;
-            type Joined = Option<T>;
+            type Joined = Option<Row<T>>;
             const OPTIONAL: bool = true;
-            fn wrap(target: Option<T>) -> Result<Option<T>, DbError> {
+            fn wrap(target: Option<Row<T>>) -> Result<Option<Row<T>>, DbError> {
                 Ok(target)
             }
         }

@@ -38,6 +38,15 @@ pub enum DbError {
     /// No row matched where one was required.
     #[error("no matching row")]
     NotFound,
+    /// A loaded row was saved or deleted, but its row is no longer in the table (deleted
+    /// meanwhile): nothing was written.
+    #[error("the `{table}` row with key {key} is gone (deleted meanwhile?); nothing was written")]
+    RowGone {
+        /// The model's table.
+        table: &'static str,
+        /// The row's key, as `Debug` prints it.
+        key: String,
+    },
     /// A user name or password did not match.
     #[error("wrong username or password")]
     BadCredentials,

@@ -6,9 +6,10 @@ use std::marker::PhantomData;
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
 use super::query::{
-    ColumnList, Columns, Count, CreateTables, Delete, Exists, First, Insert, InsertValues, Query,
-    Rows, Select, Update, WithRelated,
+    ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists, First, Insert,
+    InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
+use super::row::Row;
 use super::schema::TableSchema;
 
 /// Something that runs queries: [`Database`](super::Database) (answers directly),
@@ -41,6 +42,23 @@ pub trait Executor {
     /// Deletes the rows `filter` matches; returns how many.
     fn delete<M: Model>(&self, filter: Filter<M>) -> Self::Out<usize> {
         self.execute(Delete::new(filter))
+    }
+
+    /// The row whose primary key is `id`, or `None`.
+    fn get<M: Model>(&self, id: impl Into<M::Key>) -> Self::Out<Option<Row<M>>> {
+        self.execute(First::by_key(&id.into()))
+    }
+
+    /// Writes every field of a loaded row back (`auto_now` fields set to now). A row deleted
+    /// meanwhile is [`DbError::RowGone`](super::DbError::RowGone).
+    fn save<M: Model>(&self, row: &Row<M>) -> Self::Out<()> {
+        self.execute(Save::new(row))
+    }
+
+    /// Deletes a loaded row (its references cascade, protect or set null as declared). A row
+    /// deleted meanwhile is [`DbError::RowGone`](super::DbError::RowGone).
+    fn delete_row<M: Model>(&self, row: &Row<M>) -> Self::Out<()> {
+        self.execute(DeleteRow::new(row))
     }
 
     /// Reads the rows `filter` matches: finish with `all`, `first`, `fetch`, `count`, `exists`,
@@ -88,18 +106,18 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
         self
     }
 
-    /// Every matching row.
-    pub fn all(self) -> E::Out<Vec<M>> {
+    /// Every matching row, with its key.
+    pub fn all(self) -> E::Out<Vec<Row<M>>> {
         self.executor.execute(Rows(self.select))
     }
 
     /// At most `n` matching rows.
-    pub fn fetch(self, n: i64) -> E::Out<Vec<M>> {
+    pub fn fetch(self, n: i64) -> E::Out<Vec<Row<M>>> {
         self.executor.execute(Rows(self.select.limit(n)))
     }
 
     /// The first matching row.
-    pub fn first(self) -> E::Out<Option<M>> {
+    pub fn first(self) -> E::Out<Option<Row<M>>> {
         self.executor.execute(First(self.select))
     }
 
@@ -123,8 +141,9 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
     }
 
     /// Each row with the row its foreign key `column` refers to, in one query with a join:
-    /// `Vec<(Course, Teacher)>`, or `Vec<(Course, Option<Teacher>)>` for a nullable reference.
-    pub fn related<R, W>(self, column: Column<M, R, W>) -> E::Out<Vec<(M, R::Joined)>>
+    /// `Vec<(Row<Course>, Row<Teacher>)>`, or `Vec<(Row<Course>, Option<Row<Teacher>>)>` for a
+    /// nullable reference.
+    pub fn related<R, W>(self, column: Column<M, R, W>) -> E::Out<Vec<(Row<M>, R::Joined)>>
     where
         R: Relation + super::value::ColumnType,
     {

@@ -8,6 +8,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use super::model::{ManyToMany, Model};
 use super::query::Query;
+use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema};
 use super::value::SqlType;
 use super::DbError;
@@ -157,18 +158,14 @@ pub struct ListRelated<M: Model, T, Through> {
 }
 
 impl<M: Model, T: Model, Through: Model> Query for ListRelated<M, T, Through> {
-    type Output = Vec<T>;
+    type Output = Vec<Row<T>>;
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Vec<T>, DbError> {
+    fn run(self, conn: &Connection) -> Result<Vec<Row<T>>, DbError> {
         let (from, to) = join_columns::<M, T, Through>()?;
         let target = quote_ident(T::TABLE);
-        let columns = T::SCHEMA
-            .struct_columns()
-            .map(|c| format!("{target}.{}", quote_ident(c.name)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = T::SCHEMA.select_list;
         let sql = format!(
             "SELECT {columns} FROM {target} JOIN {through} AS j ON j.{to} = {target}.{key} \
              WHERE j.{from} = ? ORDER BY j.rowid",
@@ -181,7 +178,7 @@ impl<M: Model, T: Model, Through: Model> Query for ListRelated<M, T, Through> {
         let mut rows = statement.query([self.from.to_sql(from)?])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(T::from_row(row, 0)?);
+            out.push(Row::read(row, 0)?);
         }
         Ok(out)
     }

@@ -129,6 +129,7 @@ mod many_to_many;
 mod model;
 pub(crate) mod password;
 mod query;
+mod row;
 pub mod schema;
 mod user;
 mod value;
@@ -146,9 +147,10 @@ pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated}
 pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
 pub use password::Password;
 pub use query::{
-    ColumnList, Columns, Count, CreateTables, Delete, Exists, First, Insert, InsertValues, Query,
-    Rows, Select, Update, WithRelated,
+    ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists, First, Insert,
+    InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
+pub use row::Row;
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use time::{Date, OffsetDateTime, Time};

@@ -130,6 +130,25 @@ macro_rules! reference_type {
         impl<M: Model> ColumnType for $name<M> {
             type Inner = $name<M>;
         }
+
+        /// As the referenced row's key.
+        impl<M: Model> serde::Serialize for $name<M>
+        where
+            M::Key: serde::Serialize,
+        {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.key.serialize(serializer)
+            }
+        }
+
+        impl<'de, M: Model> serde::Deserialize<'de> for $name<M>
+        where
+            M::Key: serde::Deserialize<'de>,
+        {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                M::Key::deserialize(deserializer).map($name::new)
+            }
+        }
     };
 }
 
@@ -161,6 +180,19 @@ impl<M: Model, Through: Model> Clone for ManyToMany<M, Through> {
 impl<M: Model, Through: Model> fmt::Debug for ManyToMany<M, Through> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ManyToMany<{} through {}>", M::TABLE, Through::TABLE)
+    }
+}
+
+/// Nothing: the relation's rows are not part of the model's value.
+impl<M: Model, Through: Model> serde::Serialize for ManyToMany<M, Through> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de, M: Model, Through: Model> serde::Deserialize<'de> for ManyToMany<M, Through> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <()>::deserialize(deserializer).map(|()| ManyToMany::default())
     }
 }
 

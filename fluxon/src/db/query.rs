@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
+use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
 use super::value::{ColumnType, SqlType};
 use super::DbError;
@@ -291,21 +292,21 @@ fn model_columns<M: Model>() -> &'static str {
     M::SCHEMA.select_list
 }
 
-/// Reads whole rows.
+/// Reads whole rows, with their keys.
 pub struct Rows<M>(pub(crate) Select<M>);
 
 impl<M: Model> Query for Rows<M> {
-    type Output = Vec<M>;
+    type Output = Vec<Row<M>>;
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Vec<M>, DbError> {
+    fn run(self, conn: &Connection) -> Result<Vec<Row<M>>, DbError> {
         let (sql, params) = self.0.sql(model_columns::<M>(), "")?;
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(M::from_row(row, 0)?);
+            out.push(Row::read(row, 0)?);
         }
         Ok(out)
     }
@@ -314,18 +315,129 @@ impl<M: Model> Query for Rows<M> {
 /// The first matching row, if any.
 pub struct First<M>(pub(crate) Select<M>);
 
+impl<M: Model> First<M> {
+    /// The row whose primary key is `key`.
+    pub fn by_key(key: &M::Key) -> Self {
+        First(Select::new(Filter::key_eq(key)))
+    }
+}
+
 impl<M: Model> Query for First<M> {
-    type Output = Option<M>;
+    type Output = Option<Row<M>>;
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Option<M>, DbError> {
+    fn run(self, conn: &Connection) -> Result<Option<Row<M>>, DbError> {
         let (sql, params) = self.0.limit(1).sql(model_columns::<M>(), "")?;
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
         match rows.next()? {
-            Some(row) => Ok(Some(M::from_row(row, 0)?)),
+            Some(row) => Ok(Some(Row::read(row, 0)?)),
             None => Ok(None),
+        }
+    }
+}
+
+/// Writes every field of a loaded row back to it (by its key); `auto_now` fields are set to now,
+/// `auto_now_add` ones and the key are left as stored. A row deleted meanwhile is
+/// [`DbError::RowGone`], not a silent no-op.
+pub struct Save<M: Model> {
+    key: M::Key,
+    values: Result<Vec<Value>, DbError>,
+}
+
+impl<M: Model> Save<M> {
+    /// The save of `row`.
+    pub fn new(row: &Row<M>) -> Self {
+        Save {
+            key: row.id.clone(),
+            values: row.fields.to_values(),
+        }
+    }
+}
+
+impl<M: Model> Query for Save<M> {
+    type Output = ();
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &Connection) -> Result<(), DbError> {
+        let values = self.values?;
+        let mut sets = Vec::new();
+        let mut params = Vec::new();
+        let mut now = None;
+        for (column, value) in M::SCHEMA.struct_columns().zip(values) {
+            if column.primary_key || column.is_auto() || column.auto_now_add {
+                continue;
+            }
+            sets.push(format!("{} = ?", quote_ident(column.name)));
+            params.push(if column.auto_now {
+                now.get_or_insert_with(now_value).clone()
+            } else {
+                value
+            });
+        }
+        let key_column = &M::SCHEMA.columns[0];
+        let changed = if sets.is_empty() {
+            // Nothing to write but the key: still say whether the row is there.
+            let sql = format!(
+                "SELECT 1 FROM {} WHERE {} = ?",
+                M::SCHEMA.quoted_name,
+                quote_ident(key_column.name)
+            );
+            let mut statement = conn.prepare_cached(&sql)?;
+            let mut rows = statement.query([self.key.to_sql(key_column)?])?;
+            usize::from(rows.next()?.is_some())
+        } else {
+            params.push(self.key.to_sql(key_column)?);
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {} = ?",
+                M::SCHEMA.quoted_name,
+                sets.join(", "),
+                quote_ident(key_column.name)
+            );
+            conn.prepare_cached(&sql)?
+                .execute(params_from_iter(params))?
+        };
+        match changed {
+            0 => Err(DbError::RowGone {
+                table: M::TABLE,
+                key: format!("{:?}", self.key),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Deletes a loaded row (by its key; foreign keys cascade, protect or set null as declared). A
+/// row deleted meanwhile is [`DbError::RowGone`].
+pub struct DeleteRow<M: Model> {
+    key: M::Key,
+}
+
+impl<M: Model> DeleteRow<M> {
+    /// The delete of `row`.
+    pub fn new(row: &Row<M>) -> Self {
+        DeleteRow {
+            key: row.id.clone(),
+        }
+    }
+}
+
+impl<M: Model> Query for DeleteRow<M> {
+    type Output = ();
+    fn writes(&self) -> bool {
+        true
+    }
+    fn run(self, conn: &Connection) -> Result<(), DbError> {
+        let filter = Filter::<M>::key_eq(&self.key);
+        let deleted = Delete::new(filter).run(conn)?;
+        match deleted {
+            0 => Err(DbError::RowGone {
+                table: M::TABLE,
+                key: format!("{:?}", self.key),
+            }),
+            _ => Ok(()),
         }
     }
 }
@@ -438,7 +550,7 @@ pub struct WithRelated<M, R: Relation> {
 }
 
 impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
-    type Output = Vec<(M, R::Joined)>;
+    type Output = Vec<(Row<M>, R::Joined)>;
     fn writes(&self) -> bool {
         false
     }
@@ -446,6 +558,7 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
         let target = <R::Target as Model>::SCHEMA;
         let alias = "related";
         let key = <R::Target as Model>::KEY_COLUMN;
+        // The target's key (NULL when a LEFT JOIN found nothing), then its struct's columns.
         let what = format!(
             "{}, {}.{}, {}",
             model_columns::<M>(),
@@ -466,13 +579,13 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
         let (sql, params) = self.select.sql(&what, &join)?;
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
-        let base_width = M::SCHEMA.struct_columns().count();
+        let base_width = Row::<M>::width();
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let base = M::from_row(row, 0)?;
+            let base = Row::read(row, 0)?;
             let present = !matches!(row.get_ref(base_width)?, rusqlite::types::ValueRef::Null);
             let related = if present {
-                Some(R::Target::from_row(row, base_width + 1)?)
+                Some(Row::read(row, base_width)?)
             } else {
                 None
             };

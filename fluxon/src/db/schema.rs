@@ -278,7 +278,8 @@ pub struct TableSchema {
     pub authorized_user: bool,
     /// `"table"`, precomputed by the derive.
     pub quoted_name: &'static str,
-    /// The struct's columns, qualified, comma-separated: what a SELECT of the model reads.
+    /// The key column, then the struct's columns, qualified, comma-separated: what a SELECT of a
+    /// [`Row`](super::Row) reads.
     pub select_list: &'static str,
     /// `INSERT INTO "table" (every struct column but auto ones) VALUES (?, ...)`.
     pub insert_sql: &'static str,

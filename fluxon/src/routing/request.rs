@@ -148,7 +148,7 @@ impl Request {
     /// A session whose user was deleted since is logged out here (and `None` returned).
     pub async fn user<U: crate::db::AuthorizedUser>(
         &self,
-    ) -> Result<Option<U>, crate::db::DbError> {
+    ) -> Result<Option<crate::db::Row<U>>, crate::db::DbError> {
         use crate::db::Executor;
         let Some(id) = self.user_id() else {
             return Ok(None);
