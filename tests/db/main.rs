@@ -3,6 +3,7 @@
 
 mod models;
 
+mod aggregates;
 mod concurrency;
 mod constraints;
 mod fields;

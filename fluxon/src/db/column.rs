@@ -150,7 +150,8 @@ impl<M: Model, T: ColumnType> Column<M, T, Writable> {
         let schema = self.schema();
         Assignment {
             column: schema,
-            value: value.into_column_value().to_sql(schema),
+            sql: None,
+            values: value.into_column_value().to_sql(schema).map(|v| vec![v]),
             _model: PhantomData,
         }
     }
@@ -240,7 +241,14 @@ impl<M> std::fmt::Debug for Filter<M> {
 }
 
 impl<M> Filter<M> {
-    fn sql(sql: String) -> Self {
+    /// A condition with one bound value (or the error making the value gave).
+    pub(crate) fn with_value(sql: String, value: Result<Value, DbError>) -> Self {
+        let mut filter = Filter::sql(sql);
+        filter.bind(value);
+        filter
+    }
+
+    pub(crate) fn sql(sql: String) -> Self {
         Filter {
             sql,
             params: Vec::new(),
@@ -318,7 +326,7 @@ pub struct Order<M> {
 }
 
 impl<M> Order<M> {
-    fn new(sql: String) -> Self {
+    pub(crate) fn new(sql: String) -> Self {
         Order {
             sql,
             _model: PhantomData,
@@ -326,11 +334,30 @@ impl<M> Order<M> {
     }
 }
 
-/// `column = value`, for updates and inserts by pairs.
+/// `column = value`, for updates and inserts by pairs; or `column = expression` for updates.
 pub struct Assignment<M> {
     pub(crate) column: &'static ColumnSchema,
-    pub(crate) value: Result<Value, DbError>,
+    /// The SQL after `column = `: `?`, or an expression of the row's columns.
+    pub(crate) sql: Option<String>,
+    /// The values bound, in order.
+    pub(crate) values: Result<Vec<Value>, DbError>,
     _model: PhantomData<fn() -> M>,
+}
+
+impl<M> Assignment<M> {
+    /// `column = (sql)` with these values bound.
+    pub(crate) fn expression(
+        column: &'static ColumnSchema,
+        sql: String,
+        values: Result<Vec<Value>, DbError>,
+    ) -> Self {
+        Assignment {
+            column,
+            sql: Some(sql),
+            values,
+            _model: PhantomData,
+        }
+    }
 }
 
 /// A foreign key column that a query can follow with a join.

@@ -3,11 +3,12 @@
 
 use std::marker::PhantomData;
 
+use super::aggregate::Selectable;
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
 use super::query::{
-    ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists, First, Insert,
-    InsertValues, Query, Rows, Save, Select, Update, WithRelated,
+    Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
+    First, Insert, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
 use super::row::Row;
 use super::schema::TableSchema;
@@ -88,6 +89,12 @@ pub struct Check<'e, E: ?Sized, M> {
 }
 
 impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
+    /// Narrows the rows further (AND): `check_all::<Teacher>().filter(count_of(Course::teacher).ge(2))`.
+    pub fn filter(mut self, filter: Filter<M>) -> Self {
+        self.select = self.select.and(filter);
+        self
+    }
+
     /// Adds an ORDER BY term (call again for more).
     pub fn order_by(mut self, order: Order<M>) -> Self {
         self.select = self.select.order_by(order);
@@ -131,8 +138,40 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
         self.executor.execute(Exists(self.select))
     }
 
-    /// Chosen columns as typed tuples: `.columns((User::id, User::username))` gives
-    /// `Vec<(i64, String)>`.
+    /// Groups the rows by a column (call again for more): `columns` then reads one tuple per
+    /// group, typically the grouping column and aggregates:
+    /// `.group_by(Course::teacher).columns((Course::teacher, count_rows()))`.
+    pub fn group_by(mut self, by: impl Selectable<M>) -> Self {
+        self.select = self.select.group_by(&by);
+        self
+    }
+
+    /// Keeps only the groups that match (`HAVING`): `.having(count_rows().ge(2))`.
+    pub fn having(mut self, filter: Filter<M>) -> Self {
+        self.select = self.select.having(filter);
+        self
+    }
+
+    /// Aggregates over every matching row, as one typed tuple:
+    /// `.aggregate((count_rows(), Course::seats.sum()))` gives `(i64, Option<i64>)`.
+    pub fn aggregate<C: ColumnList<M>>(self, columns: C) -> E::Out<C::Output> {
+        self.executor.execute(Aggregated {
+            select: self.select,
+            columns,
+        })
+    }
+
+    /// Each row with one more value computed for it, in the same statement:
+    /// `.annotate(count_of(Enrollment::course))` gives `Vec<(Row<Course>, i64)>`.
+    pub fn annotate<A: Selectable<M>>(self, annotation: A) -> E::Out<Vec<(Row<M>, A::Output)>> {
+        self.executor.execute(Annotated {
+            select: self.select,
+            annotation,
+        })
+    }
+
+    /// Chosen columns or aggregates as typed tuples: `.columns((User::id, User::username))`
+    /// gives `Vec<(i64, String)>`.
     pub fn columns<C: ColumnList<M>>(self, columns: C) -> E::Out<Vec<C::Output>> {
         self.executor.execute(Columns {
             select: self.select,

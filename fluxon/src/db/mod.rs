@@ -120,11 +120,13 @@
 //! What this module does not own: schema migrations (`migrate`), and the server (`Request::user`
 //! reads the logged-in user through here).
 
+mod aggregate;
 mod async_database;
 mod column;
 mod database;
 mod error;
 mod executor;
+mod expr;
 mod many_to_many;
 mod model;
 pub(crate) mod password;
@@ -134,6 +136,7 @@ pub mod schema;
 mod user;
 mod value;
 
+pub use aggregate::{count_of, count_rows, sum_of, Aggregate, Selectable, Summable};
 pub(crate) use async_database::elsewhere;
 pub use async_database::{AsyncDatabase, DbFuture};
 pub use column::{
@@ -143,12 +146,13 @@ pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
 pub use error::DbError;
 pub use executor::{Check, Executor};
+pub use expr::{Expr, Numeric};
 pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated};
 pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
 pub use password::Password;
 pub use query::{
-    ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists, First, Insert,
-    InsertValues, Query, Rows, Save, Select, Update, WithRelated,
+    Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
+    First, Insert, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
 pub use row::Row;
 pub use rust_decimal::Decimal;

@@ -8,11 +8,12 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 use time::OffsetDateTime;
 
-use super::column::{Assignment, Column, Filter, Order, Relation};
+use super::aggregate::Selectable;
+use super::column::{Assignment, Filter, Order, Relation};
 use super::model::Model;
 use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
-use super::value::{ColumnType, SqlType};
+use super::value::SqlType;
 use super::DbError;
 
 /// A unit of database work: one statement, or a few that belong together.
@@ -110,8 +111,14 @@ impl<M: Model> Query for InsertValues<M> {
         let mut names = Vec::new();
         let mut params = Vec::new();
         for assignment in self.values {
+            if assignment.sql.is_some() {
+                return Err(DbError::InvalidValue {
+                    column: assignment.column.name,
+                    reason: "an expression of the row's columns can only update a row".to_owned(),
+                });
+            }
             names.push(assignment.column.name);
-            params.push(assignment.value?);
+            params.extend(assignment.values?);
         }
         for column in M::SCHEMA.columns {
             if (column.auto_now || column.auto_now_add) && !names.contains(&column.name) {
@@ -163,8 +170,9 @@ impl<M: Model> Query for Update<M> {
         let mut sets = Vec::new();
         let mut params = Vec::new();
         for assignment in self.sets {
-            sets.push(format!("{} = ?", quote_ident(assignment.column.name)));
-            params.push(assignment.value?);
+            let value = assignment.sql.as_deref().unwrap_or("?");
+            sets.push(format!("{} = {value}", quote_ident(assignment.column.name)));
+            params.extend(assignment.values?);
         }
         for column in M::SCHEMA.columns.iter().filter(|c| c.auto_now) {
             sets.push(format!("{} = ?", quote_ident(column.name)));
@@ -220,6 +228,8 @@ impl<M: Model> Query for Delete<M> {
 /// The parts of a SELECT shared by every way of reading: filter, order, limit, offset.
 pub struct Select<M> {
     filter: Filter<M>,
+    group: Vec<String>,
+    having: Option<Filter<M>>,
     order: Vec<String>,
     limit: Option<i64>,
     offset: Option<i64>,
@@ -230,10 +240,33 @@ impl<M: Model> Select<M> {
     pub fn new(filter: Filter<M>) -> Self {
         Select {
             filter,
+            group: Vec::new(),
+            having: None,
             order: Vec::new(),
             limit: None,
             offset: None,
         }
+    }
+
+    /// Narrows the rows further: the filter so far AND `filter`.
+    pub fn and(mut self, filter: Filter<M>) -> Self {
+        self.filter = self.filter & filter;
+        self
+    }
+
+    /// Adds a GROUP BY term.
+    pub fn group_by(mut self, by: &impl Selectable<M>) -> Self {
+        self.group.push(by.expression());
+        self
+    }
+
+    /// A condition on the groups (`HAVING`); a second one is AND-ed to the first.
+    pub fn having(mut self, filter: Filter<M>) -> Self {
+        self.having = Some(match self.having.take() {
+            Some(having) => having & filter,
+            None => filter,
+        });
+        self
     }
 
     /// Adds an ORDER BY term.
@@ -269,7 +302,17 @@ impl<M: Model> Select<M> {
         ] {
             sql.push_str(part);
         }
-        let params = self.filter.params;
+        let mut params = self.filter.params;
+        if !self.group.is_empty() {
+            sql.push_str(" GROUP BY ");
+            sql.push_str(&self.group.join(", "));
+        }
+        if let Some(mut having) = self.having {
+            check_filter(&mut having)?;
+            sql.push_str(" HAVING ");
+            sql.push_str(&having.sql);
+            params.extend(having.params);
+        }
         if !self.order.is_empty() {
             sql.push_str(" ORDER BY ");
             sql.push_str(&self.order.join(", "));
@@ -481,42 +524,46 @@ impl<M: Model> Query for Exists<M> {
     }
 }
 
-/// A tuple of columns of one model, read as a tuple of their types.
+/// A tuple of columns or aggregates of one model, read as a tuple of their types.
 pub trait ColumnList<M>: Send + 'static {
     /// The tuple of values.
     type Output: Send + 'static;
-    /// `"t"."a", "t"."b"`.
+    /// `"t"."a", COUNT(*), ...`.
     fn sql(&self) -> String;
-    /// Decodes one row.
-    fn decode(&self, row: &rusqlite::Row<'_>) -> Result<Self::Output, DbError>;
+    /// Decodes one row, from column `start`.
+    fn decode(&self, row: &rusqlite::Row<'_>, start: usize) -> Result<Self::Output, DbError>;
 }
 
 macro_rules! column_tuple {
-    ($(($t:ident, $w:ident, $i:tt)),+) => {
-        impl<M: Model, $($t: ColumnType, $w: Send + 'static),+> ColumnList<M> for ($(Column<M, $t, $w>,)+) {
-            type Output = ($($t,)+);
+    ($(($t:ident, $i:tt)),+) => {
+        impl<M, $($t: Selectable<M>),+> ColumnList<M> for ($($t,)+) {
+            type Output = ($($t::Output,)+);
             fn sql(&self) -> String {
-                [$(self.$i.qualified()),+].join(", ")
+                [$(self.$i.expression()),+].join(", ")
             }
-            fn decode(&self, row: &rusqlite::Row<'_>) -> Result<Self::Output, DbError> {
-                Ok(($($t::from_sql(row.get_ref($i)?, self.$i.schema())?,)+))
+            fn decode(&self, row: &rusqlite::Row<'_>, start: usize) -> Result<Self::Output, DbError> {
+                Ok(($(self.$i.decode(row.get_ref(start + $i)?)?,)+))
             }
         }
     };
 }
 
-column_tuple!((A, WA, 0));
-column_tuple!((A, WA, 0), (B, WB, 1));
-column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2));
-column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2), (D, WD, 3));
-column_tuple!((A, WA, 0), (B, WB, 1), (C, WC, 2), (D, WD, 3), (E, WE, 4));
+column_tuple!((A, 0));
+column_tuple!((A, 0), (B, 1));
+column_tuple!((A, 0), (B, 1), (C, 2));
+column_tuple!((A, 0), (B, 1), (C, 2), (D, 3));
+column_tuple!((A, 0), (B, 1), (C, 2), (D, 3), (E, 4));
+column_tuple!((A, 0), (B, 1), (C, 2), (D, 3), (E, 4), (F, 5));
+column_tuple!((A, 0), (B, 1), (C, 2), (D, 3), (E, 4), (F, 5), (G, 6));
 column_tuple!(
-    (A, WA, 0),
-    (B, WB, 1),
-    (C, WC, 2),
-    (D, WD, 3),
-    (E, WE, 4),
-    (F, WF, 5)
+    (A, 0),
+    (B, 1),
+    (C, 2),
+    (D, 3),
+    (E, 4),
+    (F, 5),
+    (G, 6),
+    (H, 7)
 );
 
 /// Reads chosen columns as typed tuples.
@@ -536,9 +583,59 @@ impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
         let mut rows = statement.query(params_from_iter(params))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(self.columns.decode(row)?);
+            out.push(self.columns.decode(row, 0)?);
         }
         Ok(out)
+    }
+}
+
+/// Reads rows, each with one more value computed per row (an annotation such as
+/// [`count_of`](super::count_of)).
+pub struct Annotated<M, A> {
+    pub(crate) select: Select<M>,
+    pub(crate) annotation: A,
+}
+
+impl<M: Model, A: Selectable<M>> Query for Annotated<M, A> {
+    type Output = Vec<(Row<M>, A::Output)>;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+        let what = format!("{}, {}", model_columns::<M>(), self.annotation.expression());
+        let (sql, params) = self.select.sql(&what, "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        let width = Row::<M>::width();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let value = self.annotation.decode(row.get_ref(width)?)?;
+            out.push((Row::read(row, 0)?, value));
+        }
+        Ok(out)
+    }
+}
+
+/// One row of aggregates over every matching row (no `group_by`).
+pub struct Aggregated<M, C> {
+    pub(crate) select: Select<M>,
+    pub(crate) columns: C,
+}
+
+impl<M: Model, C: ColumnList<M>> Query for Aggregated<M, C> {
+    type Output = C::Output;
+    fn writes(&self) -> bool {
+        false
+    }
+    fn run(self, conn: &Connection) -> Result<C::Output, DbError> {
+        let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
+        let mut statement = conn.prepare_cached(&sql)?;
+        let mut rows = statement.query(params_from_iter(params))?;
+        match rows.next()? {
+            Some(row) => self.columns.decode(row, 0),
+            // Only a `having` that refused the single group gets here.
+            None => Err(DbError::NotFound),
+        }
     }
 }
 
