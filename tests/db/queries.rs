@@ -1,6 +1,6 @@
 //! Filters with `&`, `|`, `!`; ordering, paging, counting; typed column tuples; updates and deletes.
 
-use fluxon::db::{Executor, Filter, Row};
+use fluxon::db::{DbError, Executor, Filter, Row};
 
 use crate::models::*;
 
@@ -223,4 +223,48 @@ fn contains_and_friends_escape_like_wildcards() {
         "case-insensitive like LIKE"
     );
     assert_eq!(fluxon::db::escape_like("a%b_c\\d"), "a\\%b\\_c\\\\d");
+}
+
+#[test]
+fn insert_many_is_one_transaction_all_or_none() {
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let courses: Vec<Course> = (0..1000).map(|i| course(&format!("c{i}"), ada)).collect();
+    let ids = db.insert_many(&courses).unwrap();
+    assert_eq!(ids.len(), 1000);
+    assert!(ids.windows(2).all(|w| w[1] > w[0]), "ids in order");
+    let back = db.get::<Course>(ids[999]).unwrap().unwrap();
+    assert_eq!(back.title, "c999");
+    assert!(db.insert_many(&Vec::<Course>::new()).unwrap().is_empty());
+    // Row 3 of 5 breaks a unique constraint: none of the five is kept.
+    let names = ["t1", "t2", "Ada", "t4", "t5"];
+    let teachers: Vec<Teacher> = names.iter().map(|n| teacher(n)).collect();
+    let refused = db.insert_many(&teachers);
+    assert!(matches!(refused, Err(DbError::Unique(_))), "{refused:?}");
+    assert_eq!(db.check_all::<Teacher>().count().unwrap(), 1, "all or none");
+    // A value refused before anything runs (too long for its column): also nothing kept.
+    let long = [teacher("ok"), teacher(&"x".repeat(51))];
+    assert!(matches!(
+        db.insert_many(&long),
+        Err(DbError::InvalidValue { .. })
+    ));
+    assert_eq!(db.check_all::<Teacher>().count().unwrap(), 1);
+    // Inside a transaction: a savepoint of it, undone with it.
+    let in_tx = db.transaction(|tx| {
+        tx.insert_many(&[teacher("t1"), teacher("t2")])?;
+        Err::<(), _>(DbError::NotFound)
+    });
+    assert!(in_tx.is_err());
+    assert_eq!(db.check_all::<Teacher>().count().unwrap(), 1);
+    let kept = db.transaction(|tx| {
+        let ids = tx.insert_many(&[teacher("t1"), teacher("t2")])?;
+        assert!(tx.insert_many(&[teacher("t3"), teacher("t1")]).is_err());
+        Ok(ids)
+    });
+    assert_eq!(kept.unwrap().len(), 2);
+    assert_eq!(
+        db.check_all::<Teacher>().count().unwrap(),
+        3,
+        "the failed batch only undone"
+    );
 }

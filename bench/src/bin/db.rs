@@ -1,7 +1,8 @@
 //! Database benchmark: fluxon's `Database` and `AsyncDatabase` against raw rusqlite and Diesel, in
 //! one run, each on its own SQLite file with the same settings.
 //!
-//! `cargo run --release -p fluxon-bench --bin db [-- --reps N]` (31 reps unless told)
+//! `cargo run --release -p fluxon-bench --bin db [-- --reps N] [--bulk]` (31 reps unless told;
+//! `--bulk`: only the bulk insert)
 //!
 //! Five operations (insert 1 row; insert 100 rows in a transaction; select by id; load 1,000 rows;
 //! a foreign-key join of 1,000 rows). Each timing sample is a batch of the operation, divided by
@@ -13,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fluxon_bench::db::{concurrency, diesel_side, fluxon_side, rusqlite_side, Op};
+use fluxon_bench::db::{bulk, concurrency, diesel_side, fluxon_side, rusqlite_side, Op};
 use fluxon_bench::stats::{median, paired_ratio};
 
 /// Operations per timing sample: a few milliseconds each, so that one hiccup of the machine moves
@@ -62,11 +63,13 @@ fn time(
 
 fn main() -> anyhow::Result<()> {
     let mut reps = 31usize;
+    let mut only_bulk = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--reps" => reps = args.next().context("--reps needs a value")?.parse()?,
-            other => anyhow::bail!("unknown option {other}; use --reps N"),
+            "--bulk" => only_bulk = true,
+            other => anyhow::bail!("unknown option {other}; use --reps N [--bulk]"),
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -77,6 +80,11 @@ fn main() -> anyhow::Result<()> {
     let mut diesel = diesel_side::Diesel::open(&dir.path().join("diesel.sqlite3"))?;
     let shared =
         runtime.block_on(async { fluxon_side::open(&dir.path().join("fluxon.sqlite3")) })?;
+    if only_bulk {
+        let bulk = bulk::measure(&runtime, dir.path(), reps)?;
+        bulk::print(&bulk);
+        return Ok(());
+    }
     let mut sync = fluxon_side::Sync::new(&shared);
     let shared_db = shared.clone();
     let mut asynchronous = Some(fluxon_side::Async::new(shared));
@@ -176,6 +184,9 @@ fn main() -> anyhow::Result<()> {
     let concurrent = concurrency::measure(&runtime, &shared_db, reps)?;
     concurrency::print(&concurrent);
 
+    let bulk = bulk::measure(&runtime, dir.path(), reps.min(15))?;
+    bulk::print(&bulk);
+
     println!();
     println!("targets (issues #3 and #12):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
@@ -201,5 +212,14 @@ fn main() -> anyhow::Result<()> {
             verdict(row.ratio >= 0.9)
         );
     }
+    println!("targets (issue #13):");
+    println!(
+        "  bulk insert of {} rows within 1.1x of rusqlite's loop: sync {:.2}x {}, async {:.2}x {}",
+        bulk::ROWS,
+        bulk.sync_ratio,
+        verdict(bulk.sync_ratio <= 1.1),
+        bulk.async_ratio,
+        verdict(bulk.async_ratio <= 1.1)
+    );
     Ok(())
 }

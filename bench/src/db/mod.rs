@@ -2,6 +2,7 @@
 //! operations on the same schema, each on its own SQLite file with the same settings (WAL,
 //! synchronous=NORMAL, foreign_keys=ON, busy_timeout), prepared statements cached.
 
+pub mod bulk;
 pub mod concurrency;
 pub mod diesel_side;
 pub mod fluxon_side;

@@ -8,7 +8,7 @@ use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
 use super::query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
-    First, Insert, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
+    First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
 use super::row::Row;
 use super::schema::TableSchema;
@@ -28,6 +28,15 @@ pub trait Executor {
     /// Inserts a whole row; returns its new id. Auto fields are skipped.
     fn insert<M: Model>(&self, row: &M) -> Self::Out<i64> {
         self.execute(Insert::new(row))
+    }
+
+    /// Inserts many rows in one hop and one transaction, all or none; returns their new ids in
+    /// order. (Inside a transaction, a savepoint of it.)
+    fn insert_many<'a, M: Model>(
+        &self,
+        rows: impl IntoIterator<Item = &'a M>,
+    ) -> Self::Out<Vec<i64>> {
+        self.execute(InsertMany::new(rows))
     }
 
     /// Inserts a row from column/value pairs (`User::username.set("jack")`); returns its new id.

@@ -152,7 +152,7 @@ pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
 pub use password::Password;
 pub use query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
-    First, Insert, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
+    First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
 pub use row::Row;
 pub use rust_decimal::Decimal;
