@@ -10,7 +10,7 @@ use super::query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
     First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
-use super::row::Row;
+use super::row::{Row, RowsWith};
 use super::schema::TableSchema;
 
 /// Something that runs queries: [`Database`](super::Database) (answers directly),
@@ -172,7 +172,7 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
 
     /// Each row with one more value computed for it, in the same statement:
     /// `.annotate(count_of(Enrollment::course))` gives `Vec<(Row<Course>, i64)>`.
-    pub fn annotate<A: Selectable<M>>(self, annotation: A) -> E::Out<Vec<(Row<M>, A::Output)>> {
+    pub fn annotate<A: Selectable<M>>(self, annotation: A) -> E::Out<RowsWith<M, A::Output>> {
         self.executor.execute(Annotated {
             select: self.select,
             annotation,
@@ -191,7 +191,7 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
     /// Each row with the row its foreign key `column` refers to, in one query with a join:
     /// `Vec<(Row<Course>, Row<Teacher>)>`, or `Vec<(Row<Course>, Option<Row<Teacher>>)>` for a
     /// nullable reference.
-    pub fn related<R, W>(self, column: Column<M, R, W>) -> E::Out<Vec<(Row<M>, R::Joined)>>
+    pub fn related<R, W>(self, column: Column<M, R, W>) -> E::Out<RowsWith<M, R::Joined>>
     where
         R: Relation + super::value::ColumnType,
     {

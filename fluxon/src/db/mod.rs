@@ -154,7 +154,7 @@ pub use query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
     First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
-pub use row::Row;
+pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use time::{Date, OffsetDateTime, Time};

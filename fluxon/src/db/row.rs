@@ -30,6 +30,9 @@ pub struct Row<M: Model> {
     pub fields: M,
 }
 
+/// Rows, each with one more value: what `annotate` and `related` read.
+pub type RowsWith<M, T> = Vec<(Row<M>, T)>;
+
 impl<M: Model> Row<M> {
     /// A row with this key and these fields (as if loaded).
     pub fn new(id: M::Key, fields: M) -> Self {
