@@ -10,4 +10,5 @@ mod fields;
 mod queries;
 mod relations;
 mod rows;
+mod upsert;
 mod users;

@@ -201,6 +201,8 @@ fn generate(model: &Model) -> TokenStream {
         let doc = format!("The `{name}` column.");
         let access = if field.attrs.auto.is_some() {
             quote!(::fluxon::db::ReadOnly)
+        } else if field.attrs.unique.is_some() || field.attrs.primary_key.is_some() {
+            quote!(::fluxon::db::Unique)
         } else {
             quote!(::fluxon::db::Writable)
         };

@@ -21,6 +21,20 @@ pub struct Writable;
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOnly;
 
+/// A column the program may set whose values no two rows share (`unique`, or a primary key the
+/// program gives): what an upsert's conflict target must be.
+#[derive(Debug, Clone, Copy)]
+pub struct Unique;
+
+/// The column kinds a program may set: [`Writable`] and [`Unique`].
+#[diagnostic::on_unimplemented(
+    message = "this column is assigned by the database (an auto primary key): it cannot be set",
+    label = "read-only column"
+)]
+pub trait Settable: Send + 'static {}
+impl Settable for Writable {}
+impl Settable for Unique {}
+
 /// The phantom types of a column: its model, its Rust type, whether it can be set.
 type ColumnTypes<M, T, W> = PhantomData<fn() -> (M, T, W)>;
 
@@ -144,7 +158,7 @@ impl<M: Model, T: ColumnType, W> Column<M, T, W> {
     }
 }
 
-impl<M: Model, T: ColumnType> Column<M, T, Writable> {
+impl<M: Model, T: ColumnType, W: Settable> Column<M, T, W> {
     /// `column = value` in an update, or one column of an insert by pairs.
     pub fn set(self, value: impl IntoColumnValue<T>) -> Assignment<M> {
         let schema = self.schema();

@@ -4,6 +4,7 @@
 use std::marker::PhantomData;
 
 use super::aggregate::Selectable;
+use super::column::Unique;
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
 use super::query::{
@@ -12,6 +13,8 @@ use super::query::{
 };
 use super::row::{Row, RowsWith};
 use super::schema::TableSchema;
+use super::upsert::{OrUpdate, Upsert};
+use super::value::ColumnType;
 
 /// Something that runs queries: [`Database`](super::Database) (answers directly),
 /// [`AsyncDatabase`](super::AsyncDatabase) (answers with a future) and
@@ -28,6 +31,28 @@ pub trait Executor {
     /// Inserts a whole row; returns its new id. Auto fields are skipped.
     fn insert<M: Model>(&self, row: &M) -> Self::Out<i64> {
         self.execute(Insert::new(row))
+    }
+
+    /// Inserts `row`, or, if a row holds the same value in the unique column `on`, updates that
+    /// row's fields to `row`'s (one statement: `INSERT .. ON CONFLICT (on) DO UPDATE`). Returns
+    /// the id of the row inserted or updated. `on` must be declared `unique` (or be a primary
+    /// key the program gives): another column does not compile.
+    fn insert_or_update<M: Model, T: ColumnType>(
+        &self,
+        row: &M,
+        on: Column<M, T, Unique>,
+    ) -> Self::Out<i64> {
+        self.execute(OrUpdate(Upsert::update(row, on)))
+    }
+
+    /// Inserts `row` unless a row holds the same value in the unique column `on`; returns the
+    /// new row's id, or `None` when it was left alone.
+    fn insert_or_ignore<M: Model, T: ColumnType>(
+        &self,
+        row: &M,
+        on: Column<M, T, Unique>,
+    ) -> Self::Out<Option<i64>> {
+        self.execute(Upsert::ignore(row, on))
     }
 
     /// Inserts many rows in one hop and one transaction, all or none; returns their new ids in

@@ -7,7 +7,7 @@ use std::ops::{Add, Mul, Sub};
 
 use rusqlite::types::Value;
 
-use super::column::{Assignment, Column, Writable};
+use super::column::{Assignment, Column, Settable};
 use super::model::Model;
 use super::value::{ColumnType, IntoColumnValue, SqlType};
 use super::DbError;
@@ -83,7 +83,7 @@ arithmetic!(Add, add, "+");
 arithmetic!(Sub, sub, "-");
 arithmetic!(Mul, mul, "*");
 
-impl<M: Model, T: ColumnType> Column<M, T, Writable> {
+impl<M: Model, T: ColumnType, W: Settable> Column<M, T, W> {
     /// `column = expression`, computed by the database from the row's current values:
     /// `Course::seats.set_expr(Course::seats - 1)`.
     pub fn set_expr(self, expr: Expr<M, T>) -> Assignment<M> {

@@ -133,6 +133,7 @@ pub(crate) mod password;
 mod query;
 mod row;
 pub mod schema;
+mod upsert;
 mod user;
 mod value;
 
@@ -140,7 +141,8 @@ pub use aggregate::{count_of, count_rows, sum_of, Aggregate, Selectable, Summabl
 pub(crate) use async_database::elsewhere;
 pub use async_database::{AsyncDatabase, DbFuture};
 pub use column::{
-    escape_like, Assignment, Column, Filter, Order, ReadOnly, Relation, TextColumn, Writable,
+    escape_like, Assignment, Column, Filter, Order, ReadOnly, Relation, Settable, TextColumn,
+    Unique, Writable,
 };
 pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
@@ -158,6 +160,7 @@ pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use time::{Date, OffsetDateTime, Time};
+pub use upsert::{OrUpdate, Upsert};
 pub use user::{user_by_id, Credentials};
 pub use value::{ColumnType, IntoColumnValue, SqlType};
 

@@ -26,7 +26,7 @@ pub trait Query: Send + 'static {
     fn run(self, conn: &Connection) -> Result<Self::Output, DbError>;
 }
 
-fn now_value() -> Value {
+pub(crate) fn now_value() -> Value {
     // rusqlite's own encoding of OffsetDateTime, so stored times compare as text.
     let column = ColumnSchema::new("now", FieldKind::DateTime);
     OffsetDateTime::now_utc()
