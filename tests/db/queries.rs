@@ -268,3 +268,80 @@ fn insert_many_is_one_transaction_all_or_none() {
         "the failed batch only undone"
     );
 }
+
+#[test]
+fn filtering_by_related_rows_and_subqueries() {
+    use fluxon::db::{any_related, subquery};
+    let (db, _dir) = database();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    let grace = db
+        .insert(&Teacher {
+            name: "Grace".into(),
+            mentor: Some(ada.into()),
+        })
+        .unwrap();
+    let alan = db
+        .insert(&Teacher {
+            name: "Alan".into(),
+            mentor: Some(grace.into()),
+        })
+        .unwrap();
+    for (title, by, seats) in [
+        ("Engines", ada, 40),
+        ("Compilers", grace, 10),
+        ("Logic", alan, 35),
+    ] {
+        let mut c = course(title, by);
+        c.seats = seats;
+        db.insert(&c).unwrap();
+    }
+    // Courses whose teacher's name starts with "A" (a value with a wildcard stays literal).
+    let by_a = db
+        .check(Course::teacher.matches(Teacher::name.starts_with("A")))
+        .order_by(Course::title.asc())
+        .all()
+        .unwrap();
+    assert_eq!(titles(by_a), ["Engines", "Logic"]);
+    assert!(db
+        .check(Course::teacher.matches(Teacher::name.starts_with("A%")))
+        .all()
+        .unwrap()
+        .is_empty());
+    // Two levels: courses whose teacher's mentor is Ada.
+    let mentored = db
+        .check(Course::teacher.matches(Teacher::mentor.matches(Teacher::name.eq("Ada"))))
+        .all()
+        .unwrap();
+    assert_eq!(titles(mentored), ["Compilers"]);
+    // Teachers with at least one course over 30 seats (the reverse direction).
+    let big = db
+        .check(any_related(Course::teacher, Course::seats.gt(30)))
+        .order_by(Teacher::name.asc())
+        .columns((Teacher::name,))
+        .unwrap();
+    assert_eq!(big, [("Ada".to_owned(),), ("Alan".to_owned(),)]);
+    // A model related to itself: teachers who mentor someone.
+    let mentors = db
+        .check(any_related(Teacher::mentor, Filter::all()))
+        .order_by(Teacher::name.asc())
+        .columns((Teacher::name,))
+        .unwrap();
+    assert_eq!(mentors, [("Ada".to_owned(),), ("Grace".to_owned(),)]);
+    // `in_query`: a column among a subquery's values, combined with other conditions.
+    let in_sub = db
+        .check(
+            Course::teacher.in_query(subquery(Teacher::id, Teacher::mentor.is_not_null()))
+                & Course::seats.lt(20),
+        )
+        .all()
+        .unwrap();
+    assert_eq!(titles(in_sub), ["Compilers"]);
+    // A bad value inside a subquery is the query's typed error, not a wrong answer.
+    let refused = db
+        .check(Course::teacher.matches(Teacher::name.eq("x".repeat(51))))
+        .all();
+    assert!(
+        matches!(refused, Err(DbError::InvalidValue { column: "name", .. })),
+        "{refused:?}"
+    );
+}

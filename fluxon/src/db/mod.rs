@@ -133,6 +133,7 @@ pub(crate) mod password;
 mod query;
 mod row;
 pub mod schema;
+mod subquery;
 mod upsert;
 mod user;
 mod value;
@@ -159,6 +160,7 @@ pub use query::{
 pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
+pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};
 pub use upsert::{OrUpdate, Upsert};
 pub use user::{user_by_id, Credentials};
