@@ -7,6 +7,7 @@ mod aggregates;
 mod concurrency;
 mod constraints;
 mod fields;
+mod prefetch;
 mod queries;
 mod relations;
 mod rows;

@@ -7,6 +7,7 @@ use super::aggregate::Selectable;
 use super::column::Unique;
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
+use super::prefetch::{Prefetch, Prefetched};
 use super::query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
     First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
@@ -201,6 +202,17 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
         self.executor.execute(Annotated {
             select: self.select,
             annotation,
+        })
+    }
+
+    /// Each row with the rows related to it, loaded for all of them in one more statement per
+    /// level: `.prefetch(Post::author)` on users gives each user's posts,
+    /// `.prefetch(Post::author.then(Comment::post))` each post's comments too, and a
+    /// many-to-many (`Student::courses`) its related rows.
+    pub fn prefetch<P: Prefetch<M>>(self, prefetch: P) -> E::Out<RowsWith<M, P::Output>> {
+        self.executor.execute(Prefetched {
+            select: self.select,
+            prefetch,
         })
     }
 

@@ -37,7 +37,7 @@ impl<M, F> ManyToManyColumn<M, F> {
 }
 
 /// The two foreign key columns of `Through`: the one pointing at `M`, then the one at `T`.
-fn join_columns<M: Model, T: Model, Through: Model>(
+pub(crate) fn join_columns<M: Model, T: Model, Through: Model>(
 ) -> Result<(&'static ColumnSchema, &'static ColumnSchema), DbError> {
     let references = |table: &'static str| {
         Through::SCHEMA

@@ -130,6 +130,7 @@ mod expr;
 mod many_to_many;
 mod model;
 pub(crate) mod password;
+mod prefetch;
 mod query;
 mod row;
 pub mod schema;
@@ -153,6 +154,7 @@ pub use expr::{Expr, Numeric};
 pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated};
 pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
 pub use password::Password;
+pub use prefetch::{Prefetch, Prefetched, Then};
 pub use query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
     First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
