@@ -1,6 +1,9 @@
 //! Integration tests of models and queries: real SQLite files in temp dirs, through `Database`
 //! and `AsyncDatabase`, and through a real server for logins.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod models;
 
 mod aggregates;
@@ -11,5 +14,6 @@ mod prefetch;
 mod queries;
 mod relations;
 mod rows;
+mod stream;
 mod upsert;
 mod users;

@@ -18,8 +18,10 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
 use super::database::{Core, Transaction};
-use super::executor::Executor;
+use super::executor::{Check, Executor};
+use super::model::Model;
 use super::query::{Closure, Query};
+use super::stream::RowStream;
 use super::{Database, DbError};
 
 type Job = Box<dyn FnOnce(&Core) + Send>;
@@ -349,6 +351,16 @@ impl AsyncDatabase {
         T: Send + 'static,
     {
         self.execute(Closure(body, false))
+    }
+}
+
+impl<M: Model> Check<'_, AsyncDatabase, M> {
+    /// The matching rows as an async stream, read by a thread of their own on a connection of
+    /// their own through a queue of `buffer` rows: memory stays bounded however many rows
+    /// match. See [`RowStream`].
+    pub fn stream(self, buffer: usize) -> RowStream<M> {
+        let (executor, select) = self.into_parts();
+        RowStream::start(executor.core.path().to_owned(), select, buffer)
     }
 }
 

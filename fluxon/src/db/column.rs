@@ -287,6 +287,15 @@ impl<M> Filter<M> {
         filter
     }
 
+    /// The rows whose primary key is above `key`.
+    pub(crate) fn key_gt(key: &M::Key) -> Self
+    where
+        M: Model,
+    {
+        let column = &M::SCHEMA.columns[0];
+        Filter::with_value(format!("{} > ?", column.qualified), key.to_sql(column))
+    }
+
     fn bind(&mut self, value: Result<Value, DbError>) {
         match value {
             Ok(value) => self.params.push(value),

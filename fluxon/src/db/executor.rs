@@ -14,8 +14,10 @@ use super::query::{
 };
 use super::row::{Row, RowsWith};
 use super::schema::TableSchema;
+use super::stream::ForEach;
 use super::upsert::{OrUpdate, Upsert};
 use super::value::ColumnType;
+use super::DbError;
 
 /// Something that runs queries: [`Database`](super::Database) (answers directly),
 /// [`AsyncDatabase`](super::AsyncDatabase) (answers with a future) and
@@ -123,6 +125,13 @@ pub struct Check<'e, E: ?Sized, M> {
     select: Select<M>,
 }
 
+impl<'e, E: ?Sized, M> Check<'e, E, M> {
+    /// The executor and the select being built.
+    pub(crate) fn into_parts(self) -> (&'e E, Select<M>) {
+        (self.executor, self.select)
+    }
+}
+
 impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
     /// Narrows the rows further (AND): `check_all::<Teacher>().filter(count_of(Course::teacher).ge(2))`.
     pub fn filter(mut self, filter: Filter<M>) -> Self {
@@ -134,6 +143,27 @@ impl<'e, E: Executor + ?Sized, M: Model> Check<'e, E, M> {
     pub fn order_by(mut self, order: Order<M>) -> Self {
         self.select = self.select.order_by(order);
         self
+    }
+
+    /// Keyset pagination: the rows after the one whose key is `last`, in key order:
+    /// `.after(last_id).limit(50)` is the next page, as fast for the thousandth page as for the
+    /// first (an OFFSET would read and skip every row before it).
+    pub fn after(mut self, last: impl Into<M::Key>) -> Self {
+        self.select = self.select.after(&last.into());
+        self
+    }
+
+    /// Calls `each` on every matching row as SQLite reads it, never holding more than one: for
+    /// results too large for memory. Stops at the first error `each` returns. Produces how many
+    /// rows it saw.
+    pub fn for_each<F>(self, each: F) -> E::Out<u64>
+    where
+        F: FnMut(Row<M>) -> Result<(), DbError> + Send + 'static,
+    {
+        self.executor.execute(ForEach {
+            select: self.select,
+            each,
+        })
     }
 
     /// At most `n` rows.

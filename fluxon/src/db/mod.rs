@@ -134,6 +134,7 @@ mod prefetch;
 mod query;
 mod row;
 pub mod schema;
+mod stream;
 mod subquery;
 mod upsert;
 mod user;
@@ -162,6 +163,7 @@ pub use query::{
 pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
+pub use stream::{ForEach, RowStream};
 pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};
 pub use upsert::{OrUpdate, Upsert};

@@ -398,6 +398,15 @@ impl<M: Model> Select<M> {
         self
     }
 
+    /// Keyset pagination: only rows whose key is above `key`, in key order (before any other
+    /// ordering given).
+    pub fn after(mut self, key: &M::Key) -> Self {
+        self.filter = self.filter & Filter::key_gt(key);
+        let by_key = format!("{} ASC", M::SCHEMA.columns[0].qualified);
+        self.order.insert(0, by_key);
+        self
+    }
+
     /// At most `n` rows.
     pub fn limit(mut self, n: i64) -> Self {
         self.limit = Some(n);
@@ -411,7 +420,7 @@ impl<M: Model> Select<M> {
     }
 
     /// `SELECT {what} FROM table {joins} WHERE ... ORDER BY ... LIMIT ... OFFSET ...`, and its values.
-    fn sql(mut self, what: &str, joins: &str) -> Result<(String, Vec<Value>), DbError> {
+    pub(crate) fn sql(mut self, what: &str, joins: &str) -> Result<(String, Vec<Value>), DbError> {
         check_filter(&mut self.filter)?;
         let mut sql = String::with_capacity(64 + what.len() + joins.len() + self.filter.sql.len());
         for part in [
