@@ -4,6 +4,7 @@
 //! Each macro (`view`, `model`) runs parse (`ast`, `attr`) -> validate (`valid`) -> expand
 //! (`expand`); every problem found is reported with a span on the user's code, all at once.
 
+mod field_enum;
 mod model;
 mod view;
 
@@ -29,6 +30,14 @@ pub fn view(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Model, attributes(model, field))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     model::derive(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Stores an enum of unit variants in a column. See `fluxon::db::FieldEnum`.
+#[proc_macro_derive(FieldEnum, attributes(field_enum))]
+pub fn derive_field_enum(input: TokenStream) -> TokenStream {
+    field_enum::derive(input.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -9,6 +9,7 @@ mod models;
 mod aggregates;
 mod concurrency;
 mod constraints;
+mod custom;
 mod fields;
 mod prefetch;
 mod queries;

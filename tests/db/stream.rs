@@ -81,7 +81,11 @@ async fn a_million_rows_stream_through_in_bounded_memory() {
     assert_eq!(all.len() as i64, ROWS);
     drop(all);
     let grew_all = peak.finish().await.saturating_sub(before);
-    assert!(grew_all > 64 << 20, "loading all grew only {:.1} MiB", mib(grew_all));
+    assert!(
+        grew_all > 64 << 20,
+        "loading all grew only {:.1} MiB",
+        mib(grew_all)
+    );
     println!(
         "1,000,000 rows: stream grew {:.1} MiB, for_each {:.1} MiB, all() {:.1} MiB",
         mib(grew),

@@ -260,7 +260,7 @@ fn generate(model: &Model) -> TokenStream {
             };
 
             fn from_row(
-                row: &::fluxon::__private::rusqlite::Row<'_>,
+                row: &::fluxon::db::SqlRow<'_>,
                 start: usize,
             ) -> ::core::result::Result<Self, ::fluxon::db::DbError> {
                 let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
@@ -273,7 +273,7 @@ fn generate(model: &Model) -> TokenStream {
             fn to_values(
                 &self,
             ) -> ::core::result::Result<
-                ::std::vec::Vec<::fluxon::__private::rusqlite::types::Value>,
+                ::std::vec::Vec<::fluxon::db::Value>,
                 ::fluxon::db::DbError,
             > {
                 let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;

@@ -44,7 +44,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::types::ValueRef;
+use super::sql::ValueRef;
 use rust_decimal::Decimal;
 
 use super::column::{Column, Filter, Order, Relation};

@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::ops::{BitAnd, BitOr, Not};
 
-use rusqlite::types::Value;
+use super::sql::Value;
 
 use super::model::{ForeignKey, Model, OneToOne};
 use super::row::Row;

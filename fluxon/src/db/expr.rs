@@ -5,7 +5,7 @@
 use std::marker::PhantomData;
 use std::ops::{Add, Mul, Sub};
 
-use rusqlite::types::Value;
+use super::sql::Value;
 
 use super::column::{Assignment, Column, Settable};
 use super::model::Model;

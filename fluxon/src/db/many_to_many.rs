@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::types::Value;
+use super::sql::Value;
 use rusqlite::{params_from_iter, Connection};
 
 use super::model::{ManyToMany, Model};

@@ -127,13 +127,16 @@ mod database;
 mod error;
 mod executor;
 mod expr;
+mod json;
 mod many_to_many;
 mod model;
 pub(crate) mod password;
 mod prefetch;
 mod query;
+mod raw;
 mod row;
 pub mod schema;
+mod sql;
 mod stream;
 mod subquery;
 mod upsert;
@@ -152,6 +155,7 @@ pub use database::{Database, Transaction};
 pub use error::DbError;
 pub use executor::{Check, Executor};
 pub use expr::{Expr, Numeric};
+pub use json::Json;
 pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated};
 pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
 pub use password::Password;
@@ -160,9 +164,11 @@ pub use query::{
     Aggregated, Annotated, ColumnList, Columns, Count, CreateTables, Delete, DeleteRow, Exists,
     First, Insert, InsertMany, InsertValues, Query, Rows, Save, Select, Update, WithRelated,
 };
+pub use raw::{FromSqlRow, Raw};
 pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
+pub use sql::{SqlRow, Value, ValueRef, WrongType};
 pub use stream::{ForEach, RowStream};
 pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};
@@ -172,3 +178,36 @@ pub use value::{ColumnType, IntoColumnValue, SqlType};
 
 /// The derive; see the module docs.
 pub use fluxon_macros::Model;
+
+/// Stores an enum of unit variants in a column: as its variants' names (TEXT, the default), or
+/// with `#[field_enum(integer)]` as their explicit numbers (INTEGER; every variant must give
+/// one, so stored rows keep their meaning when variants are added or reordered).
+///
+/// Migration behaviour: a plain TEXT or INTEGER column with no CHECK, so adding a variant needs
+/// no migration; a stored value no variant has (one removed, or written by other code) is a
+/// typed [`DbError::Decode`] when read.
+///
+/// ```
+/// use fluxon::db::{Database, Executor, FieldEnum, Model};
+///
+/// #[derive(FieldEnum, Debug, Clone, Copy, PartialEq)]
+/// enum Status { Pending, Shipped }
+///
+/// #[derive(FieldEnum, Debug, Clone, Copy, PartialEq)]
+/// #[field_enum(integer)]
+/// enum Priority { Low = 1, High = 9 }
+///
+/// #[derive(Model)]
+/// struct Order { status: Status, priority: Priority }
+///
+/// # fn main() -> Result<(), fluxon::db::DbError> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("shop.sqlite3"))?;
+/// db.create_tables(&[Order::SCHEMA])?;
+/// db.insert(&Order { status: Status::Pending, priority: Priority::High })?;
+/// let shipped = db.check(Order::status.eq(Status::Shipped)).count()?;
+/// assert_eq!(shipped, 0);
+/// assert_eq!(db.check(Order::priority.eq(Priority::High)).first()?.unwrap().status, Status::Pending);
+/// # Ok(()) }
+/// ```
+pub use fluxon_macros::FieldEnum;

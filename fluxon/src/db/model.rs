@@ -3,7 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use rusqlite::types::{Value, ValueRef};
+use super::sql::{SqlRow, Value, ValueRef};
 
 use super::schema::{ColumnSchema, FieldKind, Reference, TableSchema};
 use super::value::{ColumnType, IntoColumnValue, SqlType};
@@ -27,7 +27,7 @@ pub trait Model: Sized + Send + 'static {
     const SCHEMA: TableSchema;
 
     /// Builds the struct from a row whose columns, from `start`, are [`TableSchema::struct_columns`].
-    fn from_row(row: &rusqlite::Row<'_>, start: usize) -> Result<Self, DbError>;
+    fn from_row(row: &SqlRow<'_>, start: usize) -> Result<Self, DbError>;
 
     /// The values of every column the struct holds, in schema order (auto fields included; the
     /// caller skips them on insert).

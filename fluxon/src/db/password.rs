@@ -1,8 +1,8 @@
 //! Passwords, stored only as argon2id hashes.
 
+use super::sql::{Value, ValueRef};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use rusqlite::types::{Value, ValueRef};
 
 use super::schema::{ColumnSchema, FieldKind};
 use super::value::{ColumnType, SqlType};

@@ -46,6 +46,7 @@ use super::many_to_many::{join_columns, ManyToManyColumn};
 use super::model::{ManyToMany, Model};
 use super::row::Row;
 use super::schema::quote_ident;
+use super::sql::ValueRef;
 use super::value::{ColumnType, SqlType};
 use super::DbError;
 
@@ -128,7 +129,7 @@ where
                 )
             },
             |row| {
-                let key = M::Key::from_sql(row.get_ref(0)?, column)?;
+                let key = M::Key::from_sql(ValueRef::from(row.get_ref(0)?), column)?;
                 Ok((key, Row::read(row, 1)?))
             },
         )
@@ -163,7 +164,7 @@ where
                 )
             },
             |row| {
-                let key = M::Key::from_sql(row.get_ref(0)?, from)?;
+                let key = M::Key::from_sql(ValueRef::from(row.get_ref(0)?), from)?;
                 Ok((key, Row::read(row, 1)?))
             },
         )

@@ -4,7 +4,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::types::Value;
+use super::sql::Value;
 use rusqlite::{params_from_iter, Connection};
 use time::OffsetDateTime;
 
@@ -13,6 +13,7 @@ use super::column::{Assignment, Filter, Order, Relation};
 use super::model::Model;
 use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
+use super::sql::{SqlRow, ValueRef};
 use super::value::SqlType;
 use super::DbError;
 
@@ -663,7 +664,7 @@ pub trait ColumnList<M>: Send + 'static {
     /// `"t"."a", COUNT(*), ...`.
     fn sql(&self) -> String;
     /// Decodes one row, from column `start`.
-    fn decode(&self, row: &rusqlite::Row<'_>, start: usize) -> Result<Self::Output, DbError>;
+    fn decode(&self, row: &SqlRow<'_>, start: usize) -> Result<Self::Output, DbError>;
 }
 
 macro_rules! column_tuple {
@@ -673,7 +674,7 @@ macro_rules! column_tuple {
             fn sql(&self) -> String {
                 [$(self.$i.expression()),+].join(", ")
             }
-            fn decode(&self, row: &rusqlite::Row<'_>, start: usize) -> Result<Self::Output, DbError> {
+            fn decode(&self, row: &SqlRow<'_>, start: usize) -> Result<Self::Output, DbError> {
                 Ok(($(self.$i.decode(row.get_ref(start + $i)?)?,)+))
             }
         }
@@ -715,7 +716,7 @@ impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
         let mut rows = statement.query(params_from_iter(params))?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(self.columns.decode(row, 0)?);
+            out.push(self.columns.decode(&SqlRow::new(row), 0)?);
         }
         Ok(out)
     }
@@ -741,7 +742,9 @@ impl<M: Model, A: Selectable<M>> Query for Annotated<M, A> {
         let width = Row::<M>::width();
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            let value = self.annotation.decode(row.get_ref(width)?)?;
+            let value = self
+                .annotation
+                .decode(ValueRef::from(row.get_ref(width)?))?;
             out.push((Row::read(row, 0)?, value));
         }
         Ok(out)
@@ -764,7 +767,7 @@ impl<M: Model, C: ColumnList<M>> Query for Aggregated<M, C> {
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
         match rows.next()? {
-            Some(row) => self.columns.decode(row, 0),
+            Some(row) => self.columns.decode(&SqlRow::new(row), 0),
             // Only a `having` that refused the single group gets here.
             None => Err(DbError::NotFound),
         }

@@ -42,6 +42,8 @@ pub enum FieldKind {
     OneToOne(Reference),
     /// A password, stored only as an argon2id hash (PHC string).
     Password,
+    /// Any serde value as JSON text (`Json<T>`), with a CHECK that it is valid JSON.
+    Json,
 }
 
 impl FieldKind {
@@ -201,7 +203,7 @@ impl ColumnSchema {
     pub fn sql_type(&self) -> &'static str {
         match self.kind {
             FieldKind::Char { .. } | FieldKind::Text | FieldKind::Date | FieldKind::Time => "TEXT",
-            FieldKind::DateTime | FieldKind::Password => "TEXT",
+            FieldKind::DateTime | FieldKind::Password | FieldKind::Json => "TEXT",
             FieldKind::Float => "REAL",
             FieldKind::Integer
             | FieldKind::BigInteger
@@ -253,6 +255,7 @@ impl ColumnSchema {
             }
             FieldKind::PositiveInteger => sql.push_str(&format!(" CHECK ({name} >= 0)")),
             FieldKind::Boolean => sql.push_str(&format!(" CHECK ({name} IN (0, 1))")),
+            FieldKind::Json => sql.push_str(&format!(" CHECK (json_valid({name}))")),
             _ => {}
         }
         if let Some(reference) = self.reference() {

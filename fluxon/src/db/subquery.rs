@@ -5,7 +5,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::types::Value;
+use super::sql::Value;
 
 use super::column::{Column, Filter, Relation};
 use super::model::Model;

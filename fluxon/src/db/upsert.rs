@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::types::Value;
+use super::sql::Value;
 use rusqlite::{params_from_iter, Connection};
 
 use super::column::{Column, Unique};

@@ -62,7 +62,7 @@ impl<U: AuthorizedUser> Query for Credentials<U> {
         match rows.next()? {
             Some(row) => {
                 let id: i64 = row.get(0)?;
-                let hash = Password::from_sql(row.get_ref(1)?, password)?;
+                let hash = Password::from_sql(row.get_ref(1)?.into(), password)?;
                 Ok(Some((id, hash)))
             }
             None => Ok(None),

@@ -1,6 +1,6 @@
 //! How Rust field types become SQL values and back.
 
-use rusqlite::types::{Value, ValueRef};
+use super::sql::{Value, ValueRef};
 use rust_decimal::Decimal;
 use time::{Date, OffsetDateTime, Time};
 
@@ -244,8 +244,8 @@ macro_rules! text_time {
             fn to_sql(&self, column: &ColumnSchema) -> Result<Value, DbError> {
                 use rusqlite::types::{ToSql, ToSqlOutput};
                 match ToSql::to_sql(self) {
-                    Ok(ToSqlOutput::Owned(value)) => Ok(value),
-                    Ok(ToSqlOutput::Borrowed(ValueRef::Text(text))) => {
+                    Ok(ToSqlOutput::Owned(value)) => Ok(value.into()),
+                    Ok(ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(text))) => {
                         Ok(Value::Text(String::from_utf8_lossy(text).into_owned()))
                     }
                     Ok(_) => Err(decode_error(column, $name, "unexpected encoding")),
@@ -253,7 +253,7 @@ macro_rules! text_time {
                 }
             }
             fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
-                <$ty as rusqlite::types::FromSql>::column_result(value)
+                <$ty as rusqlite::types::FromSql>::column_result(value.to_driver())
                     .map_err(|e| decode_error(column, $name, e))
             }
         }

@@ -51,6 +51,7 @@ enum Kind {
         on_delete: Rule,
     },
     Password,
+    Json,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,6 +156,7 @@ fn kind_out(kind: &FieldKind) -> Kind {
             on_delete: r.on_delete.into(),
         },
         FieldKind::Password => Kind::Password,
+        FieldKind::Json => Kind::Json,
     }
 }
 
@@ -194,6 +196,7 @@ fn kind_in(kind: Kind) -> FieldKind {
             on_delete,
         } => FieldKind::OneToOne(reference(table, column, on_delete)),
         Kind::Password => FieldKind::Password,
+        Kind::Json => FieldKind::Json,
     }
 }
 
