@@ -18,3 +18,4 @@ mod rows;
 mod stream;
 mod upsert;
 mod users;
+mod validation;

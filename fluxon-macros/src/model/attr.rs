@@ -11,6 +11,8 @@ pub struct ModelAttrs {
     pub table: Option<LitStr>,
     pub renamed_from: Option<LitStr>,
     pub authorized_user: Option<Span>,
+    /// `validate = path`: a `fn(&Self, &mut ValidationErrors)` run before every write.
+    pub validate: Option<syn::Path>,
 }
 
 /// `on_delete = ...`.
@@ -39,6 +41,8 @@ pub struct FieldAttrs {
     pub username: Option<Span>,
     pub renamed_from: Option<LitStr>,
     pub index: Option<Span>,
+    /// `validate = path`: a `fn(&FieldType) -> Result<(), String>` run before every write.
+    pub validate: Option<syn::Path>,
 }
 
 fn int(expr: &Expr, errors: &mut Errors) -> Option<u32> {
@@ -95,10 +99,12 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
                 out.renamed_from = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("authorized_user") {
                 out.authorized_user = Some(meta.path.span_ident());
+            } else if meta.path.is_ident("validate") {
+                out.validate = Some(meta.value()?.parse()?);
             } else {
                 errors.push(
                     meta.path.span_ident(),
-                    "unknown #[model] argument; expected `table = \"...\"`, `renamed_from = \"...\"` or `authorized_user`",
+                    "unknown #[model] argument; expected `table = \"...\"`, `renamed_from = \"...\"`, `authorized_user` or `validate = path`",
                 );
                 skip_value(&meta)?;
             }
@@ -176,6 +182,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                     out.on_delete = rule.map(|r| (r, span));
                 }
                 "renamed_from" => out.renamed_from = Some(meta.value()?.parse()?),
+                "validate" => out.validate = Some(meta.value()?.parse()?),
                 "unique" => out.unique = Some(span),
                 "index" => out.index = Some(span),
                 "primary_key" => out.primary_key = Some(span),
@@ -186,7 +193,7 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                 _ => {
                     errors.push(
                         span,
-                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username, renamed_from, index",
+                        "unknown #[field] argument; expected one of max_length, max_digits, decimal_places, unique, primary_key, auto, default, auto_now, auto_now_add, on_delete, username, renamed_from, index, validate",
                     );
                     skip_value(&meta)?;
                 }

@@ -243,6 +243,7 @@ fn generate(model: &Model) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let vis_doc = format!("Columns of the `{table}` table.");
+    let validation = validation(model, &columns, offset);
 
     quote! {
         impl ::fluxon::db::Model for #ident {
@@ -284,6 +285,8 @@ fn generate(model: &Model) -> TokenStream {
             fn key(&self) -> ::core::option::Option<Self::Key> {
                 #key_value
             }
+
+            #validation
         }
 
         #[doc = #vis_doc]
@@ -294,5 +297,64 @@ fn generate(model: &Model) -> TokenStream {
         }
 
         #authorized
+    }
+}
+
+/// `validate` and `validate_column` for a model with validators; nothing (the trait's defaults)
+/// for one without.
+fn validation(model: &Model, columns: &[&Field], offset: usize) -> TokenStream {
+    let checked: Vec<(usize, &Field, &syn::Path)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| f.attrs.validate.as_ref().map(|path| (i + offset, *f, path)))
+        .collect();
+    let whole = model.attrs.validate.as_ref();
+    if checked.is_empty() && whole.is_none() {
+        return quote!();
+    }
+    let field_checks = checked.iter().map(|(_, field, path)| {
+        let name = &field.ident;
+        let label = name.to_string();
+        quote_spanned! {path.span()=>
+            if let ::core::result::Result::Err(message) = #path(&self.#name) {
+                errors.add(#label, ::std::string::ToString::to_string(&message));
+            }
+        }
+    });
+    let whole_check = whole.map(|path| quote_spanned! {path.span()=> #path(self, &mut errors); });
+    let column_checks = checked.iter().map(|(index, field, path)| {
+        let ty = &field.ty;
+        let label = field.ident.to_string();
+        quote_spanned! {path.span()=>
+            #index => {
+                if let ::core::option::Option::Some(value) = value.downcast_ref::<#ty>() {
+                    if let ::core::result::Result::Err(message) = #path(value) {
+                        errors.add(#label, ::std::string::ToString::to_string(&message));
+                    }
+                }
+            }
+        }
+    });
+    quote! {
+        fn validate(&self) -> ::core::result::Result<(), ::fluxon::db::ValidationErrors> {
+            let mut errors = ::fluxon::db::ValidationErrors::new();
+            #(#field_checks)*
+            #whole_check
+            errors.into_result()
+        }
+
+        fn validate_column(
+            index: usize,
+            value: &dyn ::core::any::Any,
+        ) -> ::core::result::Result<(), ::fluxon::db::ValidationErrors> {
+            let mut errors = ::fluxon::db::ValidationErrors::new();
+            #[allow(clippy::single_match)]
+            match index {
+                #(#column_checks)*
+                _ => {}
+            }
+            let _ = value;
+            errors.into_result()
+        }
     }
 }

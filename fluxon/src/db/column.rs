@@ -162,10 +162,15 @@ impl<M: Model, T: ColumnType, W: Settable> Column<M, T, W> {
     /// `column = value` in an update, or one column of an insert by pairs.
     pub fn set(self, value: impl IntoColumnValue<T>) -> Assignment<M> {
         let schema = self.schema();
+        let value = value.into_column_value();
+        let values = M::validate_column(self.index, &value)
+            .map_err(DbError::Invalid)
+            .and_then(|()| value.to_sql(schema))
+            .map(|v| vec![v]);
         Assignment {
             column: schema,
             sql: None,
-            values: value.into_column_value().to_sql(schema).map(|v| vec![v]),
+            values,
             _model: PhantomData,
         }
     }

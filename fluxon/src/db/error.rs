@@ -35,6 +35,9 @@ pub enum DbError {
         /// Why.
         reason: String,
     },
+    /// The row (or a column's new value) failed the model's validation; nothing was written.
+    #[error("invalid: {0}")]
+    Invalid(super::ValidationErrors),
     /// No row matched where one was required.
     #[error("no matching row")]
     NotFound,

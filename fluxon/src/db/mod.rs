@@ -141,6 +141,7 @@ mod stream;
 mod subquery;
 mod upsert;
 mod user;
+mod validate;
 mod value;
 
 pub use aggregate::{count_of, count_rows, sum_of, Aggregate, Selectable, Summable};
@@ -174,6 +175,7 @@ pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};
 pub use upsert::{OrUpdate, Upsert};
 pub use user::{user_by_id, Credentials};
+pub use validate::{FieldError, ValidationErrors};
 pub use value::{ColumnType, IntoColumnValue, SqlType};
 
 /// The derive; see the module docs.

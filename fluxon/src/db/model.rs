@@ -35,6 +35,22 @@ pub trait Model: Sized + Send + 'static {
 
     /// The primary key, if the struct holds it (`None` for the implicit `id`).
     fn key(&self) -> Option<Self::Key>;
+
+    /// Runs the model's validators (`#[field(validate = ..)]`, `#[model(validate = ..)]`);
+    /// every write of a whole row calls it first.
+    fn validate(&self) -> Result<(), super::ValidationErrors> {
+        Ok(())
+    }
+
+    /// Runs the validator of column `index` (in [`TableSchema::columns`]) on a new value for
+    /// it, given as `&dyn Any` of the column's type; a column update calls it first.
+    fn validate_column(
+        index: usize,
+        value: &dyn std::any::Any,
+    ) -> Result<(), super::ValidationErrors> {
+        let _ = (index, value);
+        Ok(())
+    }
 }
 
 /// Marks the single user model, `#[model(authorized_user)]`; implemented by the derive.

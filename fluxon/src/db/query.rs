@@ -27,6 +27,12 @@ pub trait Query: Send + 'static {
     fn run(self, conn: &Connection) -> Result<Self::Output, DbError>;
 }
 
+/// A row's values to write, after its validation.
+pub(crate) fn checked_values<M: Model>(row: &M) -> Result<Vec<Value>, DbError> {
+    row.validate().map_err(DbError::Invalid)?;
+    row.to_values()
+}
+
 pub(crate) fn now_value() -> Value {
     // rusqlite's own encoding of OffsetDateTime, so stored times compare as text.
     let column = ColumnSchema::new("now", FieldKind::DateTime);
@@ -60,7 +66,7 @@ impl<M: Model> Insert<M> {
     /// The insert of `row`.
     pub fn new(row: &M) -> Self {
         Insert {
-            values: row.to_values(),
+            values: checked_values(row),
             _model: PhantomData,
         }
     }
@@ -102,7 +108,7 @@ impl<M: Model> InsertMany<M> {
     /// The insert of `rows`.
     pub fn new<'a>(rows: impl IntoIterator<Item = &'a M>) -> Self {
         InsertMany {
-            values: rows.into_iter().map(Model::to_values).collect(),
+            values: rows.into_iter().map(checked_values).collect(),
             _model: PhantomData,
         }
     }
@@ -527,7 +533,7 @@ impl<M: Model> Save<M> {
     pub fn new(row: &Row<M>) -> Self {
         Save {
             key: row.id.clone(),
-            values: row.fields.to_values(),
+            values: checked_values(&row.fields),
         }
     }
 }

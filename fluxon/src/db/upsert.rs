@@ -50,7 +50,7 @@ impl<M: Model> Upsert<M> {
 
     fn new(row: &M, target: &'static ColumnSchema, on_conflict: OnConflict) -> Self {
         Upsert {
-            values: row.to_values(),
+            values: super::query::checked_values(row),
             target,
             on_conflict,
             _model: PhantomData,

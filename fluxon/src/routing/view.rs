@@ -237,8 +237,8 @@ impl<E: Error + Send + Sync + 'static> From<E> for ViewError {
 
 /// The message of fluxon's own errors that are written for the caller, not the operator: a
 /// failed login says so (a generic "incident" would hide why), a throttled one says when to
-/// retry, a refused cloud permission or path says which. Everything else (a database or disk
-/// fault) is internal.
+/// retry, a refused cloud permission or path says which, a row that failed validation says
+/// which fields and why. Everything else (a database or disk fault) is internal.
 fn for_the_client(error: &(dyn Any + 'static)) -> Option<String> {
     use crate::cloud::{CloudError, GrantError, PathError};
     use crate::db::DbError;
@@ -251,7 +251,8 @@ fn for_the_client(error: &(dyn Any + 'static)) -> Option<String> {
         return said.then(|| e.to_string());
     }
     if let Some(e) = error.downcast_ref::<DbError>() {
-        return matches!(e, DbError::BadCredentials).then(|| e.to_string());
+        // A validation failure is written for the client: each field and what is wrong with it.
+        return matches!(e, DbError::BadCredentials | DbError::Invalid(_)).then(|| e.to_string());
     }
     if let Some(e) = error.downcast_ref::<CloudError>() {
         let said = matches!(
