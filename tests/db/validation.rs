@@ -6,7 +6,7 @@ use fluxon::{
     view, views, AsyncServer, CallError, ConnectionHandler, ErrorCode, Request, Router, ViewError,
 };
 
-fn not_blank(name: &String) -> Result<(), &'static str> {
+fn not_blank(name: &str) -> Result<(), &'static str> {
     if name.trim().is_empty() {
         Err("must not be blank")
     } else {

@@ -1,5 +1,6 @@
 //! Validation before every write: `#[field(validate = path)]` checks one field
-//! (`fn(&T) -> Result<(), impl ToString>`), `#[model(validate = path)]` the whole row
+//! (`fn(&T) -> Result<(), impl ToString>`, where `&T` may also be what it derefs to: `&str` for a
+//! `String`), `#[model(validate = path)]` the whole row
 //! (`fn(&Self, &mut ValidationErrors)`). An insert, bulk insert, upsert, save or column update
 //! with a failing value writes nothing and is [`DbError::Invalid`](super::DbError::Invalid)
 //! with every problem found, per field: a view can hand them to its client as they are (they
@@ -8,7 +9,7 @@
 //! ```
 //! use fluxon::db::{Database, DbError, Executor, Model, ValidationErrors};
 //!
-//! fn not_blank(name: &String) -> Result<(), &'static str> {
+//! fn not_blank(name: &str) -> Result<(), &'static str> {
 //!     if name.trim().is_empty() { Err("must not be blank") } else { Ok(()) }
 //! }
 //!
