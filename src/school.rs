@@ -56,14 +56,8 @@ pub struct Enrollment {
     pub joined: OffsetDateTime,
 }
 
-/// Every school model, referenced tables first.
-pub const MODELS: [TableSchema; 5] = [
-    User::SCHEMA,
-    Teacher::SCHEMA,
-    Course::SCHEMA,
-    Student::SCHEMA,
-    Enrollment::SCHEMA,
-];
+/// Every school model (in any order: references are sorted out where it matters).
+pub const MODELS: [TableSchema; 5] = fluxon::models![Enrollment, Student, Course, Teacher, User];
 
 async fn staff_only(req: &Request) -> Result<(), ViewError> {
     req.user::<User>().await?.or_user("log in first")?;

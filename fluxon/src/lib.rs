@@ -124,6 +124,17 @@ macro_rules! views {
     };
 }
 
+/// Lists models for [`cli::App::models`], `create_tables` and the migration commands, in any
+/// order (referenced tables are put first where it matters): `models![User, Teacher, Course]`
+/// is an array of their `SCHEMA`s, usable in a `const`. A name that is not a model is a compile
+/// error.
+#[macro_export]
+macro_rules! models {
+    ($($model:ty),* $(,)?) => {
+        [$(<$model as $crate::db::Model>::SCHEMA),*]
+    };
+}
+
 /// What the macros' generated code calls. Not a public API.
 #[doc(hidden)]
 pub mod __private {

@@ -185,3 +185,35 @@ fn set_default_and_no_action() {
         "rolled back"
     );
 }
+
+#[test]
+fn models_in_any_order_make_their_tables_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fluxon::db::Database::open(dir.path().join("any.sqlite3")).unwrap();
+    // Referring tables first: sorted out by create_tables.
+    let models = fluxon::models![Profile, Enrollment, Student, Course, Teacher, User];
+    db.create_tables(&models).unwrap();
+    let ada = db.insert(&teacher("Ada")).unwrap();
+    db.insert(&course("Engines", ada)).unwrap();
+    // A model whose referenced model is not listed: an error naming both, nothing made.
+    let other = tempfile::tempdir().unwrap();
+    let db = fluxon::db::Database::open(other.path().join("missing.sqlite3")).unwrap();
+    let missing = db.create_tables(&fluxon::models![Course, Student]);
+    match missing {
+        Err(err @ fluxon::db::DbError::MissingModel { .. }) => {
+            let text = err.to_string();
+            assert!(
+                text.contains("`course`") && text.contains("`teacher`"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a missing model, got {other:?}"),
+    }
+    assert_eq!(
+        db.execute(fluxon::db::Raw::<Vec<(i64,)>>::query(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ))
+        .unwrap(),
+        [(0,)]
+    );
+}

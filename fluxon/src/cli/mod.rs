@@ -74,7 +74,8 @@ impl App {
         }
     }
 
-    /// The app's models (their `SCHEMA`s), in an order where referenced tables come first.
+    /// The app's models (their `SCHEMA`s, [`models!`](crate::models)), in any order: the
+    /// commands put referenced tables first.
     pub fn models(mut self, models: &[TableSchema]) -> Self {
         self.models.extend_from_slice(models);
         self

@@ -38,6 +38,22 @@ pub enum DbError {
     /// The row (or a column's new value) failed the model's validation; nothing was written.
     #[error("invalid: {0}")]
     Invalid(super::ValidationErrors),
+    /// A model refers to a table that is not among the models given.
+    #[error(
+        "`{table}`.`{column}` refers to `{references}`, which is not among the models: list it too"
+    )]
+    MissingModel {
+        /// The referring table.
+        table: &'static str,
+        /// Its reference column.
+        column: &'static str,
+        /// The table it refers to.
+        references: &'static str,
+    },
+    /// These tables refer to each other in a cycle of NOT NULL references: no row of any could
+    /// be made first. Make one of the references an `Option`.
+    #[error("the tables {0:?} refer to each other through NOT NULL references only: make one reference an Option")]
+    ReferenceCycle(Vec<&'static str>),
     /// No row matched where one was required.
     #[error("no matching row")]
     NotFound,

@@ -130,6 +130,7 @@ mod expr;
 mod json;
 mod many_to_many;
 mod model;
+mod order;
 pub(crate) mod password;
 mod prefetch;
 mod query;
@@ -159,6 +160,7 @@ pub use expr::{Expr, Numeric};
 pub use json::Json;
 pub use many_to_many::{AddRelated, ListRelated, ManyToManyColumn, RemoveRelated};
 pub use model::{AuthorizedUser, ForeignKey, ManyToMany, Model, OneToOne};
+pub use order::in_reference_order;
 pub use password::Password;
 pub use prefetch::{Prefetch, Prefetched, Then};
 pub use query::{

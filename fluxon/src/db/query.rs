@@ -859,8 +859,8 @@ impl Query for CreateTables {
         true
     }
     fn run(self, conn: &Connection) -> Result<(), DbError> {
-        let users: Vec<&str> = self
-            .0
+        let tables = super::order::in_reference_order(&self.0)?;
+        let users: Vec<&str> = tables
             .iter()
             .filter(|t| t.authorized_user)
             .map(|t| t.name)
@@ -869,7 +869,7 @@ impl Query for CreateTables {
             return Err(DbError::TwoUserModels(first, second));
         }
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = self.0.iter().try_for_each(|table| {
+        let result = tables.iter().try_for_each(|table| {
             table
                 .create_sql()
                 .iter()

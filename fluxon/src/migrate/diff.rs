@@ -156,6 +156,8 @@ pub fn diff(
     new: &[TableSchema],
     questions: &mut dyn Questioner,
 ) -> Result<Vec<Operation>, MigrateError> {
+    // Whatever order the app listed its models in: referenced tables first.
+    let new = &crate::db::in_reference_order(new)?;
     let olds: BTreeMap<&str, &TableSchema> = old.iter().map(|t| (t.name, t)).collect();
     let mut remaining: BTreeMap<&str, &TableSchema> = olds.clone();
     let mut operations = Vec::new();
