@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fluxon::db::{AsyncDatabase, Executor};
 use fluxon::{
-    bail, view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, ViewError,
+    bail, reverse, view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, ViewError,
 };
 use fluxon_apps::school::{login, User, MODELS};
 
@@ -23,6 +23,11 @@ async fn signup(req: Request, (username, password): (String, String)) -> Result<
     Ok(req.db()?.insert(&User { username, password }).await?)
 }
 
+/// What a client is sent for each message: who from, and the text. Declared once, so the
+/// server's send and the client's handler are both checked against it.
+#[reverse]
+async fn receive_message(message: (String, String));
+
 /// Sends `text` to every connected client of the user named `to`.
 #[view]
 async fn send_message(req: Request, (to, text): (String, String)) -> Result<String, ViewError> {
@@ -33,7 +38,7 @@ async fn send_message(req: Request, (to, text): (String, String)) -> Result<Stri
     };
     let delivered = req
         .server()
-        .reverse_request(recipient.id, "receive_message", &(&me.username, text))
+        .reverse_request(recipient.id, receive_message, &(me.fields.username, text))
         .await;
     Ok(if delivered {
         "sent!".to_owned()
@@ -51,7 +56,7 @@ async fn client(
     let inbox = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&inbox);
     let me = name.to_owned();
-    conn.on("receive_message", move |(from, text): (String, String)| {
+    conn.on(receive_message, move |(from, text): (String, String)| {
         println!("  [{me}'s screen] {from}: {text}");
         if let Ok(mut inbox) = sink.lock() {
             inbox.push(format!("{from}: {text}"));

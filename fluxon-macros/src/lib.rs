@@ -6,6 +6,7 @@
 
 mod field_enum;
 mod model;
+mod reverse;
 mod view;
 
 use proc_macro::TokenStream;
@@ -38,6 +39,14 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(FieldEnum, attributes(field_enum))]
 pub fn derive_field_enum(input: TokenStream) -> TokenStream {
     field_enum::derive(input.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Declares a reverse request: `async fn name(payload: P) -> R;`. See `fluxon::reverse`.
+#[proc_macro_attribute]
+pub fn reverse(args: TokenStream, item: TokenStream) -> TokenStream {
+    reverse::reverse(args.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -63,7 +63,10 @@ pub mod blocking {
 }
 
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
-pub use routing::{NoViewError, OrUser, Request, Router, RouterError, View, ViewError};
+pub use routing::{
+    NoViewError, OrUser, Request, Reverse, Router, RouterError, ToReverse, ToReverseCall, View,
+    ViewError,
+};
 pub use server::{
     run_server, AsyncServer, Limits, LoginError, LoginLimits, MailboxLimits, Rate, ReverseError,
     RunningServer, ServerError, ServerHandle, ServerStats, UserId,
@@ -114,6 +117,13 @@ pub use wire::ErrorCode;
 /// the client gets `E` typed, as [`CallError::View`], with the code [`ErrorCode::Rejected`].
 /// Views cannot be generic.
 pub use fluxon_macros::view;
+
+/// Declares a reverse request (a function the server calls on its clients) once, in a crate
+/// both sides share: `#[reverse] async fn receive_message(message: Message) -> Ack;` (no body).
+/// It becomes a unit struct implementing [`Reverse`]; the server's `reverse_request`,
+/// `reverse_call` and friends and the client's `on` take it in place of the name, and check the
+/// payload and reply types against it. `#[reverse(name = "...")]` sends it under another name.
+pub use fluxon_macros::reverse;
 
 /// Lists views for [`Router::mapping`]: `views![signup, login]`. A name that is not a view in
 /// scope is a compile error.

@@ -132,6 +132,74 @@ async fn to_one_session_a_group_and_everyone() {
     server.shutdown().await;
 }
 
+/// A message a client shows, and its answer: the declaration both sides are checked against.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Note {
+    pub from: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Seen {
+    Shown { chars: usize },
+}
+
+/// Shows a note; answers how much was shown.
+#[fluxon::reverse]
+pub async fn show_note(note: Note) -> Seen;
+
+/// Sent under another name than the function's.
+#[fluxon::reverse(name = "bell")]
+pub async fn ring();
+
+#[tokio::test]
+async fn declared_reverse_requests_are_typed_on_both_sides() {
+    let server = server_with_groups().await;
+    let handle = server.handle();
+    let conn = connect(&server).await;
+    let other = connect(&server).await;
+    conn.call(login_as, &7).await.unwrap();
+    let shown = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&shown);
+    conn.on(show_note, move |note: Note| {
+        let chars = note.text.chars().count();
+        keep.lock().unwrap().push(note);
+        async move { Seen::Shown { chars } }
+    });
+    let rings = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&rings);
+    other.on(ring, move |()| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    let note = Note {
+        from: "ann".into(),
+        text: "héllo".into(),
+    };
+    // A call checked against the declaration: a `Note` in, a `Seen` out, no annotations.
+    let seen = handle
+        .reverse_call(7, show_note, &note, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(seen, Seen::Shown { chars: 5 });
+    assert!(handle.reverse_request(7, show_note, &note).await);
+    eventually("the second note", || shown.lock().unwrap().len() == 2).await;
+    assert_eq!(shown.lock().unwrap()[0], note);
+    // The declared name is what goes on the wire: a by-name handler sees it too.
+    assert_eq!(handle.broadcast(ring, &()).await, 2);
+    eventually("the bell", || rings.load(Ordering::SeqCst) == 1).await;
+    other.call(join, &"desk".to_owned()).await.unwrap();
+    assert_eq!(handle.reverse_request_group("desk", ring, &()).await, 1);
+    eventually("the second bell", || rings.load(Ordering::SeqCst) == 2).await;
+    // And the by-name form still reaches a declared handler.
+    let by_name: Seen = handle
+        .reverse_call(7, "show_note", &note, PATIENCE)
+        .await
+        .unwrap();
+    assert_eq!(by_name, Seen::Shown { chars: 5 });
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_reply_is_awaited_and_typed() {
     let server = start_default().await;

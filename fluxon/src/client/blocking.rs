@@ -21,6 +21,7 @@ use tokio::runtime::Runtime;
 use bytes::Bytes;
 
 use super::{CallError, ClientConfig, ConnectError};
+use crate::routing::ToReverseCall;
 use crate::routing::View;
 
 /// A blocking connection to a fluxon server. Every method waits for its answer.
@@ -102,23 +103,24 @@ impl ConnectionHandler {
 
     /// Handles the server's reverse requests named `name` with a plain function, run on a thread
     /// of the client's blocking pool (so it may block); what it returns is the reply.
-    pub fn on<P, R, F>(&self, name: impl Into<String>, handler: F) -> &Self
+    pub fn on<P, R, F>(&self, name: impl ToReverseCall<P, R>, handler: F) -> &Self
     where
         F: Fn(P) -> R + Send + Sync + 'static,
         P: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
     {
         let handler = Arc::new(handler);
-        self.conn.on(name, move |payload: P| {
-            let handler = Arc::clone(&handler);
-            async move {
-                match tokio::task::spawn_blocking(move || handler(payload)).await {
-                    Ok(reply) => reply,
-                    // The handler panicked: let the async side report it as a panic.
-                    Err(err) => std::panic::resume_unwind(err.into_panic()),
+        self.conn
+            .on(name.reverse_name().to_owned(), move |payload: P| {
+                let handler = Arc::clone(&handler);
+                async move {
+                    match tokio::task::spawn_blocking(move || handler(payload)).await {
+                        Ok(reply) => reply,
+                        // The handler panicked: let the async side report it as a panic.
+                        Err(err) => std::panic::resume_unwind(err.into_panic()),
+                    }
                 }
-            }
-        });
+            });
         self
     }
 

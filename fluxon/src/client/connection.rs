@@ -17,6 +17,7 @@ use super::reconnect;
 use super::reverse::{Handlers, ReverseRequests};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::armed::Stop;
+use crate::routing::ToReverseCall;
 use crate::routing::View;
 use crate::wire::{Hot, Outbox, SendError, SessionTokenBytes};
 use std::task::Poll;
@@ -398,14 +399,16 @@ impl ConnectionHandler {
     /// });
     /// # }
     /// ```
-    pub fn on<P, R, F, Fut>(&self, name: impl Into<String>, handler: F) -> &Self
+    pub fn on<P, R, F, Fut>(&self, name: impl ToReverseCall<P, R>, handler: F) -> &Self
     where
         F: Fn(P) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = R> + Send + 'static,
         P: DeserializeOwned + Send + 'static,
         R: Serialize + 'static,
     {
-        self.inner.handlers.on(name.into(), handler);
+        self.inner
+            .handlers
+            .on(name.reverse_name().to_owned(), handler);
         self
     }
 

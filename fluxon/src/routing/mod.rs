@@ -24,11 +24,13 @@
 //! encoding of payloads and replies (`wire`).
 
 mod request;
+mod reverse;
 mod router;
 mod view;
 
 pub(crate) use request::Connection;
 pub use request::Request;
+pub use reverse::{Reverse, ToReverse, ToReverseCall};
 pub(crate) use router::{Dispatched, Outcome, RoutedView};
 pub use router::{Router, RouterError, ViewEntry};
 pub(crate) use view::Failure;

@@ -5,6 +5,8 @@ use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::routing::{ToReverse, ToReverseCall};
 use std::time::Duration;
 
 use super::config::Limits;
@@ -147,12 +149,12 @@ impl ServerHandle {
     pub async fn reverse_request<P: Serialize + ?Sized>(
         &self,
         user: UserId,
-        name: &str,
+        name: impl ToReverse<P>,
         payload: &P,
     ) -> bool {
         self.send_to(
             weak(self.shared.sessions.links_of_user(user)),
-            name,
+            name.reverse_name(),
             payload,
         )
         .await
@@ -163,12 +165,12 @@ impl ServerHandle {
     pub async fn reverse_request_session<P: Serialize + ?Sized>(
         &self,
         session: SessionId,
-        name: &str,
+        name: impl ToReverse<P>,
         payload: &P,
     ) -> bool {
         self.send_to(
             weak(self.shared.sessions.links_of_session(&session)),
-            name,
+            name.reverse_name(),
             payload,
         )
         .await
@@ -179,21 +181,29 @@ impl ServerHandle {
     pub async fn reverse_request_group<P: Serialize + ?Sized>(
         &self,
         group: &str,
-        name: &str,
+        name: impl ToReverse<P>,
         payload: &P,
     ) -> usize {
         self.send_to(
             weak(self.shared.sessions.links_of_group(group)),
-            name,
+            name.reverse_name(),
             payload,
         )
         .await
     }
 
     /// Sends a reverse request to every connected client; how many took it.
-    pub async fn broadcast<P: Serialize + ?Sized>(&self, name: &str, payload: &P) -> usize {
-        self.send_to(self.shared.sessions.all_links(), name, payload)
-            .await
+    pub async fn broadcast<P: Serialize + ?Sized>(
+        &self,
+        name: impl ToReverse<P>,
+        payload: &P,
+    ) -> usize {
+        self.send_to(
+            self.shared.sessions.all_links(),
+            name.reverse_name(),
+            payload,
+        )
+        .await
     }
 
     async fn send_to<P: Serialize + ?Sized>(
@@ -217,9 +227,10 @@ impl ServerHandle {
     pub async fn reverse_request_or_keep<P: Serialize + ?Sized>(
         &self,
         user: UserId,
-        name: &str,
+        name: impl ToReverse<P>,
         payload: &P,
     ) -> Result<bool, ReverseError> {
+        let name = name.reverse_name();
         let mailbox = self.shared.mailbox.as_ref().ok_or_else(|| {
             ReverseError::Mailbox("this server has no mailbox (AsyncServer::mailbox)".to_owned())
         })?;
@@ -267,7 +278,7 @@ impl ServerHandle {
     pub async fn reverse_call<P, R>(
         &self,
         user: UserId,
-        name: &str,
+        name: impl ToReverseCall<P, R>,
         payload: &P,
         timeout: Duration,
     ) -> Result<R, ReverseError>
@@ -276,14 +287,15 @@ impl ServerHandle {
         R: DeserializeOwned,
     {
         let links = self.shared.sessions.links_of_user(user);
-        reverse::call_first(&links, name, &reverse::encode(payload)?, timeout).await
+        let bytes = reverse::encode(payload)?;
+        reverse::call_first(&links, name.reverse_name(), &bytes, timeout).await
     }
 
     /// Asks a connection of `session` and awaits its typed reply, at most `timeout`.
     pub async fn reverse_call_session<P, R>(
         &self,
         session: SessionId,
-        name: &str,
+        name: impl ToReverseCall<P, R>,
         payload: &P,
         timeout: Duration,
     ) -> Result<R, ReverseError>
@@ -292,7 +304,8 @@ impl ServerHandle {
         R: DeserializeOwned,
     {
         let links = self.shared.sessions.links_of_session(&session);
-        reverse::call_first(&links, name, &reverse::encode(payload)?, timeout).await
+        let bytes = reverse::encode(payload)?;
+        reverse::call_first(&links, name.reverse_name(), &bytes, timeout).await
     }
 
     /// Adds a session to a named group (it leaves when it ends); `false` if no such session.
