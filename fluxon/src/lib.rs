@@ -39,6 +39,24 @@
 // The macros generate `::fluxon::...` paths; this lets them work inside the crate's own tests too.
 extern crate self as fluxon;
 
+/// The house style of configuration: a struct with defaults, its fields readable, each set with a
+/// consuming method of the same name (`Limits::default().max_connections(100)`), as tokio's and
+/// axum's builders are. `setters!(Limits { max_connections: usize, .. })` writes those methods.
+macro_rules! setters {
+    ($ty:ident { $($field:ident: $fty:ty),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                #[must_use]
+                pub fn $field(mut self, value: $fty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 mod armed;
 pub mod auth;
 pub mod cli;

@@ -28,6 +28,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// A certificate or key file could not be read or parsed.
     #[error("cannot read {what} from {path}: {reason}")]

@@ -127,15 +127,10 @@ pub async fn start(server: AsyncServer) -> App {
 /// A client connecting from `ip`, that does not reconnect (an attacker's connection, or one
 /// whose refusal the test wants to see).
 pub async fn client_from(app: &App, ip: &str) -> Result<ConnectionHandler, ConnectError> {
-    let config = ClientConfig {
-        local_addr: Some(ip.parse::<IpAddr>().expect("an address")),
-        reconnect: Reconnect {
-            enabled: false,
-            ..Reconnect::default()
-        },
-        call_timeout: PATIENCE,
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default()
+        .local_addr(Some(ip.parse::<IpAddr>().expect("an address")))
+        .reconnect(Reconnect::default().enabled(false))
+        .call_timeout(PATIENCE);
     ConnectionHandler::connect_with(app.addr(), config).await
 }
 

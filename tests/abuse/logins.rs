@@ -275,15 +275,13 @@ async fn spraying_usernames_from_one_address_is_throttled_by_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hashing_bound_holds_with_every_bucket_off() {
     let _alone = ALONE.lock().await;
-    let limits = LoginLimits {
-        per_user_and_peer: None,
-        per_peer: None,
-        per_user: None,
-        max_concurrent_hashes: 2,
-        max_concurrent_hashes_per_peer: Some(1),
-        hash_wait: Duration::from_millis(1500),
-        ..LoginLimits::default()
-    };
+    let limits = LoginLimits::default()
+        .per_user_and_peer(None)
+        .per_peer(None)
+        .per_user(None)
+        .max_concurrent_hashes(2)
+        .max_concurrent_hashes_per_peer(Some(1))
+        .hash_wait(Duration::from_millis(1500));
     let app = start(AsyncServer::new(0).login_limits(limits)).await;
     let handle = app.server.handle();
     let bystander = Bystander::connect(&app.addr()).await;

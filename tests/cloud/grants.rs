@@ -10,10 +10,7 @@ use crate::common::{failed, grant, refusal, Cloud, Raw, RawRequest};
 
 #[tokio::test]
 async fn an_expired_grant_is_refused() {
-    let limits = Limits {
-        grant_ttl: Duration::from_secs(1),
-        ..Limits::default()
-    };
+    let limits = Limits::default().grant_ttl(Duration::from_secs(1));
     let cloud = Cloud::start_with(limits, |c| c).await;
     let (conn, connector) = cloud.owner(1, "jack", 1000).await;
     let write = grant(&conn, WriteFile, "jack/a.txt").await;

@@ -12,10 +12,7 @@ async fn uploads_and_downloads_go_over_tls_and_untrusting_connectors_are_refused
     let (identity, certificate) = TlsIdentity::self_signed(&["localhost", "127.0.0.1"]).unwrap();
     // The cloud endpoint presents the main server's certificate.
     let cloud = Cloud::start_server(AsyncServer::new(0).tls(identity), |c| c.secure(true)).await;
-    let config = ClientConfig {
-        tls: Some(ClientTls::pinned(&certificate)),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().tls(Some(ClientTls::pinned(&certificate)));
     let (conn, connector) = cloud.client_with(1, config).await;
     let _: i64 = conn
         .send_request("create_owner", &("jack", 16u64 << 20))
@@ -37,7 +34,7 @@ async fn uploads_and_downloads_go_over_tls_and_untrusting_connectors_are_refused
 
     // Another certificate pinned: the TLS handshake fails, nothing is read or written.
     let (_, other) = TlsIdentity::self_signed(&["localhost", "127.0.0.1"]).unwrap();
-    let untrusting = connector.clone().with_tls(Some(ClientTls::pinned(&other)));
+    let untrusting = connector.clone().tls(Some(ClientTls::pinned(&other)));
     let err = untrusting
         .read_bytes(&grant(&conn, ReadFile, "jack/secret.bin").await)
         .await
@@ -49,7 +46,7 @@ async fn uploads_and_downloads_go_over_tls_and_untrusting_connectors_are_refused
         .unwrap_err();
     assert!(matches!(err, ConnectorError::Tls { .. }), "{err}");
     // Clear text to a TLS endpoint gets no answer it can use.
-    let plain = connector.clone().with_tls(None);
+    let plain = connector.clone().tls(None);
     assert!(plain
         .read_bytes(&grant(&conn, ReadFile, "jack/secret.bin").await)
         .await
@@ -66,10 +63,7 @@ async fn beside_a_tls_server_the_endpoint_speaks_tls_and_no_token_leaves_in_clea
     let (identity, certificate) = TlsIdentity::self_signed(&["localhost", "127.0.0.1"]).unwrap();
     // Not asked to be secure: it is, because the main server is.
     let cloud = Cloud::start_server(AsyncServer::new(0).tls(identity), |c| c).await;
-    let config = ClientConfig {
-        tls: Some(ClientTls::pinned(&certificate)),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().tls(Some(ClientTls::pinned(&certificate)));
     let (conn, connector) = cloud.client_with(1, config).await;
     let _: i64 = conn
         .send_request("create_owner", &("jack", 1u64 << 20))
@@ -88,7 +82,7 @@ async fn beside_a_tls_server_the_endpoint_speaks_tls_and_no_token_leaves_in_clea
         .unwrap();
 
     // Told to speak clear text: refused before connecting at all.
-    let plain = connector.clone().with_tls(None);
+    let plain = connector.clone().tls(None);
     let err = plain
         .read_bytes(&grant(&conn, ReadFile, "jack/a.txt").await)
         .await
@@ -105,7 +99,7 @@ async fn beside_a_tls_server_the_endpoint_speaks_tls_and_no_token_leaves_in_clea
     let trap_addr = trap.local_addr().unwrap().to_string();
     let err = conn
         .cloud_connector(trap_addr.clone())
-        .with_tls(None)
+        .tls(None)
         .stat(&grant(&conn, Stat, "jack/a.txt").await)
         .await
         .unwrap_err();

@@ -314,10 +314,7 @@ async fn a_cut_off_download_to_a_path_resumes_and_a_corrupt_one_is_refused() {
 
 #[tokio::test]
 async fn shutdown_cuts_a_stalled_upload_after_the_grace_period_and_keeps_it_resumable() {
-    let limits = fluxon::Limits {
-        shutdown_grace: Duration::from_millis(200),
-        ..fluxon::Limits::default()
-    };
+    let limits = fluxon::Limits::default().shutdown_grace(Duration::from_millis(200));
     let cloud = Cloud::start_with(limits, |c| c).await;
     let (conn, _) = cloud.owner(1, "jack", 1 << 20).await;
     let mut raw = raw_upload(&cloud, &conn, "jack/a", 1000, true).await;

@@ -302,10 +302,7 @@ async fn secure_without_a_certificate_is_a_clear_error_not_clear_text() {
 #[tokio::test]
 async fn client_frame_limit_is_honoured_by_the_server() {
     let server = start_default().await;
-    let config = fluxon::ClientConfig {
-        max_frame: 4096,
-        ..fluxon::ClientConfig::default()
-    };
+    let config = fluxon::ClientConfig::default().max_frame(4096);
     let addr = server.local_addr().to_string();
     let conn = fluxon::ConnectionHandler::connect_with(addr.clone(), config)
         .await
@@ -320,10 +317,7 @@ async fn client_frame_limit_is_honoured_by_the_server() {
     assert_eq!(conn.call(big_reply, &1000).await.unwrap().len(), 1000);
     assert_eq!(conn.connect_count(), 1);
 
-    let tiny = fluxon::ClientConfig {
-        max_frame: 10,
-        ..fluxon::ClientConfig::default()
-    };
+    let tiny = fluxon::ClientConfig::default().max_frame(10);
     let err = fluxon::ConnectionHandler::connect_with(addr, tiny)
         .await
         .unwrap_err();
@@ -438,11 +432,9 @@ async fn a_slow_query_in_a_view_does_not_hold_up_its_connection() {
 #[tokio::test]
 async fn timeouts_of_duration_max_mean_never() {
     let server = start(AsyncServer::new(0).idle_timeout(Duration::MAX)).await;
-    let config = fluxon::ClientConfig {
-        keepalive: Duration::MAX,
-        call_timeout: Duration::MAX,
-        ..fluxon::ClientConfig::default()
-    };
+    let config = fluxon::ClientConfig::default()
+        .keepalive(Duration::MAX)
+        .call_timeout(Duration::MAX);
     let conn = fluxon::ConnectionHandler::connect_with(server.local_addr().to_string(), config)
         .await
         .expect("connects");

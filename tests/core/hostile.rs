@@ -286,10 +286,7 @@ async fn client_drops_a_server_that_stops_answering_and_resumes_elsewhere() {
         };
         (pinged, resume)
     });
-    let config = ClientConfig {
-        keepalive: Duration::from_millis(100),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().keepalive(Duration::from_millis(100));
     let conn = fluxon::ConnectionHandler::connect_with(addr.to_string(), config)
         .await
         .unwrap();

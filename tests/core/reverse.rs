@@ -570,10 +570,7 @@ async fn mailbox_server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mailbox_keeps_at_most_its_limit_per_user() {
-    let limits = fluxon::MailboxLimits {
-        per_user: 3,
-        ..fluxon::MailboxLimits::default()
-    };
+    let limits = fluxon::MailboxLimits::default().per_user(3);
     let (server, _dir) = mailbox_server(limits).await;
     let handle = server.handle();
     for n in 0..3 {
@@ -598,10 +595,7 @@ async fn the_mailbox_keeps_at_most_its_limit_per_user() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mailbox_forgets_messages_past_their_ttl() {
-    let limits = fluxon::MailboxLimits {
-        ttl: Duration::from_secs(1),
-        ..fluxon::MailboxLimits::default()
-    };
+    let limits = fluxon::MailboxLimits::default().ttl(Duration::from_secs(1));
     let (server, _dir) = mailbox_server(limits).await;
     let handle = server.handle();
     assert!(!handle
@@ -628,11 +622,9 @@ async fn the_mailbox_forgets_messages_past_their_ttl() {
 /// aside as a dead letter, and the messages behind it are delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivered() {
-    let limits = fluxon::MailboxLimits {
-        max_tries: 3,
-        first_retry: Duration::from_millis(20),
-        ..fluxon::MailboxLimits::default()
-    };
+    let limits = fluxon::MailboxLimits::default()
+        .max_tries(3)
+        .first_retry(Duration::from_millis(20));
     let (server, _dir) = mailbox_server(limits).await;
     let handle = server.handle();
     assert!(!handle

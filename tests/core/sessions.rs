@@ -383,10 +383,7 @@ async fn end_user_sessions_logs_a_user_out_everywhere() {
 /// resumable with their logins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_of_fifty_thousand_anonymous_handshakes_keeps_a_hundred_logged_in_sessions() {
-    let limits = fluxon::Limits {
-        max_sessions: 1_000,
-        ..fluxon::Limits::default()
-    };
+    let limits = fluxon::Limits::default().max_sessions(1_000);
     let server = start(one_address_for_all(AsyncServer::new(0).limits(limits))).await;
     let handle = server.handle();
     let mut tokens = Vec::new();

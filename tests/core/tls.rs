@@ -7,14 +7,9 @@ use fluxon::{AsyncServer, ClientConfig, ConnectError, ConnectionHandler};
 use crate::common::*;
 
 fn config(tls: ClientTls) -> ClientConfig {
-    ClientConfig {
-        tls: Some(tls),
-        reconnect: fluxon::client::Reconnect {
-            enabled: false,
-            ..Default::default()
-        },
-        ..ClientConfig::default()
-    }
+    ClientConfig::default()
+        .tls(Some(tls))
+        .reconnect(fluxon::client::Reconnect::default().enabled(false))
 }
 
 #[tokio::test]
@@ -89,14 +84,8 @@ async fn a_client_that_does_not_trust_the_certificate_is_refused() {
     .unwrap_err();
     assert!(matches!(err, ConnectError::Tls { .. }), "{err}");
     // A clear-text client gets no fluxon handshake out of a TLS server.
-    let plain = ConnectionHandler::connect_with(
-        addr,
-        ClientConfig {
-            tls: None,
-            ..config(ClientTls::pinned(&other))
-        },
-    )
-    .await;
+    let plain =
+        ConnectionHandler::connect_with(addr, config(ClientTls::pinned(&other)).tls(None)).await;
     assert!(plain.is_err());
     // Meanwhile, nothing stopped a trusting client.
     assert_eq!(server.handle().connection_count(), 0);

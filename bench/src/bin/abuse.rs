@@ -125,15 +125,10 @@ fn rss_of(pid: u32) -> u64 {
 }
 
 fn config_from(ip: &str) -> anyhow::Result<ClientConfig> {
-    Ok(ClientConfig {
-        local_addr: Some(ip.parse()?),
-        reconnect: Reconnect {
-            enabled: false,
-            ..Reconnect::default()
-        },
-        call_timeout: Duration::from_secs(30),
-        ..ClientConfig::default()
-    })
+    Ok(ClientConfig::default()
+        .local_addr(Some(ip.parse()?))
+        .reconnect(Reconnect::default().enabled(false))
+        .call_timeout(Duration::from_secs(30)))
 }
 
 async fn socket_from(addr: SocketAddr, ip: &str) -> anyhow::Result<TcpStream> {

@@ -197,15 +197,13 @@ fn collect(
 }
 
 async fn round(exe: &std::path::Path, clients: usize) -> anyhow::Result<Round> {
-    let limits = fluxon::Limits {
-        max_connections: clients + 100,
-        // Every client connects from 127.0.0.1, many at once: the per-address limits would
-        // (rightly) take them for one host.
-        max_connections_per_peer: None,
-        max_handshakes: clients + 100,
-        max_handshakes_per_peer: None,
-        ..fluxon::Limits::default()
-    };
+    // Every client connects from 127.0.0.1, many at once: the per-address limits would
+    // (rightly) take them for one host.
+    let limits = fluxon::Limits::default()
+        .max_connections(clients + 100)
+        .max_connections_per_peer(None)
+        .max_handshakes(clients + 100)
+        .max_handshakes_per_peer(None);
     let server = AsyncServer::new(0)
         .limits(limits)
         .router(Router::new())

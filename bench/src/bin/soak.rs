@@ -87,14 +87,12 @@ async fn serve(clients: i64) -> anyhow::Result<()> {
     let router = Router::new()
         .state(db)
         .mapping(views![echo, login_as, grant])?;
-    let limits = Limits {
-        session_ttl: Duration::from_secs(5),
-        // Every client connects from 127.0.0.1: the per-address limits would take them for one
-        // host.
-        max_connections_per_peer: None,
-        max_handshakes_per_peer: None,
-        ..Limits::default()
-    };
+    // Every client connects from 127.0.0.1: the per-address limits would take them for one
+    // host.
+    let limits = Limits::default()
+        .session_ttl(Duration::from_secs(5))
+        .max_connections_per_peer(None)
+        .max_handshakes_per_peer(None);
     let server = AsyncServer::new(0)
         .router(router)
         .limits(limits)
@@ -166,10 +164,7 @@ async fn client(
     until: Instant,
     counts: Arc<Counts>,
 ) -> anyhow::Result<()> {
-    let config = ClientConfig {
-        call_timeout: Duration::from_secs(10),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::default().call_timeout(Duration::from_secs(10));
     let mut n = (user as u64) << 40;
     let mut rng = (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {

@@ -24,6 +24,7 @@ use crate::db::Password;
 
 /// Why a hash was not computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashError {
     /// Every hashing slot (server-wide, or this peer's) stayed taken for the whole wait.
     #[error("the server is busy hashing passwords; try again shortly (waited {waited:?})")]

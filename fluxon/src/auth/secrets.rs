@@ -32,6 +32,7 @@ pub const PRIVATE_KEY_FILE: &str = "private_key";
 
 /// Why a secret could not be had.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// No such secret.
     #[error("no secret `{0}`")]

@@ -12,6 +12,7 @@ const SESSION_KEY_CONTEXT: &str = "fluxon 2026-11 session token MAC v1";
 
 /// Errors about keys.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// The private key is too short to be safe.
     #[error("private key is {len} bytes; at least {MIN_PRIVATE_KEY_LEN} are required")]

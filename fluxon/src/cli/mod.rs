@@ -144,6 +144,7 @@ enum Command {
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     /// The arguments did not parse (or help was asked for; its text is the message).
     #[error("{0}")]

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 /// How a client reconnects after its connection drops.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "a setting does nothing until given to a client"]
 pub struct Reconnect {
     /// Whether to reconnect at all.
     pub enabled: bool,
@@ -14,6 +16,24 @@ pub struct Reconnect {
     /// Attempts before giving up (`None`: keep trying while the handler lives).
     pub max_attempts: Option<u32>,
 }
+
+setters!(Reconnect {
+    enabled: bool,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    max_attempts: Option<u32>,
+});
+
+setters!(ClientConfig {
+    call_timeout: Duration,
+    handshake_timeout: Duration,
+    reconnect: Reconnect,
+    outgoing_buffer: usize,
+    max_frame: usize,
+    keepalive: Duration,
+    tls: Option<crate::tls::ClientTls>,
+    local_addr: Option<std::net::IpAddr>,
+});
 
 impl Default for Reconnect {
     fn default() -> Self {
@@ -28,6 +48,8 @@ impl Default for Reconnect {
 
 /// Settings of a [`ConnectionHandler`](super::ConnectionHandler).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "a setting does nothing until given to a client"]
 pub struct ClientConfig {
     /// How long a call waits for its reply (including waiting for a reconnect).
     pub call_timeout: Duration,

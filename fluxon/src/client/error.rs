@@ -10,6 +10,7 @@ use crate::wire::{ErrorCode, RefuseReason};
 
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The server could not be reached.
     #[error("cannot connect to {addr}: {source}")]
@@ -55,6 +56,7 @@ pub enum ConnectError {
 /// is [`NoViewError`], which has no values; calls by name give the error's postcard bytes
 /// (`CallError<Bytes>`, decoded with [`decode_view`](CallError::decode_view)).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError<E = NoViewError> {
     /// The view refused the call with an error of its own type ([`ErrorCode::Rejected`]).
     #[error("the view rejected the call with a `{}`", std::any::type_name::<E>())]

@@ -46,6 +46,7 @@ pub struct Progress {
 
 /// Why a cloud operation failed on the connector's side.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectorError {
     /// The client this connector was made from has no session yet (it never connected).
     #[error("the client has no session yet: connect it first")]
@@ -59,7 +60,7 @@ pub enum ConnectorError {
         /// What went wrong.
         reason: String,
     },
-    /// The connector was told to speak clear text ([`with_tls(None)`](CloudStorageConnector::with_tls))
+    /// The connector was told to speak clear text ([`tls(None)`](CloudStorageConnector::tls))
     /// though the client it was made from speaks TLS to its server: it refuses to send the
     /// session token unprotected, and nothing was sent.
     #[error("refusing to send the session token in clear text to {addr}: the main server speaks TLS; give the connector a ClientTls")]
@@ -177,7 +178,7 @@ impl CloudStorageConnector {
     /// a client that speaks clear text itself; a connector of a TLS client then refuses every
     /// operation with [`ConnectorError::ClearText`].
     #[must_use]
-    pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> Self {
+    pub fn tls(mut self, tls: Option<crate::tls::ClientTls>) -> Self {
         self.tls = tls;
         self
     }

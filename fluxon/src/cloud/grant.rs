@@ -53,6 +53,7 @@ pub struct Grant {
 
 /// Why a grant was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum GrantError {
     /// Not signed by this server (forged or tampered).
     #[error("the grant's signature does not verify")]

@@ -3,6 +3,7 @@
 /// What went wrong with a query or a transaction. Constraint failures are split out so a view can
 /// answer "that username is taken" without parsing SQLite's messages.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DbError {
     /// A UNIQUE or PRIMARY KEY constraint refused the row.
     #[error("unique constraint failed: {0}")]

@@ -34,6 +34,7 @@ use crate::db::TableSchema;
 
 /// What went wrong with migrations.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum MigrateError {
     /// A file or folder could not be read or written.
     #[error("{0}: {1}")]

@@ -17,6 +17,7 @@ pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
 /// Why one migration's transaction was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StepError {
     /// SQLite refused a statement.
     #[error(transparent)]

@@ -126,6 +126,7 @@ impl std::fmt::Debug for ViewEntry {
 
 /// Why a router could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RouterError {
     /// Two views share a name.
     #[error(

@@ -14,7 +14,12 @@ use crate::wire::DEFAULT_MAX_FRAME;
 /// server behind a load balancer sees only the balancer's.
 ///
 /// [`ipv6_prefix`]: Limits::ipv6_prefix
+///
+/// Read the fields; set them with the methods of the same name:
+/// `Limits::default().max_connections(100).idle_timeout(Duration::from_secs(30))`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "limits do nothing until given to a server"]
 pub struct Limits {
     /// Connections served at once; past it, new connections are refused with
     /// `ServerFull(Connections)`.
@@ -115,6 +120,8 @@ impl Default for Limits {
 /// [`per_user_max_delay`]: LoginLimits::per_user_max_delay
 /// [`max_backoff`]: LoginLimits::max_backoff
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "limits do nothing until given to a server"]
 pub struct LoginLimits {
     /// Password hashes (and checks) computed at once, server-wide; each argon2id hash holds
     /// 19 MiB while it runs. Default: two per core.
@@ -150,6 +157,40 @@ impl Default for LoginLimits {
         }
     }
 }
+
+setters!(Limits {
+    max_connections: usize,
+    max_connections_per_peer: Option<usize>,
+    max_handshakes: usize,
+    max_handshakes_per_peer: Option<usize>,
+    ipv6_prefix: u8,
+    max_in_flight: usize,
+    max_frame: usize,
+    memory_budget: usize,
+    connection_allowance: usize,
+    malloc_mmap_threshold: Option<usize>,
+    handshake_timeout: Duration,
+    idle_timeout: Duration,
+    outgoing_buffer: usize,
+    shutdown_grace: Duration,
+    max_sessions: usize,
+    session_ttl: Duration,
+    session_lifetime: Duration,
+    grant_ttl: Duration,
+    calls_per_session: Option<Rate>,
+    logins: LoginLimits,
+});
+
+setters!(LoginLimits {
+    max_concurrent_hashes: usize,
+    max_concurrent_hashes_per_peer: Option<usize>,
+    hash_wait: Duration,
+    per_user_and_peer: Option<Rate>,
+    per_peer: Option<Rate>,
+    per_user: Option<Rate>,
+    per_user_max_delay: Duration,
+    max_backoff: Duration,
+});
 
 impl Limits {
     pub(crate) fn validate(&self) -> Result<(), super::ServerError> {
@@ -238,6 +279,7 @@ impl Limits {
 ///
 /// [`run_server`]: super::run_server
 #[derive(Debug, Clone)]
+#[must_use = "a server does nothing until it is started"]
 pub struct AsyncServer {
     pub(crate) host: String,
     pub(crate) port: u16,

@@ -2,6 +2,7 @@
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]

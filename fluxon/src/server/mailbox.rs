@@ -40,6 +40,8 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds on what the mailbox keeps.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
+#[must_use = "limits do nothing until given to a server"]
 pub struct MailboxLimits {
     /// Messages waiting for one user at most (default 1,000); past it `reverse_request_or_keep`
     /// fails with [`ReverseError::MailboxFull`].
@@ -51,6 +53,13 @@ pub struct MailboxLimits {
     /// The wait before the first retry; it doubles after each (default 1 s).
     pub first_retry: Duration,
 }
+
+setters!(MailboxLimits {
+    per_user: u64,
+    ttl: Duration,
+    max_tries: u32,
+    first_retry: Duration,
+});
 
 impl Default for MailboxLimits {
     fn default() -> Self {

@@ -19,6 +19,7 @@ type Answer = Result<Bytes, (ErrorCode, String)>;
 
 /// Why a reverse request that awaits its reply got none.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReverseError {
     /// No connected client to ask (the user, session or group has none).
     #[error("no connected client to ask")]

@@ -26,6 +26,7 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Why a peer's bytes did not decode as the expected type.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// The bytes are not a value of the type (postcard's own words), or bytes are left over.
     #[error("{0}")]

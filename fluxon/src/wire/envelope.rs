@@ -121,6 +121,7 @@ mod serde_bytes_ref {
 
 /// What went wrong with a call, as the caller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// No view (or reverse handler) is registered under that name.
     UnknownView,
@@ -190,6 +191,7 @@ impl<'a> ErrorReply<'a> {
 
 /// Why a server refused a handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum RefuseReason {
     /// The `Hello` did not start with the magic bytes.
     BadMagic,
@@ -227,6 +229,7 @@ impl std::fmt::Display for RefuseReason {
 
 /// Which connection limit a [`RefuseReason::ServerFull`] refusal hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Capacity {
     /// Every connection the server serves at once is taken.
     Connections,

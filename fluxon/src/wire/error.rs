@@ -2,6 +2,7 @@
 
 /// Why bytes could not become an envelope, or an envelope bytes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     /// The socket failed, or a frame was over the maximum size.
     #[error("i/o error on the connection: {0}")]
