@@ -34,6 +34,20 @@
 //! * [`client`]: [`ConnectionHandler`], and [`blocking::ConnectionHandler`] for code without a
 //!   runtime.
 //! * [`auth`]: signed session tokens, bounded password hashing, secrets.
+//! * [`db`]: models (`#[derive(Model)]`), typed queries, rows with their keys, aggregates,
+//!   upserts, prefetching, streaming, raw SQL, validation; [`db::Database`] and
+//!   [`db::AsyncDatabase`].
+//! * [`migrate`]: migrations generated from the models, applied with refinery, drift checks.
+//! * [`cli`]: an app's command line (`serve`, `makemigrations`, `migrate`, ...).
+//! * [`cloud`]: the cloud storage endpoint, its grants and permissions, and the client's
+//!   connector; its protocol is specified in [`cloud::protocol`].
+//! * [`tls`]: certificates for the server and what a client trusts.
+//! * [`blocking`]: the blocking client and connector, for programs with no async runtime.
+//!
+//! Conventions: settings are structs with defaults whose fields are read and set with consuming
+//! methods of the same name (`Limits::default().max_connections(100)`); errors are typed enums,
+//! `#[non_exhaustive]`; public async methods say under `# Errors` what they fail with and under
+//! `# Cancel safety` what dropping them mid-way leaves.
 #![deny(missing_docs)]
 
 // The macros generate `::fluxon::...` paths; this lets them work inside the crate's own tests too.
@@ -41,13 +55,13 @@ extern crate self as fluxon;
 
 /// The house style of configuration: a struct with defaults, its fields readable, each set with a
 /// consuming method of the same name (`Limits::default().max_connections(100)`), as tokio's and
-/// axum's builders are. `setters!(Limits { max_connections: usize, .. })` writes those methods.
+/// axum's builders are. `setters!(Limits { max_connections: usize, .. })` writes those methods;
+/// the struct itself is `#[must_use]`, so a setting made and dropped is a warning.
 macro_rules! setters {
     ($ty:ident { $($field:ident: $fty:ty),* $(,)? }) => {
         impl $ty {
             $(
                 #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
-                #[must_use]
                 pub fn $field(mut self, value: $fty) -> Self {
                     self.$field = value;
                     self

@@ -172,11 +172,26 @@ impl ConnectionHandler {
     }
 
     /// Connects to a server with the default settings.
+    ///
+    /// # Errors
+    /// As [`connect_with`](Self::connect_with).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection dropped before it is returned is closed.
     pub async fn connect(addr: impl Into<String>) -> Result<Self, ConnectError> {
         Self::connect_with(addr, ClientConfig::default()).await
     }
 
     /// Connects to a server with these settings.
+    ///
+    /// # Errors
+    /// [`ConnectError::Io`] when the server cannot be reached, `Tls` when its certificate is not
+    /// trusted, `Refused` with the server's reason (full, another protocol version),
+    /// `Handshake` or `Timeout` when it does not answer as a fluxon server, `InvalidConfig` for
+    /// settings that cannot work.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection dropped before it is returned is closed.
     pub async fn connect_with(
         addr: impl Into<String>,
         config: ClientConfig,
@@ -226,6 +241,14 @@ impl ConnectionHandler {
     }
 
     /// Calls a view by name with any serializable payload, decoding the reply as `R`.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call); the view's own error type comes as its bytes
+    /// ([`CallError::decode_view`]).
+    ///
+    /// # Cancel safety
+    /// Cancel safe for this handler: dropping the future forgets the call, and its reply is
+    /// discarded when it comes. The call may still have run on the server.
     pub async fn send_request<P, R>(&self, view: &str, payload: &P) -> Result<R, CallError<Bytes>>
     where
         P: Serialize + ?Sized,
@@ -239,6 +262,16 @@ impl ConnectionHandler {
 
     /// Calls a view through its item, so the payload and reply types are the view's own:
     /// `conn.call(signup, &form)` does not compile if `form` is not `signup`'s payload type.
+    ///
+    /// # Errors
+    /// [`CallError::View`] with the view's own error, `Remote` with the server's code (unknown
+    /// view, bad payload, a message the view chose, an internal error or panic, throttled,
+    /// shutting down), `Timeout`, `Disconnected` (the call may or may not have run), `Closed`,
+    /// `TooLarge` (not sent), `Encode` / `Decode` for a payload or reply that does not convert.
+    ///
+    /// # Cancel safety
+    /// Cancel safe for this handler: dropping the future forgets the call, and its reply is
+    /// discarded when it comes. The call may still have run on the server.
     pub async fn call<V>(
         &self,
         _view: V,
@@ -261,6 +294,12 @@ impl ConnectionHandler {
     }
 
     /// Calls a view with an already-encoded payload; returns the reply's bytes.
+    ///
+    /// # Errors
+    /// As [`call`](Self::call), the view's own error as its bytes.
+    ///
+    /// # Cancel safety
+    /// As [`call`](Self::call).
     pub async fn call_raw(&self, view: &str, payload: &[u8]) -> Result<Bytes, CallError<Bytes>> {
         self.call_parts(view, [payload, &[]]).await
     }
@@ -437,6 +476,9 @@ impl ConnectionHandler {
     }
 
     /// Waits until the connection is up, at most `timeout`; `false` if it is not.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only watches the connection's state.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         matches!(
             tokio::time::timeout(timeout, self.wait_for_link()).await,
@@ -445,6 +487,10 @@ impl ConnectionHandler {
     }
 
     /// Says goodbye and closes the connection for every clone of this handler.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the handler is closed once this starts; dropping it early skips only the
+    /// wait for the goodbye to be written.
     pub async fn close(&self) {
         self.owner.closed.cancel();
         let mut state = self.inner.link.subscribe();

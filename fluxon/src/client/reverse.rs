@@ -204,6 +204,14 @@ impl Incoming {
     }
 
     /// Answers with `reply`.
+    ///
+    /// # Errors
+    /// `Encode` when the reply does not serialize, `Closed` if it was already answered,
+    /// `Disconnected` when the connection went away.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropped while it waits for room in the queue, the request stays
+    /// unanswered and the server's call times out.
     pub async fn reply<R: Serialize + ?Sized>(mut self, reply: &R) -> Result<(), CallError> {
         let outbox = self.outbox.take().ok_or(CallError::Closed)?;
         let bytes = wire::to_vec(reply).map_err(CallError::Encode)?;
@@ -217,6 +225,12 @@ impl Incoming {
     }
 
     /// Answers with an error the server sees as a client-side failure.
+    ///
+    /// # Errors
+    /// As [`reply`](Self::reply).
+    ///
+    /// # Cancel safety
+    /// As [`reply`](Self::reply).
     pub async fn reject(mut self, message: &str) -> Result<(), CallError> {
         let outbox = self.outbox.take().ok_or(CallError::Closed)?;
         outbox
@@ -261,6 +275,9 @@ pub struct ReverseRequests {
 impl ReverseRequests {
     /// The next reverse request; `None` once the client is closed (or another queue replaced
     /// this one).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a request not yet taken stays in the queue.
     pub async fn next(&mut self) -> Option<Incoming> {
         self.rx.recv().await
     }

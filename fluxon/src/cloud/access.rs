@@ -260,6 +260,12 @@ pub fn require(
 }
 
 /// [`require`] on one of the database's reader connections.
+///
+/// # Errors
+/// As [`require`].
+///
+/// # Cancel safety
+/// Cancel safe: a read.
 pub async fn require_async(
     db: &AsyncDatabase,
     user: Option<i64>,

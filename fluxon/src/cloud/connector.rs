@@ -207,6 +207,17 @@ impl CloudStorageConnector {
     }
 
     /// Makes the directory the grant names.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Refused`] with the endpoint's [`CloudErrorCode`] (a bad or expired
+    /// grant, not found, already there, over quota, ...), `Connect` / `Tls` when the endpoint
+    /// cannot be reached or trusted, `NoSession` before the client has a session, `ClearText`
+    /// for a TLS client's connector told to speak clear text, `Protocol` for an answer that is
+    /// not the endpoint's.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops its connection; the endpoint finishes or undoes
+    /// what it started.
     pub async fn create_directory(&self, grant: &Grant) -> Result<(), ConnectorError> {
         let make = |grant, path| Request::CreateDirectory { grant, path };
         match self.simple(grant, make).await? {
@@ -216,6 +227,17 @@ impl CloudStorageConnector {
     }
 
     /// Deletes the file, or the directory with everything under it, that the grant names.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Refused`] with the endpoint's [`CloudErrorCode`] (a bad or expired
+    /// grant, not found, already there, over quota, ...), `Connect` / `Tls` when the endpoint
+    /// cannot be reached or trusted, `NoSession` before the client has a session, `ClearText`
+    /// for a TLS client's connector told to speak clear text, `Protocol` for an answer that is
+    /// not the endpoint's.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops its connection; the endpoint finishes or undoes
+    /// what it started.
     pub async fn delete_item(&self, grant: &Grant) -> Result<(), ConnectorError> {
         let make = |grant, path| Request::DeleteItem { grant, path };
         match self.simple(grant, make).await? {
@@ -226,6 +248,17 @@ impl CloudStorageConnector {
 
     /// The tree of the directory the grant names, asked for page after page on one connection
     /// (see *Trees* in [`protocol`](super::protocol)) and rebuilt as the pages come.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Refused`] with the endpoint's [`CloudErrorCode`] (a bad or expired
+    /// grant, not found, already there, over quota, ...), `Connect` / `Tls` when the endpoint
+    /// cannot be reached or trusted, `NoSession` before the client has a session, `ClearText`
+    /// for a TLS client's connector told to speak clear text, `Protocol` for an answer that is
+    /// not the endpoint's.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops its connection; the endpoint finishes or undoes
+    /// what it started.
     pub async fn read_tree(&self, grant: &Grant) -> Result<TreeNode, ConnectorError> {
         let mut conn = self.connect().await?;
         let mut tree = TreeBuilder::default();
@@ -261,6 +294,17 @@ impl CloudStorageConnector {
     }
 
     /// Size, BLAKE3, type and times of the item the grant names.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Refused`] with the endpoint's [`CloudErrorCode`] (a bad or expired
+    /// grant, not found, already there, over quota, ...), `Connect` / `Tls` when the endpoint
+    /// cannot be reached or trusted, `NoSession` before the client has a session, `ClearText`
+    /// for a TLS client's connector told to speak clear text, `Protocol` for an answer that is
+    /// not the endpoint's.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future drops its connection; the endpoint finishes or undoes
+    /// what it started.
     pub async fn stat(&self, grant: &Grant) -> Result<Stat, ConnectorError> {
         let make = |grant, path| Request::Stat { grant, path };
         match self.simple(grant, make).await? {
@@ -270,6 +314,15 @@ impl CloudStorageConnector {
     }
 
     /// Writes `bytes` as the file the grant names.
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), and
+    /// `Io` when the local data cannot be read; a hash that does not match what was sent is
+    /// refused by the endpoint and the file is not replaced.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an upload cut off is never visible as the file; the endpoint keeps its part
+    /// for a later resume (or sweeps it).
     pub async fn write_bytes(&self, grant: &Grant, bytes: &[u8]) -> Result<Stat, ConnectorError> {
         self.write_reader(grant, bytes, bytes.len() as u64).await
     }
@@ -277,6 +330,15 @@ impl CloudStorageConnector {
     /// Streams `size` bytes from `reader` as the file the grant names (from the start: a reader
     /// cannot be rewound, so an interrupted upload from a reader starts over; see
     /// [`write_path`](Self::write_path) for one that resumes).
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), and
+    /// `Io` when the local data cannot be read; a hash that does not match what was sent is
+    /// refused by the endpoint and the file is not replaced.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an upload cut off is never visible as the file; the endpoint keeps its part
+    /// for a later resume (or sweeps it).
     pub async fn write_reader<R: AsyncRead + Unpin>(
         &self,
         grant: &Grant,
@@ -313,6 +375,15 @@ impl CloudStorageConnector {
     /// Uploads the local file at `local` as the file the grant names. If an earlier upload of
     /// it was cut off, only the part the endpoint does not hold yet is sent (and if that part
     /// turns out to be from another version of the file, the whole file is sent again).
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), and
+    /// `Io` when the local data cannot be read; a hash that does not match what was sent is
+    /// refused by the endpoint and the file is not replaced.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: an upload cut off is never visible as the file; the endpoint keeps its part
+    /// for a later resume (or sweeps it).
     pub async fn write_path(
         &self,
         grant: &Grant,
@@ -465,6 +536,14 @@ impl CloudStorageConnector {
 
     /// Downloads the file the grant names into `writer`, from byte `offset` on; returns the bytes
     /// written. A whole-file download is checked against the file's recorded BLAKE3.
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), `Io` when the
+    /// local side cannot be written, and `HashMismatch` when what came is not the file.
+    ///
+    /// # Cancel safety
+    /// Cancel safe for the endpoint; what was written locally so far stays (for
+    /// [`read_to_path`](Self::read_to_path), in its hidden partial file, to resume).
     pub async fn read_to_writer<W: AsyncWrite + Unpin>(
         &self,
         grant: &Grant,
@@ -497,6 +576,14 @@ impl CloudStorageConnector {
     }
 
     /// Downloads the whole file the grant names into memory (checked against its BLAKE3).
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), `Io` when the
+    /// local side cannot be written, and `HashMismatch` when what came is not the file.
+    ///
+    /// # Cancel safety
+    /// Cancel safe for the endpoint; what was written locally so far stays (for
+    /// [`read_to_path`](Self::read_to_path), in its hidden partial file, to resume).
     pub async fn read_bytes(&self, grant: &Grant) -> Result<Vec<u8>, ConnectorError> {
         let mut bytes = Vec::new();
         self.read_to_writer(grant, &mut bytes, 0).await?;
@@ -506,6 +593,14 @@ impl CloudStorageConnector {
     /// Downloads the file the grant names to `local`, through a hidden `.fluxon-download` file
     /// beside it that is renamed into place once complete and checked against the file's BLAKE3.
     /// If an earlier download was cut off, it continues where that one stopped. Returns the size.
+    ///
+    /// # Errors
+    /// As the other operations (see [`create_directory`](Self::create_directory)), `Io` when the
+    /// local side cannot be written, and `HashMismatch` when what came is not the file.
+    ///
+    /// # Cancel safety
+    /// Cancel safe for the endpoint; what was written locally so far stays (for
+    /// [`read_to_path`](Self::read_to_path), in its hidden partial file, to resume).
     pub async fn read_to_path(
         &self,
         grant: &Grant,

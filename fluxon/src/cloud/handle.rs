@@ -39,6 +39,12 @@ impl std::fmt::Debug for Cloud {
 impl Cloud {
     /// Opens the cloud folder (created if missing) with its metadata in `db` (tables created if
     /// missing).
+    ///
+    /// # Errors
+    /// `Io` when the folder cannot be made or read, `Db` when the tables cannot be made.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: what it made stays made, and opening again finds it.
     pub async fn open(folder: impl AsRef<Path>, db: AsyncDatabase) -> Result<Cloud, CloudError> {
         let folder = folder.as_ref();
         let disk = Disk::open(folder)?;
@@ -72,6 +78,12 @@ impl Cloud {
 
     /// Makes an owner: a root directory `name` in the cloud folder, belonging to `user`, with
     /// `storage_limit` bytes. The row and the directory are made together or not at all.
+    ///
+    /// # Errors
+    /// [`CloudError::Db`] when the metadata database fails; see above for the refusals.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the change is one transaction, made whole or not at all.
     pub async fn create_owner(
         &self,
         name: &str,
@@ -96,6 +108,12 @@ impl Cloud {
     }
 
     /// Makes a role with these permissions.
+    ///
+    /// # Errors
+    /// [`CloudError::Db`] when the metadata database fails; see above for the refusals.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the change is one transaction, made whole or not at all.
     pub async fn create_role(
         &self,
         name: &str,
@@ -110,6 +128,12 @@ impl Cloud {
 
     /// Gives `to` the role `role` on `path` and everything under it; `by` must hold
     /// [`Permission::ASSIGN_ROLES`] there (an owner holds every permission in their root).
+    ///
+    /// # Errors
+    /// [`CloudError::Db`] when the metadata database fails; see above for the refusals.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the change is one transaction, made whole or not at all.
     pub async fn assign_role(
         &self,
         by: UserId,
@@ -127,6 +151,12 @@ impl Cloud {
 
     /// The permissions `user` holds on `path` (own root: all; else the roles assigned on it or
     /// above it).
+    ///
+    /// # Errors
+    /// `Path` for a path that does not parse, `Db` when the lookup fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn permissions(
         &self,
         user: Option<UserId>,
@@ -141,6 +171,12 @@ impl Cloud {
 
     /// `Ok` if `user` holds every permission in `needed` on `path`, else
     /// [`CloudError::Forbidden`]: what a view calls before granting.
+    ///
+    /// # Errors
+    /// `Path` for a path that does not parse, `Db` when the lookup fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn require(
         &self,
         user: Option<UserId>,

@@ -237,6 +237,12 @@ fn write<T>(
 
 /// Runs `body` on a reader connection (for [`owner_of`], [`file_row`],
 /// [`permissions_of`](super::permissions_of) and the like), off the writer thread.
+///
+/// # Errors
+/// `body`'s error, or [`CloudError::Db`] when no reader connection can be had.
+///
+/// # Cancel safety
+/// Cancel safe: a read.
 pub async fn read_metadata<T, F>(db: &AsyncDatabase, body: F) -> Result<T, CloudError>
 where
     F: FnOnce(&Connection) -> Result<T, CloudError> + Send + 'static,

@@ -329,6 +329,13 @@ impl AsyncDatabase {
 
     /// Like [`transaction`](Self::transaction), with an error type of your own (one a
     /// [`DbError`] converts into): rolled back when `body` returns any `Err`.
+    ///
+    /// # Errors
+    /// `body`'s error, or the database's (converted into `E`).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: once started the transaction runs to its end (committed or rolled back) on
+    /// its connection; dropping the future only forgets the answer.
     pub async fn transaction_with<T, E, F>(&self, body: F) -> Result<T, E>
     where
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,

@@ -93,6 +93,12 @@ impl<M: Model> RowStream<M> {
     }
 
     /// The next row, or `None` at the end.
+    ///
+    /// # Errors
+    /// A row that does not decode, or the query's own error; the stream ends after it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a row not yet taken stays in the queue.
     pub async fn next(&mut self) -> Option<Result<Row<M>, DbError>> {
         self.rows.recv().await
     }

@@ -146,6 +146,13 @@ impl Request {
 
     /// The logged-in user, loaded from the database; `None` when the session is not logged in.
     /// A session whose user was deleted since is logged out here (and `None` returned).
+    ///
+    /// # Errors
+    /// [`DbError::NoDatabase`](crate::db::DbError::NoDatabase) without a database in the router's
+    /// state; any database error of the lookup.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn user<U: crate::db::AuthorizedUser>(
         &self,
     ) -> Result<Option<crate::db::Row<U>>, crate::db::DbError> {
@@ -168,6 +175,9 @@ impl Request {
     /// # Errors
     /// [`HashError::Busy`](crate::auth::HashError::Busy) when every hashing slot stayed taken for
     /// the wait (see [`LoginLimits`](crate::LoginLimits)).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a hash that has started finishes on its thread, and its slot is given back.
     pub async fn hash_password(
         &self,
         plain: &str,
@@ -197,6 +207,9 @@ impl Request {
     /// [`LoginError::BadCredentials`](crate::LoginError::BadCredentials) for a wrong username or
     /// password (the session stays as it was), `Throttled` with when to retry, `Busy` when no
     /// hashing slot freed up in time, `Db` when the lookup failed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the session is logged in only once the password checked, in one step.
     pub async fn login_with_password<U: crate::db::AuthorizedUser>(
         &self,
         username: &str,
@@ -307,6 +320,13 @@ impl Request {
     /// every permission in their root; others what their roles there or above give), else
     /// [`CloudError::Forbidden`](crate::cloud::CloudError::Forbidden). Call it before
     /// [`grant_access`](Self::grant_access); the endpoint checks again when the grant is used.
+    ///
+    /// # Errors
+    /// `Forbidden` as above; `NoCloud` when the server has no cloud storage; `Path` for a path
+    /// that does not parse; `Db` when the lookup failed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn require_cloud_permission(
         &self,
         permission: crate::cloud::Permission,

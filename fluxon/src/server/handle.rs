@@ -71,6 +71,9 @@ impl ServerHandle {
     }
 
     /// Completes when a shutdown has been asked for.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: it only waits.
     pub async fn shutdown_requested(&self) {
         self.shared.shutdown.cancelled().await;
     }
@@ -146,6 +149,10 @@ impl ServerHandle {
     /// Sends a reverse request to every connected client of `user` (the original's
     /// `request.server.reverse_request(user_id, name, payload)`); `true` if at least one took
     /// it, `false` when the user is offline.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: each connection's copy is queued whole or not at all; dropping the future
+    /// may leave some of the recipients unsent.
     pub async fn reverse_request<P: Serialize + ?Sized>(
         &self,
         user: UserId,
@@ -162,6 +169,10 @@ impl ServerHandle {
     }
 
     /// Sends a reverse request to every connection of one session; `true` if one took it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: each connection's copy is queued whole or not at all; dropping the future
+    /// may leave some of the recipients unsent.
     pub async fn reverse_request_session<P: Serialize + ?Sized>(
         &self,
         session: SessionId,
@@ -178,6 +189,10 @@ impl ServerHandle {
     }
 
     /// Sends a reverse request to every connection of every session in `group`; how many took it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: each connection's copy is queued whole or not at all; dropping the future
+    /// may leave some of the recipients unsent.
     pub async fn reverse_request_group<P: Serialize + ?Sized>(
         &self,
         group: &str,
@@ -193,6 +208,10 @@ impl ServerHandle {
     }
 
     /// Sends a reverse request to every connected client; how many took it.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: each connection's copy is queued whole or not at all; dropping the future
+    /// may leave some of the recipients unsent.
     pub async fn broadcast<P: Serialize + ?Sized>(
         &self,
         name: impl ToReverse<P>,
@@ -224,6 +243,14 @@ impl ServerHandle {
     /// Sends a reverse request to `user` now, or keeps it in the mailbox if the user is offline
     /// (needs [`AsyncServer::mailbox`](super::AsyncServer::mailbox)). `Ok(true)`: delivered now;
     /// `Ok(false)`: kept, for delivery when the user next connects.
+    ///
+    /// # Errors
+    /// [`ReverseError::Mailbox`] without a mailbox or when its database fails, `MailboxFull`
+    /// when the user's mailbox holds its most, `Encode` for a payload that does not serialize.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropped after the user was found offline, the request may or may not
+    /// have been kept.
     pub async fn reverse_request_or_keep<P: Serialize + ?Sized>(
         &self,
         user: UserId,
@@ -243,6 +270,12 @@ impl ServerHandle {
     }
 
     /// How many reverse requests the mailbox keeps for `user`.
+    ///
+    /// # Errors
+    /// [`ReverseError::Mailbox`] when the mailbox's database fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn kept_for(&self, user: UserId) -> Result<i64, ReverseError> {
         match &self.shared.mailbox {
             Some(mailbox) => mailbox
@@ -255,6 +288,12 @@ impl ServerHandle {
 
     /// How many of `user`'s kept reverse requests were set aside as dead letters (never
     /// acknowledged after every try; see [`MailboxLimits`](super::MailboxLimits)).
+    ///
+    /// # Errors
+    /// [`ReverseError::Mailbox`] when the mailbox's database fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
     pub async fn dead_letters_for(&self, user: UserId) -> Result<i64, ReverseError> {
         match &self.shared.mailbox {
             Some(mailbox) => mailbox
@@ -275,6 +314,14 @@ impl ServerHandle {
     }
 
     /// Asks a connected client of `user` and awaits its typed reply, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ReverseError::Offline`] with no connection to ask, `Timeout`, `Client` with the
+    /// client's error code (no handler, bad payload, its handler failed), `BadReply` for a reply
+    /// that does not decode as `R`, `Encode` for a payload that does not serialize.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future forgets the call; the client may still run its handler.
     pub async fn reverse_call<P, R>(
         &self,
         user: UserId,
@@ -292,6 +339,14 @@ impl ServerHandle {
     }
 
     /// Asks a connection of `session` and awaits its typed reply, at most `timeout`.
+    ///
+    /// # Errors
+    /// [`ReverseError::Offline`] with no connection to ask, `Timeout`, `Client` with the
+    /// client's error code (no handler, bad payload, its handler failed), `BadReply` for a reply
+    /// that does not decode as `R`, `Encode` for a payload that does not serialize.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: dropping the future forgets the call; the client may still run its handler.
     pub async fn reverse_call_session<P, R>(
         &self,
         session: SessionId,

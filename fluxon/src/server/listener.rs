@@ -53,6 +53,13 @@ impl std::fmt::Debug for RunningServer {
 
 impl AsyncServer {
     /// Binds and starts serving in the background; returns once the listener is bound.
+    ///
+    /// # Errors
+    /// [`ServerError`] when the address cannot be bound, a limit is invalid, TLS is asked for
+    /// without a certificate, or the router, log directory or cloud endpoint cannot be set up.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing is served until it returns.
     pub async fn start(self) -> Result<RunningServer, ServerError> {
         let tls = match (&self.tls, self.secure) {
             (Some(identity), true) => Some(identity.acceptor()?),
@@ -188,6 +195,9 @@ impl RunningServer {
 
     /// Shuts down gracefully and waits until every connection is closed: stops accepting, lets
     /// calls in flight finish within the grace period, sends goodbye, closes.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the shutdown is under way once this starts and finishes on its own.
     pub async fn shutdown(self) {
         self.handle.shutdown();
         let _ = self.accept.await;

@@ -60,6 +60,12 @@ pub(crate) use stats::{slot, Counters};
 /// Runs a server until Ctrl-C or [`ServerHandle::shutdown`], then shuts it down gracefully: stops
 /// accepting, lets calls in flight finish (within [`Limits::shutdown_grace`]), says goodbye to every
 /// client and returns.
+///
+/// # Errors
+/// As [`AsyncServer::start`].
+///
+/// # Cancel safety
+/// Dropping the future shuts the server down (without waiting for it).
 pub async fn run_server(server: AsyncServer) -> Result<(), ServerError> {
     let running = server.start().await?;
     let handle = running.handle();
