@@ -39,124 +39,13 @@
 
 use rusqlite::Connection;
 
-use super::access::{self, CloudRole, CloudRoleAssignment, Permission};
+use super::access::{self, Permission};
 use super::error::CloudError;
 use super::path::{CloudPath, PathError};
-use crate::db::{
-    AsyncDatabase, DbError, Executor, ForeignKey, Model, OffsetDateTime, Query, Row, TableSchema,
-    Transaction,
-};
+pub(super) use crate::db::On;
+use crate::db::{AsyncDatabase, Executor, OffsetDateTime, Row, Transaction};
 
-/// Someone with space in the cloud: the first component of every path in it is their name.
-#[derive(Model, Debug, Clone, PartialEq)]
-pub struct CloudOwner {
-    /// The row's id.
-    #[field(primary_key, auto)]
-    pub id: i64,
-    /// The owner's root directory name: the first component of every path they own.
-    #[field(max_length = 255, unique)]
-    pub name: String,
-    /// The application's user who owns it (holds every permission on the root and below).
-    #[field(index)]
-    pub user_id: i64,
-    /// The most bytes the owner's files may take together.
-    pub storage_limit: i64,
-    /// The bytes the owner's files take now.
-    #[field(default = 0)]
-    pub used: i64,
-    /// When the owner was created.
-    #[field(auto_now_add)]
-    pub created: OffsetDateTime,
-}
-
-/// A directory, the owner's root (`"jack"`) included.
-#[derive(Model, Debug, Clone, PartialEq)]
-pub struct CloudDirectory {
-    /// The row's id.
-    #[field(primary_key, auto)]
-    pub id: i64,
-    /// Whose cloud it is in.
-    #[field(on_delete = cascade)]
-    pub owner: ForeignKey<CloudOwner>,
-    /// The normalized cloud path (`"jack/docs"`).
-    #[field(max_length = 4096, unique)]
-    pub path: String,
-    /// When it was created.
-    #[field(auto_now_add)]
-    pub created: OffsetDateTime,
-    /// When the row last changed.
-    #[field(auto_now)]
-    pub updated: OffsetDateTime,
-}
-
-/// A file: where it is, how big, and the BLAKE3 of its content.
-#[derive(Model, Debug, Clone, PartialEq)]
-pub struct CloudFile {
-    /// The row's id.
-    #[field(primary_key, auto)]
-    pub id: i64,
-    /// Whose cloud it is in.
-    #[field(on_delete = cascade)]
-    pub owner: ForeignKey<CloudOwner>,
-    /// The normalized cloud path (`"jack/docs/a.txt"`).
-    #[field(max_length = 4096, unique)]
-    pub path: String,
-    /// The last component of the path.
-    #[field(max_length = 255)]
-    pub name: String,
-    /// The size in bytes.
-    pub size: i64,
-    /// The BLAKE3 of the content, 64 lowercase hex digits.
-    #[field(max_length = 64)]
-    pub blake3: String,
-    /// The content type guessed from the name ([`kind_of`]).
-    #[field(max_length = 100)]
-    pub kind: String,
-    /// When it was first written.
-    #[field(auto_now_add)]
-    pub created: OffsetDateTime,
-    /// When its content was last replaced.
-    #[field(auto_now)]
-    pub updated: OffsetDateTime,
-}
-
-/// One cloud operation, as it was asked for and how it ended.
-#[derive(Model, Debug, Clone, PartialEq)]
-pub struct CloudAuditEntry {
-    /// The row's id.
-    #[field(primary_key, auto)]
-    pub id: i64,
-    /// When.
-    #[field(auto_now_add)]
-    pub at: OffsetDateTime,
-    /// Who (`None`: not logged in).
-    pub user_id: Option<i64>,
-    /// The session, as hex of its 16-byte id.
-    #[field(max_length = 32)]
-    pub session: String,
-    /// What (`"upload"`, `"delete"`, ...).
-    #[field(max_length = 32)]
-    pub operation: String,
-    /// On which cloud path.
-    #[field(max_length = 4096)]
-    pub path: String,
-    /// `"ok"`, or the error's text (cut to 512 characters).
-    #[field(max_length = 512)]
-    pub outcome: String,
-    /// Bytes moved or freed.
-    pub bytes: i64,
-}
-
-/// Every cloud model, referenced tables first: `db.create_tables(&fluxon::cloud::MODELS)`.
-pub const MODELS: [TableSchema; 7] = [
-    CloudOwner::SCHEMA,
-    CloudDirectory::SCHEMA,
-    CloudFile::SCHEMA,
-    super::uploads::CloudUpload::SCHEMA,
-    CloudAuditEntry::SCHEMA,
-    CloudRole::SCHEMA,
-    CloudRoleAssignment::SCHEMA,
-];
+pub use super::models::{CloudAuditEntry, CloudDirectory, CloudFile, CloudOwner, MODELS};
 
 /// Where the read functions run: inside a write [`Transaction`], or on a reader connection
 /// (`AsyncDatabase::read(|conn| ...)` gives a `&rusqlite::Connection`).
@@ -186,17 +75,6 @@ impl ReadMetadata for Connection {
     }
 }
 
-/// A bare connection as an [`Executor`], so the helpers below serve reads and writes alike.
-pub(super) struct On<'c>(pub(super) &'c Connection);
-
-impl Executor for On<'_> {
-    type Out<T: Send + 'static> = Result<T, DbError>;
-
-    fn execute<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
-        query.run(self.0)
-    }
-}
-
 /// Runs `body` in a savepoint: if it returns `Err`, every write it made is undone and the
 /// surrounding transaction stays usable (and may be committed). Savepoints nest.
 pub(crate) fn atomically<T>(
@@ -210,21 +88,7 @@ fn savepoint<T>(
     conn: &Connection,
     body: impl FnOnce() -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
-    conn.execute_batch("SAVEPOINT fluxon_cloud")
-        .map_err(DbError::from)?;
-    // A panic in `body` leaves the savepoint open; the transaction's own rollback closes it.
-    match body() {
-        Ok(value) => {
-            conn.execute_batch("RELEASE fluxon_cloud")
-                .map_err(DbError::from)?;
-            Ok(value)
-        }
-        Err(err) => {
-            conn.execute_batch("ROLLBACK TO fluxon_cloud; RELEASE fluxon_cloud")
-                .map_err(DbError::from)?;
-            Err(err)
-        }
-    }
+    crate::db::savepoint(conn, "fluxon_cloud", body)
 }
 
 /// A write of this module: in a savepoint, on the transaction's connection.
@@ -249,47 +113,6 @@ where
     T: Send + 'static,
 {
     db.read(move |conn| Ok(body(conn))).await?
-}
-
-/// The content type of a file named `name`, guessed from its extension (ASCII case ignored);
-/// `"application/octet-stream"` when unknown.
-pub fn kind_of(name: &str) -> &'static str {
-    const KINDS: &[(&str, &str)] = &[
-        ("txt", "text/plain"),
-        ("md", "text/markdown"),
-        ("csv", "text/csv"),
-        ("html", "text/html"),
-        ("htm", "text/html"),
-        ("css", "text/css"),
-        ("js", "text/javascript"),
-        ("json", "application/json"),
-        ("xml", "application/xml"),
-        ("pdf", "application/pdf"),
-        ("zip", "application/zip"),
-        ("gz", "application/gzip"),
-        ("tar", "application/x-tar"),
-        ("png", "image/png"),
-        ("jpg", "image/jpeg"),
-        ("jpeg", "image/jpeg"),
-        ("gif", "image/gif"),
-        ("webp", "image/webp"),
-        ("svg", "image/svg+xml"),
-        ("mp3", "audio/mpeg"),
-        ("wav", "audio/wav"),
-        ("mp4", "video/mp4"),
-        ("webm", "video/webm"),
-    ];
-    let Some((stem, extension)) = name.rsplit_once('.') else {
-        return "application/octet-stream";
-    };
-    if stem.is_empty() {
-        // ".bashrc": a hidden file's name, not an extension.
-        return "application/octet-stream";
-    }
-    KINDS
-        .iter()
-        .find(|(ext, _)| ext.eq_ignore_ascii_case(extension))
-        .map_or("application/octet-stream", |(_, kind)| kind)
 }
 
 /// At most `max` characters of `text`, cut on a character boundary.
@@ -571,7 +394,7 @@ pub fn record_write(
                     CloudFile::name.set(name),
                     CloudFile::size.set(size_column),
                     CloudFile::blake3.set(hash.as_str()),
-                    CloudFile::kind.set(kind_of(name)),
+                    CloudFile::kind.set(super::content_type::kind_of(name)),
                 ])?;
                 0
             }
@@ -1036,16 +859,6 @@ pub(super) mod tests {
             1
         );
         assert_eq!(db.check_all::<CloudAuditEntry>().count().unwrap(), 0);
-    }
-
-    #[test]
-    fn kinds_come_from_extensions() {
-        assert_eq!(kind_of("a.txt"), "text/plain");
-        assert_eq!(kind_of("photo.JPEG"), "image/jpeg");
-        assert_eq!(kind_of("archive.tar.gz"), "application/gzip");
-        assert_eq!(kind_of(".bashrc"), "application/octet-stream");
-        assert_eq!(kind_of("Makefile"), "application/octet-stream");
-        assert_eq!(kind_of("x.unknown"), "application/octet-stream");
     }
 
     #[test]

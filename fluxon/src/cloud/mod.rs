@@ -30,6 +30,7 @@
 mod access;
 pub(crate) mod blocking;
 mod connector;
+mod content_type;
 mod disk;
 mod download;
 mod error;
@@ -38,6 +39,7 @@ mod grant;
 mod handle;
 mod listener;
 mod metadata;
+mod models;
 mod ops;
 mod path;
 pub mod protocol;
@@ -63,9 +65,10 @@ pub use access::{
     assign_role, create_role, permissions_of, require, require_async, CloudRole,
     CloudRoleAssignment, Permission,
 };
+pub use content_type::kind_of;
 pub use metadata::{
-    create_owner, directory_row, file_row, kind_of, list_directory, owner_of, read_metadata,
-    record_audit, record_delete, record_directory, record_write, reserve_write, CloudAuditEntry,
-    CloudDirectory, CloudFile, CloudOwner, ReadMetadata, MODELS,
+    create_owner, directory_row, file_row, list_directory, owner_of, read_metadata, record_audit,
+    record_delete, record_directory, record_write, reserve_write, ReadMetadata,
 };
+pub use models::{CloudAuditEntry, CloudDirectory, CloudFile, CloudOwner, MODELS};
 pub use uploads::CloudUpload;

@@ -369,7 +369,7 @@ pub(crate) fn stat_of(
         },
         size,
         blake3: hash.map(|h| h.to_hex().to_string()),
-        content_type: (!meta.is_dir).then(|| metadata::kind_of(name).to_owned()),
+        content_type: (!meta.is_dir).then(|| super::content_type::kind_of(name).to_owned()),
         created: meta.created,
         modified: meta.modified,
     }

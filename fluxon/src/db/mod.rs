@@ -136,6 +136,7 @@ mod prefetch;
 mod query;
 mod raw;
 mod row;
+mod savepoint;
 pub mod schema;
 mod sql;
 mod stream;
@@ -170,6 +171,7 @@ pub use query::{
 pub use raw::{FromSqlRow, Raw};
 pub use row::{Row, RowsWith};
 pub use rust_decimal::Decimal;
+pub(crate) use savepoint::{savepoint, On};
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use sql::{SqlRow, Value, ValueRef, WrongType};
 pub use stream::{ForEach, RowStream};

@@ -145,19 +145,9 @@ impl<M: Model> Query for InsertMany<M> {
                 });
             }
         }
-        conn.execute_batch("SAVEPOINT fluxon_insert_many")?;
-        let inserted = insert_chunks::<M>(conn, width, count, flat);
-        match inserted {
-            Ok(ids) => {
-                conn.execute_batch("RELEASE fluxon_insert_many")?;
-                Ok(ids)
-            }
-            Err(err) => {
-                let _ = conn
-                    .execute_batch("ROLLBACK TO fluxon_insert_many; RELEASE fluxon_insert_many");
-                Err(err)
-            }
-        }
+        super::savepoint(conn, "fluxon_insert_many", || {
+            insert_chunks::<M>(conn, width, count, flat)
+        })
     }
 }
 
