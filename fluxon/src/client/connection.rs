@@ -1,98 +1,25 @@
 //! `ConnectionHandler`: calls over one multiplexed connection, replies matched by id, reconnects.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
-use super::link::{self, Opened};
-use super::pending::{PendingCalls, Started, Up};
-use super::reading::{ReadSide, Reply};
+use super::link;
+use super::pending::{PendingCalls, Started};
+use super::reading::Reply;
 use super::reconnect;
-use super::reverse::{Handlers, ReverseRequests};
+use super::reverse::ReverseRequests;
+use super::shared::{Inner, LinkState};
 use super::{CallError, ClientConfig, ConnectError};
 use crate::armed::Stop;
 use crate::routing::ToReverseCall;
 use crate::routing::View;
-use crate::wire::{Hot, Outbox, SendError, SessionTokenBytes};
+use crate::wire::{Hot, Outbox, SendError};
 use std::task::Poll;
-
-/// The state of the connection, as callers see it.
-#[derive(Clone)]
-pub(super) enum LinkState {
-    /// Connected: calls go into this queue.
-    Up {
-        outbox: Arc<Outbox>,
-        read: Arc<ReadSide>,
-        max_frame: usize,
-    },
-    /// Between connections.
-    Down,
-    /// Closed for good.
-    Closed,
-}
-
-/// What every clone of a handler shares, and the link tasks too.
-pub(super) struct Inner {
-    addr: String,
-    pub(super) config: ClientConfig,
-    pub(super) pending: Arc<PendingCalls>,
-    pub(super) handlers: Handlers,
-    link: watch::Sender<LinkState>,
-    token: Mutex<Option<SessionTokenBytes>>,
-    resumed: AtomicBool,
-    connects: AtomicU64,
-    pub(super) closed: Stop,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every critical section is one map or option operation: a poisoned lock holds consistent data.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Inner {
-    pub(super) fn set_link(&self, state: LinkState) {
-        let up = match &state {
-            LinkState::Up {
-                outbox,
-                read,
-                max_frame,
-            } => Some(Up {
-                outbox: Arc::clone(outbox),
-                read: Arc::clone(read),
-                max_frame: *max_frame,
-            }),
-            LinkState::Down | LinkState::Closed => None,
-        };
-        self.pending.set_link(up);
-        self.link.send_replace(state);
-    }
-
-    pub(super) fn addr(&self) -> &str {
-        &self.addr
-    }
-
-    pub(super) fn token(&self) -> Option<SessionTokenBytes> {
-        *lock(&self.token)
-    }
-
-    pub(super) fn set_token(&self, token: SessionTokenBytes) {
-        *lock(&self.token) = Some(token);
-    }
-
-    pub(super) fn opened(&self, opened: &Opened) {
-        *lock(&self.token) = Some(opened.token);
-        self.resumed.store(opened.resumed, Ordering::Release);
-        self.connects.fetch_add(1, Ordering::AcqRel);
-    }
-}
 
 /// Closes the connection when the last clone of a handler is dropped.
 struct Owner {
@@ -119,7 +46,7 @@ pub struct ConnectionHandler {
 impl std::fmt::Debug for ConnectionHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionHandler")
-            .field("addr", &self.inner.addr)
+            .field("addr", &self.inner.addr())
             .field("connected", &self.is_connected())
             .finish_non_exhaustive()
     }
@@ -206,19 +133,8 @@ impl ConnectionHandler {
         }
         let opened = link::open(&addr, None, &config).await?;
         let call_timeout = config.call_timeout;
-        let (link, _) = watch::channel(LinkState::Down);
-        let inner = Arc::new(Inner {
-            addr,
-            config,
-            pending: Arc::new(PendingCalls::default()),
-            handlers: Handlers::default(),
-            link,
-            token: Mutex::new(None),
-            resumed: AtomicBool::new(false),
-            connects: AtomicU64::new(0),
-            closed: Stop::default(),
-        });
-        inner.opened(&opened);
+        let inner = Arc::new(Inner::new(addr, config));
+        inner.opened(opened.token, opened.resumed);
         let owner = Arc::new(Owner {
             closed: inner.closed.clone(),
         });
@@ -411,7 +327,7 @@ impl ConnectionHandler {
 
     /// The current link's queue, waiting through a reconnect (callers bound the wait).
     async fn wait_for_link(&self) -> Result<(Arc<Outbox>, usize), CallError<Bytes>> {
-        let mut state = self.inner.link.subscribe();
+        let mut state = self.inner.subscribe();
         loop {
             match &*state.borrow_and_update() {
                 LinkState::Up {
@@ -462,17 +378,17 @@ impl ConnectionHandler {
 
     /// Whether the connection is up now.
     pub fn is_connected(&self) -> bool {
-        matches!(&*self.inner.link.borrow(), LinkState::Up { .. })
+        self.inner.is_up()
     }
 
     /// Whether the last handshake resumed the session of the one before it.
     pub fn session_resumed(&self) -> bool {
-        self.inner.resumed.load(Ordering::Acquire)
+        self.inner.resumed()
     }
 
     /// How many times a connection was established (1 plus the reconnects).
     pub fn connect_count(&self) -> u64 {
-        self.inner.connects.load(Ordering::Acquire)
+        self.inner.connects()
     }
 
     /// Waits until the connection is up, at most `timeout`; `false` if it is not.
@@ -493,7 +409,7 @@ impl ConnectionHandler {
     /// wait for the goodbye to be written.
     pub async fn close(&self) {
         self.owner.closed.cancel();
-        let mut state = self.inner.link.subscribe();
+        let mut state = self.inner.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(2),
             state.wait_for(|s| matches!(s, LinkState::Closed)),

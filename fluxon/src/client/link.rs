@@ -9,8 +9,8 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use tokio_util::codec::FramedWrite;
 
-use super::connection::{Inner, LinkState};
 use super::reading::{ReadSide, Reader};
+use super::shared::{Inner, LinkState};
 use super::{ClientConfig, ConnectError};
 use crate::armed::Armed;
 use crate::timer::after;

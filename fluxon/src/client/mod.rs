@@ -26,6 +26,7 @@ mod pending;
 mod reading;
 mod reconnect;
 mod reverse;
+mod shared;
 
 pub use config::{ClientConfig, Reconnect};
 pub use connection::ConnectionHandler;

@@ -22,8 +22,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::time::Instant;
 
-use super::connection::Inner;
 use super::pending::Delivery;
+use super::shared::Inner;
 use super::CallError;
 use crate::wire::{self, Envelope, ErrorCode, FrameReader, Outbox};
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::connection::{Inner, LinkState};
 use super::link::{self, Opened};
+use super::shared::{Inner, LinkState};
 use super::ConnectError;
 use crate::wire::RefuseReason;
 
@@ -38,7 +38,7 @@ async fn reconnect(inner: &Inner) -> Option<Opened> {
         }
         match link::open(inner.addr(), inner.token(), &inner.config).await {
             Ok(opened) => {
-                inner.opened(&opened);
+                inner.opened(opened.token, opened.resumed);
                 tracing::info!(resumed = opened.resumed, "reconnected");
                 return Some(opened);
             }
