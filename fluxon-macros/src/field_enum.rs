@@ -7,6 +7,8 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Expr, Fields};
 
+use crate::ctxt::Ctxt;
+
 /// How the variants are stored.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Storage {
@@ -51,11 +53,8 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
         ));
     }
     let storage = storage(&input)?;
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |err: syn::Error| match &mut errors {
-        Some(all) => all.combine(err),
-        None => errors = Some(err),
-    };
+    let mut errors = Ctxt::default();
+    let mut push = |err: syn::Error| errors.push_error(err);
     let mut names = Vec::new();
     let mut numbers: Vec<Expr> = Vec::new();
     for variant in &data.variants {
@@ -81,9 +80,7 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
             "a field enum needs at least one variant",
         ));
     }
-    if let Some(errors) = errors {
-        return Err(errors);
-    }
+    errors.check()?;
     let ident = &input.ident;
     let texts: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let (kind, to_sql, from_sql) = match storage {

@@ -4,6 +4,7 @@
 //! Each macro (`view`, `model`) runs parse (`ast`, `attr`) -> validate (`valid`) -> expand
 //! (`expand`); every problem found is reported with a span on the user's code, all at once.
 
+mod ctxt;
 mod field_enum;
 mod model;
 mod reverse;

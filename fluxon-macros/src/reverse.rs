@@ -6,6 +6,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, LitStr, ReturnType, TraitItemFn, Visibility};
 
+use crate::ctxt::Ctxt;
+
 pub fn reverse(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     let mut name: Option<LitStr> = None;
     let parser = syn::meta::parser(|meta| {
@@ -26,11 +28,8 @@ pub fn reverse(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
         )
     })?;
     let sig = &decl.sig;
-    let mut errors: Option<syn::Error> = None;
-    let mut push = |err: syn::Error| match &mut errors {
-        Some(all) => all.combine(err),
-        None => errors = Some(err),
-    };
+    let mut errors = Ctxt::default();
+    let mut push = |err: syn::Error| errors.push_error(err);
     if let Some(body) = &decl.default {
         push(syn::Error::new(
             body.span(),
@@ -63,9 +62,7 @@ pub fn reverse(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream>
             "a reverse request takes one payload: put several values in a tuple or a struct",
         ));
     }
-    if let Some(errors) = errors {
-        return Err(errors);
-    }
+    errors.check()?;
     let reply = match &sig.output {
         ReturnType::Default => quote!(()),
         ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #ty),

@@ -1,30 +1,10 @@
 //! The struct under `#[derive(Model)]`, parsed into fields and their attributes.
 
-use proc_macro2::Span;
 use syn::{Data, DeriveInput, Fields, Ident, Type};
 
 use super::attr::{self, FieldAttrs, ModelAttrs};
 
-/// Collects every error so the user sees them all at once.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push_error(syn::Error::new(span, message));
-    }
-
-    pub fn push_error(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    pub fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
+pub use crate::ctxt::Ctxt as Errors;
 
 /// What a field is, judged by its type's spelling (the compiler checks the rest).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -158,4 +138,72 @@ pub fn snake_case(name: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(text: &str) -> Type {
+        syn::parse_str(text).expect("a type")
+    }
+
+    #[test]
+    fn snake_case_splits_before_capitals() {
+        assert_eq!(snake_case("User"), "user");
+        assert_eq!(snake_case("OrderLine"), "order_line");
+        assert_eq!(snake_case("already_snake"), "already_snake");
+    }
+
+    #[test]
+    fn type_names_see_through_paths_and_options() {
+        assert_eq!(type_name(&ty("String")).as_deref(), Some("String"));
+        assert_eq!(
+            type_name(&ty("fluxon::db::Password")).as_deref(),
+            Some("Password")
+        );
+        assert_eq!(type_name(&ty("&str")), None);
+        assert_eq!(
+            base_name(&ty("Option<ForeignKey<User>>")).as_deref(),
+            Some("ForeignKey")
+        );
+        assert_eq!(
+            base_name(&ty("std::option::Option<i64>")).as_deref(),
+            Some("i64")
+        );
+        assert!(option_inner(&ty("Vec<i64>")).is_none());
+        assert!(
+            option_inner(&ty("Option")).is_none(),
+            "no argument: not an Option of anything"
+        );
+    }
+
+    #[test]
+    fn a_model_is_parsed_with_its_columns_key_and_table() {
+        let input: DeriveInput = syn::parse_str(
+            "#[model(table = \"people\")] struct Person { #[field(primary_key)] code: String, name: String, friends: ManyToMany<Person, Friendship> }",
+        )
+        .expect("a struct");
+        let mut errors = Errors::default();
+        let model = Model::parse(input, &mut errors).expect("parsed");
+        errors.check().expect("no errors");
+        assert_eq!(model.table(), "people");
+        let columns: Vec<String> = model.columns().map(|f| f.ident.to_string()).collect();
+        assert_eq!(columns, ["code", "name"], "a many-to-many has no column");
+        assert_eq!(
+            model.primary_key().map(|f| f.ident.to_string()).as_deref(),
+            Some("code")
+        );
+    }
+
+    #[test]
+    fn a_tuple_struct_or_an_enum_is_refused_with_one_error() {
+        for text in ["struct Pair(i64, i64);", "enum Kind { A }"] {
+            let input: DeriveInput = syn::parse_str(text).expect("an item");
+            let mut errors = Errors::default();
+            assert!(Model::parse(input, &mut errors).is_none());
+            let all = errors.check().expect_err("refused");
+            assert_eq!(all.into_iter().count(), 1, "{text}");
+        }
+    }
 }

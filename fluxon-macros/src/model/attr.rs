@@ -206,3 +206,44 @@ pub fn field_attrs(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal(text: &str) -> (Option<String>, bool) {
+        let expr: Expr = syn::parse_str(text).expect("an expression");
+        let mut errors = Errors::default();
+        let sql = sql_literal(&expr, &mut errors);
+        (sql, errors.check().is_err())
+    }
+
+    #[test]
+    fn defaults_become_sql_literals_with_quotes_doubled() {
+        assert_eq!(literal("\"it's\""), (Some("'it''s'".to_owned()), false));
+        assert_eq!(literal("-12"), (Some("-12".to_owned()), false));
+        assert_eq!(literal("2.5"), (Some("2.5".to_owned()), false));
+        assert_eq!(literal("true"), (Some("1".to_owned()), false));
+        assert_eq!(literal("-true"), (None, true), "a negative bool is refused");
+        assert_eq!(literal("some_call()"), (None, true), "only literals");
+    }
+
+    #[test]
+    fn every_unknown_field_argument_is_reported() {
+        let field: syn::Field = syn::parse_quote! {
+            #[field(max_lenght = 5, uniq)]
+            name: String
+        };
+        let mut errors = Errors::default();
+        let attrs = field_attrs(&field.attrs, &mut errors);
+        assert!(attrs.max_length.is_none());
+        let all: Vec<String> = errors
+            .check()
+            .expect_err("two typos")
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert!(all[0].starts_with("unknown #[field] argument"), "{all:?}");
+    }
+}

@@ -16,10 +16,27 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
     if let Some(model) = &model {
         valid::check(model, &mut errors);
     }
-    errors.finish()?;
-    match model {
-        Some(model) => Ok(generate(&model)),
-        None => Ok(TokenStream::new()),
+    match (errors.check(), model) {
+        (Ok(()), Some(model)) => Ok(generate(&model)),
+        (Ok(()), None) => Ok(TokenStream::new()),
+        // The errors, and the model anyway: its uses elsewhere (`User::SCHEMA`, `User::name`)
+        // then compile, so one mistake in the derive is one error, not one per use.
+        (Err(err), Some(mut model)) => {
+            // Generated from the fields' types and names only (a bad attribute left out), so the
+            // stand-in adds no error of its own.
+            let mut out = err.into_compile_error();
+            model.attrs.validate = None;
+            for field in &mut model.fields {
+                let attrs = std::mem::take(&mut field.attrs);
+                field.attrs.primary_key = attrs.primary_key;
+                field.attrs.auto = attrs.auto;
+                field.attrs.unique = attrs.unique;
+                field.attrs.username = attrs.username;
+            }
+            out.extend(generate(&model));
+            Ok(out)
+        }
+        (Err(err), None) => Err(err),
     }
 }
 

@@ -7,23 +7,7 @@ use syn::{Expr, Type};
 
 use super::ast::ViewFn;
 
-/// Collects errors; `finish` combines them into one.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, span: Span, message: impl std::fmt::Display) {
-        let error = syn::Error::new(span, message);
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
+use crate::ctxt::Ctxt as Errors;
 
 pub fn check(view: &ViewFn) -> syn::Result<()> {
     let mut errors = Errors::default();
@@ -93,7 +77,7 @@ pub fn check(view: &ViewFn) -> syn::Result<()> {
             );
         }
     }
-    errors.finish()
+    errors.check()
 }
 
 /// Whether a type is spelled `Request` or `...::Request`.
