@@ -14,7 +14,10 @@
 mod hashing;
 mod secrets;
 mod token;
+mod verifier;
 
 pub use hashing::{default_concurrent_hashes, HashError, PasswordHasher};
 pub use secrets::{Secret, SecretError, Secrets, PRIVATE_KEY_FILE};
 pub use token::{AuthError, SessionId, SessionKey, SessionToken, MIN_PRIVATE_KEY_LEN};
+pub(crate) use verifier::SessionVerifier;
+pub use verifier::{LoginState, UserId};

@@ -28,7 +28,7 @@ pub enum CloudOperation {
 }
 
 /// A session's login: its user, and the login's number (it changes at every login and logout).
-type Login = (Option<i64>, u64);
+type Login = crate::auth::LoginState;
 
 /// The signed part of a grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +193,24 @@ impl Grant {
     /// The most bytes a write may bring, if limited.
     pub fn max_size(&self) -> Option<u64> {
         self.body.max_size
+    }
+}
+
+/// Checks a grant for `operation` on `path`: signed with `key`, not expired, for exactly that,
+/// and its session still there and logged in as when the grant was signed (a logout revokes).
+/// The session and its user.
+pub(crate) fn check(
+    key: &GrantKey,
+    sessions: &dyn crate::auth::SessionVerifier,
+    grant: &Grant,
+    operation: CloudOperation,
+    path: &CloudPath,
+) -> Result<(crate::auth::SessionId, Option<crate::auth::UserId>), GrantError> {
+    let (session, login) = key.verify(grant, operation, path)?;
+    let session = crate::auth::SessionId::from_bytes(session);
+    match sessions.login_of(&session) {
+        Some(now) if now == login => Ok((session, login.0)),
+        _ => Err(GrantError::Revoked),
     }
 }
 

@@ -10,8 +10,8 @@ use super::disk::Disk;
 use super::error::CloudError;
 use super::metadata;
 use super::path::CloudPath;
+use crate::auth::UserId;
 use crate::db::AsyncDatabase;
-use crate::server::UserId;
 
 /// The cloud folder and its metadata database. Cheap to clone.
 #[derive(Clone)]

@@ -58,6 +58,7 @@ pub use server::CloudStorageServer;
 pub use tree::{ItemKind, Stat, TreeNode};
 
 pub use error::{CloudError, CloudErrorCode};
+pub(crate) use grant::check as check_grant;
 pub use grant::{CloudOperation, Grant, GrantError, GrantKey};
 pub use path::{CloudPath, PathError, MAX_PATH};
 

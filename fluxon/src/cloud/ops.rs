@@ -23,7 +23,8 @@ use super::tree::{ItemKind, Stat};
 use super::walk::{self, WalkBound};
 use super::{download, upload};
 use crate::auth::SessionId;
-use crate::server::{Counters, UserId};
+use crate::auth::UserId;
+use crate::server::Counters;
 use crate::wire::SessionTokenBytes;
 
 /// A failed operation, and whether the peer can still be told why (not once a file's raw bytes
@@ -69,10 +70,15 @@ fn authorize(
     request: &Request,
 ) -> Result<Authorized, CloudError> {
     let path = CloudPath::parse(request.path())?;
-    let (session, user) = ep
-        .server
-        .verify_grant(request.grant(), request.operation(), &path)?;
-    if ep.server.verify_session_token(presented) != Some(session) {
+    let (session, user) = super::check_grant(
+        &ep.grant_key,
+        &*ep.sessions,
+        request.grant(),
+        request.operation(),
+        &path,
+    )?;
+    let token = crate::auth::SessionToken::from_wire(presented);
+    if ep.sessions.session_of(&token) != Some(session) {
         return Err(GrantError::OtherSession.into());
     }
     Ok(Authorized {

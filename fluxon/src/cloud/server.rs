@@ -400,7 +400,9 @@ impl Bound {
             cloud: self.cloud,
             shutdown: server.shared.shutdown.token().clone(),
             grace: server.limits().shutdown_grace,
-            server,
+            grant_key: server.grant_key().clone(),
+            counters: Arc::clone(&server.shared.counters),
+            sessions: Arc::new(server),
             settings: self.settings,
             tls: self.tls,
             unauthorized: Unauthorized::new(),
@@ -422,7 +424,12 @@ const BACKGROUND_REMOVALS: usize = 2;
 /// What every cloud connection shares.
 pub(crate) struct Endpoint {
     pub cloud: Cloud,
-    pub server: ServerHandle,
+    /// What it may ask about sessions (the server's, narrowed to that).
+    pub sessions: Arc<dyn crate::auth::SessionVerifier>,
+    /// Checks the grants the server's views signed.
+    pub grant_key: super::GrantKey,
+    /// The server's counters, which its stats report.
+    pub counters: Arc<Counters>,
     pub settings: Settings,
     pub shutdown: CancellationToken,
     /// How long transfers in progress may go on after a shutdown begins.
@@ -439,7 +446,7 @@ pub(crate) struct Endpoint {
 impl Endpoint {
     /// The server's counters.
     pub fn counters(&self) -> &Counters {
-        &self.server.shared.counters
+        &self.counters
     }
 
     /// How transfers are bounded in time.

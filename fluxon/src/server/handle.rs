@@ -35,7 +35,7 @@ pub(crate) struct Shared {
     pub logins: Logins,
     /// The calls-per-session bucket, when there is a limit.
     pub call_rate: Option<Bucket<SessionId>>,
-    pub counters: Counters,
+    pub counters: Arc<Counters>,
     pub local_addr: SocketAddr,
     pub mailbox: Option<Arc<Mailbox>>,
     pub grant_key: crate::cloud::GrantKey,
@@ -391,16 +391,6 @@ impl ServerHandle {
             .map(|(session, _)| session)
     }
 
-    /// The session a client's token names, if the token was signed by this server.
-    pub(crate) fn verify_session_token(
-        &self,
-        token: crate::wire::SessionTokenBytes,
-    ) -> Option<SessionId> {
-        self.shared
-            .sessions
-            .verify_token(&crate::auth::SessionToken::from_wire(token))
-    }
-
     /// [`check_grant`](Self::check_grant), also giving the user the session is logged in as.
     pub(crate) fn verify_grant(
         &self,
@@ -408,12 +398,7 @@ impl ServerHandle {
         operation: crate::cloud::CloudOperation,
         path: &crate::cloud::CloudPath,
     ) -> Result<(SessionId, Option<UserId>), crate::cloud::GrantError> {
-        let (session, login) = self.shared.grant_key.verify(grant, operation, path)?;
-        let session = SessionId::from_bytes(session);
-        match self.shared.sessions.login_of(&session) {
-            Some(now) if now == login => Ok((session, login.0)),
-            _ => Err(crate::cloud::GrantError::Revoked),
-        }
+        crate::cloud::check_grant(&self.shared.grant_key, self, grant, operation, path)
     }
 
     pub(crate) fn grant_key(&self) -> &crate::cloud::GrantKey {
@@ -433,4 +418,15 @@ impl ServerHandle {
 /// The links held weakly, for [`reverse::send_many`].
 fn weak(links: Vec<Arc<Link>>) -> Vec<Weak<Link>> {
     links.iter().map(Arc::downgrade).collect()
+}
+
+/// What the cloud endpoint may ask of the server about sessions: nothing else.
+impl crate::auth::SessionVerifier for ServerHandle {
+    fn session_of(&self, token: &crate::auth::SessionToken) -> Option<SessionId> {
+        self.shared.sessions.verify_token(token)
+    }
+
+    fn login_of(&self, session: &SessionId) -> Option<crate::auth::LoginState> {
+        self.shared.sessions.login_of(session)
+    }
 }

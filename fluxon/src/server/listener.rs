@@ -145,7 +145,7 @@ impl AsyncServer {
             call_rate: limits
                 .calls_per_session
                 .and_then(|rate| Bucket::new(rate, Duration::from_secs(60))),
-            counters: Counters::default(),
+            counters: Arc::new(Counters::default()),
             local_addr,
             limits,
             mailbox,

@@ -19,8 +19,7 @@ use lru::LruCache;
 use super::reverse::Link;
 use crate::auth::{AuthError, SessionId, SessionKey, SessionToken};
 
-/// A user's id, as stored in the user model's primary key.
-pub type UserId = i64;
+pub use crate::auth::UserId;
 
 /// One session: an id, the user it is logged in as, and how many connections it has now.
 #[derive(Debug)]
