@@ -113,3 +113,115 @@ async fn concurrent_upserts_of_one_key_make_one_row() {
     assert_eq!(ids.len(), 1, "every upsert found the same row: {ids:?}");
     assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 1);
 }
+
+/// Stock of a product in a warehouse: one row per (sku, warehouse).
+#[derive(Model, Debug, Clone, PartialEq)]
+#[model(unique(sku, warehouse))]
+pub struct Stock {
+    #[field(max_length = 20)]
+    pub sku: String,
+    #[field(max_length = 20)]
+    pub warehouse: String,
+    pub count: u32,
+}
+
+fn stock(sku: &str, warehouse: &str, count: u32) -> Stock {
+    Stock {
+        sku: sku.into(),
+        warehouse: warehouse.into(),
+        count,
+    }
+}
+
+#[test]
+fn a_declared_set_of_columns_is_a_conflict_target_and_another_set_is_refused() {
+    let (db, _dir) = database();
+    db.create_tables(&[Stock::SCHEMA]).unwrap();
+    let a = db
+        .insert_or_update(&stock("LAMP", "east", 5), (Stock::sku, Stock::warehouse))
+        .unwrap();
+    let b = db
+        .insert_or_update(&stock("LAMP", "west", 2), (Stock::sku, Stock::warehouse))
+        .unwrap();
+    assert_ne!(a, b, "another warehouse is another row");
+    // The same pair, given in the other order: the same row, updated.
+    let again = db
+        .insert_or_update(&stock("LAMP", "east", 9), (Stock::warehouse, Stock::sku))
+        .unwrap();
+    assert_eq!(again, a);
+    assert_eq!(db.get::<Stock>(a).unwrap().unwrap().count, 9);
+    assert_eq!(
+        db.insert_or_ignore(&stock("LAMP", "west", 100), (Stock::sku, Stock::warehouse))
+            .unwrap(),
+        None
+    );
+    assert_eq!(db.get::<Stock>(b).unwrap().unwrap().count, 2);
+    // The table enforces the set on a plain insert too.
+    assert!(matches!(
+        db.insert(&stock("LAMP", "east", 1)),
+        Err(DbError::Unique(_))
+    ));
+    // A set the model does not declare: typed, before anything runs.
+    match db.insert_or_update(&stock("MUG", "east", 1), (Stock::sku, Stock::count)) {
+        Err(err @ DbError::NotUnique { .. }) => {
+            assert!(err.to_string().contains("sku, count"), "{err}")
+        }
+        other => panic!("expected NotUnique, got {other:?}"),
+    }
+    assert_eq!(db.check_all::<Stock>().count().unwrap(), 2);
+}
+
+mod stock_v1 {
+    use fluxon::db::Model;
+
+    #[derive(Model)]
+    #[model(table = "stock")]
+    pub struct Stock {
+        #[field(max_length = 20)]
+        pub sku: String,
+        #[field(max_length = 20)]
+        pub warehouse: String,
+        pub count: u32,
+    }
+}
+
+#[test]
+fn migrations_add_and_drop_a_unique_set_in_place() {
+    use fluxon::migrate::{self, NoQuestions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("migrations");
+    let db_path = tmp.path().join("stock.sqlite3");
+    migrate::make_migrations(&dir, &[stock_v1::Stock::SCHEMA], None, &mut NoQuestions)
+        .unwrap()
+        .unwrap();
+    migrate::apply(&db_path, &dir, None).unwrap();
+    // v2: the unique set, added in place (no rebuild of the table).
+    let added = migrate::make_migrations(&dir, &[Stock::SCHEMA], None, &mut NoQuestions)
+        .unwrap()
+        .unwrap();
+    assert!(
+        added
+            .operations
+            .iter()
+            .any(|o| o.starts_with("add unique (sku, warehouse) on stock")),
+        "{:?}",
+        added.operations
+    );
+    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::check_drift(&db_path, &[Stock::SCHEMA]).unwrap();
+    // Back to no set: dropped, and the drift check agrees with the models again.
+    let dropped =
+        migrate::make_migrations(&dir, &[stock_v1::Stock::SCHEMA], None, &mut NoQuestions)
+            .unwrap()
+            .unwrap();
+    assert!(
+        dropped
+            .operations
+            .iter()
+            .any(|o| o.starts_with("drop unique (sku, warehouse)")),
+        "{:?}",
+        dropped.operations
+    );
+    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::check_drift(&db_path, &[stock_v1::Stock::SCHEMA]).unwrap();
+}

@@ -13,6 +13,8 @@ pub struct ModelAttrs {
     pub authorized_user: Option<Span>,
     /// `validate = path`: a `fn(&Self, &mut ValidationErrors)` run before every write.
     pub validate: Option<syn::Path>,
+    /// `unique(a, b)`, any number of times: sets of columns no two rows may share.
+    pub unique: Vec<Vec<syn::Ident>>,
 }
 
 /// `on_delete = ...`.
@@ -101,10 +103,20 @@ pub fn model_attrs(attrs: &[Attribute], errors: &mut Errors) -> ModelAttrs {
                 out.authorized_user = Some(meta.path.span_ident());
             } else if meta.path.is_ident("validate") {
                 out.validate = Some(meta.value()?.parse()?);
+            } else if meta.path.is_ident("unique") {
+                let mut set = Vec::new();
+                meta.parse_nested_meta(|column| {
+                    match column.path.get_ident() {
+                        Some(ident) => set.push(ident.clone()),
+                        None => errors.push(column.path.span_ident(), "expected a field's name"),
+                    }
+                    Ok(())
+                })?;
+                out.unique.push(set);
             } else {
                 errors.push(
                     meta.path.span_ident(),
-                    "unknown #[model] argument; expected `table = \"...\"`, `renamed_from = \"...\"`, `authorized_user` or `validate = path`",
+                    "unknown #[model] argument; expected `table = \"...\"`, `renamed_from = \"...\"`, `authorized_user`, `validate = path` or `unique(field, field, ..)`",
                 );
                 skip_value(&meta)?;
             }

@@ -26,6 +26,7 @@ pub fn derive(input: TokenStream) -> syn::Result<TokenStream> {
             // stand-in adds no error of its own.
             let mut out = err.into_compile_error();
             model.attrs.validate = None;
+            model.attrs.unique.clear();
             for field in &mut model.fields {
                 let attrs = std::mem::take(&mut field.attrs);
                 field.attrs.primary_key = attrs.primary_key;
@@ -261,6 +262,13 @@ fn generate(model: &Model) -> TokenStream {
     };
     let vis_doc = format!("Columns of the `{table}` table.");
     let validation = validation(model, &columns, offset);
+    let unique_sets: Vec<Vec<String>> = model
+        .attrs
+        .unique
+        .iter()
+        .map(|set| set.iter().map(|i| i.to_string()).collect())
+        .collect();
+    let unique_sets = unique_sets.iter().map(|set| quote!(#(#set),*));
 
     quote! {
         impl ::fluxon::db::Model for #ident {
@@ -275,6 +283,7 @@ fn generate(model: &Model) -> TokenStream {
                 select_list: #select_list,
                 insert_sql: #insert_sql,
                 renamed_from: #table_renamed_from,
+                unique_together: &[#(&[#unique_sets]),*],
             };
 
             fn from_row(

@@ -6,6 +6,28 @@ use super::ast::{base_name, option_inner, Errors, Model, Shape};
 use super::attr::OnDelete;
 
 pub fn check(model: &Model, errors: &mut Errors) {
+    for set in &model.attrs.unique {
+        if set.len() < 2 {
+            let span = set
+                .first()
+                .map_or_else(proc_macro2::Span::call_site, |i| i.span());
+            errors.push(
+                span,
+                "unique(..) names two or more fields; for one, write #[field(unique)] on it",
+            );
+        }
+        for (n, name) in set.iter().enumerate() {
+            if !model.columns().any(|f| f.ident == *name) {
+                errors.push(
+                    name.span(),
+                    format!("no column named `{name}` in this model"),
+                );
+            } else if set[..n].contains(name) {
+                errors.push(name.span(), format!("`{name}` is named twice"));
+            }
+        }
+    }
+
     if !model.generics.params.is_empty() {
         errors.push(
             model.generics.span(),

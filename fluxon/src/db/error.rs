@@ -55,6 +55,16 @@ pub enum DbError {
     /// be made first. Make one of the references an `Option`.
     #[error("the tables {0:?} refer to each other through NOT NULL references only: make one reference an Option")]
     ReferenceCycle(Vec<&'static str>),
+    /// An upsert's conflict columns are not one of the model's unique sets.
+    #[error(
+        "`{table}` has no unique constraint on ({columns}): declare #[model(unique({columns}))]"
+    )]
+    NotUnique {
+        /// The model's table.
+        table: &'static str,
+        /// The columns named.
+        columns: String,
+    },
     /// No row matched where one was required.
     #[error("no matching row")]
     NotFound,

@@ -4,7 +4,6 @@
 use std::marker::PhantomData;
 
 use super::aggregate::Selectable;
-use super::column::Unique;
 use super::column::{Assignment, Column, Filter, Order, Relation};
 use super::model::Model;
 use super::prefetch::{Prefetch, Prefetched};
@@ -15,8 +14,7 @@ use super::query::{
 use super::row::{Row, RowsWith};
 use super::schema::TableSchema;
 use super::stream::ForEach;
-use super::upsert::{OrUpdate, Upsert};
-use super::value::ColumnType;
+use super::upsert::{ConflictTarget, OrUpdate, Upsert};
 use super::DbError;
 
 /// Something that runs queries: [`Database`](super::Database) (answers directly),
@@ -36,24 +34,21 @@ pub trait Executor {
         self.execute(Insert::new(row))
     }
 
-    /// Inserts `row`, or, if a row holds the same value in the unique column `on`, updates that
-    /// row's fields to `row`'s (one statement: `INSERT .. ON CONFLICT (on) DO UPDATE`). Returns
-    /// the id of the row inserted or updated. `on` must be declared `unique` (or be a primary
-    /// key the program gives): another column does not compile.
-    fn insert_or_update<M: Model, T: ColumnType>(
-        &self,
-        row: &M,
-        on: Column<M, T, Unique>,
-    ) -> Self::Out<i64> {
+    /// Inserts `row`, or, if a row holds the same value in `on`, updates that row's fields to
+    /// `row`'s (one statement: `INSERT .. ON CONFLICT (on) DO UPDATE`). Returns the id of the row
+    /// inserted or updated. `on` is a column declared `unique` (or a primary key the program
+    /// gives; another column does not compile), or a tuple of columns the model declares
+    /// `#[model(unique(..))]` (another set is [`DbError::NotUnique`](super::DbError::NotUnique)).
+    fn insert_or_update<M: Model>(&self, row: &M, on: impl ConflictTarget<M>) -> Self::Out<i64> {
         self.execute(OrUpdate(Upsert::update(row, on)))
     }
 
     /// Inserts `row` unless a row holds the same value in the unique column `on`; returns the
     /// new row's id, or `None` when it was left alone.
-    fn insert_or_ignore<M: Model, T: ColumnType>(
+    fn insert_or_ignore<M: Model>(
         &self,
         row: &M,
-        on: Column<M, T, Unique>,
+        on: impl ConflictTarget<M>,
     ) -> Self::Out<Option<i64>> {
         self.execute(Upsert::ignore(row, on))
     }

@@ -177,7 +177,7 @@ pub use sql::{SqlRow, Value, ValueRef, WrongType};
 pub use stream::{ForEach, RowStream};
 pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};
-pub use upsert::{OrUpdate, Upsert};
+pub use upsert::{ConflictTarget, OrUpdate, Upsert};
 pub use user::{user_by_id, Credentials};
 pub use validate::{FieldError, ValidationErrors};
 pub use value::{ColumnType, IntoColumnValue, SqlType};

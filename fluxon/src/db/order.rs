@@ -90,6 +90,7 @@ mod tests {
             select_list: "",
             insert_sql: "",
             renamed_from: None,
+            unique_together: &[],
         }
     }
 

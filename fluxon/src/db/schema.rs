@@ -288,6 +288,8 @@ pub struct TableSchema {
     pub insert_sql: &'static str,
     /// The table's earlier name (`#[model(renamed_from = "old")]`).
     pub renamed_from: Option<&'static str>,
+    /// Sets of columns no two rows may share (`#[model(unique(a, b))]`), each a unique index.
+    pub unique_together: &'static [&'static [&'static str]],
 }
 
 impl TableSchema {
@@ -307,6 +309,9 @@ impl TableSchema {
         for column in self.columns.iter().filter(|c| c.indexed()) {
             statements.push(column.index_sql(self.name));
         }
+        for columns in self.unique_together {
+            statements.push(unique_index_sql(self.name, columns));
+        }
         statements
     }
 
@@ -315,6 +320,25 @@ impl TableSchema {
         let columns: &'static [ColumnSchema] = self.columns;
         columns.iter().filter(|c| c.in_struct)
     }
+}
+
+/// The name of the unique index over `columns` of `table`.
+pub fn unique_index_name(table: &str, columns: &[&str]) -> String {
+    format!("{table}_{}_key", columns.join("_"))
+}
+
+/// `CREATE UNIQUE INDEX` over `columns` of `table`.
+pub fn unique_index_sql(table: &str, columns: &[&str]) -> String {
+    format!(
+        "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} ({})",
+        quote_ident(&unique_index_name(table, columns)),
+        quote_ident(table),
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 /// An identifier in double quotes (table and column names come from Rust identifiers, so they
@@ -360,6 +384,7 @@ mod tests {
         select_list: "",
         insert_sql: "",
         renamed_from: None,
+        unique_together: &[],
     };
 
     #[test]

@@ -79,6 +79,20 @@ pub enum Operation {
         /// The column.
         column: &'static str,
     },
+    /// A new set of columns no two rows may share.
+    AddUnique {
+        /// The table.
+        table: &'static str,
+        /// The columns.
+        columns: &'static [&'static str],
+    },
+    /// A set of columns no longer unique together.
+    DropUnique {
+        /// The table.
+        table: &'static str,
+        /// The columns.
+        columns: &'static [&'static str],
+    },
     /// Column changes SQLite cannot do in place: the table is rebuilt with its rows kept.
     Rebuild {
         /// The table as it will be.
@@ -102,6 +116,12 @@ impl Operation {
             }
             Operation::AddIndex { table, column } => format!("add index on {table}.{column}"),
             Operation::DropIndex { table, column } => format!("drop index on {table}.{column}"),
+            Operation::AddUnique { table, columns } => {
+                format!("add unique ({}) on {table}", columns.join(", "))
+            }
+            Operation::DropUnique { table, columns } => {
+                format!("drop unique ({}) on {table}", columns.join(", "))
+            }
             Operation::Rebuild { table, changes, .. } => {
                 format!(
                     "rebuild table {} (rows kept): {}",
@@ -324,6 +344,12 @@ fn table_changes(
         changes.push(format!("drop column {}", column.name));
         in_place_only = false;
     }
+    for columns in old.unique_together.iter().chain(new.unique_together) {
+        let kept = old.unique_together.contains(columns) && new.unique_together.contains(columns);
+        if !kept {
+            changes.push(format!("unique ({})", columns.join(", ")));
+        }
+    }
     if changes.is_empty() {
         return Ok(());
     }
@@ -333,6 +359,24 @@ fn table_changes(
             column,
         }));
         operations.extend(indexes);
+        // Unique sets are indexes of their own: added and dropped in place (a rebuild makes the
+        // new table's from scratch).
+        for columns in old.unique_together {
+            if !new.unique_together.contains(columns) {
+                operations.push(Operation::DropUnique {
+                    table: new.name,
+                    columns,
+                });
+            }
+        }
+        for columns in new.unique_together {
+            if !old.unique_together.contains(columns) {
+                operations.push(Operation::AddUnique {
+                    table: new.name,
+                    columns,
+                });
+            }
+        }
     } else {
         operations.push(Operation::Rebuild {
             table: *new,

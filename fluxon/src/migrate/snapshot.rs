@@ -83,6 +83,8 @@ struct Table {
     #[serde(default, skip_serializing_if = "is_false")]
     authorized_user: bool,
     columns: Vec<Column>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    unique: Vec<Vec<String>>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -223,6 +225,11 @@ pub fn write(tables: &[TableSchema]) -> Result<String, MigrateError> {
                     index: c.index,
                 })
                 .collect(),
+            unique: t
+                .unique_together
+                .iter()
+                .map(|set| set.iter().map(|c| (*c).to_owned()).collect())
+                .collect(),
         })
         .collect();
     serde_json::to_string(&tables).map_err(|e| MigrateError::Snapshot(e.to_string()))
@@ -267,6 +274,12 @@ pub fn read(json: &str) -> Result<Vec<TableSchema>, MigrateError> {
                 select_list: "",
                 insert_sql: "",
                 renamed_from: None,
+                unique_together: t
+                    .unique
+                    .into_iter()
+                    .map(|set| &*set.into_iter().map(leak).collect::<Vec<_>>().leak())
+                    .collect::<Vec<_>>()
+                    .leak(),
             }
         })
         .collect())

@@ -38,6 +38,13 @@ pub fn statements(operation: &Operation) -> Vec<String> {
             "DROP INDEX IF EXISTS {}",
             quote_ident(&format!("{table}_{column}_idx"))
         )],
+        Operation::AddUnique { table, columns } => {
+            vec![crate::db::schema::unique_index_sql(table, columns)]
+        }
+        Operation::DropUnique { table, columns } => vec![format!(
+            "DROP INDEX IF EXISTS {}",
+            quote_ident(&crate::db::schema::unique_index_name(table, columns))
+        )],
         Operation::Rebuild { table, sources, .. } => rebuild(table, sources),
     }
 }
@@ -86,6 +93,12 @@ fn rebuild(table: &TableSchema, sources: &[Source]) -> Vec<String> {
             .iter()
             .filter(|c| c.indexed())
             .map(|c| c.index_sql(table.name)),
+    );
+    out.extend(
+        table
+            .unique_together
+            .iter()
+            .map(|columns| crate::db::schema::unique_index_sql(table.name, columns)),
     );
     out
 }
