@@ -20,7 +20,7 @@ use super::stream::Bounds;
 use super::unauthorized::Unauthorized;
 use super::walk::{PageSize, WalkBound, ITEM_OVERHEAD};
 use crate::db::AsyncDatabase;
-use crate::server::{Counters, ServerError, ServerHandle};
+use crate::server::{Counters, ServerError};
 
 /// The cloud endpoint of a server (the original's `CloudStorageServer(port=8888,
 /// cloud_folder=...)`): give it to [`AsyncServer::cloud_storage`](crate::AsyncServer::cloud_storage).
@@ -394,15 +394,15 @@ impl Bound {
     }
 
     /// Starts accepting (until the server shuts down) and sweeping; returns the bound address.
-    pub fn serve(self, server: ServerHandle, tracker: &TaskTracker) -> Option<SocketAddr> {
+    pub fn serve(self, serving: Serving, tracker: &TaskTracker) -> Option<SocketAddr> {
         let addr = self.listener.local_addr().ok();
         let endpoint = Arc::new(Endpoint {
             cloud: self.cloud,
-            shutdown: server.shared.shutdown.token().clone(),
-            grace: server.limits().shutdown_grace,
-            grant_key: server.grant_key().clone(),
-            counters: Arc::clone(&server.shared.counters),
-            sessions: Arc::new(server),
+            shutdown: serving.shutdown,
+            grace: serving.grace,
+            grant_key: serving.grant_key,
+            counters: serving.counters,
+            sessions: serving.sessions,
             settings: self.settings,
             tls: self.tls,
             unauthorized: Unauthorized::new(),
@@ -420,6 +420,16 @@ impl Bound {
 /// Removals of deleted directories going on after their answer at once; past it, the rest is
 /// left for the sweeper.
 const BACKGROUND_REMOVALS: usize = 2;
+
+/// What the server gives its cloud endpoint: facts about sessions, the key its views sign grants
+/// with, its counters, and when and how it shuts down. Nothing else of the server.
+pub(crate) struct Serving {
+    pub sessions: Arc<dyn crate::auth::SessionVerifier>,
+    pub grant_key: super::GrantKey,
+    pub counters: Arc<Counters>,
+    pub shutdown: CancellationToken,
+    pub grace: Duration,
+}
 
 /// What every cloud connection shares.
 pub(crate) struct Endpoint {

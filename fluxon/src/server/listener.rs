@@ -158,7 +158,15 @@ impl AsyncServer {
             let handle = ServerHandle {
                 shared: Arc::clone(&shared),
             };
-            bound.serve(handle, &tracker)
+            // What the endpoint may use of the server, and nothing more.
+            let serving = crate::cloud::Serving {
+                sessions: Arc::new(handle),
+                grant_key: shared.grant_key.clone(),
+                counters: Arc::clone(&shared.counters),
+                shutdown: shared.shutdown.token().clone(),
+                grace: shared.limits.shutdown_grace,
+            };
+            bound.serve(serving, &tracker)
         });
         let span = tracing::info_span!("server", addr = %local_addr);
         let accept = tokio::spawn(
