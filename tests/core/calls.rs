@@ -253,7 +253,7 @@ async fn plain_fn_view_runs_off_the_runtime_workers() {
 async fn call_timeout_fails_only_that_call() {
     let server = start_default().await;
     let conn = connect(&server).await;
-    let quick = conn.with_timeout(Duration::from_millis(100));
+    let quick = conn.clone().call_timeout(Duration::from_millis(100));
     match quick.call(tagged, &(1, 2000)).await {
         Err(CallError::Timeout(limit)) => assert_eq!(limit, Duration::from_millis(100)),
         other => panic!("expected a timeout, got {other:?}"),
@@ -444,7 +444,7 @@ async fn timeouts_of_duration_max_mean_never() {
             .expect("answered");
         assert_eq!(reply.unwrap(), i + 1);
     }
-    let forever = conn.with_timeout(Duration::MAX);
+    let forever = conn.clone().call_timeout(Duration::MAX);
     assert_eq!(forever.call(echo, &"x".to_owned()).await.unwrap(), "x");
     assert_eq!(server.handle().connection_count(), 1);
     server.shutdown().await;

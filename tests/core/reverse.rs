@@ -682,7 +682,7 @@ async fn a_lone_call_reads_for_the_link_and_hands_the_reading_back_when_it_gives
     .await;
 
     // A lone call that times out, then one whose future is dropped: each waited on the socket.
-    let impatient = conn.with_timeout(Duration::from_millis(100));
+    let impatient = conn.clone().call_timeout(Duration::from_millis(100));
     assert!(matches!(
         impatient.call(tagged, &(6, 1_500)).await,
         Err(fluxon::CallError::Timeout(_))

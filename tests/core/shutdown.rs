@@ -54,7 +54,7 @@ async fn shutdown_grace_bounds_a_call_that_never_ends() {
     let server = start(AsyncServer::new(0).shutdown_grace(Duration::from_millis(200))).await;
     let conn = connect(&server).await;
     let stuck = tokio::spawn({
-        let conn = conn.with_timeout(Duration::from_secs(30));
+        let conn = conn.clone().call_timeout(Duration::from_secs(30));
         async move { conn.call(tagged, &(1, 60_000)).await }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;

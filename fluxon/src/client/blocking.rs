@@ -93,11 +93,13 @@ impl ConnectionHandler {
         self.runtime.block_on(self.conn.call(view, payload))
     }
 
-    /// A handle on the same connection whose calls wait `timeout` for their replies.
-    pub fn with_timeout(&self, timeout: Duration) -> Self {
+    /// This handle, its calls waiting `timeout` for their replies; see
+    /// [`super::ConnectionHandler::call_timeout`].
+    #[must_use]
+    pub fn call_timeout(self, timeout: Duration) -> Self {
         ConnectionHandler {
-            conn: self.conn.with_timeout(timeout),
-            runtime: Arc::clone(&self.runtime),
+            conn: self.conn.call_timeout(timeout),
+            runtime: self.runtime,
         }
     }
 

@@ -148,12 +148,12 @@ impl ConnectionHandler {
         })
     }
 
-    /// A handle on the same connection whose calls wait `timeout` for their replies.
-    pub fn with_timeout(&self, timeout: Duration) -> Self {
-        ConnectionHandler {
-            call_timeout: timeout,
-            ..self.clone()
-        }
+    /// This handle, its calls waiting `timeout` for their replies (the house's consuming style:
+    /// `conn.clone().call_timeout(d)` for a second handle on the same connection).
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     /// Calls a view by name with any serializable payload, decoding the reply as `R`.

@@ -65,6 +65,7 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The integer, if this is one.
+    #[inline]
     pub fn as_i64(&self) -> Result<i64, WrongType> {
         match *self {
             ValueRef::Integer(n) => Ok(n),
@@ -73,6 +74,7 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The number, if this is a real (or an integer, widened).
+    #[inline]
     pub fn as_f64(&self) -> Result<f64, WrongType> {
         match *self {
             ValueRef::Real(x) => Ok(x),
@@ -82,6 +84,7 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The text, if this is text in UTF-8.
+    #[inline]
     pub fn as_str(&self) -> Result<&'a str, WrongType> {
         match *self {
             ValueRef::Text(bytes) => std::str::from_utf8(bytes).map_err(|_| WrongType {
@@ -93,6 +96,7 @@ impl<'a> ValueRef<'a> {
     }
 
     /// The bytes, if this is a blob (or text, as its bytes).
+    #[inline]
     pub fn as_bytes(&self) -> Result<&'a [u8], WrongType> {
         match *self {
             ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(bytes),
@@ -101,6 +105,7 @@ impl<'a> ValueRef<'a> {
     }
 
     /// Whether this is NULL.
+    #[inline]
     pub fn is_null(&self) -> bool {
         matches!(self, ValueRef::Null)
     }
@@ -119,6 +124,7 @@ impl<'a> ValueRef<'a> {
 
 impl<'a> ValueRef<'a> {
     /// The SQLite driver's form of this value.
+    #[inline]
     pub(crate) fn to_driver(self) -> rusqlite::types::ValueRef<'a> {
         use rusqlite::types::ValueRef as R;
         match self {
@@ -132,6 +138,7 @@ impl<'a> ValueRef<'a> {
 }
 
 impl<'a> From<rusqlite::types::ValueRef<'a>> for ValueRef<'a> {
+    #[inline]
     fn from(value: rusqlite::types::ValueRef<'a>) -> Self {
         use rusqlite::types::ValueRef as R;
         match value {
@@ -184,6 +191,7 @@ enum Inner<'a> {
 }
 
 impl<'a> SqlRow<'a> {
+    #[inline]
     pub(crate) fn new(row: &'a rusqlite::Row<'a>) -> Self {
         SqlRow {
             inner: Inner::Driver(row),
@@ -197,6 +205,7 @@ impl<'a> SqlRow<'a> {
     }
 
     /// The value of column `index` (from 0).
+    #[inline]
     pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>, DbError> {
         match self.inner {
             Inner::Driver(row) => Ok(row.get_ref(index)?.into()),

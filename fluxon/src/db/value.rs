@@ -98,6 +98,7 @@ plain_column_type!(
 
 impl SqlType for String {
     const KIND: FieldKind = FieldKind::Text;
+    #[inline]
     fn to_sql(&self, column: &ColumnSchema) -> Result<Value, DbError> {
         if let FieldKind::Char { max_length } = column.kind {
             let chars = self.chars().count();
@@ -110,6 +111,7 @@ impl SqlType for String {
         }
         Ok(Value::Text(self.clone()))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         value
             .as_str()
@@ -118,6 +120,7 @@ impl SqlType for String {
     }
 }
 
+#[inline]
 fn integer(
     value: ValueRef<'_>,
     column: &ColumnSchema,
@@ -130,9 +133,11 @@ fn integer(
 
 impl SqlType for i64 {
     const KIND: FieldKind = FieldKind::BigInteger;
+    #[inline]
     fn to_sql(&self, _: &ColumnSchema) -> Result<Value, DbError> {
         Ok(Value::Integer(*self))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         integer(value, column, "i64")
     }
@@ -140,9 +145,11 @@ impl SqlType for i64 {
 
 impl SqlType for i32 {
     const KIND: FieldKind = FieldKind::Integer;
+    #[inline]
     fn to_sql(&self, _: &ColumnSchema) -> Result<Value, DbError> {
         Ok(Value::Integer(i64::from(*self)))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         let n = integer(value, column, "i32")?;
         i32::try_from(n).map_err(|e| decode_error(column, "i32", e))
@@ -151,9 +158,11 @@ impl SqlType for i32 {
 
 impl SqlType for u32 {
     const KIND: FieldKind = FieldKind::PositiveInteger;
+    #[inline]
     fn to_sql(&self, _: &ColumnSchema) -> Result<Value, DbError> {
         Ok(Value::Integer(i64::from(*self)))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         let n = integer(value, column, "u32")?;
         u32::try_from(n).map_err(|e| decode_error(column, "u32", e))
@@ -162,6 +171,7 @@ impl SqlType for u32 {
 
 impl SqlType for f64 {
     const KIND: FieldKind = FieldKind::Float;
+    #[inline]
     fn to_sql(&self, column: &ColumnSchema) -> Result<Value, DbError> {
         if self.is_nan() {
             return Err(DbError::InvalidValue {
@@ -171,6 +181,7 @@ impl SqlType for f64 {
         }
         Ok(Value::Real(*self))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         match value {
             ValueRef::Integer(n) => Ok(n as f64),
@@ -181,9 +192,11 @@ impl SqlType for f64 {
 
 impl SqlType for bool {
     const KIND: FieldKind = FieldKind::Boolean;
+    #[inline]
     fn to_sql(&self, _: &ColumnSchema) -> Result<Value, DbError> {
         Ok(Value::Integer(i64::from(*self)))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         Ok(integer(value, column, "bool")? != 0)
     }
@@ -195,6 +208,7 @@ impl SqlType for Decimal {
         max_digits: 18,
         decimal_places: 2,
     };
+    #[inline]
     fn to_sql(&self, column: &ColumnSchema) -> Result<Value, DbError> {
         let FieldKind::Decimal {
             max_digits,
@@ -226,6 +240,7 @@ impl SqlType for Decimal {
         let units = i64::try_from(units).map_err(|_| invalid(format!("{self} is too large")))?;
         Ok(Value::Integer(units))
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         let places = match column.kind {
             FieldKind::Decimal { decimal_places, .. } => decimal_places,
@@ -267,12 +282,14 @@ text_time!(OffsetDateTime, FieldKind::DateTime, "date-time");
 impl<T: ColumnType> SqlType for Option<T> {
     const KIND: FieldKind = T::KIND;
     const NULLABLE: bool = true;
+    #[inline]
     fn to_sql(&self, column: &ColumnSchema) -> Result<Value, DbError> {
         match self {
             Some(value) => value.to_sql(column),
             None => Ok(Value::Null),
         }
     }
+    #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
         match value {
             ValueRef::Null => Ok(None),
