@@ -168,14 +168,18 @@ fn generate(model: &Model) -> TokenStream {
             let name = &f.ident;
             quote!(#name: ::core::default::Default::default())
         });
-    let writes = columns.iter().enumerate().map(|(i, field)| {
-        let name = &field.ident;
-        let ty = &field.ty;
-        let index = i + offset;
-        quote_spanned! {ty.span()=>
-            <#ty as ::fluxon::db::SqlType>::to_sql(&self.#name, &columns[#index])?
-        }
-    });
+    let writes: Vec<TokenStream> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let name = &field.ident;
+            let ty = &field.ty;
+            let index = i + offset;
+            quote_spanned! {ty.span()=>
+                <#ty as ::fluxon::db::SqlType>::to_sql(&self.#name, &columns[#index])?
+            }
+        })
+        .collect();
 
     // A relation field holds nothing; touching it here keeps "field is never read" quiet.
     let touch_relations = model
@@ -185,7 +189,8 @@ fn generate(model: &Model) -> TokenStream {
         .map(|f| {
             let name = &f.ident;
             quote!(let _ = &self.#name;)
-        });
+        })
+        .collect::<Vec<_>>();
 
     let (key_ty, key_column, key_value) = match primary {
         Some(field) => {
@@ -306,6 +311,16 @@ fn generate(model: &Model) -> TokenStream {
                 let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
                 #(#touch_relations)*
                 ::core::result::Result::Ok(::std::vec![#(#writes),*])
+            }
+
+            fn write_values(
+                &self,
+                out: &mut ::std::vec::Vec<::fluxon::db::Value>,
+            ) -> ::core::result::Result<(), ::fluxon::db::DbError> {
+                let columns = <Self as ::fluxon::db::Model>::SCHEMA.columns;
+                #(#touch_relations)*
+                #(out.push(#writes);)*
+                ::core::result::Result::Ok(())
             }
 
             fn key(&self) -> ::core::option::Option<Self::Key> {

@@ -33,6 +33,13 @@ pub trait Model: Sized + Send + 'static {
     /// caller skips them on insert).
     fn to_values(&self) -> Result<Vec<Value>, DbError>;
 
+    /// Appends [`to_values`](Self::to_values) to `out` (the derive writes them in place, with no
+    /// vector of their own: what a bulk insert of many rows does for each).
+    fn write_values(&self, out: &mut Vec<Value>) -> Result<(), DbError> {
+        out.extend(self.to_values()?);
+        Ok(())
+    }
+
     /// The primary key, if the struct holds it (`None` for the implicit `id`).
     fn key(&self) -> Option<Self::Key>;
 

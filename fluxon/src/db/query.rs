@@ -100,15 +100,35 @@ impl<M: Model> Query for Insert<M> {
 /// Inserts many whole models in one hop and one transaction (a savepoint inside a transaction):
 /// all or none. Produces the new rows' ids, in order.
 pub struct InsertMany<M> {
-    values: Result<Vec<Vec<Value>>, DbError>,
+    /// Every row's bound values one after another, in the order of the INSERT's columns (auto
+    /// fields left out), validated.
+    values: Result<Vec<Value>, DbError>,
+    rows: usize,
     _model: PhantomData<fn() -> M>,
 }
 
 impl<M: Model> InsertMany<M> {
     /// The insert of `rows`.
     pub fn new<'a>(rows: impl IntoIterator<Item = &'a M>) -> Self {
+        let rows = rows.into_iter();
+        let bound: Vec<bool> = M::SCHEMA.struct_columns().map(|c| !c.is_auto()).collect();
+        let width = bound.iter().filter(|b| **b).count();
+        let mut values = Vec::with_capacity(rows.size_hint().0 * width);
+        // Each row written into one small buffer, reused, then moved into the big one: no
+        // vector per row.
+        let mut row_values = Vec::with_capacity(bound.len());
+        let mut count = 0;
+        let written = rows.into_iter().try_for_each(|row| {
+            row.validate().map_err(DbError::Invalid)?;
+            row.write_values(&mut row_values)?;
+            let kept = row_values.drain(..).zip(&bound).filter(|(_, b)| **b);
+            values.extend(kept.map(|(value, _)| value));
+            count += 1;
+            Ok::<_, DbError>(())
+        });
         InsertMany {
-            values: rows.into_iter().map(checked_values).collect(),
+            values: written.map(|()| values),
+            rows: count,
             _model: PhantomData,
         }
     }
@@ -120,33 +140,28 @@ impl<M: Model> Query for InsertMany<M> {
         true
     }
     fn run(self, conn: &Connection) -> Result<Vec<i64>, DbError> {
-        let rows = self.values?;
-        if rows.is_empty() {
+        let mut values = self.values?;
+        if self.rows == 0 {
             return Ok(Vec::new());
         }
-        // One timestamp for the whole batch, as one statement would have.
-        let now = now_value();
-        let width = M::SCHEMA
+        let columns: Vec<&ColumnSchema> = M::SCHEMA
             .struct_columns()
             .filter(|column| !column.is_auto())
-            .count();
-        // The bound values of every row, flat, in the order of the INSERT's columns.
-        let mut flat = Vec::with_capacity(rows.len() * width);
-        let count = rows.len();
-        for values in rows {
-            for (column, value) in M::SCHEMA.struct_columns().zip(values) {
-                if column.is_auto() {
-                    continue;
+            .collect();
+        let width = columns.len();
+        // One timestamp for the whole batch, as one statement would have.
+        if columns.iter().any(|c| c.auto_now || c.auto_now_add) && width > 0 {
+            let now = now_value();
+            for row in values.chunks_mut(width) {
+                for (value, column) in row.iter_mut().zip(&columns) {
+                    if column.auto_now || column.auto_now_add {
+                        *value = now.clone();
+                    }
                 }
-                flat.push(if column.auto_now || column.auto_now_add {
-                    now.clone()
-                } else {
-                    value
-                });
             }
         }
         super::savepoint(conn, "fluxon_insert_many", || {
-            insert_chunks::<M>(conn, width, count, flat)
+            insert_chunks::<M>(conn, width, self.rows, values)
         })
     }
 }
