@@ -33,6 +33,23 @@ pub(crate) fn checked_values<M: Model>(row: &M) -> Result<Vec<Value>, DbError> {
     row.to_values()
 }
 
+/// A whole row's values as its INSERT binds them: auto fields left out, `auto_now` and
+/// `auto_now_add` fields set to now (one timestamp for the row).
+pub(crate) fn insert_params<M: Model>(values: Vec<Value>) -> impl Iterator<Item = Value> {
+    let mut now = None;
+    M::SCHEMA
+        .struct_columns()
+        .zip(values)
+        .filter(|(column, _)| !column.is_auto())
+        .map(move |(column, value)| {
+            if column.auto_now || column.auto_now_add {
+                now.get_or_insert_with(now_value).clone()
+            } else {
+                value
+            }
+        })
+}
+
 pub(crate) fn now_value() -> Value {
     // rusqlite's own encoding of OffsetDateTime, so stored times compare as text.
     let column = ColumnSchema::new("now", FieldKind::DateTime);
@@ -79,18 +96,7 @@ impl<M: Model> Query for Insert<M> {
     }
     fn run(self, conn: &Connection) -> Result<i64, DbError> {
         let values = self.values?;
-        let mut now = None;
-        let params = M::SCHEMA
-            .struct_columns()
-            .zip(values)
-            .filter(|(column, _)| !column.is_auto())
-            .map(|(column, value)| {
-                if column.auto_now || column.auto_now_add {
-                    now.get_or_insert_with(now_value).clone()
-                } else {
-                    value
-                }
-            });
+        let params = insert_params::<M>(values);
         conn.prepare_cached(M::SCHEMA.insert_sql)?
             .execute(params_from_iter(params))?;
         Ok(conn.last_insert_rowid())

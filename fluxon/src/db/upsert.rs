@@ -13,7 +13,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use super::column::{Column, Unique};
 use super::model::Model;
-use super::query::{now_value, Query};
+use super::query::{insert_params, Query};
 use super::schema::quote_ident;
 use super::value::ColumnType;
 use super::DbError;
@@ -163,18 +163,7 @@ impl<M: Model> Query for Upsert<M> {
     fn run(self, conn: &Connection) -> Result<Option<i64>, DbError> {
         let sql = self.sql();
         let values = self.values?;
-        let mut now = None;
-        let params = M::SCHEMA
-            .struct_columns()
-            .zip(values)
-            .filter(|(column, _)| !column.is_auto())
-            .map(|(column, value)| {
-                if column.auto_now || column.auto_now_add {
-                    now.get_or_insert_with(now_value).clone()
-                } else {
-                    value
-                }
-            });
+        let params = insert_params::<M>(values);
         let mut statement = conn.prepare_cached(&sql)?;
         let mut rows = statement.query(params_from_iter(params))?;
         let id = match rows.next()? {
