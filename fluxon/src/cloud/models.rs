@@ -66,7 +66,7 @@ pub struct CloudFile {
     /// The BLAKE3 of the content, 64 lowercase hex digits.
     #[field(max_length = 64)]
     pub blake3: String,
-    /// The content type guessed from the name ([`kind_of`]).
+    /// The content type guessed from the name ([`kind_of`](super::kind_of)).
     #[field(max_length = 100)]
     pub kind: String,
     /// When it was first written.
