@@ -71,6 +71,7 @@ macro_rules! setters {
     };
 }
 
+mod admission;
 mod armed;
 pub mod auth;
 pub mod cli;

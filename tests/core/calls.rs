@@ -217,6 +217,33 @@ async fn a_views_own_error_type_reaches_the_client_typed() {
 }
 
 #[tokio::test]
+async fn a_view_mixes_its_own_error_type_with_messages_and_internal_errors() {
+    let server = start_default().await;
+    let conn = connect(&server).await;
+    assert_eq!(conn.call(book_checked, &3).await.unwrap(), 3);
+    match conn.call(book_checked, &7).await {
+        Err(CallError::View(SeatError::Taken { by })) => assert_eq!(by, "ada"),
+        other => panic!("expected the view's own error, got {other:?}"),
+    }
+    match conn.call(book_checked, &0).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::ViewFailed);
+            assert_eq!(message, "seat 0 is the stage");
+        }
+        other => panic!("expected the view's message, got {other:?}"),
+    }
+    match conn.call(book_checked, &12).await {
+        Err(CallError::Remote { code, message }) => {
+            assert_eq!(code, ErrorCode::Internal);
+            assert!(message.contains("incident "), "{message}");
+            assert!(!message.contains("nonexistent"), "{message}");
+        }
+        other => panic!("expected an internal error, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn view_panic_is_a_typed_error_and_everyone_carries_on() {
     let server = start_default().await;
     let conn = connect(&server).await;

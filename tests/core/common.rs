@@ -5,7 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use fluxon::wire::{self, Envelope, FrameCodec, SessionTokenBytes};
 use fluxon::{
-    view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, RunningServer, ViewError,
+    ensure, view, views, AsyncServer, ConnectionHandler, OrUser, Request, Router, RunningServer,
+    ViewError,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -53,6 +54,21 @@ pub async fn book(_req: Request, seat: u32) -> Result<u32, SeatError> {
         10.. => Err(SeatError::NoSuchSeat(seat)),
         _ => Ok(seat),
     }
+}
+
+/// Both kinds of error in one view: seat 0 is a message for the client, seat 7 the view's own
+/// error, seats above 9 an internal one (their file does not exist), the rest are booked.
+#[view]
+pub async fn book_checked(_req: Request, seat: u32) -> Result<u32, ViewError<SeatError>> {
+    ensure!(seat != 0, "seat 0 is the stage");
+    if seat == 7 {
+        return Err(ViewError::typed(SeatError::Taken { by: "ada".into() }));
+    }
+    if seat > 9 {
+        let _: Vec<u8> = std::fs::read(format!("/nonexistent-fluxon-dir/seat-{seat}"))?;
+    }
+    let seat = seat.checked_mul(1).or_user("no such seat")?;
+    Ok(seat)
 }
 
 #[view]
@@ -116,6 +132,7 @@ pub fn router() -> Router {
                 fail,
                 read_secret,
                 book,
+                book_checked,
                 boom,
                 tagged,
                 whoami,

@@ -16,8 +16,8 @@ use super::path::CloudPath;
 use super::protocol::{self, Response};
 use super::server::Endpoint;
 use super::stream::{self, PumpError};
+use crate::admission::Counters;
 use crate::auth::UserId;
-use crate::server::Counters;
 
 pub(crate) async fn read_file(
     ep: &Endpoint,

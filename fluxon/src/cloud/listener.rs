@@ -19,7 +19,7 @@ use super::error::{CloudError, CloudErrorCode};
 use super::ops;
 use super::protocol::{self, Response, MAX_REQUEST};
 use super::server::Endpoint;
-use crate::server::{full_message, slot, Admitted, Counters, PeerLimits, Peers, RefusalLog};
+use crate::admission::{full_message, slot, Admitted, Counters, PeerLimits, Peers, RefusalLog};
 use crate::wire::Capacity;
 
 /// Accepts cloud connections until shutdown.

@@ -55,7 +55,7 @@ mod walk;
 pub use connector::{CloudStorageConnector, ConnectorError, Progress};
 pub use handle::Cloud;
 pub use server::CloudStorageServer;
-pub(crate) use server::Serving;
+pub(crate) use server::{Serving, StartError};
 pub use tree::{ItemKind, Stat, TreeNode};
 
 pub use error::{CloudError, CloudErrorCode};

@@ -22,9 +22,9 @@ use super::server::Endpoint;
 use super::tree::{ItemKind, Stat};
 use super::walk::{self, WalkBound};
 use super::{download, upload};
+use crate::admission::Counters;
 use crate::auth::SessionId;
 use crate::auth::UserId;
-use crate::server::Counters;
 use crate::wire::SessionTokenBytes;
 
 /// A failed operation, and whether the peer can still be told why (not once a file's raw bytes

@@ -19,8 +19,31 @@ use super::protocol::MAX_RESPONSE;
 use super::stream::Bounds;
 use super::unauthorized::Unauthorized;
 use super::walk::{PageSize, WalkBound, ITEM_OVERHEAD};
+use crate::admission::Counters;
 use crate::db::AsyncDatabase;
-use crate::server::{Counters, ServerError};
+
+/// Why the endpoint could not start; the main server, which starts it, reports each as its
+/// [`ServerError`](crate::ServerError) of the same name.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// A setting that cannot work.
+    InvalidLimit(&'static str),
+    /// Secure without a certificate.
+    NoTlsIdentity,
+    /// The certificate and key could not be used.
+    Tls(crate::tls::TlsError),
+    /// No database for the metadata.
+    NoDatabase,
+    /// The folder or the metadata could not be opened.
+    Open(super::CloudError),
+    /// The address could not be bound.
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
 
 /// The cloud endpoint of a server (the original's `CloudStorageServer(port=8888,
 /// cloud_folder=...)`): give it to [`AsyncServer::cloud_storage`](crate::AsyncServer::cloud_storage).
@@ -117,7 +140,7 @@ const MAX_PAGE_BYTES: usize = MAX_RESPONSE - 1024 * 1024;
 const MIN_PAGE_BYTES: usize = super::MAX_PATH + ITEM_OVERHEAD + 64;
 
 impl Settings {
-    fn validate(&self) -> Result<(), ServerError> {
+    fn validate(&self) -> Result<(), StartError> {
         let checks = [
             (
                 self.max_connections == 0,
@@ -177,7 +200,7 @@ impl Settings {
             ),
         ];
         match checks.into_iter().find(|(bad, _)| *bad) {
-            Some((_, why)) => Err(ServerError::InvalidLimit(why)),
+            Some((_, why)) => Err(StartError::InvalidLimit(why)),
             None => Ok(()),
         }
     }
@@ -345,15 +368,15 @@ impl CloudStorageServer {
         main_host: &str,
         router_db: Option<&AsyncDatabase>,
         main_tls: Option<&crate::tls::TlsIdentity>,
-    ) -> Result<Bound, ServerError> {
+    ) -> Result<Bound, StartError> {
         self.settings.validate()?;
         let tls = if self.secure || main_tls.is_some() {
             let identity = self
                 .tls
                 .as_ref()
                 .or(main_tls)
-                .ok_or(ServerError::NoTlsIdentity)?;
-            Some(identity.acceptor()?)
+                .ok_or(StartError::NoTlsIdentity)?;
+            Some(identity.acceptor().map_err(StartError::Tls)?)
         } else {
             None
         };
@@ -361,15 +384,15 @@ impl CloudStorageServer {
             .database
             .clone()
             .or_else(|| router_db.cloned())
-            .ok_or(ServerError::CloudWithoutDatabase)?;
+            .ok_or(StartError::NoDatabase)?;
         let cloud = Cloud::open(&self.folder, db)
             .await
-            .map_err(ServerError::Cloud)?;
+            .map_err(StartError::Open)?;
         let host = self.host.as_deref().unwrap_or(main_host);
         let addr = format!("{host}:{}", self.port);
         let listener = TcpListener::bind(&addr)
             .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
+            .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Bound {
             listener,
             cloud,
@@ -496,7 +519,7 @@ mod tests {
         ];
         for config in bad {
             let err = config.settings.validate().unwrap_err();
-            assert!(matches!(err, ServerError::InvalidLimit(_)), "{err}");
+            assert!(matches!(err, StartError::InvalidLimit(_)), "{err:?}");
         }
         // Off is not invalid.
         CloudStorageServer::new(0, "x")

@@ -27,8 +27,8 @@ use super::server::Endpoint;
 use super::stream::{self, Hashing, PumpError};
 use super::tree::Stat;
 use super::uploads;
+use crate::admission::Counters;
 use crate::auth::UserId;
-use crate::server::Counters;
 
 /// One write, as asked.
 pub(crate) struct Write<'a> {

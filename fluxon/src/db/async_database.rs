@@ -39,7 +39,13 @@ type Job = Box<dyn FnOnce(&Core) + Send>;
 /// Tokio does not allow blocking in place inside a `LocalSet` that a multi-threaded runtime's
 /// `block_on` drives, and gives no way to see that case beforehand: a query awaited there panics.
 /// Await it in a spawned task, or use a current-thread runtime for the `LocalSet`.
-#[must_use = "a query runs only when awaited"]
+///
+/// # Cancel safety
+/// Dropping a `DbFuture` before its first poll runs nothing. Dropping it later does not stop the
+/// statement: one run in place has already finished when the poll returns, and one sent to the
+/// database's threads runs to its end (a write or a transaction is committed or rolled back as if
+/// awaited), its result dropped. So a write whose future was dropped (a `select!` that lost, a
+/// timed-out task) may have happened: read it back to know.
 pub struct DbFuture<T> {
     state: State<T>,
 }
@@ -352,6 +358,9 @@ impl AsyncDatabase {
     }
 
     /// Runs `body` with a reader connection on a reader thread, for SQL of your own.
+    ///
+    /// The connection is rusqlite's, so this is SQLite's own escape hatch: SQL meant for any
+    /// backend goes through [`Raw`](crate::db::Raw), which binds fluxon's own values.
     pub fn read<T, F>(&self, body: F) -> DbFuture<T>
     where
         F: FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,

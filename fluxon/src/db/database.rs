@@ -241,6 +241,9 @@ impl Database {
     }
 
     /// Runs `body` with a reader connection, for SQL of your own.
+    ///
+    /// The connection is rusqlite's, so this is SQLite's own escape hatch: SQL meant for any
+    /// backend goes through [`Raw`](crate::db::Raw), which binds fluxon's own values.
     pub fn read<T: Send + 'static>(
         &self,
         body: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
@@ -265,6 +268,9 @@ pub struct Transaction<'c> {
 
 impl Transaction<'_> {
     /// Runs SQL of your own inside the transaction.
+    ///
+    /// The connection is rusqlite's, so this is SQLite's own escape hatch: SQL meant for any
+    /// backend goes through [`Raw`](crate::db::Raw), which binds fluxon's own values.
     pub fn with_connection<T>(
         &self,
         body: impl FnOnce(&Connection) -> Result<T, DbError>,

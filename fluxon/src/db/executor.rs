@@ -22,6 +22,15 @@ use super::DbError;
 /// [`Transaction`](super::Transaction) (answers directly, inside the transaction).
 ///
 /// Bring it into scope (`use fluxon::db::Executor`) for `insert`, `check`, `update`, `delete`.
+///
+/// # Errors
+/// Every method answers [`DbError`]: the variant says which constraint, check or validation
+/// refused, or that the database itself failed.
+///
+/// # Cancel safety
+/// On [`AsyncDatabase`](super::AsyncDatabase), every method gives a
+/// [`DbFuture`](super::DbFuture): a statement starts at its first poll and, once started, runs to
+/// its end even if the future is dropped (see [`DbFuture`](super::DbFuture#cancel-safety)).
 pub trait Executor {
     /// What a query returning `T` gives back: `Result<T, DbError>`, or a future of it.
     type Out<T: Send + 'static>;

@@ -215,9 +215,9 @@ impl Request {
         username: &str,
         password: &str,
     ) -> Result<UserId, crate::LoginError> {
+        use crate::admission::Counters;
         use crate::db::Executor;
         use crate::server::logins::{user_key, Admission};
-        use crate::server::Counters;
         use crate::LoginError;
         let shared = &self.conn.server.shared;
         let counters = &shared.counters;

@@ -91,15 +91,36 @@ pub trait View: Copy + Send + Sync + 'static {
 /// ```
 ///
 /// To give the client an error it can match on, return `Result<T, E>` with a serializable `E`
-/// instead: see [`View::Error`].
+/// instead (see [`View::Error`]), or `Result<T, ViewError<E>>` to have both: `?` on any error
+/// still makes an internal one, and [`ViewError::typed`] sends an `E` that the client decodes as
+/// [`CallError::View`](crate::CallError::View):
+///
+/// ```
+/// use fluxon::{view, Request, ViewError};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize)]
+/// enum Refused {
+///     Full { seats: u32 },
+/// }
+///
+/// #[view]
+/// fn enrol(_req: Request, course: String) -> Result<u32, ViewError<Refused>> {
+///     let seats: u32 = std::fs::read_to_string(format!("/nonexistent/{course}"))?.trim().parse()?;
+///     if seats == 0 {
+///         return Err(ViewError::typed(Refused::Full { seats }));
+///     }
+///     Ok(seats - 1)
+/// }
+/// ```
 ///
 /// `ViewError` deliberately does not implement `std::error::Error` (as `anyhow::Error` does not):
 /// that is what lets every error convert into it with `?`.
-pub struct ViewError {
-    repr: Repr,
+pub struct ViewError<E = NoViewError> {
+    repr: Repr<E>,
 }
 
-enum Repr {
+enum Repr<E> {
     /// A message for the client, sent as it is.
     User(Cow<'static, str>),
     /// A fault of the server: logged with an incident id, never sent.
@@ -109,9 +130,11 @@ enum Repr {
         detail: Vec<u8>,
         type_name: &'static str,
     },
+    /// The view's own error type, not yet encoded (a view returning `Result<T, ViewError<E>>`).
+    Typed(E),
 }
 
-impl ViewError {
+impl<E> ViewError<E> {
     /// A failure whose message the client sees as it is: write it for the client.
     pub fn user(message: impl Into<Cow<'static, str>>) -> Self {
         ViewError {
@@ -127,20 +150,19 @@ impl ViewError {
         }
     }
 
-    /// A view's own error type, encoded for its client ([`View::Error`]). An error that does not
-    /// encode becomes an internal one.
-    pub(crate) fn rejected<E: Serialize>(error: &E) -> Self {
-        match postcard::to_allocvec(error) {
-            Ok(detail) => ViewError {
-                repr: Repr::Rejected {
-                    detail,
-                    type_name: std::any::type_name::<E>(),
-                },
-            },
-            Err(err) => ViewError::internal(format!(
-                "the view's error of type `{}` does not encode: {err}",
-                std::any::type_name::<E>()
-            )),
+    /// The view's own error, which its client decodes as
+    /// [`CallError::View`](crate::CallError::View) (a view returning `Result<T, ViewError<E>>`).
+    pub fn typed(error: E) -> Self {
+        ViewError {
+            repr: Repr::Typed(error),
+        }
+    }
+
+    /// The view's own error inside, when this is a [`typed`](Self::typed) one.
+    pub fn typed_error(&self) -> Option<&E> {
+        match &self.repr {
+            Repr::Typed(error) => Some(error),
+            _ => None,
         }
     }
 
@@ -157,6 +179,39 @@ impl ViewError {
         match &self.repr {
             Repr::Internal(error) => Some(&**error),
             _ => None,
+        }
+    }
+
+    /// The same failure with the view's own error encoded, for the router ([`View::Error`]).
+    fn erase(self) -> ViewError
+    where
+        E: Serialize,
+    {
+        let repr = match self.repr {
+            Repr::User(message) => Repr::User(message),
+            Repr::Internal(error) => Repr::Internal(error),
+            Repr::Rejected { detail, type_name } => Repr::Rejected { detail, type_name },
+            Repr::Typed(error) => return ViewError::rejected(&error),
+        };
+        ViewError { repr }
+    }
+}
+
+impl ViewError {
+    /// A view's own error type, encoded for its client ([`View::Error`]). An error that does not
+    /// encode becomes an internal one.
+    pub(crate) fn rejected<E: Serialize>(error: &E) -> Self {
+        match postcard::to_allocvec(error) {
+            Ok(detail) => ViewError {
+                repr: Repr::Rejected {
+                    detail,
+                    type_name: std::any::type_name::<E>(),
+                },
+            },
+            Err(err) => ViewError::internal(format!(
+                "the view's error of type `{}` does not encode: {err}",
+                std::any::type_name::<E>()
+            )),
         }
     }
 
@@ -185,6 +240,7 @@ impl ViewError {
                 message: format!("view `{view}` rejected the call with a `{type_name}`"),
                 detail,
             },
+            Repr::Typed(never) => match never {},
         }
     }
 }
@@ -206,27 +262,29 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
-impl fmt::Debug for ViewError {
+impl<E: fmt::Debug> fmt::Debug for ViewError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::User(message) => f.debug_tuple("User").field(message).finish(),
             Repr::Internal(error) => f.debug_tuple("Internal").field(error).finish(),
             Repr::Rejected { type_name, .. } => f.debug_tuple("Rejected").field(type_name).finish(),
+            Repr::Typed(error) => f.debug_tuple("Typed").field(error).finish(),
         }
     }
 }
 
-impl fmt::Display for ViewError {
+impl<E: fmt::Debug> fmt::Display for ViewError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
             Repr::User(message) => f.write_str(message),
             Repr::Internal(error) => Chain(&**error).fmt(f),
             Repr::Rejected { type_name, .. } => write!(f, "rejected with a `{type_name}`"),
+            Repr::Typed(error) => write!(f, "rejected with {error:?}"),
         }
     }
 }
 
-impl<E: Error + Send + Sync + 'static> From<E> for ViewError {
+impl<V, E: Error + Send + Sync + 'static> From<E> for ViewError<V> {
     fn from(error: E) -> Self {
         match for_the_client(&error) {
             Some(message) => ViewError::user(message),
@@ -302,17 +360,17 @@ impl Failure {
 pub trait OrUser<T> {
     /// `Some(v)` / `Ok(v)` as `Ok(v)`; otherwise a user error with this message (a `Result`'s
     /// error is dropped: it is not for the client).
-    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError>;
+    fn or_user<V>(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError<V>>;
 }
 
 impl<T> OrUser<T> for Option<T> {
-    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError> {
+    fn or_user<V>(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError<V>> {
         self.ok_or_else(|| ViewError::user(message))
     }
 }
 
 impl<T, E> OrUser<T> for Result<T, E> {
-    fn or_user(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError> {
+    fn or_user<V>(self, message: impl Into<Cow<'static, str>>) -> Result<T, ViewError<V>> {
         self.map_err(|_| ViewError::user(message))
     }
 }
@@ -322,9 +380,7 @@ impl<T, E> OrUser<T> for Result<T, E> {
 #[macro_export]
 macro_rules! bail {
     ($($arg:tt)+) => {
-        return ::core::result::Result::Err(::core::convert::From::from(
-            $crate::ViewError::user(::std::format!($($arg)+)),
-        ))
+        return ::core::result::Result::Err($crate::ViewError::user(::std::format!($($arg)+)))
     };
 }
 
@@ -354,7 +410,7 @@ impl fmt::Display for NoViewError {
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "a view cannot return `{Self}`",
-    label = "the error type must be `fluxon::ViewError`, or `Serialize + DeserializeOwned`",
+    label = "the error type must be `fluxon::ViewError` (or `ViewError<E>`), or `Serialize + DeserializeOwned`",
     note = "return `Result<T, fluxon::ViewError>` (any error converts into it with `?`; the client gets a generic message, the log the error), or `Result<T, E>` with `E: Serialize + DeserializeOwned` (the client gets `E` typed, as `CallError::View`)"
 )]
 pub trait IntoViewResult {
@@ -366,12 +422,12 @@ pub trait IntoViewResult {
     fn into_view_result(self) -> Result<Self::Reply, ViewError>;
 }
 
-impl<T> IntoViewResult for Result<T, ViewError> {
+impl<T, E: Serialize + DeserializeOwned> IntoViewResult for Result<T, ViewError<E>> {
     type Reply = T;
-    type Error = NoViewError;
+    type Error = E;
 
     fn into_view_result(self) -> Result<T, ViewError> {
-        self
+        self.map_err(ViewError::erase)
     }
 }
 

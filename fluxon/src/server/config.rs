@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::throttle::Rate;
+use crate::admission::Rate;
 use crate::routing::Router;
 use crate::wire::DEFAULT_MAX_FRAME;
 

@@ -20,11 +20,10 @@ use tokio_util::task::TaskTracker;
 
 use super::handle::{ServerHandle, Shared};
 use super::in_flight::{InFlight, Slot};
-use super::peers::Admitted;
 use super::reverse::Link;
 use super::sessions::Session;
-use super::stats::Counters;
 use super::{check_hello, refusal_message, HelloOk};
+use crate::admission::{Admitted, Counters};
 use crate::armed::Armed;
 use crate::auth::SessionToken;
 use crate::routing::{Connection, Dispatched, Failure, Outcome, Request, RoutedView};

@@ -45,3 +45,17 @@ pub enum ServerError {
         reason: String,
     },
 }
+
+impl From<crate::cloud::StartError> for ServerError {
+    fn from(err: crate::cloud::StartError) -> Self {
+        use crate::cloud::StartError;
+        match err {
+            StartError::InvalidLimit(why) => ServerError::InvalidLimit(why),
+            StartError::NoTlsIdentity => ServerError::NoTlsIdentity,
+            StartError::Tls(err) => ServerError::Tls(err),
+            StartError::NoDatabase => ServerError::CloudWithoutDatabase,
+            StartError::Open(err) => ServerError::Cloud(err),
+            StartError::Bind { addr, source } => ServerError::Bind { addr, source },
+        }
+    }
+}

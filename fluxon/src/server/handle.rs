@@ -12,12 +12,11 @@ use std::time::Duration;
 use super::config::Limits;
 use super::logins::Logins;
 use super::mailbox::Mailbox;
-use super::peers::Peers;
 use super::reverse::{self, Link, ReverseError};
 use super::sessions::Sessions;
-use super::stats::{Counters, ServerStats};
-use super::throttle::Bucket;
+use super::stats::ServerStats;
 use super::UserId;
+use crate::admission::{Bucket, Counters, Peers};
 use crate::auth::SessionId;
 use crate::routing::Router;
 use crate::wire::Budget;
@@ -93,7 +92,7 @@ impl ServerHandle {
     pub fn stats(&self) -> ServerStats {
         let shared = &self.shared;
         let (connections, handshaking) = shared.peers.totals();
-        let mut stats = shared.counters.snapshot();
+        let mut stats = ServerStats::counted(&shared.counters);
         stats.connections = connections;
         stats.handshaking = handshaking;
         stats.peers = shared.peers.peer_count();

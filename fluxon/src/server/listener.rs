@@ -18,11 +18,9 @@ use super::handle::{ServerHandle, Shared};
 use super::logging::LogGuard;
 use super::logins::Logins;
 use super::mailbox::Mailbox;
-use super::peers::{PeerLimits, Peers};
 use super::sessions::Sessions;
-use super::stats::{slot, Counters};
-use super::throttle::Bucket;
 use super::ServerError;
+use crate::admission::{full_message, slot, Bucket, Counters, PeerLimits, Peers, RefusalLog};
 use crate::auth::SessionKey;
 use crate::wire::{self, Budget, Capacity, Envelope, RefuseReason};
 
@@ -262,17 +260,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     tracing::debug!("accept loop stopped");
 }
 
-/// The words a refused peer reads for each limit (each fits the smallest frame a client may
-/// announce).
-pub(crate) fn full_message(capacity: Capacity) -> &'static str {
-    match capacity {
-        Capacity::Connections => "the server is at its connection limit",
-        Capacity::PeerConnections => "too many connections from your address",
-        Capacity::Handshakes => "too many connections are in their handshake",
-        Capacity::PeerHandshakes => "too many handshakes from your address",
-    }
-}
-
 /// Turns away a connection at a limit, at a bounded cost: a clear-text peer gets its `Refused` in
 /// one non-blocking write (no task), a TLS peer after a short handshake in a task of its own (at
 /// most [`MAX_REFUSALS_AT_ONCE`] at once; past that it is closed without a word).
@@ -306,22 +293,6 @@ fn refuse_full(
                     drop(permit);
                 });
             }
-        }
-    }
-}
-
-/// Logs refusals at most once a second (with how many there were), so a flood of connections
-/// cannot become a flood of log lines.
-pub(crate) struct RefusalLog(super::throttle::LogEvery);
-
-impl RefusalLog {
-    pub(crate) fn new() -> Self {
-        RefusalLog(super::throttle::LogEvery::second())
-    }
-
-    pub(crate) fn note(&self, capacity: Capacity, peer: SocketAddr) {
-        if let Some(also) = self.0.allow() {
-            tracing::warn!(%peer, reason = full_message(capacity), also_refused = also, "connection refused");
         }
     }
 }

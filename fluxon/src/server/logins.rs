@@ -7,8 +7,7 @@
 use std::time::Duration;
 
 use super::config::LoginLimits;
-use super::peers::PeerKey;
-use super::throttle::{Bucket, LogEvery};
+use crate::admission::{Bucket, LogEvery, PeerKey};
 use crate::auth::{HashError, PasswordHasher};
 use crate::db::DbError;
 
@@ -160,8 +159,8 @@ impl Logins {
 
 #[cfg(test)]
 mod tests {
-    use super::super::throttle::Rate;
     use super::*;
+    use crate::admission::Rate;
 
     fn peer(last: u8) -> PeerKey {
         PeerKey::new(std::net::IpAddr::from([127, 0, 0, last]), 64)

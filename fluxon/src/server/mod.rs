@@ -33,11 +33,9 @@ mod logging;
 pub(crate) mod logins;
 mod mailbox;
 mod malloc;
-mod peers;
 mod reverse;
 mod sessions;
 mod stats;
-mod throttle;
 
 pub use config::{AsyncServer, Limits, LoginLimits};
 pub use error::ServerError;
@@ -45,17 +43,14 @@ pub use handle::ServerHandle;
 pub use listener::RunningServer;
 pub use logins::LoginError;
 pub use mailbox::MailboxLimits;
-pub use peers::PeerKey;
 pub use reverse::ReverseError;
 pub use sessions::UserId;
 pub use stats::{Refusals, ServerStats};
-pub use throttle::Rate;
+
+pub use crate::admission::{PeerKey, Rate};
 
 pub(crate) use handshake::{check_hello, refusal_message, HelloOk};
-pub(crate) use listener::{full_message, RefusalLog};
-pub(crate) use peers::{Admitted, PeerLimits, Peers};
 pub(crate) use sessions::Session;
-pub(crate) use stats::{slot, Counters};
 
 /// Runs a server until Ctrl-C or [`ServerHandle::shutdown`], then shuts it down gracefully: stops
 /// accepting, lets calls in flight finish (within [`Limits::shutdown_grace`]), says goodbye to every

@@ -2,42 +2,12 @@
 //! snapshot of them ([`ServerStats`], from [`ServerHandle::stats`](super::ServerHandle::stats))
 //! for operators, tests and the abuse benchmark.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
-use crate::wire::Capacity;
-
-/// Counters, bumped where things happen.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub logins_succeeded: AtomicU64,
-    pub logins_failed: AtomicU64,
-    pub logins_throttled: AtomicU64,
-    pub logins_busy: AtomicU64,
-    pub calls_throttled: AtomicU64,
-    pub refused: [AtomicU64; 4],
-    pub cloud_refused: [AtomicU64; 4],
-    pub cloud_grants_refused: AtomicU64,
-    pub cloud_transfers_too_slow: AtomicU64,
-}
-
-/// The slot of a [`Capacity`] in the refusal counters.
-pub(crate) fn slot(capacity: Capacity) -> usize {
-    match capacity {
-        Capacity::Connections => 0,
-        Capacity::PeerConnections => 1,
-        Capacity::Handshakes => 2,
-        Capacity::PeerHandshakes => 3,
-    }
-}
-
-impl Counters {
-    pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
+use crate::admission::Counters;
 
 fn read(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
+    Counters::read(counter)
 }
 
 /// Connections refused, by the limit that refused them.
@@ -110,19 +80,19 @@ pub struct ServerStats {
     pub cloud_transfers_too_slow: u64,
 }
 
-impl Counters {
+impl ServerStats {
     /// The counters' part of a snapshot (the caller fills in what it holds now).
-    pub fn snapshot(&self) -> ServerStats {
+    pub(crate) fn counted(c: &Counters) -> ServerStats {
         ServerStats {
-            logins_succeeded: read(&self.logins_succeeded),
-            logins_failed: read(&self.logins_failed),
-            logins_throttled: read(&self.logins_throttled),
-            logins_busy: read(&self.logins_busy),
-            calls_throttled: read(&self.calls_throttled),
-            refused: Refusals::of(&self.refused),
-            cloud_refused: Refusals::of(&self.cloud_refused),
-            cloud_grants_refused: read(&self.cloud_grants_refused),
-            cloud_transfers_too_slow: read(&self.cloud_transfers_too_slow),
+            logins_succeeded: read(&c.logins_succeeded),
+            logins_failed: read(&c.logins_failed),
+            logins_throttled: read(&c.logins_throttled),
+            logins_busy: read(&c.logins_busy),
+            calls_throttled: read(&c.calls_throttled),
+            refused: Refusals::of(&c.refused),
+            cloud_refused: Refusals::of(&c.cloud_refused),
+            cloud_grants_refused: read(&c.cloud_grants_refused),
+            cloud_transfers_too_slow: read(&c.cloud_transfers_too_slow),
             ..ServerStats::default()
         }
     }
