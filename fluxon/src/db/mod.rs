@@ -124,6 +124,7 @@ mod aggregate;
 mod async_database;
 mod column;
 mod database;
+mod dialect;
 mod error;
 mod executor;
 mod expr;
@@ -155,6 +156,7 @@ pub use column::{
 };
 pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
+pub use dialect::{Dialect, Location};
 pub use error::DbError;
 pub use executor::{Check, Executor};
 pub use expr::{Expr, Numeric};

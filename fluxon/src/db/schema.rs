@@ -199,19 +199,12 @@ impl ColumnSchema {
         )
     }
 
-    /// The SQLite storage type.
+    /// The SQLite storage type ([`Dialect::column_type`](super::Dialect::column_type) gives
+    /// each backend's).
     pub fn sql_type(&self) -> &'static str {
-        match self.kind {
-            FieldKind::Char { .. } | FieldKind::Text | FieldKind::Date | FieldKind::Time => "TEXT",
-            FieldKind::DateTime | FieldKind::Password | FieldKind::Json => "TEXT",
-            FieldKind::Float => "REAL",
-            FieldKind::Integer
-            | FieldKind::BigInteger
-            | FieldKind::PositiveInteger
-            | FieldKind::Decimal { .. }
-            | FieldKind::Boolean
-            | FieldKind::Auto => "INTEGER",
-            FieldKind::ForeignKey(_) | FieldKind::OneToOne(_) => "INTEGER",
+        match super::Dialect::Sqlite.column_type(self) {
+            std::borrow::Cow::Borrowed(name) => name,
+            std::borrow::Cow::Owned(_) => "TEXT",
         }
     }
 
@@ -228,45 +221,10 @@ impl ColumnSchema {
         }
     }
 
-    /// The column's definition inside CREATE TABLE.
+    /// The column's definition inside SQLite's CREATE TABLE
+    /// ([`Dialect::column_definition`](super::Dialect::column_definition) gives each backend's).
     pub fn definition(&self) -> String {
-        let name = quote_ident(self.name);
-        let mut sql = format!("{name} {}", self.sql_type());
-        if self.primary_key {
-            sql.push_str(" PRIMARY KEY");
-            if self.is_auto() {
-                sql.push_str(" AUTOINCREMENT");
-            }
-        }
-        // An auto key is NOT NULL by being the rowid; any other key, and every non-Option field,
-        // says so.
-        if (!self.nullable && !self.primary_key) || (self.primary_key && !self.is_auto()) {
-            sql.push_str(" NOT NULL");
-        }
-        if self.unique || matches!(self.kind, FieldKind::OneToOne(_)) {
-            sql.push_str(" UNIQUE");
-        }
-        if let Some(default) = self.default {
-            sql.push_str(&format!(" DEFAULT {default}"));
-        }
-        match self.kind {
-            FieldKind::Char { max_length } => {
-                sql.push_str(&format!(" CHECK (length({name}) <= {max_length})"));
-            }
-            FieldKind::PositiveInteger => sql.push_str(&format!(" CHECK ({name} >= 0)")),
-            FieldKind::Boolean => sql.push_str(&format!(" CHECK ({name} IN (0, 1))")),
-            FieldKind::Json => sql.push_str(&format!(" CHECK (json_valid({name}))")),
-            _ => {}
-        }
-        if let Some(reference) = self.reference() {
-            sql.push_str(&format!(
-                " REFERENCES {} ({}) ON DELETE {} DEFERRABLE INITIALLY DEFERRED",
-                quote_ident(reference.table),
-                quote_ident(reference.column),
-                reference.on_delete.sql()
-            ));
-        }
-        sql
+        super::Dialect::Sqlite.column_definition(self)
     }
 }
 
@@ -298,21 +256,10 @@ impl TableSchema {
         self.columns.iter().find(|c| c.primary_key)
     }
 
-    /// The CREATE TABLE statement, then one CREATE INDEX per foreign key.
+    /// SQLite's CREATE TABLE statement, then its indexes
+    /// ([`Dialect::create_table`](super::Dialect::create_table) gives each backend's).
     pub fn create_sql(&self) -> Vec<String> {
-        let columns: Vec<String> = self.columns.iter().map(ColumnSchema::definition).collect();
-        let mut statements = vec![format!(
-            "CREATE TABLE IF NOT EXISTS {} (\n    {}\n)",
-            quote_ident(self.name),
-            columns.join(",\n    ")
-        )];
-        for column in self.columns.iter().filter(|c| c.indexed()) {
-            statements.push(column.index_sql(self.name));
-        }
-        for columns in self.unique_together {
-            statements.push(unique_index_sql(self.name, columns));
-        }
-        statements
+        super::Dialect::Sqlite.create_table(self)
     }
 
     /// The columns the struct holds, in order (what a SELECT of the model reads).
