@@ -4,6 +4,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../support/postgres.rs"]
+mod postgres;
+
 mod models;
 
 mod aggregates;
@@ -11,6 +14,7 @@ mod concurrency;
 mod constraints;
 mod custom;
 mod fields;
+mod postgres_schema;
 mod prefetch;
 mod queries;
 mod relations;
