@@ -11,12 +11,10 @@
 
 use std::fmt;
 
-use rusqlite::Connection;
-
 use super::error::CloudError;
 use super::metadata::{directory_at, file_at, read_metadata, under, CloudOwner, On, ReadMetadata};
 use super::path::CloudPath;
-use crate::db::{AsyncDatabase, Executor, ForeignKey, Model, Transaction};
+use crate::db::{AsyncDatabase, Conn, Executor, ForeignKey, Model, Transaction};
 
 bitflags::bitflags! {
     /// What a user may do on an item, as a set: `Permission::READ_FILE | Permission::WRITE_FILE`.
@@ -273,7 +271,7 @@ pub async fn require_async(
     needed: Permission,
 ) -> Result<(), CloudError> {
     let path = path.clone();
-    read_metadata(db, move |conn: &Connection| {
+    read_metadata(db, move |conn: &Conn<'_>| {
         require(conn, user, &path, needed)
     })
     .await

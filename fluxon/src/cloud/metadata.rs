@@ -37,41 +37,39 @@
 //! What it does not own: who may do what (`access` holds roles and permissions),
 //! and the files themselves (the cloud server).
 
-use rusqlite::Connection;
-
 use super::access::{self, Permission};
 use super::error::CloudError;
 use super::path::{CloudPath, PathError};
 pub(super) use crate::db::On;
-use crate::db::{AsyncDatabase, Executor, OffsetDateTime, Row, Transaction};
+use crate::db::{AsyncDatabase, Conn, Executor, OffsetDateTime, Row, Transaction};
 
 pub use super::models::{CloudAuditEntry, CloudDirectory, CloudFile, CloudOwner, MODELS};
 
 /// Where the read functions run: inside a write [`Transaction`], or on a reader connection
-/// (`AsyncDatabase::read(|conn| ...)` gives a `&rusqlite::Connection`).
+/// ([`read_metadata`] gives a [`Conn`]).
 pub trait ReadMetadata {
     /// Runs `body` on the underlying connection.
     fn on_connection<T>(
         &self,
-        body: impl FnOnce(&Connection) -> Result<T, CloudError>,
+        body: impl FnOnce(Conn<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError>;
 }
 
 impl ReadMetadata for Transaction<'_> {
     fn on_connection<T>(
         &self,
-        body: impl FnOnce(&Connection) -> Result<T, CloudError>,
+        body: impl FnOnce(Conn<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
-        self.with_connection(|conn| Ok(body(conn)))?
+        body(self.conn())
     }
 }
 
-impl ReadMetadata for Connection {
+impl ReadMetadata for Conn<'_> {
     fn on_connection<T>(
         &self,
-        body: impl FnOnce(&Connection) -> Result<T, CloudError>,
+        body: impl FnOnce(Conn<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
-        body(self)
+        body(*self)
     }
 }
 
@@ -85,10 +83,10 @@ pub(crate) fn atomically<T>(
 }
 
 fn savepoint<T>(
-    conn: &Connection,
+    conn: Conn<'_>,
     body: impl FnOnce() -> Result<T, CloudError>,
 ) -> Result<T, CloudError> {
-    crate::db::savepoint(conn, "fluxon_cloud", body)
+    crate::db::savepoint(&conn, "fluxon_cloud", body)
 }
 
 /// A write of this module: in a savepoint, on the transaction's connection.
@@ -109,10 +107,10 @@ fn write<T>(
 /// Cancel safe: a read.
 pub async fn read_metadata<T, F>(db: &AsyncDatabase, body: F) -> Result<T, CloudError>
 where
-    F: FnOnce(&Connection) -> Result<T, CloudError> + Send + 'static,
+    F: FnOnce(&Conn<'_>) -> Result<T, CloudError> + Send + 'static,
     T: Send + 'static,
 {
-    db.read(move |conn| Ok(body(conn))).await?
+    db.read_on(move |conn| Ok(body(conn))).await?
 }
 
 /// At most `max` characters of `text`, cut on a character boundary.

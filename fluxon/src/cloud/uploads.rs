@@ -11,12 +11,10 @@
 //!
 //! Only rows, like the rest of the metadata: the partial files are the endpoint's.
 
-use rusqlite::Connection;
-
 use super::error::CloudError;
 use super::metadata::{self, CloudOwner, On, ReadMetadata};
 use super::path::CloudPath;
-use crate::db::{Executor, ForeignKey, Model, OffsetDateTime, Transaction};
+use crate::db::{Conn, Executor, ForeignKey, Model, OffsetDateTime, Transaction};
 
 /// An upload between its `Ready` and its commit (or its removal).
 #[derive(Model, Debug, Clone, PartialEq)]
@@ -124,11 +122,11 @@ pub(crate) fn forget_upload(tx: &Transaction<'_>, path: &CloudPath) -> Result<()
 
 /// Uploads no writer has begun or resumed since `before`, oldest first, at most `limit`.
 pub(crate) fn stale(
-    conn: &Connection,
+    conn: &Conn<'_>,
     before: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<CloudUpload>, CloudError> {
-    let rows = On(conn)
+    let rows = On(*conn)
         .check(CloudUpload::updated.lt(before))
         .order_by(CloudUpload::updated.asc())
         .limit(limit)
@@ -147,8 +145,8 @@ pub(crate) fn forget_stale(
 }
 
 /// The paths of every upload in progress (for the sweeper, which keeps their partial files).
-pub(crate) fn every_path(conn: &Connection) -> Result<Vec<String>, CloudError> {
-    Ok(On(conn)
+pub(crate) fn every_path(conn: &Conn<'_>) -> Result<Vec<String>, CloudError> {
+    Ok(On(*conn)
         .check_all::<CloudUpload>()
         .columns((CloudUpload::path,))?
         .into_iter()
@@ -244,12 +242,14 @@ mod tests {
         run(&db, |tx| reserve_upload(tx, &path("jack/a"), 1, 10)).unwrap();
         let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
         let found = db
-            .read(move |conn| Ok(stale(conn, later, 10)))
+            .transaction(move |tx| Ok(stale(&tx.conn(), later, 10)))
             .unwrap()
             .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(
-            db.read(|conn| Ok(every_path(conn))).unwrap().unwrap(),
+            db.transaction(|tx| Ok(every_path(&tx.conn())))
+                .unwrap()
+                .unwrap(),
             ["jack/a"]
         );
         let earlier = OffsetDateTime::now_utc() - time::Duration::hours(1);

@@ -366,6 +366,16 @@ impl AsyncDatabase {
         F: FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
+        let body = super::database::sqlite_only("AsyncDatabase::read", body);
+        self.execute(Closure(body, false))
+    }
+
+    /// Runs `body` on a reader connection of either backend (fluxon's own reads of its tables).
+    pub(crate) fn read_on<T, F>(&self, body: F) -> DbFuture<T>
+    where
+        F: FnOnce(&super::Conn<'_>) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
         self.execute(Closure(body, false))
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::conn::Conn;
 use super::executor::Executor;
 use super::query::{Closure, Query};
 use super::DbError;
@@ -89,10 +90,10 @@ impl Core {
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
         if query.writes() {
             let writer = Writing::take(&self.writer)?;
-            query.run(&writer)
+            query.run(&Conn::sqlite(&writer))
         } else {
             let reader = self.take_reader()?;
-            let result = query.run(&reader);
+            let result = query.run(&Conn::sqlite(&reader));
             self.return_reader(reader);
             result
         }
@@ -111,7 +112,9 @@ impl Core {
         };
         sql("BEGIN IMMEDIATE")?;
         let rollback = RollbackOnDrop(&writer, true);
-        let result = body(&Transaction { conn: &writer });
+        let result = body(&Transaction {
+            conn: Conn::sqlite(&writer),
+        });
         let mut rollback = rollback;
         rollback.1 = false;
         match result {
@@ -248,7 +251,8 @@ impl Database {
         &self,
         body: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
-        self.core.run(Closure(body, false))
+        self.core
+            .run(Closure(sqlite_only("Database::read", body), false))
     }
 }
 
@@ -263,10 +267,10 @@ impl Executor for Database {
 /// A transaction in progress: queries run on it directly, and are committed or rolled back
 /// together.
 pub struct Transaction<'c> {
-    conn: &'c Connection,
+    conn: Conn<'c>,
 }
 
-impl Transaction<'_> {
+impl<'c> Transaction<'c> {
     /// Runs SQL of your own inside the transaction.
     ///
     /// The connection is rusqlite's, so this is SQLite's own escape hatch: SQL meant for any
@@ -275,7 +279,16 @@ impl Transaction<'_> {
         &self,
         body: impl FnOnce(&Connection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        body(self.conn)
+        body(
+            self.conn
+                .as_sqlite()
+                .ok_or(DbError::SqliteOnly("Transaction::with_connection"))?,
+        )
+    }
+
+    /// The connection the transaction runs on.
+    pub(crate) fn conn(&self) -> Conn<'c> {
+        self.conn
     }
 }
 
@@ -283,6 +296,15 @@ impl Executor for Transaction<'_> {
     type Out<T: Send + 'static> = Result<T, DbError>;
 
     fn execute<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
-        query.run(self.conn)
+        query.run(&self.conn)
     }
+}
+
+/// A closure over SQLite's own connection, as a closure over either backend's that refuses the
+/// others (the escape hatches that hand out a rusqlite connection).
+pub(crate) fn sqlite_only<T>(
+    what: &'static str,
+    body: impl FnOnce(&Connection) -> Result<T, DbError>,
+) -> impl FnOnce(&Conn<'_>) -> Result<T, DbError> {
+    move |conn| body(conn.as_sqlite().ok_or(DbError::SqliteOnly(what))?)
 }

@@ -112,6 +112,9 @@ pub enum DbError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// SQLite's own escape hatch (a rusqlite connection) was asked of another backend.
+    #[error("{0} is SQLite's own (it hands out a rusqlite connection); on this backend use Raw::query / Raw::statement")]
+    SqliteOnly(&'static str),
     /// Any other SQLite error.
     #[error("sqlite: {0}")]
     Sqlite(rusqlite::Error),

@@ -3,8 +3,8 @@
 
 use std::marker::PhantomData;
 
+use super::conn::Conn;
 use super::sql::Value;
-use rusqlite::{params_from_iter, Connection};
 
 use super::model::{ManyToMany, Model};
 use super::query::Query;
@@ -102,7 +102,7 @@ impl<M: Model, T: Model, Through: Model> Query for AddRelated<M, T, Through> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
         let (from, to) = join_columns::<M, T, Through>()?;
         let mut names = vec![quote_ident(from.name), quote_ident(to.name)];
         let mut params: Vec<Value> = vec![self.from.to_sql(from)?, self.to.to_sql(to)?];
@@ -118,9 +118,7 @@ impl<M: Model, T: Model, Through: Model> Query for AddRelated<M, T, Through> {
             names.join(", "),
             vec!["?"; names.len()].join(", ")
         );
-        conn.prepare_cached(&sql)?
-            .execute(params_from_iter(params))?;
-        Ok(conn.last_insert_rowid())
+        conn.insert(&sql, params, Through::KEY_COLUMN)
     }
 }
 
@@ -136,7 +134,7 @@ impl<M: Model, T: Model, Through: Model> Query for RemoveRelated<M, T, Through> 
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<usize, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<usize, DbError> {
         let (from, to) = join_columns::<M, T, Through>()?;
         let sql = format!(
             "DELETE FROM {} WHERE {} = ? AND {} = ?",
@@ -145,9 +143,7 @@ impl<M: Model, T: Model, Through: Model> Query for RemoveRelated<M, T, Through> 
             quote_ident(to.name)
         );
         let params = [self.from.to_sql(from)?, self.to.to_sql(to)?];
-        Ok(conn
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(params))?)
+        conn.execute(&sql, params)
     }
 }
 
@@ -162,7 +158,7 @@ impl<M: Model, T: Model, Through: Model> Query for ListRelated<M, T, Through> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Vec<Row<T>>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Vec<Row<T>>, DbError> {
         let (from, to) = join_columns::<M, T, Through>()?;
         let target = quote_ident(T::TABLE);
         let columns = T::SCHEMA.select_list;
@@ -174,12 +170,6 @@ impl<M: Model, T: Model, Through: Model> Query for ListRelated<M, T, Through> {
             key = quote_ident(T::KEY_COLUMN),
             from = quote_ident(from.name),
         );
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query([self.from.to_sql(from)?])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(Row::read(row, 0)?);
-        }
-        Ok(out)
+        conn.rows(&sql, [self.from.to_sql(from)?], |row| Row::read(row, 0))
     }
 }

@@ -123,6 +123,7 @@
 mod aggregate;
 mod async_database;
 mod column;
+mod conn;
 mod database;
 mod dialect;
 mod error;
@@ -154,6 +155,7 @@ pub use column::{
     escape_like, Assignment, Column, Filter, Order, ReadOnly, Relation, Settable, TextColumn,
     Unique, Writable,
 };
+pub use conn::Conn;
 pub(crate) use database::open_connection;
 pub use database::{Database, Transaction};
 pub use dialect::{Dialect, Location};

@@ -39,14 +39,14 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use rusqlite::{params_from_iter, Connection};
+use super::conn::Conn;
 
 use super::column::{Column, Relation};
 use super::many_to_many::{join_columns, ManyToManyColumn};
 use super::model::{ManyToMany, Model};
 use super::row::Row;
 use super::schema::quote_ident;
-use super::sql::ValueRef;
+use super::sql::SqlRow;
 use super::value::{ColumnType, SqlType};
 use super::DbError;
 
@@ -59,17 +59,17 @@ pub trait Prefetch<M: Model>: Send + 'static {
     /// What each row of `M` gets.
     type Output: Send + 'static;
     /// Loads it for every row of `parents`, in their order.
-    fn load(&self, conn: &Connection, parents: &[Row<M>]) -> Result<Vec<Self::Output>, DbError>;
+    fn load(&self, conn: &Conn<'_>, parents: &[Row<M>]) -> Result<Vec<Self::Output>, DbError>;
 }
 
 /// Runs `sql_for(n)` with the parents' keys bound, `n` keys per statement; `read` decodes a
 /// row into (the parent key it belongs to, the value); the values are grouped per parent (the
 /// parents are rows of one query, so their keys differ; a key given twice fills its first row).
 fn grouped<M: Model, V>(
-    conn: &Connection,
+    conn: &Conn<'_>,
     parents: &[Row<M>],
     sql_for: impl Fn(usize) -> String,
-    read: impl Fn(&rusqlite::Row<'_>) -> Result<(M::Key, V), DbError>,
+    read: impl Fn(&SqlRow<'_>) -> Result<(M::Key, V), DbError>,
 ) -> Result<Vec<Vec<V>>, DbError>
 where
     M::Key: Hash + Eq,
@@ -85,14 +85,13 @@ where
             .iter()
             .map(|p| p.id.to_sql(key_column))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut statement = conn.prepare_cached(&sql_for(keys.len()))?;
-        let mut rows = statement.query(params_from_iter(keys))?;
-        while let Some(row) = rows.next()? {
+        conn.each(&sql_for(keys.len()), keys, |row| {
             let (key, value) = read(row)?;
             if let Some(&i) = position.get(&key) {
                 out[i].push(value);
             }
-        }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
     }
     Ok(out)
 }
@@ -112,7 +111,7 @@ where
     W: Send + 'static,
 {
     type Output = Vec<Row<C>>;
-    fn load(&self, conn: &Connection, parents: &[Row<M>]) -> Result<Vec<Vec<Row<C>>>, DbError> {
+    fn load(&self, conn: &Conn<'_>, parents: &[Row<M>]) -> Result<Vec<Vec<Row<C>>>, DbError> {
         let column = self.schema();
         grouped(
             conn,
@@ -129,7 +128,7 @@ where
                 )
             },
             |row| {
-                let key = M::Key::from_sql(ValueRef::from(row.get_ref(0)?), column)?;
+                let key = M::Key::from_sql(row.get_ref(0)?, column)?;
                 Ok((key, Row::read(row, 1)?))
             },
         )
@@ -145,7 +144,7 @@ where
     Through: Model,
 {
     type Output = Vec<Row<T>>;
-    fn load(&self, conn: &Connection, parents: &[Row<M>]) -> Result<Vec<Vec<Row<T>>>, DbError> {
+    fn load(&self, conn: &Conn<'_>, parents: &[Row<M>]) -> Result<Vec<Vec<Row<T>>>, DbError> {
         let (from, to) = join_columns::<M, T, Through>()?;
         grouped(
             conn,
@@ -164,7 +163,7 @@ where
                 )
             },
             |row| {
-                let key = M::Key::from_sql(ValueRef::from(row.get_ref(0)?), from)?;
+                let key = M::Key::from_sql(row.get_ref(0)?, from)?;
                 Ok((key, Row::read(row, 1)?))
             },
         )
@@ -187,7 +186,7 @@ where
     Q: Prefetch<C>,
 {
     type Output = Vec<(Row<C>, Q::Output)>;
-    fn load(&self, conn: &Connection, parents: &[Row<M>]) -> Result<Vec<Self::Output>, DbError> {
+    fn load(&self, conn: &Conn<'_>, parents: &[Row<M>]) -> Result<Vec<Self::Output>, DbError> {
         let children = self.first.load(conn, parents)?;
         // The next level for every child of every parent at once, then dealt back.
         let counts: Vec<usize> = children.iter().map(Vec::len).collect();
@@ -235,7 +234,7 @@ impl<M: Model, P: Prefetch<M>> super::query::Query for Prefetched<M, P> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
         let rows = super::query::Rows(self.select).run(conn)?;
         let loaded = self.prefetch.load(conn, &rows)?;
         Ok(rows.into_iter().zip(loaded).collect())

@@ -4,16 +4,15 @@
 
 use std::marker::PhantomData;
 
-use super::sql::Value;
-use rusqlite::{params_from_iter, Connection};
 use time::OffsetDateTime;
 
 use super::aggregate::Selectable;
 use super::column::{Assignment, Filter, Order, Relation};
+use super::conn::Conn;
 use super::model::Model;
 use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
-use super::sql::{SqlRow, ValueRef};
+use super::sql::{SqlRow, Value};
 use super::value::SqlType;
 use super::DbError;
 
@@ -24,7 +23,7 @@ pub trait Query: Send + 'static {
     /// Whether it writes (runs on the writer connection).
     fn writes(&self) -> bool;
     /// Runs it.
-    fn run(self, conn: &Connection) -> Result<Self::Output, DbError>;
+    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError>;
 }
 
 /// A row's values to write, after its validation.
@@ -94,12 +93,10 @@ impl<M: Model> Query for Insert<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
         let values = self.values?;
         let params = insert_params::<M>(values);
-        conn.prepare_cached(M::SCHEMA.insert_sql)?
-            .execute(params_from_iter(params))?;
-        Ok(conn.last_insert_rowid())
+        conn.insert(M::SCHEMA.insert_sql, params, M::KEY_COLUMN)
     }
 }
 
@@ -145,7 +142,7 @@ impl<M: Model> Query for InsertMany<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<Vec<i64>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Vec<i64>, DbError> {
         let mut values = self.values?;
         if self.rows == 0 {
             return Ok(Vec::new());
@@ -179,7 +176,7 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// Inserts `count` rows of `width` values each (`flat`) in multi-row statements; the new
 /// rowids in order (a statement's rows get consecutive rowids: each the largest so far plus one).
 fn insert_chunks<M: Model>(
-    conn: &Connection,
+    conn: &Conn<'_>,
     width: usize,
     count: usize,
     flat: Vec<Value>,
@@ -187,10 +184,8 @@ fn insert_chunks<M: Model>(
     let mut ids = Vec::with_capacity(count);
     if width == 0 {
         // Nothing to bind: one DEFAULT VALUES insert per row.
-        let mut statement = conn.prepare_cached(M::SCHEMA.insert_sql)?;
         for _ in 0..count {
-            statement.execute([])?;
-            ids.push(conn.last_insert_rowid());
+            ids.push(conn.insert(M::SCHEMA.insert_sql, [], M::KEY_COLUMN)?);
         }
         return Ok(ids);
     }
@@ -204,9 +199,7 @@ fn insert_chunks<M: Model>(
     while ids.len() < count {
         let n = per.min(count - ids.len());
         let sql = multi_row_insert::<M>(n);
-        let mut statement = conn.prepare_cached(&sql)?;
-        statement.execute(params_from_iter(values.by_ref().take(n * width)))?;
-        let last = conn.last_insert_rowid();
+        let last = conn.insert(&sql, values.by_ref().take(n * width), M::KEY_COLUMN)?;
         ids.extend((0..n as i64).rev().map(|back| last - back));
     }
     Ok(ids)
@@ -248,7 +241,7 @@ impl<M: Model> Query for InsertValues<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
         let mut names = Vec::new();
         let mut params = Vec::new();
         for assignment in self.values {
@@ -281,9 +274,7 @@ impl<M: Model> Query for InsertValues<M> {
                 vec!["?"; names.len()].join(", ")
             )
         };
-        conn.prepare_cached(&sql)?
-            .execute(params_from_iter(params))?;
-        Ok(conn.last_insert_rowid())
+        conn.insert(&sql, params, M::KEY_COLUMN)
     }
 }
 
@@ -306,7 +297,7 @@ impl<M: Model> Query for Update<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(mut self, conn: &Connection) -> Result<usize, DbError> {
+    fn run(mut self, conn: &Conn<'_>) -> Result<usize, DbError> {
         check_filter(&mut self.filter)?;
         let mut sets = Vec::new();
         let mut params = Vec::new();
@@ -329,9 +320,7 @@ impl<M: Model> Query for Update<M> {
             sets.join(", "),
             self.filter.sql
         );
-        Ok(conn
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(params))?)
+        conn.execute(&sql, params)
     }
 }
 
@@ -353,16 +342,14 @@ impl<M: Model> Query for Delete<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(mut self, conn: &Connection) -> Result<usize, DbError> {
+    fn run(mut self, conn: &Conn<'_>) -> Result<usize, DbError> {
         check_filter(&mut self.filter)?;
         let sql = format!(
             "DELETE FROM {} WHERE {}",
             quote_ident(M::TABLE),
             self.filter.sql
         );
-        Ok(conn
-            .prepare_cached(&sql)?
-            .execute(params_from_iter(self.filter.params))?)
+        conn.execute(&sql, self.filter.params)
     }
 }
 
@@ -493,15 +480,9 @@ impl<M: Model> Query for Rows<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Vec<Row<M>>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Vec<Row<M>>, DbError> {
         let (sql, params) = self.0.sql(model_columns::<M>(), "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(Row::read(row, 0)?);
-        }
-        Ok(out)
+        conn.rows(&sql, params, |row| Row::read(row, 0))
     }
 }
 
@@ -520,14 +501,9 @@ impl<M: Model> Query for First<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Option<Row<M>>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Option<Row<M>>, DbError> {
         let (sql, params) = self.0.limit(1).sql(model_columns::<M>(), "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        match rows.next()? {
-            Some(row) => Ok(Some(Row::read(row, 0)?)),
-            None => Ok(None),
-        }
+        conn.first(&sql, params, |row| Row::read(row, 0))
     }
 }
 
@@ -554,7 +530,7 @@ impl<M: Model> Query for Save<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<(), DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<(), DbError> {
         let values = self.values?;
         let mut sets = Vec::new();
         let mut params = Vec::new();
@@ -578,9 +554,8 @@ impl<M: Model> Query for Save<M> {
                 M::SCHEMA.quoted_name,
                 quote_ident(key_column.name)
             );
-            let mut statement = conn.prepare_cached(&sql)?;
-            let mut rows = statement.query([self.key.to_sql(key_column)?])?;
-            usize::from(rows.next()?.is_some())
+            let found = conn.first(&sql, [self.key.to_sql(key_column)?], |_| Ok(()))?;
+            usize::from(found.is_some())
         } else {
             params.push(self.key.to_sql(key_column)?);
             let sql = format!(
@@ -589,8 +564,7 @@ impl<M: Model> Query for Save<M> {
                 sets.join(", "),
                 quote_ident(key_column.name)
             );
-            conn.prepare_cached(&sql)?
-                .execute(params_from_iter(params))?
+            conn.execute(&sql, params)?
         };
         match changed {
             0 => Err(DbError::RowGone {
@@ -622,7 +596,7 @@ impl<M: Model> Query for DeleteRow<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<(), DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<(), DbError> {
         let filter = Filter::<M>::key_eq(&self.key);
         let deleted = Delete::new(filter).run(conn)?;
         match deleted {
@@ -643,7 +617,7 @@ impl<M: Model> Query for Count<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
         let limited = self.0.limit.is_some() || self.0.offset.is_some();
         let (sql, params) = self.0.sql(if limited { "1" } else { "COUNT(*)" }, "")?;
         let sql = if limited {
@@ -651,10 +625,8 @@ impl<M: Model> Query for Count<M> {
         } else {
             sql
         };
-        let count = conn
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(params), |row| row.get(0))?;
-        Ok(count)
+        let count = conn.first(&sql, params, |row| row.integer(0, "COUNT(*)"))?;
+        count.ok_or(DbError::NotFound)
     }
 }
 
@@ -666,11 +638,9 @@ impl<M: Model> Query for Exists<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<bool, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<bool, DbError> {
         let (sql, params) = self.0.limit(1).sql("1", "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        Ok(rows.next()?.is_some())
+        Ok(conn.first(&sql, params, |_| Ok(()))?.is_some())
     }
 }
 
@@ -727,15 +697,9 @@ impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Vec<C::Output>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Vec<C::Output>, DbError> {
         let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(self.columns.decode(&SqlRow::new(row), 0)?);
-        }
-        Ok(out)
+        conn.rows(&sql, params, |row| self.columns.decode(row, 0))
     }
 }
 
@@ -751,20 +715,14 @@ impl<M: Model, A: Selectable<M>> Query for Annotated<M, A> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
         let what = format!("{}, {}", model_columns::<M>(), self.annotation.expression());
         let (sql, params) = self.select.sql(&what, "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
         let width = Row::<M>::width();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let value = self
-                .annotation
-                .decode(ValueRef::from(row.get_ref(width)?))?;
-            out.push((Row::read(row, 0)?, value));
-        }
-        Ok(out)
+        conn.rows(&sql, params, |row| {
+            let value = self.annotation.decode(row.get_ref(width)?)?;
+            Ok((Row::read(row, 0)?, value))
+        })
     }
 }
 
@@ -779,15 +737,11 @@ impl<M: Model, C: ColumnList<M>> Query for Aggregated<M, C> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<C::Output, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<C::Output, DbError> {
         let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        match rows.next()? {
-            Some(row) => self.columns.decode(&SqlRow::new(row), 0),
-            // Only a `having` that refused the single group gets here.
-            None => Err(DbError::NotFound),
-        }
+        // Only a `having` that refused the single group finds no row.
+        conn.first(&sql, params, |row| self.columns.decode(row, 0))?
+            .ok_or(DbError::NotFound)
     }
 }
 
@@ -803,7 +757,7 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
         let target = <R::Target as Model>::SCHEMA;
         let alias = "related";
         let key = <R::Target as Model>::KEY_COLUMN;
@@ -826,21 +780,16 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
             quote_ident(self.column.name)
         );
         let (sql, params) = self.select.sql(&what, &join)?;
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
         let base_width = Row::<M>::width();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
+        conn.rows(&sql, params, |row| {
             let base = Row::read(row, 0)?;
-            let present = !matches!(row.get_ref(base_width)?, rusqlite::types::ValueRef::Null);
-            let related = if present {
-                Some(Row::read(row, base_width)?)
-            } else {
+            let related = if row.get_ref(base_width)?.is_null() {
                 None
+            } else {
+                Some(Row::read(row, base_width)?)
             };
-            out.push((base, R::wrap(related)?));
-        }
-        Ok(out)
+            Ok((base, R::wrap(related)?))
+        })
     }
 }
 
@@ -849,14 +798,14 @@ pub(crate) struct Closure<F>(pub F, pub bool);
 
 impl<F, T> Query for Closure<F>
 where
-    F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    F: FnOnce(&Conn<'_>) -> Result<T, DbError> + Send + 'static,
     T: Send + 'static,
 {
     type Output = T;
     fn writes(&self) -> bool {
         self.1
     }
-    fn run(self, conn: &Connection) -> Result<T, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<T, DbError> {
         (self.0)(conn)
     }
 }
@@ -869,7 +818,7 @@ impl Query for CreateTables {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<(), DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<(), DbError> {
         let tables = super::order::in_reference_order(&self.0)?;
         let users: Vec<&str> = tables
             .iter()
@@ -879,19 +828,14 @@ impl Query for CreateTables {
         if let [first, second, ..] = users[..] {
             return Err(DbError::TwoUserModels(first, second));
         }
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = tables.iter().try_for_each(|table| {
-            table
-                .create_sql()
-                .iter()
-                .try_for_each(|statement| conn.execute_batch(statement))
-        });
-        match result {
-            Ok(()) => Ok(conn.execute_batch("COMMIT")?),
-            Err(err) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(err.into())
-            }
-        }
+        let dialect = conn.dialect();
+        super::savepoint(conn, "fluxon_create_tables", || {
+            tables.iter().try_for_each(|table| {
+                dialect
+                    .create_table(table)
+                    .iter()
+                    .try_for_each(|statement| conn.batch(statement))
+            })
+        })
     }
 }

@@ -28,7 +28,7 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::{params_from_iter, Connection};
+use super::conn::Conn;
 use rust_decimal::Decimal;
 
 use super::model::Model;
@@ -64,7 +64,7 @@ impl<M: Model> FromSqlRow for Row<M> {
         for column in M::SCHEMA.struct_columns() {
             values.push(row.get_ref(position(column)?)?);
         }
-        Row::read_from(&SqlRow::from_values(&values), 0)
+        Row::read(&SqlRow::from_values(&values), 0)
     }
 }
 
@@ -134,14 +134,8 @@ impl<T: FromSqlRow> Query for Raw<Vec<T>> {
     fn writes(&self) -> bool {
         self.writes
     }
-    fn run(self, conn: &Connection) -> Result<Vec<T>, DbError> {
-        let mut statement = conn.prepare_cached(&self.sql)?;
-        let mut rows = statement.query(params_from_iter(self.values))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            out.push(T::from_sql_row(&SqlRow::new(row))?);
-        }
-        Ok(out)
+    fn run(self, conn: &Conn<'_>) -> Result<Vec<T>, DbError> {
+        conn.rows(&self.sql, self.values, T::from_sql_row)
     }
 }
 
@@ -150,10 +144,8 @@ impl Query for Raw<usize> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<usize, DbError> {
-        Ok(conn
-            .prepare_cached(&self.sql)?
-            .execute(params_from_iter(self.values))?)
+    fn run(self, conn: &Conn<'_>) -> Result<usize, DbError> {
+        conn.execute(&self.sql, self.values)
     }
 }
 

@@ -48,13 +48,7 @@ impl<M: Model> Row<M> {
     /// Reads a row whose columns, from `start`, are the key then the struct's columns (what
     /// [`TableSchema::select_list`](super::TableSchema::select_list) selects).
     #[inline]
-    pub(crate) fn read(row: &rusqlite::Row<'_>, start: usize) -> Result<Self, DbError> {
-        Self::read_from(&SqlRow::new(row), start)
-    }
-
-    /// [`read`](Self::read) from fluxon's row type.
-    #[inline]
-    pub(crate) fn read_from(row: &SqlRow<'_>, start: usize) -> Result<Self, DbError> {
+    pub(crate) fn read(row: &SqlRow<'_>, start: usize) -> Result<Self, DbError> {
         let key_column = &M::SCHEMA.columns[0];
         let id = M::Key::from_sql(row.get_ref(start)?, key_column)?;
         let fields = M::from_row(row, start + 1)?;

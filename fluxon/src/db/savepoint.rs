@@ -2,21 +2,20 @@
 //! else's transaction uses (the cloud's metadata, a bulk insert) to make its own writes all or
 //! nothing without ending the surrounding transaction.
 
-use rusqlite::Connection;
-
+use super::conn::Conn;
 use super::executor::Executor;
 use super::query::Query;
 use super::DbError;
 
 /// A bare connection as an [`Executor`]: queries run on it directly (inside whatever
 /// transaction it is in).
-pub(crate) struct On<'c>(pub(crate) &'c Connection);
+pub(crate) struct On<'c>(pub(crate) Conn<'c>);
 
 impl Executor for On<'_> {
     type Out<T: Send + 'static> = Result<T, DbError>;
 
     fn execute<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
-        query.run(self.0)
+        query.run(&self.0)
     }
 }
 
@@ -24,11 +23,11 @@ impl Executor for On<'_> {
 /// the surrounding transaction (if any) stays usable; outside a transaction, the savepoint is
 /// one. Savepoints nest.
 pub(crate) fn savepoint<T, E: From<DbError>>(
-    conn: &Connection,
+    conn: &Conn<'_>,
     name: &str,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
-    let run = |sql: String| conn.execute_batch(&sql).map_err(DbError::from);
+    let run = |sql: String| conn.batch(&sql);
     run(format!("SAVEPOINT {name}"))?;
     // A panic in `body` leaves the savepoint open; the transaction's own rollback closes it.
     match body() {

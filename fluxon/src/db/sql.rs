@@ -216,6 +216,18 @@ impl<'a> SqlRow<'a> {
         }
     }
 
+    /// The integer in column `index` (a count, a key), or a decode error naming `what`.
+    #[inline]
+    pub(crate) fn integer(&self, index: usize, what: &'static str) -> Result<i64, DbError> {
+        self.get_ref(index)?
+            .as_i64()
+            .map_err(|wrong| DbError::Decode {
+                column: what,
+                expected: "i64",
+                reason: wrong.to_string(),
+            })
+    }
+
     /// The name of column `index`, as the statement gave it.
     pub fn column_name(&self, index: usize) -> Option<&str> {
         match self.inner {

@@ -9,7 +9,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
-use rusqlite::{params_from_iter, Connection};
+use std::ops::ControlFlow;
+
+use super::conn::Conn;
 use tokio::sync::mpsc;
 
 use super::model::Model;
@@ -31,25 +33,24 @@ where
     fn writes(&self) -> bool {
         false
     }
-    fn run(mut self, conn: &Connection) -> Result<u64, DbError> {
+    fn run(mut self, conn: &Conn<'_>) -> Result<u64, DbError> {
         each_row(conn, self.select, &mut self.each)
     }
 }
 
 /// Steps through the rows of `select`, handing each to `each`; stops at its first error.
 fn each_row<M: Model>(
-    conn: &Connection,
+    conn: &Conn<'_>,
     select: Select<M>,
     each: &mut dyn FnMut(Row<M>) -> Result<(), DbError>,
 ) -> Result<u64, DbError> {
     let (sql, params) = select.sql(M::SCHEMA.select_list, "")?;
-    let mut statement = conn.prepare_cached(&sql)?;
-    let mut rows = statement.query(params_from_iter(params))?;
     let mut seen = 0;
-    while let Some(row) = rows.next()? {
+    conn.each(&sql, params, |row| {
         each(Row::read(row, 0)?)?;
         seen += 1;
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
     Ok(seen)
 }
 
@@ -71,7 +72,7 @@ impl<M: Model> RowStream<M> {
                 let send = send.clone();
                 move || {
                     let result = super::open_connection(&path, true).and_then(|conn| {
-                        each_row(&conn, select, &mut |row| {
+                        each_row(&Conn::sqlite(&conn), select, &mut |row| {
                             // The reader went away: stop reading (an error nobody sees).
                             send.blocking_send(Ok(row)).map_err(|_| DbError::Closed)
                         })

@@ -8,8 +8,8 @@
 
 use std::marker::PhantomData;
 
+use super::conn::Conn;
 use super::sql::Value;
-use rusqlite::{params_from_iter, Connection};
 
 use super::column::{Column, Unique};
 use super::model::Model;
@@ -160,19 +160,20 @@ impl<M: Model> Query for Upsert<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<Option<i64>, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Option<i64>, DbError> {
         let sql = self.sql();
         let values = self.values?;
         let params = insert_params::<M>(values);
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query(params_from_iter(params))?;
-        let id = match rows.next()? {
-            Some(row) => Some(row.get(0)?),
-            None => None,
-        };
-        // Step the statement to its end: a deferred foreign key is checked when it commits, and
-        // a failure there must be this call's error, not lost in a reset.
-        while rows.next()?.is_some() {}
+        // Every row is read, stepping the statement to its end: a deferred foreign key is
+        // checked when it commits, and a failure there must be this call's error, not lost in
+        // a reset.
+        let mut id = None;
+        conn.each(&sql, params, |row| {
+            if id.is_none() {
+                id = Some(row.integer(0, "rowid")?);
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
         Ok(id)
     }
 }
@@ -185,7 +186,7 @@ impl<M: Model> Query for OrUpdate<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Connection) -> Result<i64, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
         self.0.run(conn)?.ok_or(DbError::NotFound)
     }
 }

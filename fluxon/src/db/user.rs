@@ -2,7 +2,8 @@
 
 use std::marker::PhantomData;
 
-use rusqlite::Connection;
+use super::conn::Conn;
+use super::sql::Value;
 
 use super::column::{Column, ReadOnly};
 use super::model::{AuthorizedUser, Model};
@@ -47,7 +48,7 @@ impl<U: AuthorizedUser> Query for Credentials<U> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Connection) -> Result<Self::Output, DbError> {
+    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
         let password: &'static ColumnSchema =
             &U::SCHEMA.columns[column_index::<U>(U::PASSWORD_COLUMN)?];
         let sql = format!(
@@ -57,15 +58,10 @@ impl<U: AuthorizedUser> Query for Credentials<U> {
             quote_ident(U::TABLE),
             quote_ident(U::USERNAME_COLUMN)
         );
-        let mut statement = conn.prepare_cached(&sql)?;
-        let mut rows = statement.query([&self.username])?;
-        match rows.next()? {
-            Some(row) => {
-                let id: i64 = row.get(0)?;
-                let hash = Password::from_sql(row.get_ref(1)?.into(), password)?;
-                Ok(Some((id, hash)))
-            }
-            None => Ok(None),
-        }
+        conn.first(&sql, [Value::Text(self.username)], |row| {
+            let id = row.integer(0, U::KEY_COLUMN)?;
+            let hash = Password::from_sql(row.get_ref(1)?, password)?;
+            Ok((id, hash))
+        })
     }
 }

@@ -1,0 +1,143 @@
+//! [`Conn`]: one connection of either backend, as a [`Query`](super::Query) runs on it. Every
+//! statement fluxon runs goes through these few methods (execute, insert, read rows, a batch of
+//! SQL), so a query is written once for every backend: it says what to run and how to read a
+//! row ([`SqlRow`]), and the connection prepares (cached per connection), binds fluxon's
+//! [`Value`]s and steps the rows in its driver's way.
+
+use std::ops::ControlFlow;
+
+use rusqlite::params_from_iter;
+
+use super::dialect::Dialect;
+use super::sql::{SqlRow, Value};
+use super::DbError;
+
+/// A connection a query runs on (inside whatever transaction it is in).
+#[derive(Clone, Copy)]
+pub struct Conn<'c> {
+    driver: Driver<'c>,
+}
+
+#[derive(Clone, Copy)]
+enum Driver<'c> {
+    Sqlite(&'c rusqlite::Connection),
+}
+
+impl<'c> Conn<'c> {
+    /// A SQLite connection.
+    pub(crate) fn sqlite(conn: &'c rusqlite::Connection) -> Self {
+        Conn {
+            driver: Driver::Sqlite(conn),
+        }
+    }
+
+    /// The backend's dialect.
+    pub fn dialect(&self) -> Dialect {
+        match self.driver {
+            Driver::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// The SQLite connection underneath, for SQLite's own escape hatches
+    /// ([`Transaction::with_connection`](super::Transaction::with_connection)); `None` on another
+    /// backend.
+    pub(crate) fn as_sqlite(&self) -> Option<&'c rusqlite::Connection> {
+        match self.driver {
+            Driver::Sqlite(conn) => Some(conn),
+        }
+    }
+
+    /// Runs a statement with `params` bound to its `?`s; how many rows it changed.
+    pub(crate) fn execute(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<usize, DbError> {
+        match self.driver {
+            Driver::Sqlite(conn) => Ok(conn
+                .prepare_cached(sql)?
+                .execute(params_from_iter(params))?),
+        }
+    }
+
+    /// Runs an INSERT of rows whose key column is `key`, and gives the key of the last row it
+    /// inserted (SQLite: its rowid, which is an auto key).
+    pub(crate) fn insert(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        key: &str,
+    ) -> Result<i64, DbError> {
+        let _ = key;
+        match self.driver {
+            Driver::Sqlite(conn) => {
+                conn.prepare_cached(sql)?
+                    .execute(params_from_iter(params))?;
+                Ok(conn.last_insert_rowid())
+            }
+        }
+    }
+
+    /// Runs a query, handing each row to `each` until it says [`ControlFlow::Break`] or errs.
+    pub(crate) fn each(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        mut each: impl FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+    ) -> Result<(), DbError> {
+        match self.driver {
+            Driver::Sqlite(conn) => {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(params_from_iter(params))?;
+                while let Some(row) = rows.next()? {
+                    if each(&SqlRow::new(row))?.is_break() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a query and reads every row with `read`.
+    #[inline]
+    pub(crate) fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        mut read: impl FnMut(&SqlRow<'_>) -> Result<T, DbError>,
+    ) -> Result<Vec<T>, DbError> {
+        let mut out = Vec::new();
+        self.each(sql, params, |row| {
+            out.push(read(row)?);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Runs a query and reads its first row with `read`, if it has one.
+    #[inline]
+    pub(crate) fn first<T>(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        read: impl FnOnce(&SqlRow<'_>) -> Result<T, DbError>,
+    ) -> Result<Option<T>, DbError> {
+        let mut read = Some(read);
+        let mut out = None;
+        self.each(sql, params, |row| {
+            if let Some(read) = read.take() {
+                out = Some(read(row)?);
+            }
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Runs statements with no parameters (`;`-separated).
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), DbError> {
+        match self.driver {
+            Driver::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+        }
+    }
+}
