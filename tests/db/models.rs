@@ -87,19 +87,48 @@ pub const ALL: [fluxon::db::TableSchema; 7] = [
     Profile::SCHEMA,
 ];
 
-/// A database in a fresh temp dir, with every table; the dir lives as long as the returned guard.
-pub fn database() -> (Database, tempfile::TempDir) {
+/// The backends every database test runs on ([`backends!`](crate::backends)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh database on the test binary's own PostgreSQL server.
+    Postgres,
+}
+
+/// Where a test's database is: a SQLite file in a fresh temp dir (the dir lives as long as the
+/// returned guard), or a fresh database on the test server.
+pub fn place(backend: Backend) -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Database::open(dir.path().join("test.sqlite3")).expect("open");
+    let place = match backend {
+        Backend::Sqlite => dir.path().join("test.sqlite3").display().to_string(),
+        Backend::Postgres => crate::postgres::fresh_database(),
+    };
+    (place, dir)
+}
+
+/// A database on `backend` with every table.
+pub fn database_on(backend: Backend) -> (Database, tempfile::TempDir) {
+    let (place, dir) = place(backend);
+    let db = Database::open(&place).expect("open");
     db.create_tables(&ALL).expect("tables");
     (db, dir)
 }
 
-pub async fn async_database() -> (AsyncDatabase, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = AsyncDatabase::open(dir.path().join("test.sqlite3")).expect("open");
+pub async fn async_database_on(backend: Backend) -> (AsyncDatabase, tempfile::TempDir) {
+    let (place, dir) = place(backend);
+    let db = AsyncDatabase::open(&place).expect("open");
     db.create_tables(&ALL).await.expect("tables");
     (db, dir)
+}
+
+/// A SQLite database with every table (for what only SQLite has: its own connection).
+pub fn database() -> (Database, tempfile::TempDir) {
+    database_on(Backend::Sqlite)
+}
+
+pub async fn async_database() -> (AsyncDatabase, tempfile::TempDir) {
+    async_database_on(Backend::Sqlite).await
 }
 
 pub fn teacher(name: &str) -> Teacher {

@@ -4,8 +4,8 @@ use fluxon::db::{DbError, Executor, Filter, Row};
 
 use crate::models::*;
 
-fn school() -> (fluxon::db::Database, tempfile::TempDir) {
-    let (db, dir) = database();
+fn school(backend: Backend) -> (fluxon::db::Database, tempfile::TempDir) {
+    let (db, dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     for (title, teacher, seats) in [
@@ -28,9 +28,8 @@ fn titles(courses: Vec<Row<Course>>) -> Vec<String> {
     courses.into_iter().map(|c| c.fields.title).collect()
 }
 
-#[test]
-fn and_or_not_combine() {
-    let (db, _dir) = school();
+fn and_or_not_combine(backend: Backend) {
+    let (db, _dir) = school(backend);
     let ada = 1;
     let q = db
         .check((Course::teacher.eq(ada) & Course::seats.ge(40)) | Course::title.eq("Drama"))
@@ -68,9 +67,8 @@ fn and_or_not_combine() {
     assert_eq!(db.check(Teacher::mentor.is_not_null()).count().unwrap(), 0);
 }
 
-#[test]
-fn order_limit_offset_first_fetch_exists() {
-    let (db, _dir) = school();
+fn order_limit_offset_first_fetch_exists(backend: Backend) {
+    let (db, _dir) = school(backend);
     let q = db
         .check_all::<Course>()
         .order_by(Course::seats.desc())
@@ -100,9 +98,8 @@ fn order_limit_offset_first_fetch_exists() {
     );
 }
 
-#[test]
-fn columns_come_back_as_typed_tuples() {
-    let (db, _dir) = school();
+fn columns_come_back_as_typed_tuples(backend: Backend) {
+    let (db, _dir) = school(backend);
     let rows: Vec<(i64, String, u32)> = db
         .check(Course::seats.ge(25))
         .order_by(Course::id.asc())
@@ -123,9 +120,8 @@ fn columns_come_back_as_typed_tuples() {
     assert_eq!(ids, vec![(2,)]);
 }
 
-#[test]
-fn update_and_delete_report_rows_changed() {
-    let (db, _dir) = school();
+fn update_and_delete_report_rows_changed(backend: Backend) {
+    let (db, _dir) = school(backend);
     let changed = db
         .update(
             vec![Course::seats.set(99u32), Course::title.set("Big")],
@@ -148,9 +144,8 @@ fn update_and_delete_report_rows_changed() {
     assert_eq!(db.check_all::<Course>().count().unwrap(), 3);
 }
 
-#[test]
-fn insert_by_pairs_takes_defaults_for_the_rest() {
-    let (db, _dir) = school();
+fn insert_by_pairs_takes_defaults_for_the_rest(backend: Backend) {
+    let (db, _dir) = school(backend);
     let id = db
         .insert_values(vec![Course::title.set("Latin"), Course::teacher.set(1)])
         .unwrap();
@@ -159,9 +154,8 @@ fn insert_by_pairs_takes_defaults_for_the_rest() {
     assert_eq!(latin.title, "Latin");
 }
 
-#[tokio::test]
-async fn the_same_queries_run_async() {
-    let (db, _dir) = async_database().await;
+async fn the_same_queries_run_async(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let ada = db.insert(&teacher("Ada")).await.unwrap();
     db.insert(&course("Engines", ada)).await.unwrap();
     let found = db.check(Course::title.like("Eng%")).all().await.unwrap();
@@ -187,9 +181,8 @@ async fn the_same_queries_run_async() {
 
 /// `contains`, `starts_with` and `ends_with` match the text as it is: a user's `%` or `_` is not
 /// a wildcard (what a search box needs), while `like` keeps its wildcards.
-#[test]
-fn contains_and_friends_escape_like_wildcards() {
-    let (db, _dir) = database();
+fn contains_and_friends_escape_like_wildcards(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     for title in [
         "100% Maths",
@@ -225,9 +218,8 @@ fn contains_and_friends_escape_like_wildcards() {
     assert_eq!(fluxon::db::escape_like("a%b_c\\d"), "a\\%b\\_c\\\\d");
 }
 
-#[test]
-fn insert_many_is_one_transaction_all_or_none() {
-    let (db, _dir) = database();
+fn insert_many_is_one_transaction_all_or_none(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let courses: Vec<Course> = (0..1000).map(|i| course(&format!("c{i}"), ada)).collect();
     let ids = db.insert_many(&courses).unwrap();
@@ -269,10 +261,9 @@ fn insert_many_is_one_transaction_all_or_none() {
     );
 }
 
-#[test]
-fn filtering_by_related_rows_and_subqueries() {
+fn filtering_by_related_rows_and_subqueries(backend: Backend) {
     use fluxon::db::{any_related, subquery};
-    let (db, _dir) = database();
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db
         .insert(&Teacher {
@@ -345,3 +336,5 @@ fn filtering_by_related_rows_and_subqueries() {
         "{refused:?}"
     );
 }
+
+crate::backends!(sync: and_or_not_combine, order_limit_offset_first_fetch_exists, columns_come_back_as_typed_tuples, update_and_delete_report_rows_changed, insert_by_pairs_takes_defaults_for_the_rest, contains_and_friends_escape_like_wildcards, insert_many_is_one_transaction_all_or_none, filtering_by_related_rows_and_subqueries; async: the_same_queries_run_async);

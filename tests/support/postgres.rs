@@ -49,6 +49,16 @@ pub fn server() -> &'static Server {
 /// A new, empty database on the binary's server: its URL
 /// (`postgres://fluxon@127.0.0.1:<port>/<name>`).
 pub fn fresh_database() -> String {
+    // The client blocks on a runtime of its own, which tokio refuses inside an async test's.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(make_database)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+fn make_database() -> String {
     let server = server();
     let name = format!(
         "t{}_{}",

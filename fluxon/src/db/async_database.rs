@@ -206,7 +206,7 @@ pub struct AsyncDatabase {
 impl std::fmt::Debug for AsyncDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncDatabase")
-            .field("path", &self.core.path())
+            .field("location", &self.core.location())
             .finish_non_exhaustive()
     }
 }
@@ -386,7 +386,7 @@ impl<M: Model> Check<'_, AsyncDatabase, M> {
     /// match. See [`RowStream`].
     pub fn stream(self, buffer: usize) -> RowStream<M> {
         let (executor, select) = self.into_parts();
-        RowStream::start(executor.core.path().to_owned(), select, buffer)
+        RowStream::start(executor.core.location().clone(), select, buffer)
     }
 }
 

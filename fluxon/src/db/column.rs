@@ -137,7 +137,7 @@ impl<M: Model, T: ColumnType, W> Column<M, T, W> {
     ) -> Filter<M> {
         let values: Vec<T::Inner> = values.into_iter().map(V::into_column_value).collect();
         if values.is_empty() {
-            return Filter::sql("0".to_owned());
+            return Filter::sql("FALSE".to_owned());
         }
         let marks = vec!["?"; values.len()].join(", ");
         let mut filter = Filter::sql(format!("{} IN ({marks})", self.qualified()));
@@ -182,10 +182,11 @@ impl TextColumn for String {}
 impl TextColumn for Option<String> {}
 
 impl<M: Model, T: ColumnType + TextColumn, W> Column<M, T, W> {
-    /// `column LIKE pattern` (`%` any run of characters, `_` one character; ASCII
-    /// case-insensitive, as in SQLite).
+    /// `column LIKE pattern` (`%` any run of characters, `_` one character), case-insensitive
+    /// on every backend: both sides are lowered first (ASCII letters on SQLite, every letter on
+    /// PostgreSQL).
     pub fn like(self, pattern: impl Into<String>) -> Filter<M> {
-        let mut filter = Filter::sql(self.sql_with(" LIKE ?"));
+        let mut filter = Filter::sql(format!("lower({}) LIKE lower(?)", self.sql_with("")));
         filter.bind(Ok(Value::Text(pattern.into())));
         filter
     }
@@ -208,7 +209,10 @@ impl<M: Model, T: ColumnType + TextColumn, W> Column<M, T, W> {
     }
 
     fn like_escaped(self, pattern: String) -> Filter<M> {
-        let mut filter = Filter::sql(self.sql_with(" LIKE ? ESCAPE '\\'"));
+        let mut filter = Filter::sql(format!(
+            "lower({}) LIKE lower(?) ESCAPE '\\'",
+            self.sql_with("")
+        ));
         filter.bind(Ok(Value::Text(pattern)));
         filter
     }
@@ -278,7 +282,7 @@ impl<M> Filter<M> {
 
     /// Every row.
     pub fn all() -> Self {
-        Filter::sql("1".to_owned())
+        Filter::sql("TRUE".to_owned())
     }
 
     /// The row whose primary key is `key`.

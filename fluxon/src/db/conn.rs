@@ -4,11 +4,13 @@
 //! row ([`SqlRow`]), and the connection prepares (cached per connection), binds fluxon's
 //! [`Value`]s and steps the rows in its driver's way.
 
+use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use rusqlite::params_from_iter;
 
 use super::dialect::Dialect;
+use super::postgres::PgConnection;
 use super::sql::{SqlRow, Value};
 use super::DbError;
 
@@ -21,6 +23,7 @@ pub struct Conn<'c> {
 #[derive(Clone, Copy)]
 enum Driver<'c> {
     Sqlite(&'c rusqlite::Connection),
+    Postgres(&'c RefCell<PgConnection>),
 }
 
 impl<'c> Conn<'c> {
@@ -31,10 +34,18 @@ impl<'c> Conn<'c> {
         }
     }
 
+    /// A PostgreSQL connection.
+    pub(crate) fn postgres(conn: &'c RefCell<PgConnection>) -> Self {
+        Conn {
+            driver: Driver::Postgres(conn),
+        }
+    }
+
     /// The backend's dialect.
     pub fn dialect(&self) -> Dialect {
         match self.driver {
             Driver::Sqlite(_) => Dialect::Sqlite,
+            Driver::Postgres(_) => Dialect::Postgres,
         }
     }
 
@@ -44,6 +55,7 @@ impl<'c> Conn<'c> {
     pub(crate) fn as_sqlite(&self) -> Option<&'c rusqlite::Connection> {
         match self.driver {
             Driver::Sqlite(conn) => Some(conn),
+            Driver::Postgres(_) => None,
         }
     }
 
@@ -57,23 +69,59 @@ impl<'c> Conn<'c> {
             Driver::Sqlite(conn) => Ok(conn
                 .prepare_cached(sql)?
                 .execute(params_from_iter(params))?),
+            Driver::Postgres(conn) => conn.borrow_mut().execute(sql, params),
         }
     }
 
     /// Runs an INSERT of rows whose key column is `key`, and gives the key of the last row it
-    /// inserted (SQLite: its rowid, which is an auto key).
+    /// inserted (SQLite: its rowid, which is an auto key; PostgreSQL: `RETURNING` the key).
     pub(crate) fn insert(
         &self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
         key: &str,
     ) -> Result<i64, DbError> {
-        let _ = key;
         match self.driver {
             Driver::Sqlite(conn) => {
                 conn.prepare_cached(sql)?
                     .execute(params_from_iter(params))?;
                 Ok(conn.last_insert_rowid())
+            }
+            Driver::Postgres(conn) => {
+                let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
+                let mut last = None;
+                conn.borrow_mut().each(&sql, params, &mut |row| {
+                    last = Some(row.integer(0, "the new key")?);
+                    Ok(ControlFlow::Continue(()))
+                })?;
+                last.ok_or(DbError::NotFound)
+            }
+        }
+    }
+
+    /// Runs an INSERT of `rows` rows whose key column is `key`, and adds their keys to `ids`,
+    /// in order (SQLite: a statement's rows get consecutive rowids, each the largest so far plus
+    /// one; PostgreSQL: `RETURNING` the keys, which need not be consecutive).
+    pub(crate) fn insert_rows(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        key: &str,
+        rows: usize,
+        ids: &mut Vec<i64>,
+    ) -> Result<(), DbError> {
+        match self.driver {
+            Driver::Sqlite(_) => {
+                let last = self.insert(sql, params, key)?;
+                ids.extend((0..rows as i64).rev().map(|back| last - back));
+                Ok(())
+            }
+            Driver::Postgres(conn) => {
+                let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
+                conn.borrow_mut().each(&sql, params, &mut |row| {
+                    ids.push(row.integer(0, "the new key")?);
+                    Ok(ControlFlow::Continue(()))
+                })
             }
         }
     }
@@ -96,6 +144,7 @@ impl<'c> Conn<'c> {
                 }
                 Ok(())
             }
+            Driver::Postgres(conn) => conn.borrow_mut().each(sql, params, &mut each),
         }
     }
 
@@ -134,10 +183,41 @@ impl<'c> Conn<'c> {
         Ok(out)
     }
 
+    /// Whether a transaction is open on the connection.
+    pub(crate) fn in_transaction(&self) -> bool {
+        match self.driver {
+            Driver::Sqlite(conn) => !conn.is_autocommit(),
+            Driver::Postgres(conn) => conn.borrow().in_transaction(),
+        }
+    }
+
+    /// Begins a transaction (SQLite: deferred).
+    pub(crate) fn begin(&self) -> Result<(), DbError> {
+        match self.driver {
+            Driver::Sqlite(conn) => Ok(conn.execute_batch("BEGIN")?),
+            Driver::Postgres(conn) => conn.borrow_mut().begin(),
+        }
+    }
+
+    /// Commits or rolls back the transaction [`begin`](Self::begin) opened.
+    pub(crate) fn end(&self, commit: bool) -> Result<(), DbError> {
+        match self.driver {
+            Driver::Sqlite(conn) => {
+                let ended = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
+                if ended.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Ok(ended?)
+            }
+            Driver::Postgres(conn) => conn.borrow_mut().end(commit),
+        }
+    }
+
     /// Runs statements with no parameters (`;`-separated).
     pub(crate) fn batch(&self, sql: &str) -> Result<(), DbError> {
         match self.driver {
             Driver::Sqlite(conn) => Ok(conn.execute_batch(sql)?),
+            Driver::Postgres(conn) => conn.borrow_mut().batch(sql),
         }
     }
 }

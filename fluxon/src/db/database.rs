@@ -2,14 +2,16 @@
 //! calling thread. [`AsyncDatabase`](super::AsyncDatabase) runs the same connections on threads of
 //! their own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::conn::Conn;
+use super::dialect::Location;
 use super::executor::Executor;
+use super::postgres::PgPool;
 use super::query::{Closure, Query};
 use super::DbError;
 
@@ -62,40 +64,81 @@ impl std::ops::Deref for Writing<'_> {
     }
 }
 
-/// Connections to one database file, shared by `Database` and `AsyncDatabase`.
+/// Connections to one database, shared by `Database` and `AsyncDatabase`: a SQLite file's
+/// writer and readers, or a pool of connections to a PostgreSQL server.
 pub(crate) struct Core {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
-    max_readers: usize,
+    location: Location,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite {
+        writer: Mutex<Connection>,
+        readers: Mutex<Vec<Connection>>,
+        max_readers: usize,
+    },
+    Postgres(PgPool),
 }
 
 impl Core {
-    pub(crate) fn open(path: &Path, max_readers: usize) -> Result<Core, DbError> {
-        let writer = open_connection(path, false)?;
-        Ok(Core {
-            path: path.to_owned(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-            max_readers: max_readers.max(1),
-        })
+    /// Opens the database at `place`: a PostgreSQL server for a `postgres://` URL, else a
+    /// SQLite file ([`Location::of`]). `connections` bounds the pooled readers (SQLite) or the
+    /// idle connections kept (PostgreSQL).
+    pub(crate) fn open(place: &Path, connections: usize) -> Result<Core, DbError> {
+        let location = Location::of(place);
+        let backend = match &location {
+            Location::Sqlite(path) => Backend::Sqlite {
+                writer: Mutex::new(open_connection(path, false)?),
+                readers: Mutex::new(Vec::new()),
+                max_readers: connections.max(1),
+            },
+            Location::Postgres(url) => Backend::Postgres(PgPool::open(url, connections)?),
+        };
+        Ok(Core { location, backend })
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    /// Where the database is.
+    pub(crate) fn location(&self) -> &Location {
+        &self.location
     }
 
-    /// Runs a query where it belongs: a write on the writer connection (serialized by its lock),
-    /// a read on a pooled reader.
+    /// Runs a query where it belongs: on SQLite a write on the writer connection (serialized by
+    /// its lock), a read on a pooled reader; on PostgreSQL on a pooled connection.
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
+        let (writer, readers, max_readers) = match &self.backend {
+            Backend::Sqlite {
+                writer,
+                readers,
+                max_readers,
+            } => (writer, readers, *max_readers),
+            Backend::Postgres(pool) => {
+                if query.writes() && WRITING.with(std::cell::Cell::get) {
+                    return Err(DbError::NestedWrite);
+                }
+                return pool.run(query);
+            }
+        };
         if query.writes() {
-            let writer = Writing::take(&self.writer)?;
+            let writer = Writing::take(writer)?;
             query.run(&Conn::sqlite(&writer))
         } else {
-            let reader = self.take_reader()?;
+            let reader = match lock(readers).pop() {
+                Some(reader) => reader,
+                None => open_connection(self.sqlite_path(), true)?,
+            };
             let result = query.run(&Conn::sqlite(&reader));
-            self.return_reader(reader);
+            let mut readers = lock(readers);
+            if readers.len() < max_readers {
+                readers.push(reader);
+            }
             result
+        }
+    }
+
+    fn sqlite_path(&self) -> &Path {
+        match &self.location {
+            Location::Sqlite(path) => path,
+            Location::Postgres(url) => Path::new(url),
         }
     }
 
@@ -105,7 +148,18 @@ impl Core {
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        let writer = Writing::take(&self.writer)?;
+        let writer = match &self.backend {
+            Backend::Sqlite { writer, .. } => writer,
+            Backend::Postgres(pool) => {
+                if WRITING.with(std::cell::Cell::get) {
+                    return Err(DbError::NestedWrite.into());
+                }
+                WRITING.with(|w| w.set(true));
+                let _done = WritingDone;
+                return pool.transaction(|conn| body(&Transaction { conn }));
+            }
+        };
+        let writer = Writing::take(writer)?;
         let sql = |sql: &str| -> Result<(), DbError> {
             writer.prepare_cached(sql)?.execute([])?;
             Ok(())
@@ -131,19 +185,14 @@ impl Core {
             }
         }
     }
+}
 
-    fn take_reader(&self) -> Result<Connection, DbError> {
-        if let Some(reader) = lock(&self.readers).pop() {
-            return Ok(reader);
-        }
-        open_connection(&self.path, true)
-    }
+/// Clears the thread's writing flag when a PostgreSQL transaction ends, however it ends.
+struct WritingDone;
 
-    fn return_reader(&self, reader: Connection) {
-        let mut readers = lock(&self.readers);
-        if readers.len() < self.max_readers {
-            readers.push(reader);
-        }
+impl Drop for WritingDone {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(false));
     }
 }
 
@@ -207,7 +256,7 @@ pub struct Database {
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Database")
-            .field("path", &self.core.path())
+            .field("location", &self.core.location())
             .finish_non_exhaustive()
     }
 }

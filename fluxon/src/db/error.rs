@@ -112,6 +112,25 @@ pub enum DbError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The PostgreSQL server could not be reached or refused the connection.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The URL, its password left out.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A transaction lost to a concurrent one (PostgreSQL's serialization failure or deadlock);
+    /// running it again may succeed.
+    #[error("the transaction conflicted with another one: {0}")]
+    Conflict(String),
+    /// The blocking `Database` was used on a PostgreSQL server from a current-threaded tokio
+    /// runtime, which cannot lend its thread to the blocking client: use `AsyncDatabase` there.
+    #[error("the blocking Database cannot reach PostgreSQL from a current-threaded tokio runtime: use AsyncDatabase in async code")]
+    BlockingInAsync,
+    /// Any other PostgreSQL error (its message and SQLSTATE).
+    #[error("postgres: {0}")]
+    Postgres(String),
     /// SQLite's own escape hatch (a rusqlite connection) was asked of another backend.
     #[error("{0} is SQLite's own (it hands out a rusqlite connection); on this backend use Raw::query / Raw::statement")]
     SqliteOnly(&'static str),

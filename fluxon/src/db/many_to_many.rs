@@ -164,7 +164,8 @@ impl<M: Model, T: Model, Through: Model> Query for ListRelated<M, T, Through> {
         let columns = T::SCHEMA.select_list;
         let sql = format!(
             "SELECT {columns} FROM {target} JOIN {through} AS j ON j.{to} = {target}.{key} \
-             WHERE j.{from} = ? ORDER BY j.rowid",
+             WHERE j.{from} = ? ORDER BY j.{order}",
+            order = quote_ident(Through::KEY_COLUMN),
             through = quote_ident(Through::TABLE),
             to = quote_ident(to.name),
             key = quote_ident(T::KEY_COLUMN),

@@ -134,6 +134,7 @@ mod many_to_many;
 mod model;
 mod order;
 pub(crate) mod password;
+mod postgres;
 mod prefetch;
 mod query;
 mod raw;

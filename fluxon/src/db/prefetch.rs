@@ -152,7 +152,8 @@ where
             |n| {
                 format!(
                     "SELECT j.{from}, {columns} FROM {target} JOIN {through} AS j \
-                     ON j.{to} = {key} WHERE j.{from} IN ({marks}) ORDER BY j.rowid",
+                     ON j.{to} = {key} WHERE j.{from} IN ({marks}) ORDER BY j.{order}",
+                    order = quote_ident(Through::KEY_COLUMN),
                     from = quote_ident(from.name),
                     columns = T::SCHEMA.select_list,
                     target = T::SCHEMA.quoted_name,

@@ -199,8 +199,13 @@ fn insert_chunks<M: Model>(
     while ids.len() < count {
         let n = per.min(count - ids.len());
         let sql = multi_row_insert::<M>(n);
-        let last = conn.insert(&sql, values.by_ref().take(n * width), M::KEY_COLUMN)?;
-        ids.extend((0..n as i64).rev().map(|back| last - back));
+        conn.insert_rows(
+            &sql,
+            values.by_ref().take(n * width),
+            M::KEY_COLUMN,
+            n,
+            &mut ids,
+        )?;
     }
     Ok(ids)
 }
@@ -621,7 +626,7 @@ impl<M: Model> Query for Count<M> {
         let limited = self.0.limit.is_some() || self.0.offset.is_some();
         let (sql, params) = self.0.sql(if limited { "1" } else { "COUNT(*)" }, "")?;
         let sql = if limited {
-            format!("SELECT COUNT(*) FROM ({sql})")
+            format!("SELECT COUNT(*) FROM ({sql}) AS counted")
         } else {
             sql
         };

@@ -27,6 +27,13 @@ pub(crate) fn savepoint<T, E: From<DbError>>(
     name: &str,
     body: impl FnOnce() -> Result<T, E>,
 ) -> Result<T, E> {
+    if !conn.in_transaction() {
+        // Outside a transaction a savepoint is one; PostgreSQL takes SAVEPOINT only inside.
+        conn.begin()?;
+        let result = body();
+        conn.end(result.is_ok())?;
+        return result;
+    }
     let run = |sql: String| conn.batch(&sql);
     run(format!("SAVEPOINT {name}"))?;
     // A panic in `body` leaves the savepoint open; the transaction's own rollback closes it.

@@ -8,6 +8,7 @@ use super::DbError;
 
 /// An owned SQL value: what a field becomes to be stored, and what raw SQL binds.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     /// NULL.
     Null,
@@ -19,6 +20,23 @@ pub enum Value {
     Text(String),
     /// Bytes.
     Blob(Vec<u8>),
+    /// An exact decimal, at the scale of its column: SQLite stores it as the integer count of
+    /// its smallest unit (`12.34` in a column of 2 places is 1234), PostgreSQL as NUMERIC.
+    Decimal(rust_decimal::Decimal),
+}
+
+impl Value {
+    /// What kind of value this is, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "NULL",
+            Value::Integer(_) => "an integer",
+            Value::Real(_) => "a real",
+            Value::Text(_) => "text",
+            Value::Blob(_) => "a blob",
+            Value::Decimal(_) => "a decimal",
+        }
+    }
 }
 
 /// A borrowed SQL value, as read from a row.
@@ -174,6 +192,14 @@ impl ToSql for Value {
             Value::Real(x) => R::Real(*x),
             Value::Text(text) => R::Text(text.as_bytes()),
             Value::Blob(bytes) => R::Blob(bytes),
+            Value::Decimal(d) => match i64::try_from(d.mantissa()) {
+                Ok(units) => R::Integer(units),
+                Err(_) => {
+                    return Err(rusqlite::Error::ToSqlConversionFailure(
+                        format!("{d} does not fit SQLite's 64-bit integer").into(),
+                    ))
+                }
+            },
         }))
     }
 }
@@ -188,6 +214,8 @@ enum Inner<'a> {
     Driver(&'a rusqlite::Row<'a>),
     /// Values gathered from one (a raw query's columns found by name).
     Values(&'a [ValueRef<'a>]),
+    /// Values read from a row of another backend's, with their columns' names.
+    Named(&'a [ValueRef<'a>], &'a [&'a str]),
 }
 
 impl<'a> SqlRow<'a> {
@@ -204,12 +232,18 @@ impl<'a> SqlRow<'a> {
         }
     }
 
+    pub(crate) fn from_named(values: &'a [ValueRef<'a>], names: &'a [&'a str]) -> Self {
+        SqlRow {
+            inner: Inner::Named(values, names),
+        }
+    }
+
     /// The value of column `index` (from 0).
     #[inline]
     pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>, DbError> {
         match self.inner {
             Inner::Driver(row) => Ok(row.get_ref(index)?.into()),
-            Inner::Values(values) => values
+            Inner::Values(values) | Inner::Named(values, _) => values
                 .get(index)
                 .copied()
                 .ok_or(DbError::Sqlite(rusqlite::Error::InvalidColumnIndex(index))),
@@ -233,6 +267,7 @@ impl<'a> SqlRow<'a> {
         match self.inner {
             Inner::Driver(row) => row.as_ref().column_name(index).ok(),
             Inner::Values(_) => None,
+            Inner::Named(_, names) => names.get(index).copied(),
         }
     }
 
@@ -240,7 +275,7 @@ impl<'a> SqlRow<'a> {
     pub fn len(&self) -> usize {
         match self.inner {
             Inner::Driver(row) => row.as_ref().column_count(),
-            Inner::Values(values) => values.len(),
+            Inner::Values(values) | Inner::Named(values, _) => values.len(),
         }
     }
 

@@ -4,7 +4,6 @@
 //! seen, so page 1,000 costs what page 1 does.
 
 use std::marker::PhantomData;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,6 +11,8 @@ use futures_util::Stream;
 use std::ops::ControlFlow;
 
 use super::conn::Conn;
+use super::dialect::Location;
+use super::postgres::PgConnection;
 use tokio::sync::mpsc;
 
 use super::model::Model;
@@ -64,19 +65,27 @@ pub struct RowStream<M: Model> {
 }
 
 impl<M: Model> RowStream<M> {
-    pub(crate) fn start(path: PathBuf, select: Select<M>, buffer: usize) -> Self {
+    pub(crate) fn start(location: Location, select: Select<M>, buffer: usize) -> Self {
         let (send, rows) = mpsc::channel(buffer.max(1));
         let started = std::thread::Builder::new()
             .name("fluxon-db-stream".to_owned())
             .spawn({
                 let send = send.clone();
                 move || {
-                    let result = super::open_connection(&path, true).and_then(|conn| {
-                        each_row(&Conn::sqlite(&conn), select, &mut |row| {
-                            // The reader went away: stop reading (an error nobody sees).
-                            send.blocking_send(Ok(row)).map_err(|_| DbError::Closed)
-                        })
-                    });
+                    // The reader went away: stop reading (an error nobody sees).
+                    let mut hand_over =
+                        |row| send.blocking_send(Ok(row)).map_err(|_| DbError::Closed);
+                    let result = match &location {
+                        Location::Sqlite(path) => {
+                            super::open_connection(path, true).and_then(|conn| {
+                                each_row(&Conn::sqlite(&conn), select, &mut hand_over)
+                            })
+                        }
+                        Location::Postgres(url) => PgConnection::connect(url).and_then(|conn| {
+                            let conn = std::cell::RefCell::new(conn);
+                            each_row(&Conn::postgres(&conn), select, &mut hand_over)
+                        }),
+                    };
                     if let Err(err) = result {
                         if !matches!(err, DbError::Closed) {
                             let _ = send.blocking_send(Err(err));

@@ -9,6 +9,7 @@
 use std::marker::PhantomData;
 
 use super::conn::Conn;
+use super::dialect::Dialect;
 use super::sql::Value;
 
 use super::column::{Column, Unique};
@@ -121,7 +122,7 @@ impl<M: Model> Upsert<M> {
         }
     }
 
-    fn sql(&self) -> String {
+    fn sql(&self, dialect: Dialect) -> String {
         let insert = M::SCHEMA.insert_sql;
         let target = self
             .target
@@ -151,7 +152,13 @@ impl<M: Model> Upsert<M> {
                 }
             }
         };
-        format!("{insert} ON CONFLICT ({target}) DO {action} RETURNING rowid")
+        // SQLite's rowid is the row's integer id whatever its key; PostgreSQL has none, and
+        // gives the key.
+        let id = match dialect {
+            Dialect::Sqlite => "rowid".to_owned(),
+            _ => quote_ident(M::KEY_COLUMN),
+        };
+        format!("{insert} ON CONFLICT ({target}) DO {action} RETURNING {id}")
     }
 }
 
@@ -161,7 +168,7 @@ impl<M: Model> Query for Upsert<M> {
         true
     }
     fn run(self, conn: &Conn<'_>) -> Result<Option<i64>, DbError> {
-        let sql = self.sql();
+        let sql = self.sql(conn.dialect());
         let values = self.values?;
         let params = insert_params::<M>(values);
         // Every row is read, stepping the statement to its end: a deferred foreign key is

@@ -237,8 +237,8 @@ impl SqlType for Decimal {
         if digits > max_digits {
             return Err(invalid(format!("{self} has more than {max_digits} digits")));
         }
-        let units = i64::try_from(units).map_err(|_| invalid(format!("{self} is too large")))?;
-        Ok(Value::Integer(units))
+        i64::try_from(units).map_err(|_| invalid(format!("{self} is too large")))?;
+        Ok(Value::Decimal(scaled))
     }
     #[inline]
     fn from_sql(value: ValueRef<'_>, column: &ColumnSchema) -> Result<Self, DbError> {
@@ -246,6 +246,15 @@ impl SqlType for Decimal {
             FieldKind::Decimal { decimal_places, .. } => decimal_places,
             _ => 0,
         };
+        // PostgreSQL's NUMERIC arrives as its text (unless whole); SQLite's as a count of units.
+        if let ValueRef::Text(_) = value {
+            let text = value
+                .as_str()
+                .map_err(|e| decode_error(column, "decimal", e))?;
+            return text
+                .parse::<Decimal>()
+                .map_err(|e| decode_error(column, "decimal", e));
+        }
         let units = integer(value, column, "decimal")?;
         Decimal::try_from_i128_with_scale(i128::from(units), places)
             .map_err(|e| decode_error(column, "decimal", e))

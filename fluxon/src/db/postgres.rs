@@ -1,0 +1,564 @@
+//! The PostgreSQL backend's connection: the `postgres` crate's blocking client (tokio-postgres
+//! underneath, driven by a runtime of its own, so a query is a direct round trip on the calling
+//! thread with no hop to another task), a cache of prepared statements per connection, and the
+//! bridge between fluxon's [`Value`]s and PostgreSQL's types.
+//!
+//! Binding goes by the type PostgreSQL inferred for each parameter when the statement was
+//! prepared: an integer binds as BOOLEAN, SMALLINT, INTEGER or BIGINT as the column wants, text
+//! as TEXT, JSONB, DATE, TIME or TIMESTAMPTZ (parsed from the text SQLite stores). Reading turns
+//! each column back into the value SQLite would have given ([`ValueRef`]), so every field type
+//! decodes the same way on both backends.
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, ToSql, Type};
+use postgres::{Client, Statement};
+
+use super::conn::Conn;
+use super::dialect::Dialect;
+use super::query::Query;
+use super::sql::{SqlRow, Value, ValueRef};
+use super::DbError;
+
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
+/// One connection to a PostgreSQL server.
+pub(crate) struct PgConnection {
+    client: Client,
+    statements: lru::LruCache<String, Statement>,
+    in_transaction: bool,
+}
+
+/// The connections to one server: idle ones kept (at most `max_idle`), more made as needed.
+pub(crate) struct PgPool {
+    url: String,
+    idle: Mutex<Vec<PgConnection>>,
+    max_idle: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `work`, which blocks on the client's own runtime, where tokio allows that: directly
+/// outside any runtime (the database's own threads, plain threads), in `block_in_place` on a
+/// multi-threaded runtime's worker (the blocking `Database` used from async code). A
+/// current-threaded runtime cannot give its thread away: the blocking `Database` is refused there
+/// (its async twin, `AsyncDatabase`, sends the work to threads of its own).
+fn off_runtime<T>(work: impl FnOnce() -> T) -> Result<T, DbError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Err(_) => Ok(work()),
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(tokio::task::block_in_place(work))
+        }
+        Ok(_) => Err(DbError::BlockingInAsync),
+    }
+}
+
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        // Closing a client blocks on its own runtime, which tokio refuses inside another's.
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("fluxon-pg-close".to_owned())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
+impl PgPool {
+    /// Connects once (so a wrong URL or an unreachable server is an error here, not at the
+    /// first query) and keeps that connection.
+    pub(crate) fn open(url: &str, max_idle: usize) -> Result<Self, DbError> {
+        let first = PgConnection::connect(url)?;
+        Ok(PgPool {
+            url: url.to_owned(),
+            idle: Mutex::new(vec![first]),
+            max_idle: max_idle.max(1),
+        })
+    }
+
+    fn take(&self) -> Result<PgConnection, DbError> {
+        match lock(&self.idle).pop() {
+            Some(conn) => Ok(conn),
+            None => PgConnection::connect(&self.url),
+        }
+    }
+
+    /// Keeps a connection for the next query, unless it is closed or in a transaction (a body
+    /// that panicked), or enough are kept already.
+    fn give_back(&self, conn: PgConnection) {
+        if conn.is_closed() || conn.in_transaction {
+            return;
+        }
+        let mut idle = lock(&self.idle);
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs a query on a pooled connection.
+    pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
+        off_runtime(|| {
+            let cell = RefCell::new(self.take()?);
+            let result = query.run(&Conn::postgres(&cell));
+            self.give_back(cell.into_inner());
+            result
+        })?
+    }
+
+    /// Runs `body` in a transaction on a pooled connection: committed when it returns `Ok`,
+    /// rolled back when it returns `Err`; a body that panics takes its connection with it, and
+    /// the server rolls back what it began.
+    pub(crate) fn transaction<T, E: From<DbError>>(
+        &self,
+        body: impl FnOnce(Conn<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        off_runtime(|| {
+            let cell = RefCell::new(self.take()?);
+            cell.borrow_mut().begin()?;
+            let result = body(Conn::postgres(&cell));
+            let ended = cell.borrow_mut().end(result.is_ok());
+            self.give_back(cell.into_inner());
+            match (result, ended) {
+                (Ok(value), Ok(())) => Ok(value),
+                (Ok(_), Err(err)) => Err(err.into()),
+                (Err(err), _) => Err(err),
+            }
+        })?
+    }
+}
+
+impl std::fmt::Debug for PgConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConnection").finish_non_exhaustive()
+    }
+}
+
+impl PgConnection {
+    /// Connects to the server a `postgres://` URL names. The client blocks on a runtime of its
+    /// own, which tokio refuses inside another's: called from async code (opening an
+    /// `AsyncDatabase`), it connects from a thread of its own.
+    pub(crate) fn connect(url: &str) -> Result<Self, DbError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Self::connect_here(url);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| Self::connect_here(url))
+                .join()
+                .unwrap_or_else(|_| Err(DbError::Panicked("connecting to PostgreSQL".to_owned())))
+        })
+    }
+
+    fn connect_here(url: &str) -> Result<Self, DbError> {
+        let config: postgres::Config = url.parse().map_err(|err| DbError::Connect {
+            url: redact(url),
+            reason: format!("{err}"),
+        })?;
+        let client = config
+            .connect(postgres::NoTls)
+            .map_err(|err| DbError::Connect {
+                url: redact(url),
+                reason: chain(&err),
+            })?;
+        let capacity =
+            std::num::NonZeroUsize::new(STATEMENT_CACHE).unwrap_or(std::num::NonZeroUsize::MIN);
+        Ok(PgConnection {
+            client,
+            statements: lru::LruCache::new(capacity),
+            in_transaction: false,
+        })
+    }
+
+    /// Whether a transaction is open on the connection.
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// Begins a transaction.
+    pub(crate) fn begin(&mut self) -> Result<(), DbError> {
+        self.client.batch_execute("BEGIN").map_err(error)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    /// Commits (or rolls back) the open transaction. A failed COMMIT (a deferred foreign key)
+    /// leaves none open: the server rolled it back.
+    pub(crate) fn end(&mut self, commit: bool) -> Result<(), DbError> {
+        let ended = self
+            .client
+            .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
+            .map_err(error);
+        if ended.is_err() && commit {
+            // Make sure: a COMMIT that failed for a reason of the connection's own.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+        self.in_transaction = false;
+        ended
+    }
+
+    /// Whether the connection is gone (the server closed it): such a connection is not pooled
+    /// again.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The prepared statement for `sql` (fluxon's `?` form), from the cache or made now.
+    fn prepare(&mut self, sql: &str) -> Result<Statement, DbError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let numbered = Dialect::Postgres.parameters(sql);
+        let statement = self.client.prepare(&numbered).map_err(error)?;
+        self.statements.put(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs a statement; how many rows it changed.
+    pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<usize, DbError> {
+        let statement = self.prepare(sql)?;
+        let params: Vec<Value> = params.into_iter().collect();
+        let bound = bind(&statement, &params)?;
+        let changed = self.client.execute(&statement, &bound).map_err(error)?;
+        Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+    }
+
+    /// Runs a query, handing each row to `each` until it says stop.
+    pub(crate) fn each(
+        &mut self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+    ) -> Result<(), DbError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let statement = self.prepare(sql)?;
+        let params: Vec<Value> = params.into_iter().collect();
+        let bound = bind(&statement, &params)?;
+        let mut rows = self
+            .client
+            .query_raw(&statement, bound.iter().copied())
+            .map_err(error)?;
+        while let Some(row) = rows.next().map_err(error)? {
+            let mut texts = Vec::new();
+            owned_texts(&row, &mut texts)?;
+            let mut values = Vec::with_capacity(row.len());
+            let mut owned = texts.iter();
+            for (i, column) in row.columns().iter().enumerate() {
+                values.push(value_ref(&row, i, column.type_(), &mut owned)?);
+            }
+            let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+            if each(&SqlRow::from_named(&values, &names))?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs statements with no parameters (`;`-separated).
+    pub(crate) fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.client.batch_execute(sql).map_err(error)
+    }
+}
+
+/// The bound form of `params` for `statement`: each checked against the type PostgreSQL wants.
+fn bind<'v>(
+    statement: &Statement,
+    params: &'v [Value],
+) -> Result<Vec<&'v (dyn ToSql + Sync)>, DbError> {
+    let wanted = statement.params().len();
+    if wanted != params.len() {
+        return Err(DbError::InvalidValue {
+            column: "?",
+            reason: format!(
+                "the statement has {wanted} parameters; {} were given",
+                params.len()
+            ),
+        });
+    }
+    Ok(params.iter().map(|v| v as &(dyn ToSql + Sync)).collect())
+}
+
+/// A URL with its password (if any) left out, for errors and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    for _ in 0..8 {
+        let Some(inner) = source else { break };
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// A driver error as fluxon's: constraint failures by their SQLSTATE, as on SQLite.
+pub(crate) fn error(err: postgres::Error) -> DbError {
+    use postgres::error::SqlState;
+    let Some(db) = err.as_db_error() else {
+        return DbError::Postgres(chain(&err));
+    };
+    let what = match (db.table(), db.constraint()) {
+        (Some(table), Some(constraint)) => format!("{table}: {constraint}"),
+        _ => db.message().to_owned(),
+    };
+    match db.code() {
+        c if *c == SqlState::UNIQUE_VIOLATION => DbError::Unique(what),
+        c if *c == SqlState::FOREIGN_KEY_VIOLATION => DbError::ForeignKey(what),
+        c if *c == SqlState::CHECK_VIOLATION => DbError::Check(what),
+        c if *c == SqlState::NOT_NULL_VIOLATION => {
+            DbError::NotNull(db.column().unwrap_or(db.message()).to_owned())
+        }
+        c if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            DbError::Conflict(db.message().to_owned())
+        }
+        code => DbError::Postgres(format!("{} ({})", db.message(), code.code())),
+    }
+}
+
+/// Binds a value as the type PostgreSQL wants for its parameter.
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let wrong = || -> Box<dyn std::error::Error + Sync + Send> {
+            format!("cannot bind {} as {ty}", self.kind()).into()
+        };
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(n) => match *ty {
+                Type::BOOL => (*n != 0).to_sql(ty, out),
+                Type::INT2 => i16::try_from(*n)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*n)?.to_sql(ty, out),
+                Type::INT8 => n.to_sql(ty, out),
+                Type::FLOAT4 | Type::FLOAT8 => (*n as f64).to_sql(&Type::FLOAT8, out),
+                Type::NUMERIC => rust_decimal::Decimal::from(*n).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => n.to_string().to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+            Value::Real(x) => match *ty {
+                Type::FLOAT8 => x.to_sql(ty, out),
+                Type::FLOAT4 => (*x as f32).to_sql(ty, out),
+                Type::NUMERIC => rust_decimal::Decimal::try_from(*x)?.to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+            Value::Decimal(d) => match *ty {
+                Type::NUMERIC => d.to_sql(ty, out),
+                Type::FLOAT8 => f64::try_from(*d)?.to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+            Value::Text(text) => match *ty {
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                    text.to_sql(ty, out)
+                }
+                Type::JSONB => {
+                    // JSONB's binary form: a version byte, then the text.
+                    out.extend_from_slice(&[1]);
+                    out.extend_from_slice(text.as_bytes());
+                    Ok(IsNull::No)
+                }
+                Type::JSON => {
+                    out.extend_from_slice(text.as_bytes());
+                    Ok(IsNull::No)
+                }
+                Type::DATE => parse_sqlite::<time::Date>(text)?.to_sql(ty, out),
+                Type::TIME => parse_sqlite::<time::Time>(text)?.to_sql(ty, out),
+                Type::TIMESTAMPTZ => parse_sqlite::<time::OffsetDateTime>(text)?.to_sql(ty, out),
+                Type::NUMERIC => text.parse::<rust_decimal::Decimal>()?.to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+            Value::Blob(bytes) => match *ty {
+                Type::BYTEA => bytes.as_slice().to_sql(ty, out),
+                _ => Err(wrong()),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+/// A date or time from the text SQLite stores it as (what fluxon's fields write).
+fn parse_sqlite<T: rusqlite::types::FromSql>(
+    text: &str,
+) -> Result<T, Box<dyn std::error::Error + Sync + Send>> {
+    T::column_result(rusqlite::types::ValueRef::Text(text.as_bytes()))
+        .map_err(|err| format!("`{text}`: {err}").into())
+}
+
+/// A date or time as the text SQLite stores it as (what fluxon's fields read).
+fn sqlite_text<T: rusqlite::types::ToSql>(value: &T) -> Result<String, DbError> {
+    use rusqlite::types::{ToSqlOutput, Value as V, ValueRef as R};
+    match value.to_sql()? {
+        ToSqlOutput::Owned(V::Text(text)) => Ok(text),
+        ToSqlOutput::Borrowed(R::Text(text)) => Ok(String::from_utf8_lossy(text).into_owned()),
+        _ => Ok(String::new()),
+    }
+}
+
+/// A column's value as PostgreSQL sent it (binary), whatever its type.
+struct RawValue<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for RawValue<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(RawValue(raw))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Whether a column of this type is read into text made for it (the others are read in place).
+fn needs_text(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::DATE | Type::TIME | Type::TIMESTAMPTZ | Type::TIMESTAMP | Type::NUMERIC
+    )
+}
+
+/// The text of each column that needs it, in column order.
+fn owned_texts(row: &postgres::Row, texts: &mut Vec<String>) -> Result<(), DbError> {
+    let decode = |i: usize, err: postgres::Error| DbError::Decode {
+        column: "?",
+        expected: "a value PostgreSQL sent",
+        reason: format!("column {i}: {}", chain(&err)),
+    };
+    for (i, column) in row.columns().iter().enumerate() {
+        let text = match *column.type_() {
+            Type::DATE => row
+                .try_get::<_, Option<time::Date>>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|v| sqlite_text(&v))
+                .transpose()?,
+            Type::TIME => row
+                .try_get::<_, Option<time::Time>>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|v| sqlite_text(&v))
+                .transpose()?,
+            Type::TIMESTAMPTZ => row
+                .try_get::<_, Option<time::OffsetDateTime>>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|v| sqlite_text(&v))
+                .transpose()?,
+            Type::TIMESTAMP => row
+                .try_get::<_, Option<time::PrimitiveDateTime>>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|v| sqlite_text(&v.assume_utc()))
+                .transpose()?,
+            Type::NUMERIC => row
+                .try_get::<_, Option<rust_decimal::Decimal>>(i)
+                .map_err(|e| decode(i, e))?
+                .map(|d| d.to_string()),
+            _ => continue,
+        };
+        texts.push(text.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Column `i` as the value SQLite would have given: integers and booleans as integers, floats
+/// as reals, text and JSON as text, dates, times and decimals as their text (from `owned`, in
+/// column order), bytes as a blob.
+fn value_ref<'r>(
+    row: &'r postgres::Row,
+    i: usize,
+    ty: &Type,
+    owned: &mut std::slice::Iter<'r, String>,
+) -> Result<ValueRef<'r>, DbError> {
+    let raw = row
+        .try_get::<_, Option<RawValue<'r>>>(i)
+        .map_err(|err| DbError::Decode {
+            column: "?",
+            expected: "a value PostgreSQL sent",
+            reason: format!("column {i}: {}", chain(&err)),
+        })?;
+    if needs_text(ty) {
+        let text = owned.next();
+        return Ok(match (raw, text) {
+            (None, _) | (_, None) => ValueRef::Null,
+            (Some(_), Some(text)) => {
+                // A whole decimal reads as an integer (a SUM, a COUNT), as on SQLite.
+                match (*ty == Type::NUMERIC)
+                    .then(|| text.parse::<i64>().ok())
+                    .flatten()
+                {
+                    Some(n) => ValueRef::Integer(n),
+                    None => ValueRef::Text(text.as_bytes()),
+                }
+            }
+        });
+    }
+    let Some(RawValue(bytes)) = raw else {
+        return Ok(ValueRef::Null);
+    };
+    let fixed = |n: usize| -> Result<&[u8], DbError> {
+        bytes.get(..n).ok_or_else(|| DbError::Decode {
+            column: "?",
+            expected: "a value PostgreSQL sent",
+            reason: format!("column {i}: {} bytes for a {ty}", bytes.len()),
+        })
+    };
+    Ok(match *ty {
+        Type::BOOL => ValueRef::Integer(i64::from(fixed(1)?[0] != 0)),
+        Type::INT2 => ValueRef::Integer(i64::from(i16::from_be_bytes([fixed(2)?[0], bytes[1]]))),
+        Type::INT4 => {
+            let b = fixed(4)?;
+            ValueRef::Integer(i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        Type::INT8 => {
+            let b = fixed(8)?;
+            ValueRef::Integer(i64::from_be_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ]))
+        }
+        Type::OID => {
+            let b = fixed(4)?;
+            ValueRef::Integer(i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        Type::FLOAT4 => {
+            let b = fixed(4)?;
+            ValueRef::Real(f64::from(f32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        Type::FLOAT8 => {
+            let b = fixed(8)?;
+            ValueRef::Real(f64::from_be_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ]))
+        }
+        Type::JSONB => ValueRef::Text(bytes.get(1..).unwrap_or_default()),
+        Type::BYTEA => ValueRef::Blob(bytes),
+        // TEXT, VARCHAR, NAME, JSON and anything else whose binary form is its text.
+        _ => ValueRef::Text(bytes),
+    })
+}
