@@ -6,8 +6,8 @@ use fluxon::db::{count_of, count_rows, sum_of, Decimal, Executor, ForeignKey};
 use crate::models::*;
 
 /// Ada teaches Algebra (10 seats) and Biology (20); Grace teaches Chemistry (40); Linus none.
-fn staffed() -> (fluxon::db::Database, tempfile::TempDir, [i64; 3]) {
-    let (db, dir) = database();
+fn staffed(backend: Backend) -> (fluxon::db::Database, tempfile::TempDir, [i64; 3]) {
+    let (db, dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     let linus = db.insert(&teacher("Linus")).unwrap();
@@ -23,9 +23,8 @@ fn staffed() -> (fluxon::db::Database, tempfile::TempDir, [i64; 3]) {
     (db, dir, [ada, grace, linus])
 }
 
-#[test]
-fn aggregates_over_all_rows_read_as_one_typed_tuple() {
-    let (db, _dir, _) = staffed();
+fn aggregates_over_all_rows_read_as_one_typed_tuple(backend: Backend) {
+    let (db, _dir, _) = staffed(backend);
     let (n, total, mean, least, most) = db
         .check_all::<Course>()
         .aggregate((
@@ -57,9 +56,8 @@ fn aggregates_over_all_rows_read_as_one_typed_tuple() {
     assert_eq!(mentored, (0,));
 }
 
-#[test]
-fn group_by_and_having_give_one_tuple_per_group() {
-    let (db, _dir, [ada, grace, _]) = staffed();
+fn group_by_and_having_give_one_tuple_per_group(backend: Backend) {
+    let (db, _dir, [ada, grace, _]) = staffed(backend);
     let per_teacher = db
         .check_all::<Course>()
         .group_by(Course::teacher)
@@ -89,9 +87,8 @@ fn group_by_and_having_give_one_tuple_per_group() {
     assert_eq!(small, [(ForeignKey::new(ada), Some(20))]);
 }
 
-#[test]
-fn rows_annotated_with_the_count_and_sum_of_their_related_rows() {
-    let (db, _dir, [ada, grace, linus]) = staffed();
+fn rows_annotated_with_the_count_and_sum_of_their_related_rows(backend: Backend) {
+    let (db, _dir, [ada, grace, linus]) = staffed(backend);
     let teachers = db
         .check_all::<Teacher>()
         .order_by(Teacher::name.asc())
@@ -140,9 +137,8 @@ fn rows_annotated_with_the_count_and_sum_of_their_related_rows() {
     assert_eq!(enrolled, [2, 0, 0]);
 }
 
-#[test]
-fn decimals_sum_and_average_exactly_in_their_scale() {
-    let (db, _dir) = database();
+fn decimals_sum_and_average_exactly_in_their_scale(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     for (name, price) in [("a", "1.250"), ("b", "2.500"), ("c", "-0.125")] {
         let mut row = crate::fields::sample(name);
         row.price = price.parse::<Decimal>().unwrap();
@@ -156,9 +152,8 @@ fn decimals_sum_and_average_exactly_in_their_scale() {
     assert!((avg.unwrap() - 3.625 / 3.0).abs() < 1e-9, "{avg:?}");
 }
 
-#[test]
-fn an_update_computed_by_the_database_never_oversells() {
-    let (db, _dir, [ada, ..]) = staffed();
+fn an_update_computed_by_the_database_never_oversells(backend: Backend) {
+    let (db, _dir, [ada, ..]) = staffed(backend);
     let algebra = db
         .check(Course::title.eq("Algebra"))
         .first()
@@ -207,9 +202,8 @@ fn an_update_computed_by_the_database_never_oversells() {
     assert_eq!(db.check_all::<Course>().count().unwrap(), before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_takers_through_the_async_database_take_each_seat_once() {
-    let (db, _dir) = async_database().await;
+async fn concurrent_takers_through_the_async_database_take_each_seat_once(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let ada = db.insert(&teacher("Ada")).await.unwrap();
     let mut c = course("Algebra", ada);
     c.seats = 25;
@@ -232,3 +226,5 @@ async fn concurrent_takers_through_the_async_database_take_each_seat_once() {
     assert_eq!(taken, 25);
     assert_eq!(db.get::<Course>(algebra).await.unwrap().unwrap().seats, 0);
 }
+
+crate::backends!(sync: aggregates_over_all_rows_read_as_one_typed_tuple, group_by_and_having_give_one_tuple_per_group, rows_annotated_with_the_count_and_sum_of_their_related_rows, decimals_sum_and_average_exactly_in_their_scale, an_update_computed_by_the_database_never_oversells; async: concurrent_takers_through_the_async_database_take_each_seat_once);

@@ -4,9 +4,8 @@ use fluxon::db::Executor;
 
 use crate::models::*;
 
-#[test]
-fn cascade_deletes_children_and_their_join_rows() {
-    let (db, _dir) = database();
+fn cascade_deletes_children_and_their_join_rows(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     let engines = db.insert(&course("Engines", ada)).unwrap();
@@ -36,9 +35,8 @@ fn cascade_deletes_children_and_their_join_rows() {
     );
 }
 
-#[test]
-fn set_null_clears_the_reference() {
-    let (db, _dir) = database();
+fn set_null_clears_the_reference(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     db.insert(&Teacher {
         name: "Grace".into(),
@@ -55,9 +53,8 @@ fn set_null_clears_the_reference() {
     assert_eq!(grace.mentor, None);
 }
 
-#[test]
-fn a_join_follows_a_foreign_key_in_one_query() {
-    let (db, _dir) = database();
+fn a_join_follows_a_foreign_key_in_one_query(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     db.insert(&course("Engines", ada)).unwrap();
@@ -93,9 +90,8 @@ fn a_join_follows_a_foreign_key_in_one_query() {
     assert_eq!(advised[1].1, None);
 }
 
-#[test]
-fn many_to_many_add_list_remove() {
-    let (db, _dir) = database();
+fn many_to_many_add_list_remove(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let engines = db.insert(&course("Engines", ada)).unwrap();
     let looms = db.insert(&course("Looms", ada)).unwrap();
@@ -128,9 +124,8 @@ fn many_to_many_add_list_remove() {
     );
 }
 
-#[test]
-fn one_to_one_is_unique_and_joins() {
-    let (db, _dir) = database();
+fn one_to_one_is_unique_and_joins(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let profile = |bio: &str| Profile {
         teacher: ada.into(),
@@ -154,9 +149,8 @@ fn one_to_one_is_unique_and_joins() {
     );
 }
 
-#[test]
-fn set_default_and_no_action() {
-    let (db, _dir) = database();
+fn set_default_and_no_action(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let first = db.insert(&teacher("First")).unwrap();
     let second = db.insert(&teacher("Second")).unwrap();
     let third = db.insert(&teacher("Third")).unwrap();
@@ -186,8 +180,7 @@ fn set_default_and_no_action() {
     );
 }
 
-#[test]
-fn models_in_any_order_make_their_tables_and_a_missing_one_is_named() {
+fn models_in_any_order_make_their_tables_and_a_missing_one_is_named(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = fluxon::db::Database::open(dir.path().join("any.sqlite3")).unwrap();
     // Referring tables first: sorted out by create_tables.
@@ -217,3 +210,5 @@ fn models_in_any_order_make_their_tables_and_a_missing_one_is_named() {
         [(0,)]
     );
 }
+
+crate::backends!(sync: cascade_deletes_children_and_their_join_rows, set_null_clears_the_reference, a_join_follows_a_foreign_key_in_one_query, many_to_many_add_list_remove, one_to_one_is_unique_and_joins, set_default_and_no_action, models_in_any_order_make_their_tables_and_a_missing_one_is_named; async: );

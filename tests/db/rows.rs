@@ -14,9 +14,8 @@ pub struct Country {
     pub name: String,
 }
 
-#[test]
-fn every_read_gives_each_row_its_key() {
-    let (db, _dir) = database();
+fn every_read_gives_each_row_its_key(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     assert_ne!(ada, grace);
@@ -38,9 +37,8 @@ fn every_read_gives_each_row_its_key() {
     assert!(fetched[0].id == ada || fetched[0].id == grace);
 }
 
-#[test]
-fn get_by_key_and_a_missing_key_is_none() {
-    let (db, _dir) = database();
+fn get_by_key_and_a_missing_key_is_none(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let row = db.get::<Teacher>(ada).unwrap().expect("Ada is there");
     assert_eq!(row.id, ada);
@@ -59,9 +57,8 @@ fn get_by_key_and_a_missing_key_is_none() {
     assert!(db.get::<Country>("XX".to_owned()).unwrap().is_none());
 }
 
-#[test]
-fn save_writes_every_field_back_and_only_to_that_row() {
-    let (db, _dir) = database();
+fn save_writes_every_field_back_and_only_to_that_row(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     let mut row = db.get::<Teacher>(ada).unwrap().unwrap();
@@ -91,9 +88,8 @@ fn save_writes_every_field_back_and_only_to_that_row() {
     assert_eq!(db.check_all::<Country>().count().unwrap(), 1);
 }
 
-#[test]
-fn save_sets_auto_now_and_keeps_auto_now_add() {
-    let (db, _dir) = database();
+fn save_sets_auto_now_and_keeps_auto_now_add(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let id = db.insert(&crate::fields::sample("row")).unwrap();
     let mut row = db.get::<Everything>(id).unwrap().unwrap();
     let (created, updated) = (row.created, row.updated);
@@ -108,9 +104,8 @@ fn save_sets_auto_now_and_keeps_auto_now_add() {
     assert!(back.updated > updated, "auto_now moves on save");
 }
 
-#[test]
-fn save_or_delete_of_a_row_deleted_meanwhile_says_so_and_writes_nothing() {
-    let (db, _dir) = database();
+fn save_or_delete_of_a_row_deleted_meanwhile_says_so_and_writes_nothing(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let mut row = db.get::<Teacher>(ada).unwrap().unwrap();
     assert_eq!(db.delete(Teacher::id.eq(ada)).unwrap(), 1);
@@ -126,9 +121,8 @@ fn save_or_delete_of_a_row_deleted_meanwhile_says_so_and_writes_nothing() {
     assert!(matches!(db.delete_row(&row), Err(DbError::RowGone { .. })));
 }
 
-#[test]
-fn delete_row_deletes_that_row_and_cascades() {
-    let (db, _dir) = database();
+fn delete_row_deletes_that_row_and_cascades(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     db.insert(&course("Engines", ada)).unwrap();
@@ -149,9 +143,8 @@ fn delete_row_deletes_that_row_and_cascades() {
     assert!(matches!(db.delete_row(&row), Err(DbError::RowGone { .. })));
 }
 
-#[test]
-fn joins_and_many_to_many_lists_give_keys_on_both_sides() {
-    let (db, _dir) = database();
+fn joins_and_many_to_many_lists_give_keys_on_both_sides(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let engines = db.insert(&course("Engines", ada)).unwrap();
     let bo = db.insert(&student("Bo")).unwrap();
@@ -183,9 +176,8 @@ fn joins_and_many_to_many_lists_give_keys_on_both_sides() {
     assert_eq!(students[0].name, "Bo");
 }
 
-#[tokio::test]
-async fn the_async_database_gives_the_same_rows() {
-    let (db, _dir) = async_database().await;
+async fn the_async_database_gives_the_same_rows(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let ada = db.insert(&teacher("Ada")).await.unwrap();
     let mut row = db.get::<Teacher>(ada).await.unwrap().unwrap();
     row.name = "Ada L.".into();
@@ -230,9 +222,8 @@ async fn courses_of(
         .await?)
 }
 
-#[tokio::test]
-async fn rows_go_over_the_wire_with_their_keys() {
-    let (db, _dir) = async_database().await;
+async fn rows_go_over_the_wire_with_their_keys(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let ada = db.insert(&teacher("Ada")).await.unwrap();
     let engines = db.insert(&course("Engines", ada)).await.unwrap();
     let router = fluxon::Router::new()
@@ -255,3 +246,5 @@ async fn rows_go_over_the_wire_with_their_keys() {
     conn.close().await;
     server.shutdown().await;
 }
+
+crate::backends!(sync: every_read_gives_each_row_its_key, get_by_key_and_a_missing_key_is_none, save_writes_every_field_back_and_only_to_that_row, save_sets_auto_now_and_keeps_auto_now_add, save_or_delete_of_a_row_deleted_meanwhile_says_so_and_writes_nothing, delete_row_deletes_that_row_and_cascades, joins_and_many_to_many_lists_give_keys_on_both_sides; async: the_async_database_gives_the_same_rows, rows_go_over_the_wire_with_their_keys);

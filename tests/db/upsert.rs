@@ -5,9 +5,8 @@ use fluxon::db::{DbError, Executor, Model};
 use crate::models::*;
 use crate::rows::Country;
 
-#[test]
-fn insert_or_update_inserts_then_updates_the_same_row() {
-    let (db, _dir) = database();
+fn insert_or_update_inserts_then_updates_the_same_row(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert_or_update(&teacher("Ada"), Teacher::name).unwrap();
     let grace = db.insert(&teacher("Grace")).unwrap();
     let again = db
@@ -28,9 +27,8 @@ fn insert_or_update_inserts_then_updates_the_same_row() {
     assert_eq!(row.mentor, Some(grace.into()));
 }
 
-#[test]
-fn a_key_the_model_gives_is_a_conflict_target() {
-    let (db, _dir) = database();
+fn a_key_the_model_gives_is_a_conflict_target(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     db.create_tables(&[Country::SCHEMA]).unwrap();
     let fr = Country {
         code: "FR".into(),
@@ -47,9 +45,8 @@ fn a_key_the_model_gives_is_a_conflict_target() {
     assert_eq!(db.check_all::<Country>().count().unwrap(), 1);
 }
 
-#[test]
-fn insert_or_ignore_leaves_the_existing_row_alone() {
-    let (db, _dir) = database();
+fn insert_or_ignore_leaves_the_existing_row_alone(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let grace = db.insert(&teacher("Grace")).unwrap();
     let ada = db.insert_or_ignore(&teacher("Ada"), Teacher::name).unwrap();
     assert!(ada.is_some());
@@ -68,9 +65,8 @@ fn insert_or_ignore_leaves_the_existing_row_alone() {
     assert_eq!(db.check_all::<Teacher>().count().unwrap(), 2);
 }
 
-#[test]
-fn other_constraints_still_refuse_an_upsert() {
-    let (db, _dir) = database();
+fn other_constraints_still_refuse_an_upsert(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     // A mentor that does not exist: the foreign key refuses, typed; nothing is written.
     let refused = db.insert_or_update(
         &Teacher {
@@ -92,9 +88,8 @@ fn other_constraints_still_refuse_an_upsert() {
     assert_eq!(db.check_all::<Teacher>().count().unwrap(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_upserts_of_one_key_make_one_row() {
-    let (db, _dir) = async_database().await;
+async fn concurrent_upserts_of_one_key_make_one_row(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let db = db.clone();
@@ -133,9 +128,8 @@ fn stock(sku: &str, warehouse: &str, count: u32) -> Stock {
     }
 }
 
-#[test]
-fn a_declared_set_of_columns_is_a_conflict_target_and_another_set_is_refused() {
-    let (db, _dir) = database();
+fn a_declared_set_of_columns_is_a_conflict_target_and_another_set_is_refused(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     db.create_tables(&[Stock::SCHEMA]).unwrap();
     let a = db
         .insert_or_update(&stock("LAMP", "east", 5), (Stock::sku, Stock::warehouse))
@@ -185,8 +179,7 @@ mod stock_v1 {
     }
 }
 
-#[test]
-fn migrations_add_and_drop_a_unique_set_in_place() {
+fn migrations_add_and_drop_a_unique_set_in_place(backend: Backend) {
     use fluxon::migrate::{self, NoQuestions};
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("migrations");
@@ -225,3 +218,5 @@ fn migrations_add_and_drop_a_unique_set_in_place() {
     migrate::apply(&db_path, &dir, None).unwrap();
     migrate::check_drift(&db_path, &[stock_v1::Stock::SCHEMA]).unwrap();
 }
+
+crate::backends!(sync: insert_or_update_inserts_then_updates_the_same_row, a_key_the_model_gives_is_a_conflict_target, insert_or_ignore_leaves_the_existing_row_alone, other_constraints_still_refuse_an_upsert, a_declared_set_of_columns_is_a_conflict_target_and_another_set_is_refused, migrations_add_and_drop_a_unique_set_in_place; async: concurrent_upserts_of_one_key_make_one_row);

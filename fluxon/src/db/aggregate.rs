@@ -44,6 +44,7 @@
 
 use std::marker::PhantomData;
 
+use super::dialect::Dialect;
 use super::sql::ValueRef;
 use rust_decimal::Decimal;
 
@@ -59,6 +60,11 @@ pub trait Selectable<M>: Send + 'static {
     type Output: Send + 'static;
     /// The SQL expression.
     fn expression(&self) -> String;
+    /// The SQL expression as `dialect` writes it (where the backends store a value differently).
+    fn expression_for(&self, dialect: Dialect) -> String {
+        let _ = dialect;
+        self.expression()
+    }
     /// Decodes its value.
     fn decode(&self, value: ValueRef<'_>) -> Result<Self::Output, DbError>;
 }
@@ -76,6 +82,9 @@ impl<M: Model, T: ColumnType, W: Send + 'static> Selectable<M> for Column<M, T, 
 /// An aggregate over `M`'s rows (or a subquery per row), read as a `T`.
 pub struct Aggregate<M, T> {
     sql: String,
+    /// For an average of a decimal column: its decimal places. SQLite stores the decimal as a
+    /// count of its smallest unit, so its average is divided back; PostgreSQL's NUMERIC is exact.
+    unscale: Option<u32>,
     /// Decodes the value (a sum of a decimal column needs the column's scale).
     column: &'static ColumnSchema,
     _types: PhantomData<fn() -> (M, T)>,
@@ -85,6 +94,7 @@ impl<M, T> Aggregate<M, T> {
     fn new(sql: String, column: &'static ColumnSchema) -> Self {
         Aggregate {
             sql,
+            unscale: None,
             column,
             _types: PhantomData,
         }
@@ -94,7 +104,13 @@ impl<M, T> Aggregate<M, T> {
 impl<M: 'static, T: SqlType> Selectable<M> for Aggregate<M, T> {
     type Output = T;
     fn expression(&self) -> String {
-        self.sql.clone()
+        self.expression_for(Dialect::Sqlite)
+    }
+    fn expression_for(&self, dialect: Dialect) -> String {
+        match (dialect, self.unscale) {
+            (Dialect::Sqlite, Some(places)) => format!("{} / 1e{places}", self.sql),
+            _ => self.sql.clone(),
+        }
     }
     fn decode(&self, value: ValueRef<'_>) -> Result<T, DbError> {
         T::from_sql(value, self.column)
@@ -212,14 +228,12 @@ where
 
     /// `AVG(column)`; `None` when there are no values.
     pub fn avg(self) -> Aggregate<M, Option<f64>> {
-        // AVG of a decimal's scaled integers is the scaled mean: undo the scale.
-        let sql = match self.schema().kind {
-            FieldKind::Decimal { decimal_places, .. } if decimal_places > 0 => {
-                format!("AVG({}) / 1e{decimal_places}", self.qualified())
-            }
-            _ => format!("AVG({})", self.qualified()),
-        };
-        Aggregate::new(sql, &AVG)
+        // On SQLite, AVG of a decimal's scaled integers is the scaled mean: undo the scale.
+        let mut avg = Aggregate::new(format!("AVG({})", self.qualified()), &AVG);
+        if let FieldKind::Decimal { decimal_places, .. } = self.schema().kind {
+            avg.unscale = Some(decimal_places).filter(|places| *places > 0);
+        }
+        avg
     }
 }
 

@@ -91,7 +91,7 @@ impl<'c> Conn<'c> {
                 let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
                 let mut last = None;
                 conn.borrow_mut().each(&sql, params, &mut |row| {
-                    last = Some(row.integer(0, "the new key")?);
+                    last = Some(returned_key(row));
                     Ok(ControlFlow::Continue(()))
                 })?;
                 last.ok_or(DbError::NotFound)
@@ -119,7 +119,7 @@ impl<'c> Conn<'c> {
             Driver::Postgres(conn) => {
                 let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
                 conn.borrow_mut().each(&sql, params, &mut |row| {
-                    ids.push(row.integer(0, "the new key")?);
+                    ids.push(returned_key(row));
                     Ok(ControlFlow::Continue(()))
                 })
             }
@@ -220,4 +220,14 @@ impl<'c> Conn<'c> {
             Driver::Postgres(conn) => conn.borrow_mut().batch(sql),
         }
     }
+}
+
+/// The key an INSERT returned, as the `i64` the insert methods give: an integer key as it is; a
+/// key of another type (text a model gives itself) as 0, since PostgreSQL has no rowid (the
+/// caller knows that key: it gave it).
+pub(crate) fn returned_key(row: &SqlRow<'_>) -> i64 {
+    row.get_ref(0)
+        .ok()
+        .and_then(|value| value.as_i64().ok())
+        .unwrap_or(0)
 }

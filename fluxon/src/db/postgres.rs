@@ -288,6 +288,15 @@ fn bind<'v>(
             ),
         });
     }
+    if params
+        .iter()
+        .any(|v| matches!(v, Value::Text(text) if text.contains('\0')))
+    {
+        return Err(DbError::InvalidValue {
+            column: "?",
+            reason: "PostgreSQL's text cannot hold the NUL character (\\0)".to_owned(),
+        });
+    }
     Ok(params.iter().map(|v| v as &(dyn ToSql + Sync)).collect())
 }
 

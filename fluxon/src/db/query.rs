@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::aggregate::Selectable;
 use super::column::{Assignment, Filter, Order, Relation};
 use super::conn::Conn;
+use super::dialect::Dialect;
 use super::model::Model;
 use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
@@ -654,7 +655,7 @@ pub trait ColumnList<M>: Send + 'static {
     /// The tuple of values.
     type Output: Send + 'static;
     /// `"t"."a", COUNT(*), ...`.
-    fn sql(&self) -> String;
+    fn sql(&self, dialect: Dialect) -> String;
     /// Decodes one row, from column `start`.
     fn decode(&self, row: &SqlRow<'_>, start: usize) -> Result<Self::Output, DbError>;
 }
@@ -663,8 +664,8 @@ macro_rules! column_tuple {
     ($(($t:ident, $i:tt)),+) => {
         impl<M, $($t: Selectable<M>),+> ColumnList<M> for ($($t,)+) {
             type Output = ($($t::Output,)+);
-            fn sql(&self) -> String {
-                [$(self.$i.expression()),+].join(", ")
+            fn sql(&self, dialect: Dialect) -> String {
+                [$(self.$i.expression_for(dialect)),+].join(", ")
             }
             fn decode(&self, row: &SqlRow<'_>, start: usize) -> Result<Self::Output, DbError> {
                 Ok(($(self.$i.decode(row.get_ref(start + $i)?)?,)+))
@@ -703,7 +704,7 @@ impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
         false
     }
     fn run(self, conn: &Conn<'_>) -> Result<Vec<C::Output>, DbError> {
-        let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
+        let (sql, params) = self.select.sql(&self.columns.sql(conn.dialect()), "")?;
         conn.rows(&sql, params, |row| self.columns.decode(row, 0))
     }
 }
@@ -721,7 +722,11 @@ impl<M: Model, A: Selectable<M>> Query for Annotated<M, A> {
         false
     }
     fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
-        let what = format!("{}, {}", model_columns::<M>(), self.annotation.expression());
+        let what = format!(
+            "{}, {}",
+            model_columns::<M>(),
+            self.annotation.expression_for(conn.dialect())
+        );
         let (sql, params) = self.select.sql(&what, "")?;
         let width = Row::<M>::width();
         conn.rows(&sql, params, |row| {
@@ -743,7 +748,7 @@ impl<M: Model, C: ColumnList<M>> Query for Aggregated<M, C> {
         false
     }
     fn run(self, conn: &Conn<'_>) -> Result<C::Output, DbError> {
-        let (sql, params) = self.select.sql(&self.columns.sql(), "")?;
+        let (sql, params) = self.select.sql(&self.columns.sql(conn.dialect()), "")?;
         // Only a `having` that refused the single group finds no row.
         conn.first(&sql, params, |row| self.columns.decode(row, 0))?
             .ok_or(DbError::NotFound)

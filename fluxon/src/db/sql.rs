@@ -91,12 +91,17 @@ impl<'a> ValueRef<'a> {
         }
     }
 
-    /// The number, if this is a real (or an integer, widened).
+    /// The number, if this is a real (or an integer, widened, or text that reads as a number:
+    /// PostgreSQL's NUMERIC, as an average of integers is).
     #[inline]
     pub fn as_f64(&self) -> Result<f64, WrongType> {
         match *self {
             ValueRef::Real(x) => Ok(x),
             ValueRef::Integer(n) => Ok(n as f64),
+            ValueRef::Text(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or(self.wrong("a real")),
             _ => Err(self.wrong("a real")),
         }
     }

@@ -177,7 +177,7 @@ impl<M: Model> Query for Upsert<M> {
         let mut id = None;
         conn.each(&sql, params, |row| {
             if id.is_none() {
-                id = Some(row.integer(0, "rowid")?);
+                id = Some(super::conn::returned_key(row));
             }
             Ok(std::ops::ControlFlow::Continue(()))
         })?;
