@@ -4,59 +4,50 @@ use fluxon::db::{DbError, Executor};
 
 use crate::models::*;
 
-#[test]
-fn unique_is_enforced() {
-    let (db, _dir) = database();
+fn unique_is_enforced(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     db.insert(&teacher("Ada")).unwrap();
     let err = db.insert(&teacher("Ada")).unwrap_err();
     assert!(matches!(err, DbError::Unique(_)), "{err}");
     assert_eq!(db.check_all::<Teacher>().count().unwrap(), 1);
 }
 
-#[test]
-fn max_length_is_checked_before_and_inside_sqlite() {
-    let (db, _dir) = database();
+fn max_length_is_checked_before_and_inside_the_database(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let err = db.insert(&teacher(&"x".repeat(51))).unwrap_err();
     assert!(
         matches!(err, DbError::InvalidValue { column: "name", .. }),
         "{err}"
     );
     // Behind the library's back, the table's CHECK still refuses it.
-    let raw = db.transaction(|tx| {
-        tx.with_connection(|c| {
-            Ok(c.execute("INSERT INTO teacher (name) VALUES (?)", [&"y".repeat(51)])?)
-        })
-    });
+    let raw = db.execute(
+        fluxon::db::Raw::statement("INSERT INTO teacher (name) VALUES (?)").bind("y".repeat(51)),
+    );
     assert!(matches!(raw, Err(DbError::Check(_))), "{raw:?}");
     assert_eq!(db.check_all::<Teacher>().count().unwrap(), 0);
 }
 
-#[test]
-fn positive_integer_check_holds_in_sqlite() {
-    let (db, _dir) = database();
+fn positive_integer_check_holds_in_the_database(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
-    let raw = db.transaction(move |tx| {
-        tx.with_connection(|c| {
-            Ok(c.execute(
-                "INSERT INTO course (title, teacher, seats) VALUES ('x', ?, -1)",
-                [ada],
-            )?)
-        })
-    });
+    let raw = db.execute(
+        fluxon::db::Raw::statement(
+            "INSERT INTO course (title, teacher, seats) VALUES ('x', ?, -1)",
+        )
+        .bind(ada),
+    );
     assert!(matches!(raw, Err(DbError::Check(_))), "{raw:?}");
 }
 
-#[test]
-fn foreign_key_to_a_missing_row_is_refused() {
-    let (db, _dir) = database();
+fn foreign_key_to_a_missing_row_is_refused(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let err = db.insert(&course("Ghost", 999)).unwrap_err();
     assert!(matches!(err, DbError::ForeignKey(_)), "{err}");
     assert_eq!(db.check_all::<Course>().count().unwrap(), 0);
 }
 
-#[test]
-fn protect_refuses_to_delete_a_referenced_row() {
-    let (db, _dir) = database();
+fn protect_refuses_to_delete_a_referenced_row(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     db.insert(&Student {
         name: "Bo".into(),
@@ -76,9 +67,8 @@ fn protect_refuses_to_delete_a_referenced_row() {
     assert_eq!(db.delete(Teacher::id.eq(ada)).unwrap(), 1);
 }
 
-#[test]
-fn a_failing_transaction_leaves_nothing_behind() {
-    let (db, _dir) = database();
+fn a_failing_transaction_leaves_nothing_behind(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let result = db.transaction(|tx| {
         tx.insert(&teacher("One"))?;
         tx.insert(&teacher("Two"))?;
@@ -105,9 +95,8 @@ fn a_failing_transaction_leaves_nothing_behind() {
     assert_eq!(db.check_all::<Course>().count().unwrap(), 1);
 }
 
-#[tokio::test]
-async fn a_panicking_transaction_is_rolled_back_and_the_database_carries_on() {
-    let (db, _dir) = async_database().await;
+async fn a_panicking_transaction_is_rolled_back_and_the_database_carries_on(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let result = db
         .transaction(|tx| {
             tx.insert(&teacher("Doomed"))?;
@@ -125,9 +114,8 @@ async fn a_panicking_transaction_is_rolled_back_and_the_database_carries_on() {
     assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 1);
 }
 
-#[test]
-fn injection_shaped_values_are_stored_literally() {
-    let (db, _dir) = database();
+fn injection_shaped_values_are_stored_literally(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let evil = "Robert'); DROP TABLE student;--";
     let quoted = "\" OR 1=1 --";
     db.insert(&student(evil)).unwrap();
@@ -150,9 +138,10 @@ fn injection_shaped_values_are_stored_literally() {
     );
 }
 
-#[test]
-fn writing_through_the_database_inside_its_own_transaction_is_refused_not_a_deadlock() {
-    let (db, _dir) = database();
+fn writing_through_the_database_inside_its_own_transaction_is_refused_not_a_deadlock(
+    backend: Backend,
+) {
+    let (db, _dir) = database_on(backend);
     let inner = db.clone();
     let result = db.transaction(move |tx| {
         tx.insert(&teacher("Ada"))?;
@@ -162,3 +151,5 @@ fn writing_through_the_database_inside_its_own_transaction_is_refused_not_a_dead
     assert_eq!(db.check_all::<Teacher>().count().unwrap(), 0, "rolled back");
     db.insert(&teacher("Later")).unwrap();
 }
+
+crate::backends!(sync: unique_is_enforced, max_length_is_checked_before_and_inside_the_database, positive_integer_check_holds_in_the_database, foreign_key_to_a_missing_row_is_refused, protect_refuses_to_delete_a_referenced_row, a_failing_transaction_leaves_nothing_behind, injection_shaped_values_are_stored_literally, writing_through_the_database_inside_its_own_transaction_is_refused_not_a_deadlock; async: a_panicking_transaction_is_rolled_back_and_the_database_carries_on);

@@ -181,16 +181,16 @@ fn set_default_and_no_action(backend: Backend) {
 }
 
 fn models_in_any_order_make_their_tables_and_a_missing_one_is_named(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fluxon::db::Database::open(dir.path().join("any.sqlite3")).unwrap();
+    let (place_a, _dir) = place(backend);
+    let db = fluxon::db::Database::open(&place_a).unwrap();
     // Referring tables first: sorted out by create_tables.
     let models = fluxon::models![Profile, Enrollment, Student, Course, Teacher, User];
     db.create_tables(&models).unwrap();
     let ada = db.insert(&teacher("Ada")).unwrap();
     db.insert(&course("Engines", ada)).unwrap();
     // A model whose referenced model is not listed: an error naming both, nothing made.
-    let other = tempfile::tempdir().unwrap();
-    let db = fluxon::db::Database::open(other.path().join("missing.sqlite3")).unwrap();
+    let (place_b, _other) = place(backend);
+    let db = fluxon::db::Database::open(&place_b).unwrap();
     let missing = db.create_tables(&fluxon::models![Course, Student]);
     match missing {
         Err(err @ fluxon::db::DbError::MissingModel { .. }) => {
@@ -202,11 +202,15 @@ fn models_in_any_order_make_their_tables_and_a_missing_one_is_named(backend: Bac
         }
         other => panic!("expected a missing model, got {other:?}"),
     }
+    let tables = match backend {
+        Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        Backend::Postgres => {
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        }
+    };
     assert_eq!(
-        db.execute(fluxon::db::Raw::<Vec<(i64,)>>::query(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-        ))
-        .unwrap(),
+        db.execute(fluxon::db::Raw::<Vec<(i64,)>>::query(tables))
+            .unwrap(),
         [(0,)]
     );
 }

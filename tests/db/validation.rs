@@ -1,6 +1,7 @@
 //! Validation before every write, per field and for the whole row, and what a view's client
 //! sees of it.
 
+use crate::models::Backend;
 use fluxon::db::{AsyncDatabase, DbError, Executor, Model, ValidationErrors};
 use fluxon::{
     view, views, AsyncServer, CallError, ConnectionHandler, ErrorCode, Request, Router, ViewError,
@@ -48,9 +49,9 @@ fn product(sku: &str, cents: i64) -> Product {
     }
 }
 
-async fn shop() -> (AsyncDatabase, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = AsyncDatabase::open(dir.path().join("shop.sqlite3")).unwrap();
+async fn shop(backend: Backend) -> (AsyncDatabase, tempfile::TempDir) {
+    let (place, dir) = crate::models::place(backend);
+    let db = AsyncDatabase::open(&place).unwrap();
     db.create_tables(&[Product::SCHEMA]).await.unwrap();
     (db, dir)
 }
@@ -62,9 +63,8 @@ fn invalid<T: std::fmt::Debug>(result: Result<T, DbError>) -> ValidationErrors {
     }
 }
 
-#[tokio::test]
-async fn every_write_path_validates_and_writes_nothing_on_failure() {
-    let (db, _dir) = shop().await;
+async fn every_write_path_validates_and_writes_nothing_on_failure(backend: Backend) {
+    let (db, _dir) = shop(backend).await;
     // Every problem at once, per field and for the row.
     let mut bad = product(" ", -3);
     bad.reserved = 9;
@@ -126,9 +126,8 @@ async fn add_product_simply(req: Request, p: Product) -> Result<i64, ViewError> 
     Ok(req.db()?.insert(&p).await?)
 }
 
-#[tokio::test]
-async fn a_views_client_sees_the_field_errors() {
-    let (db, _dir) = shop().await;
+async fn a_views_client_sees_the_field_errors(backend: Backend) {
+    let (db, _dir) = shop(backend).await;
     let router = Router::new()
         .state(db.clone())
         .mapping(views![add_product, add_product_simply])
@@ -152,3 +151,5 @@ async fn a_views_client_sees_the_field_errors() {
     conn.close().await;
     server.shutdown().await;
 }
+
+crate::backends!(sync: ; async: every_write_path_validates_and_writes_nothing_on_failure, a_views_client_sees_the_field_errors);

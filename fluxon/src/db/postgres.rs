@@ -31,12 +31,16 @@ pub(crate) struct PgConnection {
     client: Client,
     statements: lru::LruCache<String, Statement>,
     in_transaction: bool,
+    read_only: bool,
 }
 
-/// The connections to one server: idle ones kept (at most `max_idle`), more made as needed.
+/// The connections to one server: idle ones kept (at most `max_idle` of each kind), more made as
+/// needed. Reads get connections of their own, read-only (`default_transaction_read_only`), so a
+/// write slipped into a read (raw SQL) is refused as on SQLite's read-only readers.
 pub(crate) struct PgPool {
     url: String,
-    idle: Mutex<Vec<PgConnection>>,
+    writers: Mutex<Vec<PgConnection>>,
+    readers: Mutex<Vec<PgConnection>>,
     max_idle: usize,
 }
 
@@ -65,7 +69,8 @@ fn off_runtime<T>(work: impl FnOnce() -> T) -> Result<T, DbError> {
 impl Drop for PgPool {
     fn drop(&mut self) {
         // Closing a client blocks on its own runtime, which tokio refuses inside another's.
-        let idle = std::mem::take(&mut *lock(&self.idle));
+        let mut idle = std::mem::take(&mut *lock(&self.writers));
+        idle.append(&mut lock(&self.readers));
         if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
             let _ = std::thread::Builder::new()
                 .name("fluxon-pg-close".to_owned())
@@ -81,16 +86,30 @@ impl PgPool {
         let first = PgConnection::connect(url)?;
         Ok(PgPool {
             url: url.to_owned(),
-            idle: Mutex::new(vec![first]),
+            writers: Mutex::new(vec![first]),
+            readers: Mutex::new(Vec::new()),
             max_idle: max_idle.max(1),
         })
     }
 
-    fn take(&self) -> Result<PgConnection, DbError> {
-        match lock(&self.idle).pop() {
-            Some(conn) => Ok(conn),
-            None => PgConnection::connect(&self.url),
+    fn idle(&self, read_only: bool) -> &Mutex<Vec<PgConnection>> {
+        if read_only {
+            &self.readers
+        } else {
+            &self.writers
         }
+    }
+
+    fn take(&self, read_only: bool) -> Result<PgConnection, DbError> {
+        if let Some(conn) = lock(self.idle(read_only)).pop() {
+            return Ok(conn);
+        }
+        let mut conn = PgConnection::connect(&self.url)?;
+        if read_only {
+            conn.batch("SET default_transaction_read_only = on")?;
+            conn.read_only = true;
+        }
+        Ok(conn)
     }
 
     /// Keeps a connection for the next query, unless it is closed or in a transaction (a body
@@ -99,7 +118,7 @@ impl PgPool {
         if conn.is_closed() || conn.in_transaction {
             return;
         }
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(self.idle(conn.read_only));
         if idle.len() < self.max_idle {
             idle.push(conn);
         }
@@ -108,7 +127,7 @@ impl PgPool {
     /// Runs a query on a pooled connection.
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
         off_runtime(|| {
-            let cell = RefCell::new(self.take()?);
+            let cell = RefCell::new(self.take(!query.writes())?);
             let result = query.run(&Conn::postgres(&cell));
             self.give_back(cell.into_inner());
             result
@@ -123,7 +142,7 @@ impl PgPool {
         body: impl FnOnce(Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         off_runtime(|| {
-            let cell = RefCell::new(self.take()?);
+            let cell = RefCell::new(self.take(false)?);
             cell.borrow_mut().begin()?;
             let result = body(Conn::postgres(&cell));
             let ended = cell.borrow_mut().end(result.is_ok());
@@ -176,6 +195,7 @@ impl PgConnection {
             client,
             statements: lru::LruCache::new(capacity),
             in_transaction: false,
+            read_only: false,
         })
     }
 
@@ -346,6 +366,11 @@ pub(crate) fn error(err: postgres::Error) -> DbError {
         }
         c if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
             DbError::Conflict(db.message().to_owned())
+        }
+        // A data exception (text that is not JSON, a number out of range): the database refused
+        // the value, as SQLite's CHECKs do.
+        code if code.code().starts_with("22") => {
+            DbError::Check(format!("{} ({})", db.message(), code.code()))
         }
         code => DbError::Postgres(format!("{} ({})", db.message(), code.code())),
     }
