@@ -4,9 +4,8 @@ use fluxon::db::Executor;
 
 use crate::models::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_tasks_times_hundred_inserts_all_land() {
-    let (db, _dir) = async_database().await;
+async fn hundred_tasks_times_hundred_inserts_all_land(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let tasks: Vec<_> = (0..100)
         .map(|task| {
             let db = db.clone();
@@ -28,9 +27,8 @@ async fn hundred_tasks_times_hundred_inserts_all_land() {
     );
 }
 
-#[test]
-fn blocking_writers_on_many_threads_and_readers_meanwhile() {
-    let (db, _dir) = database();
+fn blocking_writers_on_many_threads_and_readers_meanwhile(backend: Backend) {
+    let (db, _dir) = database_on(backend);
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let db = db.clone();
@@ -98,9 +96,8 @@ fn on_a_current_thread_runtime_queries_go_to_the_database_threads() {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_query_that_is_never_awaited_does_nothing() {
-    let (db, _dir) = async_database().await;
+async fn a_query_that_is_never_awaited_does_nothing(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let unpolled = db.insert(&student("never"));
     drop(unpolled);
     db.insert(&student("awaited")).await.unwrap();
@@ -125,3 +122,5 @@ async fn a_panic_in_a_query_closure_is_an_error_and_the_next_query_runs() {
     db.insert(&student("after")).await.unwrap();
     assert_eq!(db.check_all::<Student>().count().await.unwrap(), 1);
 }
+
+crate::backends!(sync: blocking_writers_on_many_threads_and_readers_meanwhile; async: hundred_tasks_times_hundred_inserts_all_land, a_query_that_is_never_awaited_does_nothing);

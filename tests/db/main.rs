@@ -46,6 +46,7 @@ mod concurrency;
 mod constraints;
 mod custom;
 mod fields;
+mod postgres_backend;
 mod postgres_schema;
 mod prefetch;
 mod queries;

@@ -1,6 +1,7 @@
 //! Large results with bounded memory (a million rows, resident memory measured), and keyset
 //! pagination.
 
+use crate::models::Backend;
 use fluxon::db::{AsyncDatabase, DbError, Executor, Model};
 
 use crate::support::{mib, rss, PeakRss};
@@ -23,11 +24,10 @@ fn reading(i: i64) -> Reading {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_million_rows_stream_through_in_bounded_memory() {
+async fn a_million_rows_stream_through_in_bounded_memory(backend: Backend) {
     // The other tests of this binary allocate a few MiB at most: far under the bound.
-    let dir = tempfile::tempdir().unwrap();
-    let db = AsyncDatabase::open(dir.path().join("big.sqlite3")).unwrap();
+    let (place, _dir) = crate::models::place(backend);
+    let db = AsyncDatabase::open(&place).unwrap();
     db.create_tables(&[Reading::SCHEMA]).await.unwrap();
     for start in (0..ROWS).step_by(20_000) {
         let chunk: Vec<Reading> = (start..start + 20_000).map(reading).collect();
@@ -94,10 +94,9 @@ async fn a_million_rows_stream_through_in_bounded_memory() {
     );
 }
 
-#[tokio::test]
-async fn dropping_a_stream_stops_its_query_and_an_error_ends_for_each() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = AsyncDatabase::open(dir.path().join("few.sqlite3")).unwrap();
+async fn dropping_a_stream_stops_its_query_and_an_error_ends_for_each(backend: Backend) {
+    let (place, _dir) = crate::models::place(backend);
+    let db = AsyncDatabase::open(&place).unwrap();
     db.create_tables(&[Reading::SCHEMA]).await.unwrap();
     let rows: Vec<Reading> = (0..5_000).map(reading).collect();
     db.insert_many(&rows).await.unwrap();
@@ -125,9 +124,8 @@ async fn dropping_a_stream_stops_its_query_and_an_error_ends_for_each() {
     assert!(matches!(stopped, Err(DbError::NotFound)), "{stopped:?}");
 }
 
-#[test]
-fn keyset_pages_walk_every_row_once() {
-    let (db, _dir) = crate::models::database();
+fn keyset_pages_walk_every_row_once(backend: Backend) {
+    let (db, _dir) = crate::models::database_on(backend);
     let ada = db.insert(&crate::models::teacher("Ada")).unwrap();
     let courses: Vec<crate::models::Course> = (0..95)
         .map(|i| crate::models::course(&format!("c{i:03}"), ada))
@@ -162,3 +160,5 @@ fn keyset_pages_walk_every_row_once() {
         .unwrap();
     assert_eq!(page.len(), 10);
 }
+
+crate::backends!(sync: keyset_pages_walk_every_row_once; async: a_million_rows_stream_through_in_bounded_memory, dropping_a_stream_stops_its_query_and_an_error_ends_for_each);

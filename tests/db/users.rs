@@ -24,9 +24,8 @@ async fn me(req: Request) -> Result<Option<String>, ViewError> {
     Ok(req.user::<User>().await?.map(|u| u.fields.username))
 }
 
-#[tokio::test]
-async fn signup_login_and_the_logged_in_user() {
-    let (db, _dir) = async_database().await;
+async fn signup_login_and_the_logged_in_user(backend: Backend) {
+    let (db, _dir) = async_database_on(backend).await;
     let router = Router::new()
         .state(db.clone())
         .mapping(views![signup, login, me])
@@ -93,27 +92,49 @@ async fn signup_login_and_the_logged_in_user() {
     other.close().await;
 
     // Only the hash is stored.
-    let stored: String = db
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT password FROM user WHERE username = 'jack'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+    let stored: Vec<(String,)> = db
+        .execute(
+            fluxon::db::Raw::query("SELECT password FROM \"user\" WHERE username = ?").bind("jack"),
+        )
         .await
         .unwrap();
+    let stored = &stored[0].0;
     assert!(stored.starts_with("$argon2id$"), "{stored}");
     assert!(!stored.contains(secret));
-    let file = std::fs::read(_dir.path().join("test.sqlite3")).unwrap();
-    let wal = std::fs::read(_dir.path().join("test.sqlite3-wal")).unwrap_or_default();
-    for bytes in [&file, &wal] {
+    // Nowhere on disk: the SQLite file and its log, or every file of the PostgreSQL server's.
+    let files: Vec<std::path::PathBuf> = match backend {
+        Backend::Sqlite => vec![
+            _dir.path().join("test.sqlite3"),
+            _dir.path().join("test.sqlite3-wal"),
+        ],
+        Backend::Postgres => files_under(&crate::postgres::server().dir.join("data"), 10_000),
+    };
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap_or_default();
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "plaintext on disk"
+            "plaintext on disk in {}",
+            file.display()
         );
     }
     server.shutdown().await;
+}
+
+/// Every file under `dir`, at most `max` of them.
+fn files_under(dir: &std::path::Path, max: usize) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if files.len() < max {
+                files.push(path);
+            }
+        }
+    }
+    files
 }
 
 #[test]
@@ -132,3 +153,5 @@ fn a_second_user_model_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("two user models"), "{err}");
 }
+
+crate::backends!(sync: ; async: signup_login_and_the_logged_in_user);

@@ -128,6 +128,9 @@ pub enum DbError {
     /// runtime, which cannot lend its thread to the blocking client: use `AsyncDatabase` there.
     #[error("the blocking Database cannot reach PostgreSQL from a current-threaded tokio runtime: use AsyncDatabase in async code")]
     BlockingInAsync,
+    /// Every connection of the pool stayed in use for this long.
+    #[error("no database connection came free within {0:?} (all in use: a transaction waiting on a query outside it?)")]
+    PoolTimeout(std::time::Duration),
     /// Any other PostgreSQL error (its message and SQLSTATE).
     #[error("postgres: {0}")]
     Postgres(String),

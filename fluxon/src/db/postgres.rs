@@ -11,7 +11,8 @@
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
@@ -34,20 +35,69 @@ pub(crate) struct PgConnection {
     read_only: bool,
 }
 
-/// The connections to one server: idle ones kept (at most `max_idle` of each kind), more made as
-/// needed. Reads get connections of their own, read-only (`default_transaction_read_only`), so a
-/// write slipped into a read (raw SQL) is refused as on SQLite's read-only readers.
+/// The connections to one server: at most `max_open` at once (a caller past that waits for one,
+/// up to [`POOL_WAIT`]), idle ones kept for the next query. Reads get connections of their own,
+/// read-only (`default_transaction_read_only`), so a write slipped into a read (raw SQL) is
+/// refused as on SQLite's read-only readers.
 pub(crate) struct PgPool {
     url: String,
-    writers: Mutex<Vec<PgConnection>>,
-    readers: Mutex<Vec<PgConnection>>,
-    max_idle: usize,
+    state: Mutex<PoolState>,
+    freed: Condvar,
+    max_open: usize,
 }
+
+#[derive(Default)]
+struct PoolState {
+    writers: Vec<PgConnection>,
+    readers: Vec<PgConnection>,
+    /// Connections open now, idle or in use.
+    open: usize,
+}
+
+impl PoolState {
+    fn idle(&mut self, read_only: bool) -> &mut Vec<PgConnection> {
+        if read_only {
+            &mut self.readers
+        } else {
+            &mut self.writers
+        }
+    }
+}
+
+/// The longest a query waits for a connection when all are in use.
+const POOL_WAIT: Duration = Duration::from_secs(30);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A connection taken from a pool, given back when dropped: closed instead if it is broken, in a
+/// transaction, or dropped by a panic (a query cut off mid-way).
+struct Lease<'p> {
+    pool: &'p PgPool,
+    conn: std::mem::ManuallyDrop<RefCell<PgConnection>>,
+}
+
+impl<'p> Lease<'p> {
+    fn new(pool: &'p PgPool, conn: PgConnection) -> Self {
+        Lease {
+            pool,
+            conn: std::mem::ManuallyDrop::new(RefCell::new(conn)),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `conn` is taken exactly once, here, and never used after.
+        let mut conn = unsafe { std::mem::ManuallyDrop::take(&mut self.conn) }.into_inner();
+        if std::thread::panicking() {
+            conn.in_transaction = true; // not kept: closed, its slot freed
+        }
+        self.pool.give_back(conn);
+    }
 }
 
 /// Runs `work`, which blocks on the client's own runtime, where tokio allows that: directly
@@ -69,8 +119,10 @@ fn off_runtime<T>(work: impl FnOnce() -> T) -> Result<T, DbError> {
 impl Drop for PgPool {
     fn drop(&mut self) {
         // Closing a client blocks on its own runtime, which tokio refuses inside another's.
-        let mut idle = std::mem::take(&mut *lock(&self.writers));
-        idle.append(&mut lock(&self.readers));
+        let mut state = lock(&self.state);
+        let mut idle = std::mem::take(&mut state.writers);
+        idle.append(&mut state.readers);
+        drop(state);
         if !idle.is_empty() && tokio::runtime::Handle::try_current().is_ok() {
             let _ = std::thread::Builder::new()
                 .name("fluxon-pg-close".to_owned())
@@ -82,28 +134,59 @@ impl Drop for PgPool {
 impl PgPool {
     /// Connects once (so a wrong URL or an unreachable server is an error here, not at the
     /// first query) and keeps that connection.
-    pub(crate) fn open(url: &str, max_idle: usize) -> Result<Self, DbError> {
+    pub(crate) fn open(url: &str, max_open: usize) -> Result<Self, DbError> {
         let first = PgConnection::connect(url)?;
         Ok(PgPool {
             url: url.to_owned(),
-            writers: Mutex::new(vec![first]),
-            readers: Mutex::new(Vec::new()),
-            max_idle: max_idle.max(1),
+            state: Mutex::new(PoolState {
+                writers: vec![first],
+                readers: Vec::new(),
+                open: 1,
+            }),
+            freed: Condvar::new(),
+            max_open: max_open.max(2),
         })
     }
 
-    fn idle(&self, read_only: bool) -> &Mutex<Vec<PgConnection>> {
-        if read_only {
-            &self.readers
-        } else {
-            &self.writers
+    /// An idle connection of the kind, or a new one while fewer than `max_open` are open (an
+    /// idle one of the other kind is closed to make room), else the first one given back.
+    fn take(&self, read_only: bool) -> Result<PgConnection, DbError> {
+        let deadline = Instant::now() + POOL_WAIT;
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(conn) = state.idle(read_only).pop() {
+                return Ok(conn);
+            }
+            if state.open >= self.max_open {
+                // Room made by closing an idle connection of the other kind.
+                if let Some(other) = state.idle(!read_only).pop() {
+                    state.open -= 1;
+                    drop(other);
+                }
+            }
+            if state.open < self.max_open {
+                state.open += 1;
+                drop(state);
+                let made = self.connect(read_only);
+                if made.is_err() {
+                    lock(&self.state).open -= 1;
+                    self.freed.notify_one();
+                }
+                return made;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(DbError::PoolTimeout(POOL_WAIT));
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .map(|(state, _)| state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         }
     }
 
-    fn take(&self, read_only: bool) -> Result<PgConnection, DbError> {
-        if let Some(conn) = lock(self.idle(read_only)).pop() {
-            return Ok(conn);
-        }
+    fn connect(&self, read_only: bool) -> Result<PgConnection, DbError> {
         let mut conn = PgConnection::connect(&self.url)?;
         if read_only {
             conn.batch("SET default_transaction_read_only = on")?;
@@ -113,24 +196,24 @@ impl PgPool {
     }
 
     /// Keeps a connection for the next query, unless it is closed or in a transaction (a body
-    /// that panicked), or enough are kept already.
+    /// that panicked): those are closed, and make room for a new one.
     fn give_back(&self, conn: PgConnection) {
+        let mut state = lock(&self.state);
         if conn.is_closed() || conn.in_transaction {
-            return;
+            state.open -= 1;
+            drop(state);
+            drop(conn);
+        } else {
+            state.idle(conn.read_only).push(conn);
         }
-        let mut idle = lock(self.idle(conn.read_only));
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
+        self.freed.notify_one();
     }
 
     /// Runs a query on a pooled connection.
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
         off_runtime(|| {
-            let cell = RefCell::new(self.take(!query.writes())?);
-            let result = query.run(&Conn::postgres(&cell));
-            self.give_back(cell.into_inner());
-            result
+            let lease = Lease::new(self, self.take(!query.writes())?);
+            query.run(&Conn::postgres(&lease.conn))
         })?
     }
 
@@ -142,11 +225,11 @@ impl PgPool {
         body: impl FnOnce(Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         off_runtime(|| {
-            let cell = RefCell::new(self.take(false)?);
-            cell.borrow_mut().begin()?;
-            let result = body(Conn::postgres(&cell));
-            let ended = cell.borrow_mut().end(result.is_ok());
-            self.give_back(cell.into_inner());
+            let lease = Lease::new(self, self.take(false)?);
+            lease.conn.borrow_mut().begin()?;
+            let result = body(Conn::postgres(&lease.conn));
+            let ended = lease.conn.borrow_mut().end(result.is_ok());
+            drop(lease);
             match (result, ended) {
                 (Ok(value), Ok(())) => Ok(value),
                 (Ok(_), Err(err)) => Err(err.into()),
