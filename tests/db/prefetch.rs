@@ -1,9 +1,11 @@
-//! Prefetching: related rows for a set of rows in one statement per level, counted with
-//! SQLite's own statement trace (every statement the connection runs, not fluxon's idea of it).
+//! Prefetching: related rows for a set of rows in one statement per level, counted by the
+//! database itself (every statement the connection runs, not fluxon's idea of it): SQLite's
+//! statement trace, PostgreSQL's statement log.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use crate::models::Backend;
 use fluxon::db::{Database, DbError, Executor, ForeignKey, Model, Transaction};
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 
@@ -38,11 +40,36 @@ fn count(event: TraceEvent<'_>) {
     }
 }
 
-/// Runs `body` in a transaction whose connection counts its statements; (result, statements).
+/// A test's database and how to count its statements.
+struct Counted {
+    db: Database,
+    /// The PostgreSQL database's URL (its statements are in the server's log).
+    url: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Counted {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.db
+    }
+}
+
+/// Runs `body` in a transaction and counts the statements it ran; (result, statements).
 fn counted<T>(
-    db: &Database,
+    db: &Counted,
     body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
 ) -> (T, usize) {
+    if let Some(url) = &db.url {
+        let (out, ran) = db
+            .transaction(|tx| {
+                let before = crate::postgres::statements_run(url);
+                let out = body(tx);
+                Ok((out?, crate::postgres::statements_run(url) - before))
+            })
+            .unwrap();
+        return (out, ran);
+    }
     let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     db.transaction(|tx| {
         tx.with_connection(|c| {
@@ -62,9 +89,8 @@ fn counted<T>(
 }
 
 /// `authors` authors with `posts` posts each, each post with `remarks` remarks.
-fn blog(authors: usize, posts: usize, remarks: usize) -> (Database, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("blog.sqlite3")).unwrap();
+fn blog(backend: Backend, authors: usize, posts: usize, remarks: usize) -> Counted {
+    let db = counting(backend);
     db.create_tables(&[Author::SCHEMA, Post::SCHEMA, Remark::SCHEMA])
         .unwrap();
     for a in 0..authors {
@@ -89,12 +115,25 @@ fn blog(authors: usize, posts: usize, remarks: usize) -> (Database, tempfile::Te
             db.insert_many(&texts).unwrap();
         }
     }
-    (db, dir)
+    db
 }
 
-#[test]
-fn two_levels_for_fifty_authors_take_three_statements() {
-    let (db, _dir) = blog(50, 4, 3);
+/// An empty database on `backend` with the blog's tables and the school's.
+fn counting(backend: Backend) -> Counted {
+    let (place, dir) = crate::models::place(backend);
+    let db = Database::open(&place).unwrap();
+    db.create_tables(&[Author::SCHEMA, Post::SCHEMA, Remark::SCHEMA])
+        .unwrap();
+    db.create_tables(&crate::models::ALL).unwrap();
+    Counted {
+        db,
+        url: (backend == Backend::Postgres).then_some(place),
+        _dir: dir,
+    }
+}
+
+fn two_levels_for_fifty_authors_take_three_statements(backend: Backend) {
+    let db = blog(backend, 50, 4, 3);
     let (authors, statements) = counted(&db, |tx| {
         tx.check_all::<Author>()
             .order_by(Author::name.asc())
@@ -124,9 +163,8 @@ fn two_levels_for_fifty_authors_take_three_statements() {
     assert_eq!(one_level, 2);
 }
 
-#[test]
-fn rows_with_nothing_related_get_empty_lists_and_a_filter_narrows_the_parents() {
-    let (db, _dir) = blog(3, 2, 0);
+fn rows_with_nothing_related_get_empty_lists_and_a_filter_narrows_the_parents(backend: Backend) {
+    let db = blog(backend, 3, 2, 0);
     let lonely = db.insert(&Author { name: "zed".into() }).unwrap();
     let (authors, statements) = counted(&db, |tx| {
         tx.check(Author::name.ne("a1"))
@@ -149,10 +187,9 @@ fn rows_with_nothing_related_get_empty_lists_and_a_filter_narrows_the_parents() 
     assert_eq!(statements, 1);
 }
 
-#[test]
-fn many_to_many_prefetch_is_one_statement() {
+fn many_to_many_prefetch_is_one_statement(backend: Backend) {
     use crate::models::*;
-    let (db, _dir) = database();
+    let db = counting(backend);
     let ada = db.insert(&teacher("Ada")).unwrap();
     let courses: Vec<i64> = (0..5)
         .map(|i| db.insert(&course(&format!("c{i}"), ada)).unwrap())
@@ -178,3 +215,5 @@ fn many_to_many_prefetch_is_one_statement() {
         .iter()
         .all(|s| s.name.ends_with('4') || s.name.ends_with('9')));
 }
+
+crate::backends!(sync: two_levels_for_fifty_authors_take_three_statements, rows_with_nothing_related_get_empty_lists_and_a_filter_narrows_the_parents, many_to_many_prefetch_is_one_statement);

@@ -84,6 +84,18 @@ impl Server {
     }
 }
 
+/// How many statements the database named by a [`fresh_database`] URL has run so far (from the
+/// server's log: each statement executed, however it was sent).
+pub fn statements_run(url: &str) -> usize {
+    let database = url.rsplit('/').next().unwrap_or_default();
+    let prefix = format!("{database}|LOG:  ");
+    let log = std::fs::read_to_string(server().dir.join("server.log")).unwrap_or_default();
+    log.lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .filter(|rest| rest.starts_with("execute ") || rest.starts_with("statement: "))
+        .count()
+}
+
 /// A plain client to the database a [`fresh_database`] URL names.
 pub fn connect(url: &str) -> postgres::Client {
     let database = url.rsplit('/').next().unwrap_or("postgres");
@@ -237,6 +249,10 @@ fn start() -> Result<Server, String> {
         // A throwaway server: durability off, room for the concurrency tests.
         .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
         .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
+        // Every statement a test's database runs, in the log, for counting them
+        // ([`statements_run`]); their parameters left out.
+        .args(["-c", "log_statement=all", "-c", "log_line_prefix=%d|"])
+        .args(["-c", "log_parameter_max_length=0"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|err| err.to_string())?)
         .stderr(log);
