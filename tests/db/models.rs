@@ -122,11 +122,6 @@ pub async fn async_database_on(backend: Backend) -> (AsyncDatabase, tempfile::Te
     (db, dir)
 }
 
-/// A SQLite database with every table (for what only SQLite has: its own connection).
-pub fn database() -> (Database, tempfile::TempDir) {
-    database_on(Backend::Sqlite)
-}
-
 pub async fn async_database() -> (AsyncDatabase, tempfile::TempDir) {
     async_database_on(Backend::Sqlite).await
 }

@@ -330,7 +330,13 @@ mod tests {
     fn decimals_are_exact_scaled_integers() {
         let column = decimal_column(6, 2);
         let price = Decimal::from_str("1234.5").unwrap();
-        assert_eq!(price.to_sql(&column).unwrap(), Value::Integer(123_450));
+        // At the column's scale: SQLite stores its units (123450), PostgreSQL the NUMERIC.
+        let bound = price.to_sql(&column).unwrap();
+        assert_eq!(bound, Value::Decimal(Decimal::from_str("1234.50").unwrap()));
+        let Value::Decimal(scaled) = bound else {
+            unreachable!()
+        };
+        assert_eq!((scaled.mantissa(), scaled.scale()), (123_450, 2));
         let back = Decimal::from_sql(ValueRef::Integer(123_450), &column).unwrap();
         assert_eq!(back, price);
         assert_eq!(back.to_string(), "1234.50");
@@ -345,10 +351,11 @@ mod tests {
                 .is_err(),
             "7 digits"
         );
-        assert_eq!(
-            Decimal::from_str("-0.10").unwrap().to_sql(&column).unwrap(),
-            Value::Integer(-10)
-        );
+        let negative = Decimal::from_str("-0.1").unwrap().to_sql(&column).unwrap();
+        let Value::Decimal(negative) = negative else {
+            unreachable!()
+        };
+        assert_eq!((negative.mantissa(), negative.scale()), (-10, 2));
     }
 
     #[test]
