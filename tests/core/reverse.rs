@@ -8,6 +8,7 @@ use fluxon::{view, ConnectionHandler, ErrorCode, Request, ReverseError};
 use futures_util::future::join_all;
 
 use crate::common::*;
+use crate::postgres::Backend;
 
 #[view]
 pub async fn join(req: Request, group: String) {
@@ -464,10 +465,9 @@ async fn a_client_that_stops_reading_cannot_grow_server_memory_and_is_dropped() 
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once(backend: Backend) {
+    let (place, _dir) = crate::postgres::place(backend);
+    let db = fluxon::db::AsyncDatabase::open(&place).unwrap();
     let server = start(fluxon::AsyncServer::new(0).mailbox(db)).await;
     let handle = server.handle();
     for text in ["one", "two", "three"] {
@@ -514,10 +514,9 @@ async fn the_mailbox_delivers_what_was_sent_while_away_in_order_and_once() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mailbox_delivers_when_a_logged_in_session_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+async fn the_mailbox_delivers_when_a_logged_in_session_resumes(backend: Backend) {
+    let (place, _dir) = crate::postgres::place(backend);
+    let db = fluxon::db::AsyncDatabase::open(&place).unwrap();
     let server = start(fluxon::AsyncServer::new(0).mailbox(db)).await;
     let handle = server.handle();
     let mut config = fluxon::ClientConfig::default();
@@ -555,10 +554,11 @@ fn notes(conn: &ConnectionHandler) -> Arc<std::sync::Mutex<Vec<String>>> {
 }
 
 async fn mailbox_server(
+    backend: Backend,
     limits: fluxon::MailboxLimits,
 ) -> (fluxon::RunningServer, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = fluxon::db::AsyncDatabase::open(dir.path().join("mail.sqlite3")).unwrap();
+    let (place, dir) = crate::postgres::place(backend);
+    let db = fluxon::db::AsyncDatabase::open(&place).unwrap();
     let server = start(
         fluxon::AsyncServer::new(0)
             .mailbox(db)
@@ -568,10 +568,9 @@ async fn mailbox_server(
     (server, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mailbox_keeps_at_most_its_limit_per_user() {
+async fn the_mailbox_keeps_at_most_its_limit_per_user(backend: Backend) {
     let limits = fluxon::MailboxLimits::default().per_user(3);
-    let (server, _dir) = mailbox_server(limits).await;
+    let (server, _dir) = mailbox_server(backend, limits).await;
     let handle = server.handle();
     for n in 0..3 {
         assert!(!handle
@@ -593,10 +592,9 @@ async fn the_mailbox_keeps_at_most_its_limit_per_user() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mailbox_forgets_messages_past_their_ttl() {
+async fn the_mailbox_forgets_messages_past_their_ttl(backend: Backend) {
     let limits = fluxon::MailboxLimits::default().ttl(Duration::from_secs(1));
-    let (server, _dir) = mailbox_server(limits).await;
+    let (server, _dir) = mailbox_server(backend, limits).await;
     let handle = server.handle();
     assert!(!handle
         .reverse_request_or_keep(42, "note", &"stale".to_owned())
@@ -620,12 +618,13 @@ async fn the_mailbox_forgets_messages_past_their_ttl() {
 
 /// A message the client never acknowledges (no handler for it) is retried with back-off, then set
 /// aside as a dead letter, and the messages behind it are delivered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivered() {
+async fn an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivered(
+    backend: Backend,
+) {
     let limits = fluxon::MailboxLimits::default()
         .max_tries(3)
         .first_retry(Duration::from_millis(20));
-    let (server, _dir) = mailbox_server(limits).await;
+    let (server, _dir) = mailbox_server(backend, limits).await;
     let handle = server.handle();
     assert!(!handle
         .reverse_request_or_keep(43, "nobody_handles_this", &0u8)
@@ -703,4 +702,11 @@ async fn a_lone_call_reads_for_the_link_and_hands_the_reading_back_when_it_gives
     assert_eq!(conn.call(echo, &"still".to_owned()).await.unwrap(), "still");
     assert_eq!(conn.connect_count(), 1, "never reconnected");
     server.shutdown().await;
+}
+
+/// The mailbox keeps its messages in the database: each of these runs on both backends.
+mod mailbox {
+    use super::*;
+
+    crate::backends!(sync: ; async: the_mailbox_delivers_what_was_sent_while_away_in_order_and_once, the_mailbox_delivers_when_a_logged_in_session_resumes, the_mailbox_keeps_at_most_its_limit_per_user, the_mailbox_forgets_messages_past_their_ttl, an_unanswerable_message_becomes_a_dead_letter_and_the_rest_are_delivered);
 }

@@ -87,25 +87,7 @@ pub const ALL: [fluxon::db::TableSchema; 7] = [
     Profile::SCHEMA,
 ];
 
-/// The backends every database test runs on ([`backends!`](crate::backends)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file in a temp dir.
-    Sqlite,
-    /// A fresh database on the test binary's own PostgreSQL server.
-    Postgres,
-}
-
-/// Where a test's database is: a SQLite file in a fresh temp dir (the dir lives as long as the
-/// returned guard), or a fresh database on the test server.
-pub fn place(backend: Backend) -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let place = match backend {
-        Backend::Sqlite => dir.path().join("test.sqlite3").display().to_string(),
-        Backend::Postgres => crate::postgres::fresh_database(),
-    };
-    (place, dir)
-}
+pub use crate::postgres::{place, Backend};
 
 /// A database on `backend` with every table.
 pub fn database_on(backend: Backend) -> (Database, tempfile::TempDir) {

@@ -35,6 +35,58 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+
+/// The backends every database test runs on ([`backends!`](crate::backends)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh database on the test binary's own PostgreSQL server.
+    Postgres,
+}
+
+/// Where a test's database is: a SQLite file in a fresh temp dir (the dir lives as long as the
+/// returned guard), or a fresh database on the test server.
+pub fn place(backend: Backend) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let place = match backend {
+        Backend::Sqlite => dir.path().join("test.sqlite3").display().to_string(),
+        Backend::Postgres => fresh_database(),
+    };
+    (place, dir)
+}
+
+/// One test per backend for each function named: `backends!(sync: a, b; async: c)` makes
+/// `sqlite::a` and `postgres::a` calling `a(Backend::Sqlite)` and `a(Backend::Postgres)` (the
+/// async ones as `#[tokio::test]`s on a multi-threaded runtime).
+#[macro_export]
+macro_rules! backends {
+    (sync: $($sync:ident),* $(,)? ; async: $($async:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $sync() {
+                super::$sync($crate::postgres::Backend::Sqlite)
+            })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $async() {
+                super::$async($crate::postgres::Backend::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $sync() {
+                super::$sync($crate::postgres::Backend::Postgres)
+            })*
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $async() {
+                super::$async($crate::postgres::Backend::Postgres).await
+            })*
+        }
+    };
+    (sync: $($sync:ident),* $(,)?) => {
+        $crate::backends!(sync: $($sync),*; async:);
+    };
+}
 static DATABASES: AtomicU32 = AtomicU32::new(0);
 
 /// The binary's server, started on first use. Panics with what to install when PostgreSQL's
