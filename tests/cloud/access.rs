@@ -5,9 +5,10 @@ use fluxon::cloud::{CloudErrorCode, CloudOperation::*, Permission};
 
 use crate::common::{grant, refusal, Cloud};
 
-#[tokio::test]
-async fn a_role_on_a_directory_is_inherited_below_it_and_nowhere_else() {
-    let cloud = Cloud::start().await;
+async fn a_role_on_a_directory_is_inherited_below_it_and_nowhere_else(
+    backend: crate::postgres::Backend,
+) {
+    let cloud = Cloud::start_on(backend).await;
     let (jack, jacks) = cloud.owner(1, "jack", 1 << 20).await;
     for dir in ["jack/shared", "jack/shared/deep", "jack/other"] {
         jacks
@@ -124,9 +125,10 @@ async fn a_role_on_a_directory_is_inherited_below_it_and_nowhere_else() {
     );
 }
 
-#[tokio::test]
-async fn a_collaborator_deletes_inside_a_shared_directory_but_never_the_directory_itself() {
-    let cloud = Cloud::start().await;
+async fn a_collaborator_deletes_inside_a_shared_directory_but_never_the_directory_itself(
+    backend: crate::postgres::Backend,
+) {
+    let cloud = Cloud::start_on(backend).await;
     let (jack, jacks) = cloud.owner(1, "jack", 1 << 20).await;
     for dir in ["jack/shared", "jack/shared/sub", "jack/other"] {
         jacks
@@ -209,4 +211,11 @@ async fn a_collaborator_deletes_inside_a_shared_directory_but_never_the_director
         .await
         .unwrap();
     assert!(!cloud.folder().join("jack/shared").exists());
+}
+
+/// The metadata on each backend.
+mod on {
+    use super::*;
+
+    crate::backends!(sync: ; async: a_role_on_a_directory_is_inherited_below_it_and_nowhere_else, a_collaborator_deletes_inside_a_shared_directory_but_never_the_directory_itself);
 }

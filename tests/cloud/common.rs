@@ -95,6 +95,17 @@ impl Cloud {
         Self::start_with(Limits::default(), |c| c).await
     }
 
+    /// A server whose cloud metadata is on `backend`.
+    pub async fn start_on(backend: crate::postgres::Backend) -> Cloud {
+        Self::start_db(
+            backend,
+            tempfile::tempdir().unwrap(),
+            AsyncServer::new(0),
+            |c| c,
+        )
+        .await
+    }
+
     pub async fn start_with(
         limits: Limits,
         configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
@@ -116,7 +127,23 @@ impl Cloud {
         server: AsyncServer,
         configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
     ) -> Cloud {
-        let db = AsyncDatabase::open(dir.path().join("meta.sqlite3")).unwrap();
+        Self::start_db(crate::postgres::Backend::Sqlite, dir, server, configure).await
+    }
+
+    /// [`start_in`](Self::start_in) with the metadata on `backend` (SQLite: a file in `dir`).
+    async fn start_db(
+        backend: crate::postgres::Backend,
+        dir: tempfile::TempDir,
+        server: AsyncServer,
+        configure: impl FnOnce(CloudStorageServer) -> CloudStorageServer,
+    ) -> Cloud {
+        let place = match backend {
+            crate::postgres::Backend::Sqlite => {
+                dir.path().join("meta.sqlite3").display().to_string()
+            }
+            crate::postgres::Backend::Postgres => crate::postgres::fresh_database(),
+        };
+        let db = AsyncDatabase::open(&place).unwrap();
         let router = Router::new()
             .private_key([5u8; 32])
             .unwrap()

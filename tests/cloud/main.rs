@@ -4,6 +4,8 @@
 
 mod bystander;
 mod common;
+#[path = "../support/postgres.rs"]
+mod postgres;
 #[path = "../support/mod.rs"]
 mod support;
 

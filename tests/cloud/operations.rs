@@ -20,9 +20,10 @@ async fn used(cloud: &Cloud, name: &str) -> i64 {
     owner.used
 }
 
-#[tokio::test]
-async fn every_operation_does_what_it_says_on_disk_and_in_the_metadata() {
-    let cloud = Cloud::start().await;
+async fn every_operation_does_what_it_says_on_disk_and_in_the_metadata(
+    backend: crate::postgres::Backend,
+) {
+    let cloud = Cloud::start_on(backend).await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
     let root = cloud.folder().join("jack");
     assert!(root.is_dir(), "create_owner makes the root directory");
@@ -185,9 +186,10 @@ async fn every_operation_does_what_it_says_on_disk_and_in_the_metadata() {
     assert!(last.outcome.contains("denied"), "{}", last.outcome);
 }
 
-#[tokio::test]
-async fn creating_what_exists_or_inside_what_does_not_is_refused() {
-    let cloud = Cloud::start().await;
+async fn creating_what_exists_or_inside_what_does_not_is_refused(
+    backend: crate::postgres::Backend,
+) {
+    let cloud = Cloud::start_on(backend).await;
     let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
     let docs = grant(&conn, CreateDirectory, "jack/docs").await;
     connector.create_directory(&docs).await.unwrap();
@@ -235,4 +237,11 @@ async fn creating_what_exists_or_inside_what_does_not_is_refused() {
         .await
         .unwrap();
     assert!(back.is_empty());
+}
+
+/// The metadata on each backend.
+mod on {
+    use super::*;
+
+    crate::backends!(sync: ; async: every_operation_does_what_it_says_on_disk_and_in_the_metadata, creating_what_exists_or_inside_what_does_not_is_refused);
 }
