@@ -176,6 +176,8 @@ async fn stock_product(req: Request, product: Product) -> Result<i64, ShopError>
 async fn place_order(req: Request, lines: Vec<(String, u32)>) -> Result<i64, ShopError> {
     let customer = req.user_id().ok_or(ShopError::LogInFirst)?;
     let db = req.db().map_err(|_| ShopError::Unavailable)?;
+    // The body may run again (on PostgreSQL, after losing to a concurrent order): it reads
+    // `lines`, it does not consume them.
     db.transaction_with(move |tx| {
         let order = tx.insert(&Order {
             customer: customer.into(),
@@ -183,7 +185,7 @@ async fn place_order(req: Request, lines: Vec<(String, u32)>) -> Result<i64, Sho
             placed: OffsetDateTime::UNIX_EPOCH,
         })?;
         let mut rows = Vec::new();
-        for (sku, quantity) in lines {
+        for &(ref sku, quantity) in &lines {
             let product = tx
                 .check(Product::sku.eq(sku.as_str()))
                 .first()?
@@ -194,6 +196,7 @@ async fn place_order(req: Request, lines: Vec<(String, u32)>) -> Result<i64, Sho
             )?;
             if taken == 0 {
                 let left = product.stock;
+                let sku = sku.clone();
                 return Err(ShopError::OutOfStock { sku, left });
             }
             rows.push(OrderLine {

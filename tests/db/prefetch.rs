@@ -58,7 +58,7 @@ impl std::ops::Deref for Counted {
 /// Runs `body` in a transaction and counts the statements it ran; (result, statements).
 fn counted<T>(
     db: &Counted,
-    body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+    mut body: impl FnMut(&Transaction<'_>) -> Result<T, DbError>,
 ) -> (T, usize) {
     if let Some(url) = &db.url {
         let (out, ran) = db

@@ -94,7 +94,8 @@ impl Cloud {
         let disk = self.inner.disk.clone();
         self.inner
             .db
-            .transaction_with(move |tx| {
+            // A directory is made on disk inside: never run twice.
+            .transaction_once(move |tx| {
                 let id = metadata::create_owner(tx, &name, user, storage_limit)?;
                 match disk.create_owner_root(&name) {
                     Ok(()) => Ok(id),

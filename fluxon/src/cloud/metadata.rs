@@ -528,7 +528,16 @@ pub(super) mod tests {
         db: &Database,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, CloudError>,
     ) -> Result<T, CloudError> {
-        db.transaction(|tx| Ok(atomically(tx, body))).unwrap()
+        let mut body = Some(body);
+        db.transaction(|tx| {
+            Ok(match body.take() {
+                Some(body) => atomically(tx, body),
+                None => Err(CloudError::Db(crate::db::DbError::Conflict(
+                    "ran twice".to_owned(),
+                ))),
+            })
+        })
+        .unwrap()
     }
 
     pub(crate) fn path(raw: &str) -> CloudPath {

@@ -163,7 +163,8 @@ pub(crate) async fn write_file(
     let placed = ep
         .cloud
         .database()
-        .transaction_with(move |tx| {
+        // Files are renamed inside: never run twice.
+        .transaction_once(move |tx| {
             metadata::record_write(tx, &recorded, size, &hex)?;
             // A file being replaced steps aside first, so freeing its blocks happens after the
             // answer, not before it.

@@ -323,14 +323,25 @@ impl AsyncDatabase {
         }
     }
 
-    /// Runs `body` as one transaction on the writer thread (one hop for the whole closure):
-    /// committed if it returns `Ok`, rolled back if it returns `Err` or panics.
+    /// Runs `body` as one transaction where the database's queries run (one hop for the whole
+    /// closure): committed if it returns `Ok`, rolled back if it returns `Err` or panics.
+    ///
+    /// On PostgreSQL the transaction is SERIALIZABLE (as SQLite's, which run one writer at a
+    /// time, are in effect): when it loses to a concurrent one (a serialization failure or a
+    /// deadlock, in any statement or at COMMIT), it is rolled back and `body` runs again, up to
+    /// 8 times in all with a short growing wait between, so `body` is `FnMut` and must be
+    /// re-runnable: what it does outside the database (a message sent, a file written) is yours
+    /// to make idempotent or to do after the commit. After the last attempt the answer is
+    /// [`DbError::Conflict`] (or `body`'s own error made from it), and nothing was written.
+    /// SQLite never runs it twice.
     pub fn transaction<T, F>(&self, body: F) -> DbFuture<T>
     where
-        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(true, move |core| core.transaction(body))
+        self.submit(true, move |core| {
+            core.transaction(super::postgres::ATTEMPTS, body)
+        })
     }
 
     /// Like [`transaction`](Self::transaction), with an error type of your own (one a
@@ -344,12 +355,37 @@ impl AsyncDatabase {
     /// its connection; dropping the future only forgets the answer.
     pub async fn transaction_with<T, E, F>(&self, body: F) -> Result<T, E>
     where
-        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        F: FnMut(&Transaction<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         match self
-            .submit(true, move |core| Ok(core.transaction(body)))
+            .submit(true, move |core| {
+                Ok(core.transaction(super::postgres::ATTEMPTS, body))
+            })
+            .await
+        {
+            Ok(done) => done,
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// A transaction that is never run twice (its body does something outside the database,
+    /// such as renaming a file): on PostgreSQL a conflict with a concurrent transaction is its
+    /// error, [`DbError::Conflict`], not a second run.
+    pub(crate) async fn transaction_once<T, E, F>(&self, body: F) -> Result<T, E>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let mut body = Some(body);
+        let once = move |tx: &Transaction<'_>| match body.take() {
+            Some(body) => body(tx),
+            None => Err(DbError::Conflict("the transaction may not run twice".to_owned()).into()),
+        };
+        match self
+            .submit(true, move |core| Ok(core.transaction(1, once)))
             .await
         {
             Ok(done) => done,

@@ -195,7 +195,7 @@ impl<'c> Conn<'c> {
     pub(crate) fn begin(&self) -> Result<(), DbError> {
         match self.driver {
             Driver::Sqlite(conn) => Ok(conn.execute_batch("BEGIN")?),
-            Driver::Postgres(conn) => conn.borrow_mut().begin(),
+            Driver::Postgres(conn) => conn.borrow_mut().begin(false),
         }
     }
 

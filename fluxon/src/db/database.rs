@@ -11,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::conn::Conn;
 use super::dialect::Location;
 use super::executor::Executor;
-use super::postgres::PgPool;
+use super::postgres::{PgPool, ATTEMPTS};
 use super::query::{Closure, Query};
 use super::DbError;
 
@@ -142,11 +142,14 @@ impl Core {
         }
     }
 
-    /// Runs `body` in a `BEGIN IMMEDIATE` transaction on the writer connection: committed when it
+    /// Runs `body` as one transaction: on SQLite `BEGIN IMMEDIATE` on the writer connection
+    /// (never in conflict: one writer at a time), on PostgreSQL SERIALIZABLE and run again when
+    /// it loses to a concurrent transaction, at most `attempts` times in all. Committed when it
     /// returns `Ok`, rolled back when it returns `Err` or panics.
     pub(crate) fn transaction<T, E: From<DbError>>(
         &self,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        attempts: u32,
+        mut body: impl FnMut(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let writer = match &self.backend {
             Backend::Sqlite { writer, .. } => writer,
@@ -156,7 +159,7 @@ impl Core {
                 }
                 WRITING.with(|w| w.set(true));
                 let _done = WritingDone;
-                return pool.transaction(|conn| body(&Transaction { conn }));
+                return pool.transaction(attempts, |conn| body(&Transaction { conn }));
             }
         };
         let writer = Writing::take(writer)?;
@@ -274,22 +277,31 @@ impl Database {
         })
     }
 
-    /// Runs `body` as one transaction (`BEGIN IMMEDIATE`): committed if it returns `Ok`, rolled
-    /// back if it returns `Err` or panics.
+    /// Runs `body` as one transaction (SQLite: `BEGIN IMMEDIATE`): committed if it returns `Ok`,
+    /// rolled back if it returns `Err` or panics.
+    ///
+    /// On PostgreSQL the transaction is SERIALIZABLE (as SQLite's, which run one writer at a
+    /// time, are in effect): when it loses to a concurrent one (a serialization failure or a
+    /// deadlock, in any statement or at COMMIT), it is rolled back and `body` runs again, up to
+    /// 8 times in all with a short growing wait between, so `body` is `FnMut` and must be
+    /// re-runnable: what it does outside the database (a message sent, a file written) is yours
+    /// to make idempotent or to do after the commit. After the last attempt the answer is
+    /// [`DbError::Conflict`] (or `body`'s own error made from it), and nothing was written.
+    /// SQLite never runs it twice.
     pub fn transaction<T>(
         &self,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
+        body: impl FnMut(&Transaction<'_>) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        self.core.transaction(body)
+        self.core.transaction(ATTEMPTS, body)
     }
 
     /// Like [`transaction`](Self::transaction), with an error type of your own (one a
     /// [`DbError`] converts into): rolled back when `body` returns any `Err`.
     pub fn transaction_with<T, E: From<DbError>>(
         &self,
-        body: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+        body: impl FnMut(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.core.transaction(body)
+        self.core.transaction(ATTEMPTS, body)
     }
 
     /// Runs `body` with a reader connection, for SQL of your own.

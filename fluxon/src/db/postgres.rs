@@ -33,6 +33,9 @@ pub(crate) struct PgConnection {
     statements: lru::LruCache<String, Statement>,
     in_transaction: bool,
     read_only: bool,
+    /// A statement of the open transaction lost to a concurrent one (serialization failure or
+    /// deadlock): the transaction is to run again.
+    conflicted: bool,
 }
 
 /// The connections to one server: at most `max_open` at once (a caller past that waits for one,
@@ -62,6 +65,21 @@ impl PoolState {
             &mut self.writers
         }
     }
+}
+
+/// How many times a transaction that keeps losing to concurrent ones runs in all.
+pub(crate) const ATTEMPTS: u32 = 8;
+
+/// The wait before attempt `attempt + 1`: 1 ms doubling to 64 ms, with jitter so that the
+/// transactions that collided do not collide again in step.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(1 << attempt.min(6));
+    let mut byte = [0u8; 1];
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => u32::from(byte[0]),
+        Err(_) => 128,
+    };
+    base + base * jitter / 256
 }
 
 /// The longest a query waits for a connection when all are in use.
@@ -217,24 +235,36 @@ impl PgPool {
         })?
     }
 
-    /// Runs `body` in a transaction on a pooled connection: committed when it returns `Ok`,
-    /// rolled back when it returns `Err`; a body that panics takes its connection with it, and
-    /// the server rolls back what it began.
+    /// Runs `body` in a SERIALIZABLE transaction on a pooled connection: committed when it
+    /// returns `Ok`, rolled back when it returns `Err`. A transaction that loses to a concurrent
+    /// one (a serialization failure or a deadlock, in any statement or at COMMIT) is rolled
+    /// back and run again, at most `attempts` times in all, after a short wait that grows;
+    /// the last attempt's error is the answer. A body that panics takes its connection with it,
+    /// and the server rolls back what it began.
     pub(crate) fn transaction<T, E: From<DbError>>(
         &self,
-        body: impl FnOnce(Conn<'_>) -> Result<T, E>,
+        attempts: u32,
+        mut body: impl FnMut(Conn<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         off_runtime(|| {
-            let lease = Lease::new(self, self.take(false)?);
-            lease.conn.borrow_mut().begin()?;
-            let result = body(Conn::postgres(&lease.conn));
-            let ended = lease.conn.borrow_mut().end(result.is_ok());
-            drop(lease);
-            match (result, ended) {
-                (Ok(value), Ok(())) => Ok(value),
-                (Ok(_), Err(err)) => Err(err.into()),
-                (Err(err), _) => Err(err),
+            for attempt in 1.. {
+                let lease = Lease::new(self, self.take(false)?);
+                lease.conn.borrow_mut().begin(true)?;
+                let result = body(Conn::postgres(&lease.conn));
+                let ended = lease.conn.borrow_mut().end(result.is_ok());
+                let conflicted = lease.conn.borrow().conflicted;
+                drop(lease);
+                if conflicted && attempt < attempts {
+                    std::thread::sleep(backoff(attempt));
+                    continue;
+                }
+                return match (result, ended) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(err)) => Err(err.into()),
+                    (Err(err), _) => Err(err),
+                };
             }
+            Err(DbError::Conflict("no attempt ran".to_owned()).into())
         })?
     }
 }
@@ -279,6 +309,7 @@ impl PgConnection {
             statements: lru::LruCache::new(capacity),
             in_transaction: false,
             read_only: false,
+            conflicted: false,
         })
     }
 
@@ -287,10 +318,18 @@ impl PgConnection {
         self.in_transaction
     }
 
-    /// Begins a transaction.
-    pub(crate) fn begin(&mut self) -> Result<(), DbError> {
-        self.client.batch_execute("BEGIN").map_err(error)?;
+    /// Begins a transaction: READ COMMITTED (PostgreSQL's default) for fluxon's own
+    /// all-or-nothing writes of many rows, SERIALIZABLE for a [`PgPool::transaction`] body, as
+    /// SQLite's one-writer-at-a-time transactions are.
+    pub(crate) fn begin(&mut self, serializable: bool) -> Result<(), DbError> {
+        let begin = if serializable {
+            "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        } else {
+            "BEGIN"
+        };
+        self.client.batch_execute(begin).map_err(error)?;
         self.in_transaction = true;
+        self.conflicted = false;
         Ok(())
     }
 
@@ -301,6 +340,7 @@ impl PgConnection {
             .client
             .batch_execute(if commit { "COMMIT" } else { "ROLLBACK" })
             .map_err(error);
+        let ended = self.noted(ended);
         if ended.is_err() && commit {
             // Make sure: a COMMIT that failed for a reason of the connection's own.
             let _ = self.client.batch_execute("ROLLBACK");
@@ -326,8 +366,25 @@ impl PgConnection {
         Ok(statement)
     }
 
+    /// Notes a failure that lost to a concurrent transaction (the transaction then runs again).
+    fn noted<T>(&mut self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if matches!(result, Err(DbError::Conflict(_))) {
+            self.conflicted = true;
+        }
+        result
+    }
+
     /// Runs a statement; how many rows it changed.
     pub(crate) fn execute(
+        &mut self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+    ) -> Result<usize, DbError> {
+        let result = self.execute_here(sql, params);
+        self.noted(result)
+    }
+
+    fn execute_here(
         &mut self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
@@ -341,6 +398,16 @@ impl PgConnection {
 
     /// Runs a query, handing each row to `each` until it says stop.
     pub(crate) fn each(
+        &mut self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+    ) -> Result<(), DbError> {
+        let result = self.each_here(sql, params, each);
+        self.noted(result)
+    }
+
+    fn each_here(
         &mut self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
@@ -372,7 +439,8 @@ impl PgConnection {
 
     /// Runs statements with no parameters (`;`-separated).
     pub(crate) fn batch(&mut self, sql: &str) -> Result<(), DbError> {
-        self.client.batch_execute(sql).map_err(error)
+        let result = self.client.batch_execute(sql).map_err(error);
+        self.noted(result)
     }
 }
 

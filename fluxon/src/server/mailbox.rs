@@ -211,8 +211,8 @@ impl Mailbox {
                     "INSERT INTO fluxon_mailbox (\"user\", name, payload) VALUES (?, ?, ?)",
                     [
                         Value::Integer(user),
-                        Value::Text(name),
-                        Value::Blob(payload),
+                        Value::Text(name.clone()),
+                        Value::Blob(payload.clone()),
                     ],
                 )?;
                 Ok(true)
@@ -299,7 +299,7 @@ impl Mailbox {
         self.db
             .transaction(move |tx| {
                 // The error (when there is one) comes first in the statement, the id last.
-                let mut params: Vec<Value> = error.map(Value::Text).into_iter().collect();
+                let mut params: Vec<Value> = error.clone().map(Value::Text).into_iter().collect();
                 params.push(Value::Integer(id));
                 tx.conn().execute(sql, params)?;
                 Ok(())
