@@ -54,7 +54,7 @@ pub enum TlsError {
     ServerName(String),
 }
 
-fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -96,7 +96,7 @@ impl Certificate {
     }
 }
 
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let error = |e: rustls::pki_types::pem::Error| TlsError::Pem {
         what: "certificates",
         path: path.display().to_string(),

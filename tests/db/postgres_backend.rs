@@ -109,3 +109,74 @@ fn a_current_thread_runtime_takes_the_async_database_and_refuses_the_blocking_on
         assert!(matches!(err, DbError::BlockingInAsync), "{err:?}");
     });
 }
+
+/// The URL of a fresh database with `tls` in place of the tests' `sslmode=disable`, dialling
+/// `host` (which the server's certificate names only as `localhost`).
+fn tls_url(host: &str, tls: &str) -> String {
+    let url = crate::postgres::fresh_database();
+    url.replace("127.0.0.1", host)
+        .replace("sslmode=disable", tls)
+}
+
+/// Whether the connection a query ran on is encrypted, as the server sees it.
+fn encrypted(db: &Database) -> bool {
+    let rows: Vec<(bool,)> = db
+        .execute(fluxon::db::Raw::query(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .unwrap();
+    rows[0].0
+}
+
+#[test]
+fn sslmode_verify_full_checks_the_root_and_the_name() {
+    let root = crate::postgres::server().certificate();
+    let root = root.display();
+    // The certificate's own name, and its root: encrypted.
+    let db = Database::open(tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .unwrap();
+    assert!(encrypted(&db));
+    // The right root, but an address the certificate does not name: refused before any query.
+    let err = Database::open(tls_url(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, DbError::Connect { .. }), "{err:?}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    // verify-ca checks the chain only: the same address is accepted.
+    let db = Database::open(tls_url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={root}"),
+    ))
+    .unwrap();
+    assert!(encrypted(&db));
+    // A root the server's certificate does not chain to: refused, whatever the name.
+    let dir = tempfile::tempdir().unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other_root = dir.path().join("other.crt");
+    std::fs::write(&other_root, other.cert.pem()).unwrap();
+    let err = Database::open(tls_url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", other_root.display()),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, DbError::Connect { .. }), "{err:?}");
+    // verify-full without a root: refused, saying what is missing.
+    let err = Database::open(tls_url("localhost", "sslmode=verify-full")).unwrap_err();
+    assert!(err.to_string().contains("sslrootcert"), "{err}");
+}
+
+#[test]
+fn sslmode_require_encrypts_without_checking_and_disable_does_not_encrypt() {
+    let db = Database::open(tls_url("127.0.0.1", "sslmode=require")).unwrap();
+    assert!(encrypted(&db));
+    let db = Database::open(tls_url("127.0.0.1", "sslmode=disable")).unwrap();
+    assert!(!encrypted(&db));
+    // No sslmode at all: libpq's `prefer`, and this server offers TLS.
+    let db = Database::open(tls_url("127.0.0.1", "connect_timeout=10")).unwrap();
+    assert!(encrypted(&db));
+}

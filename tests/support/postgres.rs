@@ -34,6 +34,15 @@ pub struct Server {
     pub dir: PathBuf,
 }
 
+impl Server {
+    /// The certificate the server presents over TLS (self-signed, for the name `localhost`
+    /// only, so a check of the name fails when `127.0.0.1` is dialled), as a PEM file: a
+    /// client's `sslrootcert`.
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.join("root.crt")
+    }
+}
+
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// The backends every database test runs on ([`backends!`](crate::backends)).
@@ -121,7 +130,11 @@ fn make_database() -> String {
     admin
         .batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .unwrap_or_else(|err| panic!("cannot create database {name}: {err}"));
-    format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", server.port)
+    // Clear text for the tests at large (the server offers TLS: the TLS tests ask for it).
+    format!(
+        "postgres://{SUPERUSER}@127.0.0.1:{}/{name}?sslmode=disable",
+        server.port
+    )
 }
 
 impl Server {
@@ -139,8 +152,7 @@ impl Server {
 /// How many statements the database named by a [`fresh_database`] URL has run so far (from the
 /// server's log: each statement executed, however it was sent).
 pub fn statements_run(url: &str) -> usize {
-    let database = url.rsplit('/').next().unwrap_or_default();
-    let prefix = format!("{database}|LOG:  ");
+    let prefix = format!("{}|LOG:  ", database_name(url));
     let log = std::fs::read_to_string(server().dir.join("server.log")).unwrap_or_default();
     log.lines()
         .filter_map(|line| line.strip_prefix(&prefix))
@@ -150,8 +162,13 @@ pub fn statements_run(url: &str) -> usize {
 
 /// A plain client to the database a [`fresh_database`] URL names.
 pub fn connect(url: &str) -> postgres::Client {
+    server().connect(database_name(url))
+}
+
+/// The database a [`fresh_database`] URL names.
+pub fn database_name(url: &str) -> &str {
     let database = url.rsplit('/').next().unwrap_or("postgres");
-    server().connect(database)
+    database.split('?').next().unwrap_or(database)
 }
 
 /// PostgreSQL's server binaries: `pg_config --bindir`, else Debian's /usr/lib/postgresql/*/bin
@@ -285,6 +302,25 @@ fn start() -> Result<Server, String> {
         ));
     }
 
+    // A certificate for TLS: `localhost` only (see [`Server::certificate`]).
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .map_err(|err| format!("cannot make the server's certificate: {err}"))?;
+    let (crt, key) = (data.join("server.crt"), data.join("server.key"));
+    std::fs::write(&crt, made.cert.pem()).map_err(|err| err.to_string())?;
+    std::fs::write(&key, made.key_pair.serialize_pem()).map_err(|err| err.to_string())?;
+    std::fs::write(dir.join("root.crt"), made.cert.pem()).map_err(|err| err.to_string())?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .map_err(|err| err.to_string())?;
+    }
+    if let Some((uid, gid)) = user {
+        for path in [&crt, &key] {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .map_err(|err| format!("cannot give {} to postgres: {err}", path.display()))?;
+        }
+    }
+
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map_err(|err| format!("cannot find a free port: {err}"))?
@@ -298,6 +334,14 @@ fn start() -> Result<Server, String> {
         .args(["-p", &port.to_string(), "-k"])
         .arg(&dir)
         .args(["-c", "listen_addresses=127.0.0.1"])
+        .args([
+            "-c",
+            "ssl=on",
+            "-c",
+            "ssl_cert_file=server.crt",
+            "-c",
+            "ssl_key_file=server.key",
+        ])
         // A throwaway server: durability off, room for the concurrency tests.
         .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
         .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])

@@ -135,6 +135,7 @@ mod model;
 mod order;
 pub(crate) mod password;
 mod postgres;
+mod postgres_tls;
 mod prefetch;
 mod query;
 mod raw;

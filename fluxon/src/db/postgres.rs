@@ -292,16 +292,19 @@ impl PgConnection {
     }
 
     fn connect_here(url: &str) -> Result<Self, DbError> {
-        let config: postgres::Config = url.parse().map_err(|err| DbError::Connect {
+        let refused = |reason: String| DbError::Connect {
             url: redact(url),
-            reason: format!("{err}"),
-        })?;
-        let client = config
-            .connect(postgres::NoTls)
-            .map_err(|err| DbError::Connect {
-                url: redact(url),
-                reason: chain(&err),
-            })?;
+            reason,
+        };
+        let tls = super::postgres_tls::from_url(url).map_err(|err| refused(err.to_string()))?;
+        let mut config: postgres::Config =
+            tls.url.parse().map_err(|err| refused(format!("{err}")))?;
+        config.ssl_mode(tls.mode);
+        let client = match tls.config {
+            Some(rustls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(rustls)),
+            None => config.connect(postgres::NoTls),
+        }
+        .map_err(|err| refused(chain(&err)))?;
         let capacity =
             std::num::NonZeroUsize::new(STATEMENT_CACHE).unwrap_or(std::num::NonZeroUsize::MIN);
         Ok(PgConnection {
