@@ -1,5 +1,6 @@
 //! School: the original Fluxon README's models (User, Teacher, Course, Student, Enrollment) in a
-//! temporary SQLite file, served by views and called by a client.
+//! temporary SQLite file (or the PostgreSQL database `FLUXON_DATABASE_URL` names), served by
+//! views and called by a client.
 //!
 //! `cargo run --example school` migrates a fresh database with the repository's `migrations/`, makes
 //! the first staff member (an administrator's step, not a view), logs in, adds staff, creates
@@ -8,7 +9,7 @@
 //! teachers (a join), and deletes a teacher, whose courses and enrollments go with them (cascade).
 
 use anyhow::Context;
-use fluxon::db::AsyncDatabase;
+use fluxon::db::{AsyncDatabase, Executor};
 use fluxon::{AsyncServer, ConnectionHandler};
 use fluxon_apps::school::{
     add_course, add_staff, add_student, add_teacher, catalogue, courses_of, create_staff, enrol,
@@ -18,14 +19,30 @@ use fluxon_apps::school::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("school.sqlite3");
-    // The repository's migrations make the schema (they are checked against the models in CI).
-    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-    for (version, name) in fluxon::migrate::apply(&path, &migrations, None)? {
-        println!("migrated V{version}__{name}");
-    }
-    fluxon::migrate::check_drift(&path, &MODELS)?;
-    let db = AsyncDatabase::open(&path)?;
+    // `FLUXON_DATABASE_URL=postgres://user@host/db` runs it on PostgreSQL (an empty database);
+    // by default, a SQLite file in a temp dir.
+    let place = match std::env::var("FLUXON_DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => dir.path().join("school.sqlite3").display().to_string(),
+    };
+    let db = match fluxon::db::Location::of(&place) {
+        fluxon::db::Location::Sqlite(path) => {
+            // The repository's migrations make the schema (checked against the models in CI).
+            let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+            for (version, name) in fluxon::migrate::apply(&path, &migrations, None)? {
+                println!("migrated V{version}__{name}");
+            }
+            fluxon::migrate::check_drift(&path, &MODELS)?;
+            AsyncDatabase::open(&path)?
+        }
+        _ => {
+            // Migrations do not render for PostgreSQL yet: the tables come from the models.
+            let db = AsyncDatabase::open(&place)?;
+            db.create_tables(&MODELS).await?;
+            println!("tables made from the models on PostgreSQL");
+            db
+        }
+    };
     // The first staff member comes from an administrator's step, not from a view anyone can call.
     create_staff(&db, "principal", "s3cret-enough")
         .await
