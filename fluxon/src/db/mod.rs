@@ -33,6 +33,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Backends
+//!
+//! The place given to `open` decides the backend ([`Location::of`]): a `postgres://` or
+//! `postgresql://` URL is a PostgreSQL server, anything else a SQLite file. The derive's output is
+//! the same for both (a [`TableSchema`] is data); each backend renders its own DDL and its few
+//! differing statements ([`Dialect`]), and every query runs through one connection type
+//! ([`Conn`]) that binds fluxon's [`Value`]s in its driver's way. On PostgreSQL, transactions
+//! are SERIALIZABLE and re-run when they lose to a concurrent one (see
+//! [`Database::transaction`]), reads use read-only connections, and TLS follows the URL's
+//! `sslmode` (see the README's "PostgreSQL" section).
+//!
 //! ## Fields
 //!
 //! | original | Rust field | attributes |
