@@ -11,5 +11,9 @@ pub mod child;
 pub mod cloud;
 pub mod counts;
 pub mod db;
+pub mod pg;
+/// The throwaway PostgreSQL server the tests use, started the same way for the benchmark.
+#[path = "../../tests/support/postgres.rs"]
+pub mod postgres;
 pub mod rpc;
 pub mod stats;

@@ -152,10 +152,16 @@ impl Server {
 /// How many statements the database named by a [`fresh_database`] URL has run so far (from the
 /// server's log: each statement executed, however it was sent).
 pub fn statements_run(url: &str) -> usize {
+    use std::io::BufRead;
     let prefix = format!("{}|LOG:  ", database_name(url));
-    let log = std::fs::read_to_string(server().dir.join("server.log")).unwrap_or_default();
-    log.lines()
-        .filter_map(|line| line.strip_prefix(&prefix))
+    // Line by line: the log holds every statement of every test, a big file to read whole.
+    let Ok(log) = std::fs::File::open(server().dir.join("server.log")) else {
+        return 0;
+    };
+    std::io::BufReader::new(log)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
         .filter(|rest| rest.starts_with("execute ") || rest.starts_with("statement: "))
         .count()
 }
@@ -245,7 +251,7 @@ fn sweep_stale(parent: &Path) {
         let young = entry
             .metadata()
             .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(600));
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(120));
         if !alive && !young {
             let _ = std::fs::remove_dir_all(&path);
         }

@@ -49,6 +49,12 @@ pub fn open(path: &Path) -> anyhow::Result<AsyncDatabase> {
     let shared = AsyncDatabase::open_with_readers(path, concurrency::CALLERS)?;
     let db = shared.blocking();
     db.create_tables(&[Teacher::SCHEMA, Course::SCHEMA])?;
+    seed(&db)?;
+    Ok(shared)
+}
+
+/// Seeds the teachers and courses every contender starts with.
+pub fn seed(db: &Database) -> anyhow::Result<()> {
     db.transaction(|tx| {
         for t in 0..TEACHERS {
             tx.insert(&Teacher {
@@ -60,7 +66,7 @@ pub fn open(path: &Path) -> anyhow::Result<AsyncDatabase> {
         }
         Ok(())
     })?;
-    Ok(shared)
+    Ok(())
 }
 
 /// The sync contender.

@@ -90,7 +90,7 @@ impl<'c> Conn<'c> {
             Driver::Postgres(conn) => {
                 let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
                 let mut last = None;
-                conn.borrow_mut().each(&sql, params, &mut |row| {
+                conn.borrow_mut().each(&sql, params, false, &mut |row| {
                     last = Some(returned_key(row));
                     Ok(ControlFlow::Continue(()))
                 })?;
@@ -118,7 +118,7 @@ impl<'c> Conn<'c> {
             }
             Driver::Postgres(conn) => {
                 let sql = format!("{sql} RETURNING {}", super::schema::quote_ident(key));
-                conn.borrow_mut().each(&sql, params, &mut |row| {
+                conn.borrow_mut().each(&sql, params, false, &mut |row| {
                     ids.push(returned_key(row));
                     Ok(ControlFlow::Continue(()))
                 })
@@ -127,10 +127,33 @@ impl<'c> Conn<'c> {
     }
 
     /// Runs a query, handing each row to `each` until it says [`ControlFlow::Break`] or errs.
+    #[inline]
     pub(crate) fn each(
         &self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
+        each: impl FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+    ) -> Result<(), DbError> {
+        self.each_row(sql, params, false, each)
+    }
+
+    /// [`each`](Self::each) for a result too large to hold: the rows are read as `each` takes
+    /// them, in bounded memory (SQLite always steps row by row; PostgreSQL otherwise reads the
+    /// whole result in one round trip).
+    pub(crate) fn each_streamed(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        each: impl FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+    ) -> Result<(), DbError> {
+        self.each_row(sql, params, true, each)
+    }
+
+    fn each_row(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = Value>,
+        streamed: bool,
         mut each: impl FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
     ) -> Result<(), DbError> {
         match self.driver {
@@ -144,7 +167,7 @@ impl<'c> Conn<'c> {
                 }
                 Ok(())
             }
-            Driver::Postgres(conn) => conn.borrow_mut().each(sql, params, &mut each),
+            Driver::Postgres(conn) => conn.borrow_mut().each(sql, params, streamed, &mut each),
         }
     }
 

@@ -399,14 +399,17 @@ impl PgConnection {
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
-    /// Runs a query, handing each row to `each` until it says stop.
+    /// Runs a query, handing each row to `each` until it says stop. `streamed`: the rows are
+    /// read from the socket as `each` takes them (bounded memory, a round trip per batch the
+    /// socket holds); otherwise all at once in one round trip, then handed over.
     pub(crate) fn each(
         &mut self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
+        streamed: bool,
         each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
     ) -> Result<(), DbError> {
-        let result = self.each_here(sql, params, each);
+        let result = self.each_here(sql, params, streamed, each);
         self.noted(result)
     }
 
@@ -414,26 +417,29 @@ impl PgConnection {
         &mut self,
         sql: &str,
         params: impl IntoIterator<Item = Value>,
+        streamed: bool,
         each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
     ) -> Result<(), DbError> {
         use postgres::fallible_iterator::FallibleIterator;
         let statement = self.prepare(sql)?;
+        let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
         let params: Vec<Value> = params.into_iter().collect();
         let bound = bind(&statement, &params)?;
+        if !streamed {
+            let rows = self.client.query(&statement, &bound).map_err(error)?;
+            for row in &rows {
+                if hand_over(row, &names, each)?.is_break() {
+                    break;
+                }
+            }
+            return Ok(());
+        }
         let mut rows = self
             .client
             .query_raw(&statement, bound.iter().copied())
             .map_err(error)?;
         while let Some(row) = rows.next().map_err(error)? {
-            let mut texts = Vec::new();
-            owned_texts(&row, &mut texts)?;
-            let mut values = Vec::with_capacity(row.len());
-            let mut owned = texts.iter();
-            for (i, column) in row.columns().iter().enumerate() {
-                values.push(value_ref(&row, i, column.type_(), &mut owned)?);
-            }
-            let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
-            if each(&SqlRow::from_named(&values, &names))?.is_break() {
+            if hand_over(&row, &names, each)?.is_break() {
                 break;
             }
         }
@@ -445,6 +451,22 @@ impl PgConnection {
         let result = self.client.batch_execute(sql).map_err(error);
         self.noted(result)
     }
+}
+
+/// Hands one row to `each`, its columns read as SQLite would have given them.
+fn hand_over(
+    row: &postgres::Row,
+    names: &[&str],
+    each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+) -> Result<ControlFlow<()>, DbError> {
+    let mut texts = Vec::new();
+    owned_texts(row, &mut texts)?;
+    let mut values = Vec::with_capacity(row.len());
+    let mut owned = texts.iter();
+    for (i, column) in row.columns().iter().enumerate() {
+        values.push(value_ref(row, i, column.type_(), &mut owned)?);
+    }
+    each(&SqlRow::from_named(&values, names))
 }
 
 /// The bound form of `params` for `statement`: each checked against the type PostgreSQL wants.

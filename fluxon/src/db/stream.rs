@@ -47,7 +47,7 @@ fn each_row<M: Model>(
 ) -> Result<u64, DbError> {
     let (sql, params) = select.sql(M::SCHEMA.select_list, "")?;
     let mut seen = 0;
-    conn.each(&sql, params, |row| {
+    conn.each_streamed(&sql, params, |row| {
         each(Row::read(row, 0)?)?;
         seen += 1;
         Ok(ControlFlow::Continue(()))
