@@ -1,19 +1,38 @@
 //! What the tools refuse: drift, divergent or missing history, ambiguous changes.
 
+use std::path::Path;
+
 use fluxon::migrate::{self, MigrateError, NoQuestions, Questioner};
 
+use crate::postgres::{place, Backend};
 use crate::versions::*;
 
-#[test]
-fn a_drifted_database_is_refused_with_the_command_that_fixes_it() {
-    let tmp = tempfile::tempdir().unwrap();
+crate::backends!(
+    sync: a_drifted_database_is_refused_with_the_command_that_fixes_it,
+    a_divergent_or_missing_migration_is_refused,
+    an_undeclared_rename_is_asked_and_refused_without_a_terminal,
+    a_not_null_column_without_default_needs_a_value_for_existing_rows,
+    a_migration_that_leaves_a_dangling_reference_is_rolled_back,
+    an_empty_migration_is_refused_where_its_section_has_no_sql,
+);
+
+/// The text `sql` returns from the database at `place`.
+fn text(place: &str, sql: &str) -> String {
+    use fluxon::db::Executor;
+    let db = fluxon::db::Database::open(place).unwrap();
+    let rows: Vec<(String,)> = db.execute(fluxon::db::Raw::query(sql)).unwrap();
+    rows[0].0.clone()
+}
+
+fn a_drifted_database_is_refused_with_the_command_that_fixes_it(backend: Backend) {
+    let (db_path, tmp) = place(backend);
+    let db_path = Path::new(&db_path);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::apply(db_path, &dir, None).unwrap();
     migrate::make_migrations(&dir, &v2::MODELS, None, &mut NoQuestions).unwrap();
     // The models say v2, the database is still at v1.
-    let err = migrate::check_drift(&db_path, &v2::MODELS).unwrap_err();
+    let err = migrate::check_drift(db_path, &v2::MODELS).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, MigrateError::Drift { .. }), "{text}");
     assert!(
@@ -21,36 +40,35 @@ fn a_drifted_database_is_refused_with_the_command_that_fixes_it() {
         "{text}"
     );
     // An empty database drifts too.
-    let empty = tmp.path().join("empty.sqlite3");
-    assert!(migrate::check_drift(&empty, &v1::MODELS)
+    let (empty, _empty_dir) = place(backend);
+    assert!(migrate::check_drift(Path::new(&empty), &v1::MODELS)
         .unwrap_err()
         .to_string()
         .contains("table author is missing"));
-    migrate::apply(&db_path, &dir, None).unwrap();
-    migrate::check_drift(&db_path, &v2::MODELS).unwrap();
+    migrate::apply(db_path, &dir, None).unwrap();
+    migrate::check_drift(db_path, &v2::MODELS).unwrap();
 }
 
-#[test]
-fn a_divergent_or_missing_migration_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
+fn a_divergent_or_missing_migration_is_refused(backend: Backend) {
+    let (db_path, tmp) = place(backend);
+    let db_path = Path::new(&db_path);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     let first = migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions)
         .unwrap()
         .unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::apply(db_path, &dir, None).unwrap();
     // Someone edits a migration that already ran.
     let edited = std::fs::read_to_string(&first.path)
         .unwrap()
         .replace("CREATE TABLE", "CREATE  TABLE");
     std::fs::write(&first.path, edited).unwrap();
-    let err = migrate::apply(&db_path, &dir, None)
+    let err = migrate::apply(db_path, &dir, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("must not be edited"), "{err}");
     // Or deletes it.
     std::fs::remove_file(&first.path).unwrap();
-    let err = migrate::apply(&db_path, &dir, None)
+    let err = migrate::apply(db_path, &dir, None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("missing"), "{err}");
@@ -75,12 +93,11 @@ impl Questioner for Script {
 }
 
 /// A v1 history applied to a database holding one author, Ann.
-fn v1_with_ann() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
+fn v1_with_ann(backend: Backend) -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let (db_path, tmp) = place(backend);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::apply(Path::new(&db_path), &dir, None).unwrap();
     fluxon::db::Database::open(&db_path)
         .and_then(|db| fluxon::db::Executor::insert(&db, &v1::Author { name: "Ann".into() }))
         .unwrap();
@@ -108,11 +125,10 @@ mod undeclared {
     }
 }
 
-#[test]
-fn an_undeclared_rename_is_asked_and_refused_without_a_terminal() {
+fn an_undeclared_rename_is_asked_and_refused_without_a_terminal(backend: Backend) {
     use fluxon::db::Model;
     // The temp dir lives (and is removed) with `_tmp`.
-    let (_tmp, dir, db_path) = v1_with_ann();
+    let (_tmp, dir, db_path) = v1_with_ann(backend);
     let models = [undeclared::Author::SCHEMA, v1::Book::SCHEMA];
 
     let err = migrate::make_migrations(&dir, &models, None, &mut NoQuestions)
@@ -137,19 +153,14 @@ fn an_undeclared_rename_is_asked_and_refused_without_a_terminal() {
         "{:?}",
         written.operations
     );
-    migrate::apply(&db_path, &dir, None).unwrap();
-    let name: String = rusqlite::Connection::open(&db_path)
-        .unwrap()
-        .query_row("SELECT full_name FROM author", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(name, "Ann");
+    migrate::apply(Path::new(&db_path), &dir, None).unwrap();
+    assert_eq!(text(&db_path, "SELECT full_name FROM author"), "Ann");
 }
 
-#[test]
-fn a_not_null_column_without_default_needs_a_value_for_existing_rows() {
+fn a_not_null_column_without_default_needs_a_value_for_existing_rows(backend: Backend) {
     use fluxon::db::Model;
     // The temp dir lives (and is removed) with `_tmp`.
-    let (_tmp, dir, db_path) = v1_with_ann();
+    let (_tmp, dir, db_path) = v1_with_ann(backend);
     let models = [undeclared::Strict::SCHEMA, v1::Book::SCHEMA];
     let err = migrate::make_migrations(&dir, &models, None, &mut NoQuestions)
         .unwrap_err()
@@ -163,52 +174,79 @@ fn a_not_null_column_without_default_needs_a_value_for_existing_rows() {
     migrate::make_migrations(&dir, &models, None, &mut script)
         .unwrap()
         .unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
-    let born: i64 = rusqlite::Connection::open(&db_path)
-        .unwrap()
-        .query_row("SELECT born FROM author WHERE name = 'Ann'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    migrate::apply(Path::new(&db_path), &dir, None).unwrap();
+    let born = crate::number(&db_path, "SELECT born FROM author WHERE name = 'Ann'");
     assert_eq!(born, 1815);
+    migrate::check_drift(Path::new(&db_path), &models).unwrap();
 }
 
-#[test]
-fn a_migration_that_leaves_a_dangling_reference_is_rolled_back() {
-    let tmp = tempfile::tempdir().unwrap();
+fn a_migration_that_leaves_a_dangling_reference_is_rolled_back(backend: Backend) {
+    let (db_path, tmp) = place(backend);
+    let db = Path::new(&db_path);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
-    migrate::apply(&db_path, &dir, None).unwrap();
+    migrate::apply(db, &dir, None).unwrap();
     // SQL of one's own that points a book at an author who does not exist.
     let custom = migrate::make_empty_migration(&dir, &v1::MODELS, Some("bad_data")).unwrap();
-    let text = std::fs::read_to_string(&custom.path).unwrap();
-    let text = text.replacen(
-        "\n\n",
-        "\n\nINSERT INTO author (name) VALUES ('Real');\nINSERT INTO book (title, author) VALUES ('Orphan', 999);\n",
-        1,
-    );
-    std::fs::write(&custom.path, text).unwrap();
-    let err = migrate::apply(&db_path, &dir, None)
-        .unwrap_err()
-        .to_string();
+    let bad = "INSERT INTO author (name) VALUES ('Real');\nINSERT INTO book (title, author) VALUES ('Orphan', 999);";
+    crate::fill_sections(&custom.path, bad, bad);
+    let err = migrate::apply(db, &dir, None).unwrap_err().to_string();
     assert!(
-        err.contains("foreign key check failed") && err.contains("book"),
+        err.to_lowercase().contains("foreign key")
+            && err.contains("book")
+            && err.contains("V2__bad_data"),
         "{err}"
     );
-    let conn = rusqlite::Connection::open(&db_path).unwrap();
-    let rows: i64 = conn
-        .query_row(
-            "SELECT (SELECT count(*) FROM book) + (SELECT count(*) FROM author)",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let rows = crate::number(
+        &db_path,
+        "SELECT (SELECT count(*) FROM book) + (SELECT count(*) FROM author)",
+    );
     assert_eq!(rows, 0, "the whole migration was rolled back");
-    let status = migrate::status(&db_path, &dir).unwrap();
+    let status = migrate::status(db, &dir).unwrap();
     assert_eq!(
         status.iter().filter(|(_, applied)| *applied).count(),
         1,
         "V2 not recorded as applied"
     );
+}
+
+fn an_empty_migration_is_refused_where_its_section_has_no_sql(backend: Backend) {
+    let (db_path, tmp) = place(backend);
+    let db = Path::new(&db_path);
+    let dir = tmp.path().join("migrations");
+    migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
+    let custom = migrate::make_empty_migration(&dir, &v1::MODELS, Some("seed")).unwrap();
+    let err = migrate::apply(db, &dir, None).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, MigrateError::NoSqlFor { .. })
+            && text.contains("V2__seed")
+            && text.contains("section holds no statement"),
+        "{text}"
+    );
+    assert_eq!(
+        migrate::status(db, &dir)
+            .unwrap()
+            .iter()
+            .filter(|(_, a)| *a)
+            .count(),
+        1,
+        "V1 was applied before V2 was refused"
+    );
+    // With SQL for each backend, it runs on either; the other backend's SQL is never run.
+    crate::fill_sections(
+        &custom.path,
+        "INSERT INTO author (name) VALUES ('from sqlite');",
+        "INSERT INTO author (name) VALUES ('from postgres');",
+    );
+    migrate::apply(db, &dir, None).unwrap();
+    let wanted = match backend {
+        Backend::Sqlite => "from sqlite",
+        Backend::Postgres => "from postgres",
+    };
+    assert_eq!(text_of(&db_path), wanted);
+}
+
+fn text_of(db_path: &str) -> String {
+    text(db_path, "SELECT name FROM author")
 }

@@ -1,14 +1,24 @@
-//! Each model version is generated and applied to a database holding rows; every surviving value
-//! is kept, foreign keys stay intact, and no child row is lost to a rebuild.
+//! Each model version is generated and applied to a database holding rows, on both backends;
+//! every surviving value is kept, foreign keys stay intact, and no child row is lost to a rebuild
+//! (SQLite) or an ALTER (PostgreSQL, which never rebuilds a table).
 
 use std::path::Path;
 
-use fluxon::db::{Database, Executor};
+use fluxon::db::{Database, Dialect, Executor};
 use fluxon::migrate::{self, NoQuestions};
 
+use crate::postgres::{place, Backend};
 use crate::versions::*;
 
-fn step(dir: &Path, db_path: &Path, models: &[fluxon::db::TableSchema], expect: &[&str]) {
+crate::backends!(
+    sync: a_sequence_of_model_versions_keeps_every_row,
+    check_passes_when_nothing_changed_and_migrate_is_idempotent,
+    a_type_change_a_new_unique_and_a_table_rename_keep_the_rows,
+    an_index_is_added_and_dropped_without_a_rebuild,
+);
+
+fn step(dir: &Path, db_path: &str, models: &[fluxon::db::TableSchema], expect: &[&str]) {
+    let db_path = Path::new(db_path);
     migrate::check(dir, models).expect_err("the models are ahead of the history");
     let written = migrate::make_migrations(dir, models, None, &mut NoQuestions)
         .expect("makemigrations")
@@ -29,20 +39,26 @@ fn step(dir: &Path, db_path: &Path, models: &[fluxon::db::TableSchema], expect: 
     let applied = migrate::apply(db_path, dir, None).expect("migrate");
     assert_eq!(applied.len(), 1);
     migrate::check_drift(db_path, models).expect("no drift after migrating");
-    let dangling: i64 = rusqlite::Connection::open(db_path)
-        .unwrap()
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(dangling, 0, "foreign keys intact");
+    let version = migrate::list(dir).unwrap().last().unwrap().version;
+    let postgres = migrate::sql_of(dir, version, Dialect::Postgres).unwrap();
+    assert!(
+        !postgres.contains("__fluxon_new") && !postgres.contains("INSERT INTO"),
+        "PostgreSQL alters, it does not rebuild: {postgres}"
+    );
+    if let fluxon::db::Location::Sqlite(path) = fluxon::db::Location::of(db_path) {
+        let dangling: i64 = rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(dangling, 0, "foreign keys intact");
+    }
 }
 
-#[test]
-fn a_sequence_of_model_versions_keeps_every_row() {
-    let tmp = tempfile::tempdir().unwrap();
+fn a_sequence_of_model_versions_keeps_every_row(backend: Backend) {
+    let (db_path, tmp) = place(backend);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
 
     // v1: create both tables, add rows.
     step(
@@ -176,11 +192,9 @@ fn a_sequence_of_model_versions_keeps_every_row() {
     assert_eq!(files.len(), 7);
 }
 
-#[test]
-fn check_passes_when_nothing_changed_and_migrate_is_idempotent() {
-    let tmp = tempfile::tempdir().unwrap();
+fn check_passes_when_nothing_changed_and_migrate_is_idempotent(backend: Backend) {
+    let (db_path, tmp) = place(backend);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions).unwrap();
     assert!(
         migrate::make_migrations(&dir, &v1::MODELS, None, &mut NoQuestions)
@@ -188,20 +202,25 @@ fn check_passes_when_nothing_changed_and_migrate_is_idempotent() {
             .is_none()
     );
     migrate::check(&dir, &v1::MODELS).unwrap();
-    assert_eq!(migrate::apply(&db_path, &dir, None).unwrap().len(), 1);
+    assert_eq!(
+        migrate::apply(Path::new(&db_path), &dir, None)
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(
-        migrate::apply(&db_path, &dir, None).unwrap().is_empty(),
+        migrate::apply(Path::new(&db_path), &dir, None)
+            .unwrap()
+            .is_empty(),
         "nothing pending"
     );
-    let status = migrate::status(&db_path, &dir).unwrap();
+    let status = migrate::status(Path::new(&db_path), &dir).unwrap();
     assert!(status.iter().all(|(_, applied)| *applied));
 }
 
-#[test]
-fn a_type_change_a_new_unique_and_a_table_rename_keep_the_rows() {
-    let tmp = tempfile::tempdir().unwrap();
+fn a_type_change_a_new_unique_and_a_table_rename_keep_the_rows(backend: Backend) {
+    let (db_path, tmp) = place(backend);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     step(
         &dir,
         &db_path,
@@ -248,20 +267,17 @@ fn a_type_change_a_new_unique_and_a_table_rename_keep_the_rows() {
     );
 }
 
-#[test]
-fn an_index_is_added_and_dropped_without_a_rebuild() {
-    let tmp = tempfile::tempdir().unwrap();
+fn an_index_is_added_and_dropped_without_a_rebuild(backend: Backend) {
+    let (db_path, tmp) = place(backend);
     let dir = tmp.path().join("migrations");
-    let db_path = tmp.path().join("app.sqlite3");
     let index_count = || -> i64 {
-        rusqlite::Connection::open(&db_path)
-            .unwrap()
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'event_kind_idx'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        crate::number(
+            &db_path,
+            match backend {
+                Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'event_kind_idx'",
+                Backend::Postgres => "SELECT count(*) FROM pg_indexes WHERE indexname = 'event_kind_idx'",
+            },
+        )
     };
     step(
         &dir,

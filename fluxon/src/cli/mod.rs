@@ -31,7 +31,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::db::{AsyncDatabase, TableSchema};
+use crate::db::{AsyncDatabase, Dialect, Location, TableSchema};
 use crate::migrate::{self, MigrateError, NoQuestions, Questioner};
 use crate::server::AsyncServer;
 
@@ -81,7 +81,8 @@ impl App {
         self
     }
 
-    /// The database file.
+    /// The database: a SQLite file, or a PostgreSQL server's `postgres://` URL
+    /// ([`Location`] tells which).
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
         self.database = path.into();
         self
@@ -139,7 +140,17 @@ enum Command {
     Sqlmigrate {
         /// Its version.
         version: u32,
+        /// The backend whose SQL to print (default: the app database's).
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
     },
+}
+
+/// A backend, as `sqlmigrate --backend` names it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 /// Why a command failed.
@@ -237,8 +248,17 @@ pub fn run_with(
                 writeln!(out, "[{mark}] {}", migration.file_stem())?;
             }
         }
-        Command::Sqlmigrate { version } => {
-            write!(out, "{}", migrate::sql_of(&app.migrations, version)?)?;
+        Command::Sqlmigrate { version, backend } => {
+            let dialect = match backend {
+                Some(Backend::Sqlite) => Dialect::Sqlite,
+                Some(Backend::Postgres) => Dialect::Postgres,
+                None => Location::of(&app.database).dialect(),
+            };
+            write!(
+                out,
+                "{}",
+                migrate::sql_of(&app.migrations, version, dialect)?
+            )?;
         }
         Command::Serve => serve(app, interactive, out)?,
     }

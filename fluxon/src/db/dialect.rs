@@ -93,38 +93,58 @@ impl Dialect {
         if column.unique || matches!(column.kind, FieldKind::OneToOne(_)) {
             sql.push_str(" UNIQUE");
         }
-        if let Some(default) = column.default {
+        if let Some(default) = self.default_sql(column) {
             sql.push_str(" DEFAULT ");
-            sql.push_str(&self.default_literal(column.kind, default));
+            sql.push_str(&default);
         }
+        for check in self.checks(column) {
+            sql.push_str(&format!(" CHECK ({check})"));
+        }
+        if let Some(reference) = self.reference_clause(column) {
+            sql.push(' ');
+            sql.push_str(&reference);
+        }
+        sql
+    }
+
+    /// The column's `DEFAULT`, as this dialect writes it, if it has one.
+    pub fn default_sql(self, column: &ColumnSchema) -> Option<Cow<'static, str>> {
+        column
+            .default
+            .map(|default| self.default_literal(column.kind, default))
+    }
+
+    /// The conditions of the column's CHECK constraints (without `CHECK`).
+    pub fn checks(self, column: &ColumnSchema) -> Vec<String> {
+        let name = quote_ident(column.name);
         match (self, column.kind) {
             (Dialect::Sqlite, FieldKind::Char { max_length }) => {
-                sql.push_str(&format!(" CHECK (length({name}) <= {max_length})"));
+                vec![format!("length({name}) <= {max_length}")]
             }
             // A CHECK rather than VARCHAR(n): too long a value is then the same check violation
             // on both backends, not PostgreSQL's own truncation error.
             (Dialect::Postgres, FieldKind::Char { max_length }) => {
-                sql.push_str(&format!(" CHECK (char_length({name}) <= {max_length})"));
+                vec![format!("char_length({name}) <= {max_length}")]
             }
-            (_, FieldKind::PositiveInteger) => sql.push_str(&format!(" CHECK ({name} >= 0)")),
+            (_, FieldKind::PositiveInteger) => vec![format!("{name} >= 0")],
             // PostgreSQL's BOOLEAN and JSONB hold nothing else: no CHECK needed.
-            (Dialect::Sqlite, FieldKind::Boolean) => {
-                sql.push_str(&format!(" CHECK ({name} IN (0, 1))"));
-            }
-            (Dialect::Sqlite, FieldKind::Json) => {
-                sql.push_str(&format!(" CHECK (json_valid({name}))"));
-            }
-            _ => {}
+            (Dialect::Sqlite, FieldKind::Boolean) => vec![format!("{name} IN (0, 1)")],
+            (Dialect::Sqlite, FieldKind::Json) => vec![format!("json_valid({name})")],
+            _ => Vec::new(),
         }
-        if let Some(reference) = column.reference() {
-            sql.push_str(&format!(
-                " REFERENCES {} ({}) ON DELETE {} DEFERRABLE INITIALLY DEFERRED",
+    }
+
+    /// The column's foreign key clause (`REFERENCES ... ON DELETE ... DEFERRABLE INITIALLY
+    /// DEFERRED`), if it is one: checked at commit on both backends.
+    pub fn reference_clause(self, column: &ColumnSchema) -> Option<String> {
+        column.reference().map(|reference| {
+            format!(
+                "REFERENCES {} ({}) ON DELETE {} DEFERRABLE INITIALLY DEFERRED",
                 quote_ident(reference.table),
                 quote_ident(reference.column),
                 reference.on_delete.sql()
-            ));
-        }
-        sql
+            )
+        })
     }
 
     /// A `default = ...` literal as this dialect writes it (the derive writes booleans as 0 / 1,

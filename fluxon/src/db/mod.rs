@@ -145,7 +145,7 @@ mod many_to_many;
 mod model;
 mod order;
 pub(crate) mod password;
-mod postgres;
+pub(crate) mod postgres;
 mod postgres_tls;
 mod prefetch;
 mod query;

@@ -497,7 +497,7 @@ fn bind<'v>(
 }
 
 /// A URL with its password (if any) left out, for errors and logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

@@ -93,8 +93,11 @@ pub enum Operation {
         /// The columns.
         columns: &'static [&'static str],
     },
-    /// Column changes SQLite cannot do in place: the table is rebuilt with its rows kept.
+    /// Column changes SQLite cannot do in place: the table is rebuilt with its rows kept
+    /// (PostgreSQL ALTERs it instead).
     Rebuild {
+        /// The table as it was (under its new name, if it was renamed too).
+        from: TableSchema,
         /// The table as it will be.
         table: TableSchema,
         /// Where each of its columns comes from, in order.
@@ -379,6 +382,7 @@ fn table_changes(
         }
     } else {
         operations.push(Operation::Rebuild {
+            from: *old,
             table: *new,
             sources: sources
                 .into_iter()

@@ -1,6 +1,13 @@
 //! Migrations: snapshots of the models' schema kept in each migration file, the autodetector that
-//! diffs the history against the models, SQL for every change (with SQLite table rebuilds that
-//! keep every row), a refinery runner that applies them safely, and the drift check.
+//! diffs the history against the models, SQL for every change on each backend (SQLite table
+//! rebuilds that keep every row, PostgreSQL ALTERs), a refinery runner that applies them safely,
+//! and the drift check.
+//!
+//! One history serves both backends: each file holds a section of SQL per backend, and
+//! [`apply`], [`status`] and [`check_drift`] take a SQLite path or a `postgres://` URL
+//! ([`Location`](crate::db::Location) tells which). How files written before sections existed
+//! reach PostgreSQL is in `backends`' docs: their operations are made again from their schema
+//! lines.
 //!
 //! ```no_run
 //! # use fluxon::db::{Model, TableSchema};
@@ -17,8 +24,11 @@
 //!
 //! What this module does not own: the models and their schema (`db`), the commands (`cli`).
 
+mod alter;
+mod backends;
 mod diff;
 mod drift;
+mod drift_postgres;
 mod files;
 mod runner;
 mod snapshot;
@@ -27,10 +37,10 @@ mod sql;
 use std::path::{Path, PathBuf};
 
 pub use diff::{diff, NoQuestions, Operation, Questioner, Source};
-pub use files::{history_schema, list, MigrationFile};
+pub use files::{backend_name, history_schema, list, MigrationFile};
 pub use runner::HISTORY_TABLE;
 
-use crate::db::TableSchema;
+use crate::db::{Dialect, TableSchema};
 
 /// What went wrong with migrations.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +66,20 @@ pub enum MigrateError {
         "the models have changes no migration records:\n{0}\nrun `cargo run -- makemigrations`"
     )]
     Pending(String),
+    /// A migration has no SQL for the backend it is to run on.
+    #[error("{migration} cannot run on {backend}: {reason}")]
+    NoSqlFor {
+        /// The migration (`V{n}__{name}`).
+        migration: String,
+        /// The backend (`sqlite`, `postgres`).
+        backend: &'static str,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The database does not match the models.
     #[error("the database {path} does not match the models:\n  {}\nrun `cargo run -- migrate` (and `cargo run -- makemigrations` first if the models changed)", .differences.join("\n  "))]
     Drift {
-        /// The database file.
+        /// The database file (or URL, its password left out).
         path: PathBuf,
         /// What differs.
         differences: Vec<String>,
@@ -130,7 +150,16 @@ fn make(
         return Ok(None);
     }
     let descriptions: Vec<String> = operations.iter().map(Operation::describe).collect();
-    let statements: Vec<String> = operations.iter().flat_map(sql::statements).collect();
+    let sections: Vec<(Dialect, Vec<String>)> = [Dialect::Sqlite, Dialect::Postgres]
+        .into_iter()
+        .map(|dialect| {
+            let statements = operations
+                .iter()
+                .flat_map(|o| sql::statements(o, dialect))
+                .collect();
+            (dialect, statements)
+        })
+        .collect();
     let version = history.last().map_or(1, |m| m.version + 1);
     let name = match name {
         Some(name) => sanitize(name),
@@ -139,7 +168,7 @@ fn make(
     };
     // An empty migration keeps the history's schema: the models may have moved on without it.
     let schema = if empty { previous.as_slice() } else { models };
-    let text = files::render(version, &name, &descriptions, &statements, schema)?;
+    let text = files::render(version, &name, &descriptions, &sections, schema)?;
     std::fs::create_dir_all(dir).map_err(|e| MigrateError::Io(dir.to_owned(), e))?;
     let path = dir.join(format!("V{version}__{name}.sql"));
     std::fs::write(&path, text).map_err(|e| MigrateError::Io(path.clone(), e))?;
@@ -182,19 +211,20 @@ pub fn check(dir: &Path, models: &[TableSchema]) -> Result<(), MigrateError> {
     }
 }
 
-/// Applies the pending migrations in `dir` to the database at `database` (up to version `to`).
+/// Applies the pending migrations in `dir` to the database at `database` (a SQLite file, or a
+/// `postgres://` URL), up to version `to`.
 pub fn apply(
     database: &Path,
     dir: &Path,
     to: Option<u32>,
 ) -> Result<Vec<(u32, String)>, MigrateError> {
     let history = files::list(dir)?;
-    runner::migrate(database, &history, to)
+    off_runtime(|| runner::migrate(database, &history, to))
 }
 
 /// Every migration in `dir`, with whether it is applied to the database at `database`.
 pub fn status(database: &Path, dir: &Path) -> Result<Vec<(MigrationFile, bool)>, MigrateError> {
-    let applied = runner::applied(database)?;
+    let applied = off_runtime(|| runner::applied(database))?;
     Ok(files::list(dir)?
         .into_iter()
         .map(|m| {
@@ -204,30 +234,55 @@ pub fn status(database: &Path, dir: &Path) -> Result<Vec<(MigrationFile, bool)>,
         .collect())
 }
 
-/// The SQL of migration `version` in `dir`.
-pub fn sql_of(dir: &Path, version: u32) -> Result<String, MigrateError> {
-    files::list(dir)?
-        .into_iter()
-        .find(|m| m.version == version)
-        .map(|m| m.sql)
+/// The SQL migration `version` in `dir` runs on the backend of `dialect` (`sqlmigrate`).
+pub fn sql_of(dir: &Path, version: u32, dialect: Dialect) -> Result<String, MigrateError> {
+    let history = files::list(dir)?;
+    let index = history
+        .iter()
+        .position(|m| m.version == version)
         .ok_or_else(|| {
             MigrateError::Refinery(format!(
                 "no migration with version {version} in {}",
                 dir.display()
             ))
-        })
+        })?;
+    backends::sql_for(&history, index, dialect)
 }
 
-/// Refuses a database whose tables do not match the models (run before serving).
+/// Refuses a database (a SQLite file, or a `postgres://` URL) whose tables do not match the
+/// models (run before serving).
 pub fn check_drift(database: &Path, models: &[TableSchema]) -> Result<(), MigrateError> {
-    let conn = crate::db::open_connection(database, false)?;
-    let differences = drift::differences(&conn, models)?;
+    let differences = off_runtime(|| {
+        let store = runner::Store::open(database)?;
+        drift::differences(&store, models)
+    })?;
     if differences.is_empty() {
         Ok(())
     } else {
+        let shown = match crate::db::Location::of(database) {
+            crate::db::Location::Postgres(url) => PathBuf::from(crate::db::postgres::redact(&url)),
+            _ => database.to_owned(),
+        };
         Err(MigrateError::Drift {
-            path: database.to_owned(),
+            path: shown,
             differences,
         })
     }
+}
+
+/// Runs `work` where a blocking database client may run: here, or on a thread of its own when
+/// called from inside a tokio runtime (PostgreSQL's blocking client refuses to run inside one).
+fn off_runtime<T: Send>(
+    work: impl FnOnce() -> Result<T, MigrateError> + Send,
+) -> Result<T, MigrateError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(work).join().unwrap_or_else(|_| {
+            Err(MigrateError::Refinery(
+                "the migration thread panicked".to_owned(),
+            ))
+        })
+    })
 }

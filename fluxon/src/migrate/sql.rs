@@ -1,22 +1,27 @@
-//! The SQL of each operation. Rebuilds follow SQLite's documented procedure (create the new
-//! table, copy the rows, drop the old one, rename); the runner switches foreign-key enforcement
-//! off around the migration's transaction and checks every foreign key before committing.
+//! The SQL of each operation on each backend. SQLite's rebuilds follow its documented procedure
+//! (create the new table, copy the rows, drop the old one, rename); the runner switches
+//! foreign-key enforcement off around the migration's transaction and checks every foreign key
+//! before committing. PostgreSQL's ALTERs are in `alter`.
 
 use crate::db::schema::quote_ident;
-use crate::db::TableSchema;
+use crate::db::{Dialect, TableSchema};
 
 use super::diff::{Operation, Source};
 
-/// The statements of one operation.
-pub fn statements(operation: &Operation) -> Vec<String> {
+/// The statements of one operation on the backend of `dialect`.
+pub fn statements(operation: &Operation, dialect: Dialect) -> Vec<String> {
+    match dialect {
+        Dialect::Postgres => super::alter::statements(operation),
+        _ => sqlite(operation),
+    }
+}
+
+/// The statements of one operation on SQLite (table renames, indexes and unique sets are the
+/// same SQL on PostgreSQL).
+pub fn sqlite(operation: &Operation) -> Vec<String> {
     match operation {
         Operation::CreateTable(table) => table.create_sql(),
         Operation::DropTable(name) => vec![format!("DROP TABLE {}", quote_ident(name))],
-        Operation::RenameTable { from, to } => vec![format!(
-            "ALTER TABLE {} RENAME TO {}",
-            quote_ident(from),
-            quote_ident(to)
-        )],
         Operation::AddColumn { table, column } => {
             let mut out = vec![format!(
                 "ALTER TABLE {} ADD COLUMN {}",
@@ -28,6 +33,11 @@ pub fn statements(operation: &Operation) -> Vec<String> {
             }
             out
         }
+        Operation::RenameTable { from, to } => vec![format!(
+            "ALTER TABLE {} RENAME TO {}",
+            quote_ident(from),
+            quote_ident(to)
+        )],
         Operation::AddIndex { table, column } => vec![format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
             quote_ident(&format!("{table}_{column}_idx")),
