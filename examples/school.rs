@@ -2,14 +2,15 @@
 //! temporary SQLite file (or the PostgreSQL database `FLUXON_DATABASE_URL` names), served by
 //! views and called by a client.
 //!
-//! `cargo run --example school` migrates a fresh database with the repository's `migrations/`, makes
+//! `cargo run --example school` migrates a fresh database with the repository's `migrations/` (on
+//! either backend), makes
 //! the first staff member (an administrator's step, not a view), logs in, adds staff, creates
 //! teachers and courses, enrols
 //! students (many-to-many through Enrollment), searches with `&` and `|`, lists courses with their
 //! teachers (a join), and deletes a teacher, whose courses and enrollments go with them (cascade).
 
 use anyhow::Context;
-use fluxon::db::{AsyncDatabase, Executor};
+use fluxon::db::AsyncDatabase;
 use fluxon::{AsyncServer, ConnectionHandler};
 use fluxon_apps::school::{
     add_course, add_staff, add_student, add_teacher, catalogue, courses_of, create_staff, enrol,
@@ -25,24 +26,15 @@ async fn main() -> anyhow::Result<()> {
         Ok(url) => url,
         Err(_) => dir.path().join("school.sqlite3").display().to_string(),
     };
-    let db = match fluxon::db::Location::of(&place) {
-        fluxon::db::Location::Sqlite(path) => {
-            // The repository's migrations make the schema (checked against the models in CI).
-            let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-            for (version, name) in fluxon::migrate::apply(&path, &migrations, None)? {
-                println!("migrated V{version}__{name}");
-            }
-            fluxon::migrate::check_drift(&path, &MODELS)?;
-            AsyncDatabase::open(&path)?
-        }
-        _ => {
-            // Migrations do not render for PostgreSQL yet: the tables come from the models.
-            let db = AsyncDatabase::open(&place)?;
-            db.create_tables(&MODELS).await?;
-            println!("tables made from the models on PostgreSQL");
-            db
-        }
-    };
+    // The repository's migrations make the schema on either backend (checked against the
+    // models in CI): one history, each backend's SQL.
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let database = std::path::Path::new(&place);
+    for (version, name) in fluxon::migrate::apply(database, &migrations, None)? {
+        println!("migrated V{version}__{name}");
+    }
+    fluxon::migrate::check_drift(database, &MODELS)?;
+    let db = AsyncDatabase::open(&place)?;
     // The first staff member comes from an administrator's step, not from a view anyone can call.
     create_staff(&db, "principal", "s3cret-enough")
         .await

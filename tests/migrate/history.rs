@@ -62,15 +62,11 @@ fn a_divergent_or_missing_migration_is_refused(backend: Backend) {
         .unwrap()
         .replace("CREATE TABLE", "CREATE  TABLE");
     std::fs::write(&first.path, edited).unwrap();
-    let err = migrate::apply(db_path, &dir, None)
-        .unwrap_err()
-        .to_string();
+    let err = migrate::apply(db_path, &dir, None).unwrap_err().to_string();
     assert!(err.contains("must not be edited"), "{err}");
     // Or deletes it.
     std::fs::remove_file(&first.path).unwrap();
-    let err = migrate::apply(db_path, &dir, None)
-        .unwrap_err()
-        .to_string();
+    let err = migrate::apply(db_path, &dir, None).unwrap_err().to_string();
     assert!(err.contains("missing"), "{err}");
 }
 

@@ -277,3 +277,27 @@ fn a_type_change_converts_the_values_in_place() {
         "the new default"
     );
 }
+
+#[test]
+fn two_nodes_migrating_at_once_apply_each_migration_once() {
+    let (url, tmp) = place(Backend::Postgres);
+    let dir = tmp.path().join("migrations");
+    for models in [&v1::MODELS[..], &v2::MODELS, &v3::MODELS, &v4::MODELS] {
+        migrate::make_migrations(&dir, models, None, &mut NoQuestions).unwrap();
+    }
+    let applied: Vec<usize> = std::thread::scope(|scope| {
+        let nodes: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| migrate::apply(Path::new(&url), &dir, None).map(|a| a.len())))
+            .collect();
+        nodes
+            .into_iter()
+            .map(|node| node.join().unwrap().expect("both nodes' migrate succeeds"))
+            .collect()
+    });
+    assert_eq!(applied.iter().sum::<usize>(), 4, "{applied:?}");
+    assert_eq!(
+        crate::number(&url, "SELECT count(*) FROM refinery_schema_history"),
+        4
+    );
+    migrate::check_drift(Path::new(&url), &v4::MODELS).unwrap();
+}

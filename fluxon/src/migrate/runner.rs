@@ -26,6 +26,9 @@ use super::MigrateError;
 /// refinery's history table.
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 
+/// The PostgreSQL advisory lock `migrate` holds while it runs (a constant of its own).
+const MIGRATION_LOCK: i64 = 0x666c_7578_6d69_6772;
+
 /// Why one migration's transaction was refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -211,6 +214,14 @@ pub fn migrate(
 ) -> Result<Vec<(u32, String)>, MigrateError> {
     let store = Store::open(database)?;
     let dialect = store.dialect();
+    if dialect == Dialect::Postgres {
+        // Two nodes deploying at once: the second waits for the first, then finds nothing left
+        // to apply. (SQLite's BEGIN IMMEDIATE already puts migrations one after the other.)
+        // Released when the connection closes, at the end of this call.
+        store
+            .conn()
+            .batch(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    }
     let done = applied_on(&store)?;
     let mut rendered = HashMap::new();
     let mut migrations = Vec::new();
