@@ -14,12 +14,15 @@ use fluxon::db::AsyncDatabase;
 use fluxon::AsyncServer;
 use fluxon_apps::school;
 
-const DATABASE: &str = "school.sqlite3";
-
 fn main() -> ExitCode {
+    // The database: `school.sqlite3`, or where FLUXON_DATABASE_URL says (a `postgres://` URL).
+    let app = App::new("school")
+        .models(&school::MODELS)
+        .migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .serve_with(|db| Ok(AsyncServer::new(8080).router(school::router(db)?)));
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("createstaff") {
-        return match create_staff(args.get(2).map(String::as_str)) {
+        return match create_staff(app.database_place(), args.get(2).map(String::as_str)) {
             Ok(id) => {
                 println!("staff member {id} created");
                 ExitCode::SUCCESS
@@ -30,16 +33,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    let app = App::new("school")
-        .database(DATABASE)
-        .models(&school::MODELS)
-        .migrations(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
-        .serve_with(|db| Ok(AsyncServer::new(8080).router(school::router(db)?)));
     fluxon::cli::run(app)
 }
 
 /// `createstaff NAME`: the password from standard input, so it is in no shell history.
-fn create_staff(name: Option<&str>) -> anyhow::Result<i64> {
+fn create_staff(database: &std::path::Path, name: Option<&str>) -> anyhow::Result<i64> {
     let name =
         name.ok_or_else(|| anyhow::anyhow!("usage: createstaff NAME (password on stdin)"))?;
     let mut password = String::new();
@@ -50,8 +48,8 @@ fn create_staff(name: Option<&str>) -> anyhow::Result<i64> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        fluxon::migrate::check_drift(std::path::Path::new(DATABASE), &school::MODELS)?;
-        let db = AsyncDatabase::open(DATABASE)?;
+        fluxon::migrate::check_drift(database, &school::MODELS)?;
+        let db = AsyncDatabase::open(database)?;
         school::create_staff(&db, name, password)
             .await
             .map_err(|err| anyhow::anyhow!(err))

@@ -60,13 +60,22 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// The environment variable that names an app's database when its code does not
+/// ([`App::new`]): a SQLite path or a `postgres://` URL.
+pub const DATABASE_ENV: &str = "FLUXON_DATABASE_URL";
+
 impl App {
-    /// An app named `name`, with its database in `{name}.sqlite3` and its migrations in
-    /// `./migrations`.
+    /// An app named `name`, with its migrations in `./migrations` and its database where
+    /// [`DATABASE_ENV`] (`FLUXON_DATABASE_URL`) says, if it is set (so one build serves SQLite
+    /// in development and PostgreSQL in production), else in `{name}.sqlite3`.
+    /// [`database`](Self::database) overrides both.
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
+        let database = std::env::var_os(DATABASE_ENV)
+            .filter(|place| !place.is_empty())
+            .map_or_else(|| PathBuf::from(format!("{name}.sqlite3")), PathBuf::from);
         App {
-            database: PathBuf::from(format!("{name}.sqlite3")),
+            database,
             migrations: PathBuf::from("migrations"),
             name,
             models: Vec::new(),
@@ -86,6 +95,11 @@ impl App {
     pub fn database(mut self, path: impl Into<PathBuf>) -> Self {
         self.database = path.into();
         self
+    }
+
+    /// Where the app's database is (a SQLite path, or a `postgres://` URL).
+    pub fn database_place(&self) -> &std::path::Path {
+        &self.database
     }
 
     /// The migrations folder.
