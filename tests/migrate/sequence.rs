@@ -15,6 +15,7 @@ crate::backends!(
     check_passes_when_nothing_changed_and_migrate_is_idempotent,
     a_type_change_a_new_unique_and_a_table_rename_keep_the_rows,
     an_index_is_added_and_dropped_without_a_rebuild,
+    a_renamed_table_takes_its_indexes_along,
 );
 
 fn step(dir: &Path, db_path: &str, models: &[fluxon::db::TableSchema], expect: &[&str]) {
@@ -300,4 +301,72 @@ fn an_index_is_added_and_dropped_without_a_rebuild(backend: Backend) {
         &["drop index on event.kind"],
     );
     assert_eq!(index_count(), 0);
+}
+
+fn a_renamed_table_takes_its_indexes_along(backend: Backend) {
+    let (db_path, tmp) = place(backend);
+    let dir = tmp.path().join("migrations");
+    let index_count = |name: &str| -> i64 {
+        crate::number(
+            &db_path,
+            &match backend {
+                Backend::Sqlite => format!(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{name}'"
+                ),
+                Backend::Postgres => {
+                    format!("SELECT count(*) FROM pg_indexes WHERE indexname = '{name}'")
+                }
+            },
+        )
+    };
+    step(
+        &dir,
+        &db_path,
+        &moved::before::MODELS,
+        &["create table event"],
+    );
+    let db = Database::open(&db_path).unwrap();
+    db.insert(&moved::before::Event {
+        kind: "a".into(),
+        note: "b".into(),
+    })
+    .unwrap();
+    step(
+        &dir,
+        &db_path,
+        &moved::with::MODELS,
+        &["rename table event to occurrence"],
+    );
+    assert_eq!(
+        (
+            index_count("event_kind_idx"),
+            index_count("occurrence_kind_idx"),
+            index_count("occurrence_kind_note_key")
+        ),
+        (0, 1, 1)
+    );
+    let again = db.insert(&moved::with::Occurrence {
+        kind: "a".into(),
+        note: "b".into(),
+    });
+    assert!(
+        matches!(again, Err(fluxon::db::DbError::Unique(_))),
+        "the unique set holds under the new name: {again:?}"
+    );
+    step(
+        &dir,
+        &db_path,
+        &moved::without::MODELS,
+        &[
+            "drop index on occurrence.kind",
+            "drop unique (kind, note) on occurrence",
+        ],
+    );
+    assert_eq!(
+        (
+            index_count("occurrence_kind_idx"),
+            index_count("occurrence_kind_note_key")
+        ),
+        (0, 0)
+    );
 }

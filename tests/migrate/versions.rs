@@ -200,3 +200,51 @@ pub mod indexed {
         pub const MODELS: [fluxon::db::TableSchema; 1] = [Event::SCHEMA];
     }
 }
+
+/// `indexed::with`'s table under a new name, with its index and then without.
+pub mod moved {
+    pub mod with {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "occurrence", renamed_from = "event", unique(kind, note))]
+        pub struct Occurrence {
+            #[field(max_length = 40, index)]
+            pub kind: String,
+            #[field(max_length = 40, default = "")]
+            pub note: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Occurrence::SCHEMA];
+    }
+
+    pub mod before {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "event", unique(kind, note))]
+        pub struct Event {
+            #[field(max_length = 40, index)]
+            pub kind: String,
+            #[field(max_length = 40, default = "")]
+            pub note: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Event::SCHEMA];
+    }
+
+    pub mod without {
+        use fluxon::db::Model;
+
+        #[derive(Model, Debug)]
+        #[model(table = "occurrence")]
+        pub struct Occurrence {
+            #[field(max_length = 40)]
+            pub kind: String,
+            #[field(max_length = 40, default = "")]
+            pub note: String,
+        }
+
+        pub const MODELS: [fluxon::db::TableSchema; 1] = [Occurrence::SCHEMA];
+    }
+}

@@ -24,13 +24,40 @@ pub fn statements(operation: &Operation) -> Vec<String> {
         // cannot point at a model that is gone; tables dropped in the same migration may).
         Operation::DropTable(name) => vec![format!("DROP TABLE {} CASCADE", quote_ident(name))],
         Operation::AddColumn { table, column } => add_column(table.name, column, None),
+        Operation::RenameTable { from, to, was } => {
+            let mut out = vec![format!(
+                "ALTER TABLE {} RENAME TO {}",
+                quote_ident(from),
+                quote_ident(to)
+            )];
+            let indexes = was.columns.iter().filter(|c| c.indexed()).map(|c| {
+                (
+                    format!("{from}_{}_idx", c.name),
+                    format!("{to}_{}_idx", c.name),
+                )
+            });
+            let unique = was.unique_together.iter().map(|columns| {
+                (
+                    crate::db::schema::unique_index_name(from, columns),
+                    crate::db::schema::unique_index_name(to, columns),
+                )
+            });
+            for (old, new) in indexes.chain(unique) {
+                out.push(format!(
+                    "ALTER INDEX IF EXISTS {} RENAME TO {}",
+                    quote_ident(&old),
+                    quote_ident(&new)
+                ));
+            }
+            out
+        }
         Operation::Rebuild {
             from,
             table,
             sources,
             ..
         } => alter(from, table, sources),
-        // Table renames, indexes and unique sets are the same SQL on both backends.
+        // Indexes and unique sets are the same SQL on both backends.
         other => sql::sqlite(other),
     }
 }

@@ -51,12 +51,14 @@ pub enum Operation {
     CreateTable(TableSchema),
     /// A table that is gone.
     DropTable(&'static str),
-    /// A table with a new name.
+    /// A table with a new name (its indexes follow: fluxon names them after their table).
     RenameTable {
         /// Old name.
         from: &'static str,
         /// New name.
         to: &'static str,
+        /// The table as it was (its indexes, under the old name).
+        was: TableSchema,
     },
     /// A column SQLite can add in place.
     AddColumn {
@@ -113,7 +115,7 @@ impl Operation {
         match self {
             Operation::CreateTable(t) => format!("create table {}", t.name),
             Operation::DropTable(name) => format!("drop table {name}"),
-            Operation::RenameTable { from, to } => format!("rename table {from} to {to}"),
+            Operation::RenameTable { from, to, .. } => format!("rename table {from} to {to}"),
             Operation::AddColumn { table, column } => {
                 format!("add column {}.{}", table.name, column.name)
             }
@@ -222,6 +224,7 @@ pub fn diff(
                 operations.push(Operation::RenameTable {
                     from: previous.name,
                     to: table.name,
+                    was: *previous,
                 });
                 let renamed = TableSchema {
                     name: table.name,

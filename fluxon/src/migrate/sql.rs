@@ -16,8 +16,8 @@ pub fn statements(operation: &Operation, dialect: Dialect) -> Vec<String> {
     }
 }
 
-/// The statements of one operation on SQLite (table renames, indexes and unique sets are the
-/// same SQL on PostgreSQL).
+/// The statements of one operation on SQLite (indexes and unique sets are the same SQL on
+/// PostgreSQL).
 pub fn sqlite(operation: &Operation) -> Vec<String> {
     match operation {
         Operation::CreateTable(table) => table.create_sql(),
@@ -33,11 +33,29 @@ pub fn sqlite(operation: &Operation) -> Vec<String> {
             }
             out
         }
-        Operation::RenameTable { from, to } => vec![format!(
-            "ALTER TABLE {} RENAME TO {}",
-            quote_ident(from),
-            quote_ident(to)
-        )],
+        Operation::RenameTable { from, to, was } => {
+            let mut out = vec![format!(
+                "ALTER TABLE {} RENAME TO {}",
+                quote_ident(from),
+                quote_ident(to)
+            )];
+            // SQLite cannot rename an index: each is made again under the table's new name.
+            for column in was.columns.iter().filter(|c| c.indexed()) {
+                out.push(format!(
+                    "DROP INDEX IF EXISTS {}",
+                    quote_ident(&format!("{from}_{}_idx", column.name))
+                ));
+                out.push(column.index_sql(to));
+            }
+            for columns in was.unique_together {
+                out.push(format!(
+                    "DROP INDEX IF EXISTS {}",
+                    quote_ident(&crate::db::schema::unique_index_name(from, columns))
+                ));
+                out.push(crate::db::schema::unique_index_sql(to, columns));
+            }
+            out
+        }
         Operation::AddIndex { table, column } => vec![format!(
             "CREATE INDEX IF NOT EXISTS {} ON {} ({})",
             quote_ident(&format!("{table}_{column}_idx")),
