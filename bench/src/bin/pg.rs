@@ -12,6 +12,8 @@
 //! the medians of each rep's ratios.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -106,26 +108,20 @@ fn seeded_by_hand() -> anyhow::Result<String> {
     Ok(url)
 }
 
-fn main() -> anyhow::Result<()> {
-    let mut reps = 15usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        match flag.as_str() {
-            "--reps" => reps = args.next().context("--reps needs a value")?.parse()?,
-            other => anyhow::bail!("unknown option {other}; use --reps N"),
-        }
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (raw_url, sqlx_url, fluxon_url) = (seeded_by_hand()?, seeded_by_hand()?, fresh_database());
-    let mut raw = Some(runtime.block_on(Raw::connect(&raw_url))?);
-    let mut sqlx = Some(runtime.block_on(Sqlx::connect(&sqlx_url))?);
-    let shared = fluxon_side::open(&fluxon_url)?;
-    let mut sync = fluxon_side::sync(&shared);
-    let mut asynchronous = Some(fluxon_side::asynchronous(shared));
+/// One row of the table: the operation, each contender's median, the four ratios.
+type Line = (Op, [f64; 4], [f64; 4]);
 
-    println!("fluxon PostgreSQL benchmark: {reps} reps, medians of per-operation times, one server, a database each");
+/// The contenders, each with its own database on the one server.
+struct Contenders {
+    runtime: tokio::runtime::Runtime,
+    raw: Option<Raw>,
+    sqlx: Option<Sqlx>,
+    sync: fluxon_bench::db::fluxon_side::Sync,
+    asynchronous: Option<fluxon_bench::db::fluxon_side::Async>,
+}
+
+/// Every operation, `reps` reps (plus a warm-up), contenders taking turns.
+fn measure(c: &mut Contenders, reps: usize) -> anyhow::Result<Vec<Line>> {
     let mut table = Vec::new();
     for op in Op::ALL {
         let n = batch(op);
@@ -135,10 +131,10 @@ fn main() -> anyhow::Result<()> {
             for turn in 0..4 {
                 let who = (turn + rep) % 4;
                 took[who] = match who {
-                    0 => time_task(&runtime, &mut raw, n, op)?,
-                    1 => time_task(&runtime, &mut sqlx, n, op)?,
-                    2 => time(n, op, || sync.run(op))?,
-                    _ => time_task(&runtime, &mut asynchronous, n, op)?,
+                    0 => time_task(&c.runtime, &mut c.raw, n, op)?,
+                    1 => time_task(&c.runtime, &mut c.sqlx, n, op)?,
+                    2 => time(n, op, || c.sync.run(op))?,
+                    _ => time_task(&c.runtime, &mut c.asynchronous, n, op)?,
                 };
             }
             if rep == 0 {
@@ -156,8 +152,12 @@ fn main() -> anyhow::Result<()> {
         ];
         table.push((op, samples.map(|s| median(&s)), ratios));
     }
+    Ok(table)
+}
 
+fn print(title: &str, table: &[Line]) {
     println!();
+    println!("{title}");
     println!(
         "{:<32} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10} {:>10}",
         "operation (median, us)",
@@ -170,18 +170,15 @@ fn main() -> anyhow::Result<()> {
         "async/sqlx",
         "sync/sqlx"
     );
-    for (op, [r, q, s, a], [ar, sr, aq, sq]) in &table {
+    for (op, [r, q, s, a], [ar, sr, aq, sq]) in table {
         println!(
             "{:<32} {r:>10.2} {q:>9.2} {s:>9.2} {a:>9.2} {ar:>9.2}x {sr:>8.2}x {aq:>9.2}x {sq:>9.2}x",
             op.label()
         );
     }
-    println!("  tokio-pg, sqlx, fx async: one task on a worker awaiting each operation in turn;");
-    println!("  fx sync: `Database` on the main thread. Ratios: medians of each rep's ratio.");
-    println!();
     println!("targets (issue #14):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for (op, _, [ar, sr, aq, sq]) in &table {
+    for (op, _, [ar, sr, aq, sq]) in table {
         println!(
             "  {}: within 1.1x of tokio-postgres: async {ar:.2}x {}, sync {sr:.2}x {}; ahead of sqlx: async {aq:.2}x {}, sync {sq:.2}x {}",
             op.label(),
@@ -191,5 +188,60 @@ fn main() -> anyhow::Result<()> {
             verdict(*sq <= 1.0),
         );
     }
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut reps = 15usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--reps" => reps = args.next().context("--reps needs a value")?.parse()?,
+            other => anyhow::bail!("unknown option {other}; use --reps N"),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (raw_url, sqlx_url, fluxon_url) = (seeded_by_hand()?, seeded_by_hand()?, fresh_database());
+    let raw = Some(runtime.block_on(Raw::connect(&raw_url))?);
+    let sqlx = Some(runtime.block_on(Sqlx::connect(&sqlx_url))?);
+    let shared = fluxon_side::open(&fluxon_url)?;
+    let sync = fluxon_side::sync(&shared);
+    let asynchronous = Some(fluxon_side::asynchronous(shared));
+    let mut contenders = Contenders {
+        runtime,
+        raw,
+        sqlx,
+        sync,
+        asynchronous,
+    };
+
+    println!("fluxon PostgreSQL benchmark: {reps} reps, medians of per-operation times, one server, a database each");
+    println!("  tokio-pg, sqlx, fx async: one task on a worker awaiting each operation in turn;");
+    println!("  fx sync: `Database` on the main thread. Ratios: medians of each rep's ratio.");
+    let idle = measure(&mut contenders, reps)?;
+    // On a virtual machine a CPU that went idle takes tens of microseconds to wake (measured
+    // here: a loopback round trip of ~85 us, ~17 us with a CPU kept busy). Whether a contender's
+    // waits find the CPUs idle depends on its threads' timing more than on its own code, so the
+    // single-row figures flip between runs. The second table keeps one CPU busy with a spinning
+    // thread, the same for every contender: what is left is the contenders' own cost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinner = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    });
+    let awake = measure(&mut contenders, reps);
+    stop.store(true, Ordering::Relaxed);
+    let _ = spinner.join();
+    let awake = awake?;
+    print("CPUs left to idle between round trips:", &idle);
+    print(
+        "one CPU kept busy by a spinning thread (no idle-CPU wake-ups in the round trips):",
+        &awake,
+    );
     Ok(())
 }
