@@ -30,7 +30,7 @@ const STATEMENT_CACHE: usize = 256;
 /// One connection to a PostgreSQL server.
 pub(crate) struct PgConnection {
     client: Client,
-    statements: lru::LruCache<String, Statement>,
+    statements: lru::LruCache<String, Statement, foldhash::fast::RandomState>,
     in_transaction: bool,
     read_only: bool,
     /// A statement of the open transaction lost to a concurrent one (serialization failure or
@@ -309,7 +309,11 @@ impl PgConnection {
             std::num::NonZeroUsize::new(STATEMENT_CACHE).unwrap_or(std::num::NonZeroUsize::MIN);
         Ok(PgConnection {
             client,
-            statements: lru::LruCache::new(capacity),
+            // SQL text is fluxon's own or the app's, not a peer's: a fast hasher, seeded per process.
+            statements: lru::LruCache::with_hasher(
+                capacity,
+                foldhash::fast::RandomState::default(),
+            ),
             in_transaction: false,
             read_only: false,
             conflicted: false,
