@@ -237,8 +237,8 @@ impl ClientTls {
     /// the certificate's key); names and dates are not checked, the pin is the check.
     pub fn pinned(certificate: &Certificate) -> ClientTls {
         let provider = provider();
-        let verifier = Pinned {
-            certificate: certificate.0.clone(),
+        let verifier = Verifier {
+            accept: Accept::Pinned(certificate.0.clone()),
             provider: Arc::clone(&provider),
         };
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -308,28 +308,70 @@ fn server_name(addr: &str) -> Result<ServerName<'static>, TlsError> {
     ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(addr.to_owned()))
 }
 
-/// Accepts one certificate, byte for byte.
+/// A server-certificate check other than the web's rules. Whatever it accepts, the handshake's
+/// signatures are verified, so the server must hold the key of the certificate it shows.
 #[derive(Debug)]
-struct Pinned {
-    certificate: CertificateDer<'static>,
+pub(crate) struct Verifier {
+    accept: Accept,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for Pinned {
+#[derive(Debug)]
+enum Accept {
+    /// One certificate, byte for byte.
+    Pinned(CertificateDer<'static>),
+    /// A chain to these roots whatever name it is for (libpq's `verify-ca`), or with no roots
+    /// any certificate (libpq's `require`).
+    ChainIgnoringName(Option<Arc<rustls::client::WebPkiServerVerifier>>),
+}
+
+impl Verifier {
+    /// Accepts a certificate that chains to `chain`'s roots, for any name; with no `chain`, any
+    /// certificate.
+    pub(crate) fn chain_ignoring_name(
+        chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+        provider: Arc<CryptoProvider>,
+    ) -> Verifier {
+        Verifier {
+            accept: Accept::ChainIgnoringName(chain),
+            provider,
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.certificate.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+        use rustls::CertificateError;
+        match &self.accept {
+            Accept::Pinned(certificate) if end_entity.as_ref() == certificate.as_ref() => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Accept::Pinned(_) => Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
+            Accept::ChainIgnoringName(None) => Ok(ServerCertVerified::assertion()),
+            Accept::ChainIgnoringName(Some(chain)) => {
+                match chain.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForName
+                        | CertificateError::NotValidForNameContext { .. },
+                    )) => Ok(ServerCertVerified::assertion()),
+                    other => other,
+                }
+            }
         }
     }
 

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fluxon_bench::db::{bulk, concurrency, diesel_side, fluxon_side, rusqlite_side, Op};
+use fluxon_bench::db::{bulk, concurrency, diesel_side, fluxon_side, rusqlite_side, time, Op};
 use fluxon_bench::stats::{median, paired_ratio};
 
 /// Operations per timing sample: a few milliseconds each, so that one hiccup of the machine moves
@@ -40,23 +40,6 @@ async fn time_async(
     for _ in 0..n {
         let got = contender.run(op).await?;
         anyhow::ensure!(expect < 0 || got == expect, "async answered {got}");
-    }
-    Ok(start.elapsed() / n as u32)
-}
-
-/// Runs `op` `n` times with `run`, checking every answer; time per operation.
-fn time(
-    n: usize,
-    expect: i64,
-    mut run: impl FnMut() -> anyhow::Result<i64>,
-) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    for _ in 0..n {
-        let got = run()?;
-        anyhow::ensure!(
-            expect < 0 || got == expect,
-            "unexpected answer {got}, wanted {expect}"
-        );
     }
     Ok(start.elapsed() / n as u32)
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use fluxon_bench::db::Op;
+use fluxon_bench::db::{time, Op};
 use fluxon_bench::pg::{fluxon_side, raw_side::Raw, seed_sql, sqlx_side::Sqlx, SCHEMA};
 use fluxon_bench::postgres::{connect, fresh_database};
 use fluxon_bench::stats::{median, paired_ratio};
@@ -39,20 +39,6 @@ fn expected(op: Op) -> i64 {
         Op::Load1000 | Op::Join1000 => 1000,
         _ => -1,
     }
-}
-
-/// Runs `op` `n` times with `run`, checking every answer; time per operation.
-fn time(
-    n: usize,
-    op: Op,
-    mut run: impl FnMut() -> anyhow::Result<i64>,
-) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    for _ in 0..n {
-        let got = run()?;
-        anyhow::ensure!(expected(op) < 0 || got == expected(op), "answered {got}");
-    }
-    Ok(start.elapsed() / n as u32)
 }
 
 /// A contender that runs as a task: it is moved into the task and back.
@@ -133,7 +119,7 @@ fn measure(c: &mut Contenders, reps: usize) -> anyhow::Result<Vec<Line>> {
                 took[who] = match who {
                     0 => time_task(&c.runtime, &mut c.raw, n, op)?,
                     1 => time_task(&c.runtime, &mut c.sqlx, n, op)?,
-                    2 => time(n, op, || c.sync.run(op))?,
+                    2 => time(n, expected(op), || c.sync.run(op))?,
                     _ => time_task(&c.runtime, &mut c.asynchronous, n, op)?,
                 };
             }

@@ -58,6 +58,15 @@ impl Op {
         Op::Join1000,
     ];
 
+    /// How many rows the operation inserts (the contenders number their titles with it).
+    pub fn rows_inserted(self) -> i64 {
+        match self {
+            Op::InsertOne => 1,
+            Op::Insert100 => 100,
+            _ => 0,
+        }
+    }
+
     /// The row label.
     pub fn label(self) -> &'static str {
         match self {
@@ -86,4 +95,22 @@ pub struct CourseRow {
 /// The i-th seeded or inserted course's title.
 pub fn title(i: i64) -> String {
     format!("Course number {i}")
+}
+
+/// Runs an operation `n` times with `run`, checking every answer against `expect` (negative: not
+/// checked); time per operation.
+pub fn time(
+    n: usize,
+    expect: i64,
+    mut run: impl FnMut() -> anyhow::Result<i64>,
+) -> anyhow::Result<std::time::Duration> {
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        let got = run()?;
+        anyhow::ensure!(
+            expect < 0 || got == expect,
+            "unexpected answer {got}, wanted {expect}"
+        );
+    }
+    Ok(start.elapsed() / n as u32)
 }

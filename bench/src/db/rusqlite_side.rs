@@ -57,11 +57,7 @@ impl Raw {
     /// away, and the contenders can be checked against each other).
     pub fn run(&mut self, op: Op) -> anyhow::Result<i64> {
         let first = self.next + 1;
-        self.next += match op {
-            Op::InsertOne => 1,
-            Op::Insert100 => 100,
-            _ => 0,
-        };
+        self.next += op.rows_inserted();
         let conn = &self.conn;
         match op {
             Op::InsertOne => Self::insert(conn, first),

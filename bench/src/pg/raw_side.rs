@@ -57,11 +57,7 @@ impl Raw {
     /// Runs one operation; returns a number that depends on its result.
     pub async fn run(&mut self, op: Op) -> anyhow::Result<i64> {
         let first = self.next + 1;
-        self.next += match op {
-            Op::InsertOne => 1,
-            Op::Insert100 => 100,
-            _ => 0,
-        };
+        self.next += op.rows_inserted();
         Ok(match op {
             Op::InsertOne => self.insert(first).await?,
             Op::Insert100 => {
