@@ -180,3 +180,118 @@ fn sslmode_require_encrypts_without_checking_and_disable_does_not_encrypt() {
     let db = Database::open(tls_url("127.0.0.1", "connect_timeout=10")).unwrap();
     assert!(encrypted(&db));
 }
+
+/// A task awaiting one-statement queries: a current-thread runtime opens the database and its
+/// connections, then ends (taking their tasks with it); a second runtime's queries find those
+/// connections closed and get new ones, with no error seen.
+#[test]
+fn awaited_statements_outlive_the_runtime_that_opened_their_connections() {
+    let (place, _dir) = place(Backend::Postgres);
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = first.block_on(async {
+        let db = AsyncDatabase::open_with_readers(&place, 2).unwrap();
+        db.create_tables(&ALL).await.unwrap();
+        let ada = db.insert(&teacher("Ada")).await.unwrap();
+        assert_eq!(db.get::<Teacher>(ada).await.unwrap().unwrap().name, "Ada");
+        db
+    });
+    drop(first);
+    let second = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let bo = db.insert(&teacher("Bo")).await.unwrap();
+        assert_eq!(db.get::<Teacher>(bo).await.unwrap().unwrap().name, "Bo");
+        assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 2);
+        // Still typed: a unique name taken.
+        let err = db.insert(&teacher("Bo")).await.unwrap_err();
+        assert!(matches!(err, DbError::Unique(_)), "{err:?}");
+    });
+}
+
+/// An awaited read runs on a read-only connection: a write slipped into raw SQL read as rows is
+/// refused there and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_read_refuses_a_write() {
+    let (place, _dir) = place(Backend::Postgres);
+    let db = AsyncDatabase::open(&place).unwrap();
+    db.create_tables(&ALL).await.unwrap();
+    let slipped: Result<Vec<(i64,)>, _> = db
+        .execute(
+            fluxon::db::Raw::query("INSERT INTO teacher (name) VALUES (?) RETURNING id")
+                .bind("Eve"),
+        )
+        .await;
+    assert!(slipped.is_err(), "{slipped:?}");
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 0);
+    // The same statement as a write goes through.
+    let written = db
+        .execute(fluxon::db::Raw::statement("INSERT INTO teacher (name) VALUES (?)").bind("Eve"))
+        .await
+        .unwrap();
+    assert_eq!(written, 1);
+}
+
+/// An awaited statement dropped while the server works on it (a timed-out task) leaves its
+/// connection usable: with one connection of each kind, the next queries still answer, right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_awaited_statement_leaves_its_connection_usable() {
+    let (place, _dir) = place(Backend::Postgres);
+    let db = AsyncDatabase::open_with_readers(&place, 1).unwrap();
+    db.create_tables(&ALL).await.unwrap();
+    db.insert(&teacher("Ada")).await.unwrap();
+    let slow = db.execute(fluxon::db::Raw::<Vec<(i64,)>>::query(
+        "SELECT 1 FROM pg_sleep(0.3)",
+    ));
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(30), slow).await;
+    assert!(cut.is_err(), "the sleep answered within 30 ms: {cut:?}");
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 1);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    db.insert(&teacher("Bo")).await.unwrap();
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 2);
+}
+
+/// A one-statement query is awaited, not run by blocking the thread in place: it works even
+/// where tokio forbids blocking in place (a `LocalSet` that a multi-threaded runtime's
+/// `block_on` drives), which a query that blocks cannot do.
+#[test]
+fn awaited_statements_run_where_blocking_in_place_is_forbidden() {
+    let (place, _dir) = place(Backend::Postgres);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime.block_on(async {
+        let db = AsyncDatabase::open(&place).unwrap();
+        let made = db.clone();
+        // Several statements (not awaited): in a task of the runtime, where blocking is allowed.
+        tokio::spawn(async move { made.create_tables(&ALL).await })
+            .await
+            .unwrap()
+            .unwrap();
+        db
+    });
+    let local = tokio::task::LocalSet::new();
+    runtime.block_on(local.run_until(async {
+        let ada = db.insert(&teacher("Ada")).await.unwrap();
+        assert_eq!(db.get::<Teacher>(ada).await.unwrap().unwrap().name, "Ada");
+        let renamed = db
+            .update(vec![Teacher::name.set("Ada L.")], Teacher::name.eq("Ada"))
+            .await
+            .unwrap();
+        assert_eq!(renamed, 1);
+        assert_eq!(
+            db.check(Teacher::name.eq("Ada L.")).count().await.unwrap(),
+            1
+        );
+    }));
+}

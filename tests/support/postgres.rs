@@ -17,7 +17,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,16 @@ macro_rules! backends {
     };
 }
 static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the server logs every statement (for [`statements_run`]); see [`log_no_statements`].
+static LOG_STATEMENTS: AtomicBool = AtomicBool::new(true);
+
+/// For a benchmark: the server, when it starts after this, logs no statements. Logging one costs
+/// the server a write per statement, more for longer SQL, which would weigh on the contender
+/// whose SQL is longest ([`statements_run`] then counts nothing).
+pub fn log_no_statements() {
+    LOG_STATEMENTS.store(false, Ordering::Relaxed);
+}
 
 /// The binary's server, started on first use. Panics with what to install when PostgreSQL's
 /// server is missing, or with why it did not start.
@@ -353,7 +363,12 @@ fn start() -> Result<Server, String> {
         .args(["-c", "full_page_writes=off", "-c", "max_connections=300"])
         // Every statement a test's database runs, in the log, for counting them
         // ([`statements_run`]); their parameters left out.
-        .args(["-c", "log_statement=all", "-c", "log_line_prefix=%d|"])
+        .args(["-c", "log_line_prefix=%d|", "-c"])
+        .arg(if LOG_STATEMENTS.load(Ordering::Relaxed) {
+            "log_statement=all"
+        } else {
+            "log_statement=none"
+        })
         .args(["-c", "log_parameter_max_length=0"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|err| err.to_string())?)

@@ -185,6 +185,8 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown option {other}; use --reps N"),
         }
     }
+    // The server writes no statement to its log: logging costs the server more for longer SQL.
+    fluxon_bench::postgres::log_no_statements();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -1,5 +1,7 @@
-//! `AsyncDatabase`: the same connections as [`Database`](super::Database), for async code. On a
-//! multi-threaded tokio runtime a query runs where it is awaited, inside `block_in_place` (the
+//! `AsyncDatabase`: the same connections as [`Database`](super::Database), for async code. On
+//! PostgreSQL, inside a tokio runtime, a query that is one statement is awaited on connections
+//! of its own ([`postgres_async`](super::postgres_async)). Every other query runs as follows. On a
+//! multi-threaded tokio runtime it runs where it is awaited, inside `block_in_place` (the
 //! worker's other tasks carry on elsewhere): rows are made on the thread that uses them, with no
 //! wake-up to pay. Elsewhere (a current-thread runtime, another executor) it is one hop to the
 //! database's own threads and one back: a writer thread for writes and transactions, reader
@@ -18,15 +20,23 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
 use super::database::{Core, Transaction};
+use super::dialect::Dialect;
 use super::executor::{Check, Executor};
 use super::model::Model;
 use super::query::{Closure, Query};
+use super::statement::Statement;
 use super::stream::RowStream;
 use super::{Database, DbError};
 
 type Job = Box<dyn FnOnce(&Core) + Send>;
 
 /// A query or transaction for an [`AsyncDatabase`]; it runs when first polled, not before.
+///
+/// On PostgreSQL, inside a tokio runtime, a query that is one statement (a select, an insert,
+/// an update, a delete, raw SQL: see [`Query::into_statement`]) is awaited: tokio-postgres sends
+/// it from the polling task and the task yields until the answer comes, with no thread blocked.
+/// What follows is how the rest runs (every query on SQLite; transactions and queries of
+/// several statements on PostgreSQL).
 ///
 /// On a multi-threaded tokio runtime it runs on the polling thread, inside
 /// [`block_in_place`](tokio::task::block_in_place) (the worker's other tasks move to another
@@ -41,14 +51,18 @@ type Job = Box<dyn FnOnce(&Core) + Send>;
 /// Await it in a spawned task, or use a current-thread runtime for the `LocalSet`.
 ///
 /// # Cancel safety
-/// Dropping a `DbFuture` before its first poll runs nothing. Dropping it later does not stop the
-/// statement: one run in place has already finished when the poll returns, and one sent to the
+/// Dropping a `DbFuture` before its first poll runs nothing. An awaited PostgreSQL statement
+/// dropped after its first poll may or may not have reached the server. Dropping the others
+/// later does not stop the statement: one run in place has already finished when the poll returns, and one sent to the
 /// database's threads runs to its end (a write or a transaction is committed or rolled back as if
 /// awaited), its result dropped. So a write whose future was dropped (a `select!` that lost, a
 /// timed-out task) may have happened: read it back to know.
 pub struct DbFuture<T> {
     state: State<T>,
 }
+
+// A `T` it holds (a statement's known answer) is only ever moved, never pinned.
+impl<T> Unpin for DbFuture<T> {}
 
 type Work<T> = Box<dyn FnOnce(&Core) -> Result<T, DbError> + Send>;
 
@@ -59,6 +73,13 @@ enum State<T> {
         write: bool,
         work: Work<T>,
     },
+    /// Not started: a statement to await on PostgreSQL, where a tokio runtime runs the task.
+    Statement {
+        db: AsyncDatabase,
+        statement: Statement<T>,
+    },
+    /// Awaited on PostgreSQL.
+    Awaiting(Pin<Box<dyn Future<Output = Result<T, DbError>> + Send>>),
     /// Sent to a database thread.
     Sent {
         reply: oneshot::Receiver<Result<T, DbError>>,
@@ -132,6 +153,17 @@ impl<T: Send + 'static> Future for DbFuture<T> {
     type Output = Result<T, DbError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if matches!(self.state, State::Statement { .. }) {
+            self.state = match std::mem::replace(&mut self.state, State::Done) {
+                State::Statement { db, statement } => db.start(statement),
+                other => other,
+            };
+        }
+        if let State::Awaiting(awaiting) = &mut self.state {
+            let answer = ready!(awaiting.as_mut().poll(cx));
+            self.state = State::Done;
+            return Poll::Ready(answer);
+        }
         if matches!(self.state, State::Unstarted { .. }) && NOT_HERE.with(std::cell::Cell::get) {
             cx.waker().wake_by_ref();
             return Poll::Pending;
@@ -295,6 +327,27 @@ impl AsyncDatabase {
         }
     }
 
+    /// Starts a statement: awaited where a tokio runtime runs the task, else sent to the
+    /// database's threads like any query.
+    fn start<T: Send + 'static>(self, statement: Statement<T>) -> State<T> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return State::Unstarted {
+                write: statement.writes,
+                work: Box::new(move |core| core.run(statement)),
+                db: self,
+            };
+        }
+        if statement.writes && Core::writing() {
+            return State::Awaiting(Box::pin(std::future::ready(Err(DbError::NestedWrite))));
+        }
+        State::Awaiting(Box::pin(async move {
+            match self.core.awaited() {
+                Some(pool) => pool.run(statement).await,
+                None => self.core.run(statement),
+            }
+        }))
+    }
+
     /// Sends `work` to the database's threads (writer or readers).
     fn send<T: Send + 'static>(&self, write: bool, work: Work<T>) -> State<T> {
         let (answer, reply) = oneshot::channel();
@@ -430,6 +483,20 @@ impl Executor for AsyncDatabase {
     type Out<T: Send + 'static> = DbFuture<T>;
 
     fn execute<Q: Query>(&self, query: Q) -> DbFuture<Q::Output> {
+        let query = match self.core.awaited() {
+            Some(_) => match query.into_statement(Dialect::Postgres) {
+                Ok(statement) => {
+                    return DbFuture {
+                        state: State::Statement {
+                            db: self.clone(),
+                            statement,
+                        },
+                    }
+                }
+                Err(query) => query,
+            },
+            None => query,
+        };
         let write = query.writes();
         self.submit(write, move |core| core.run(query))
     }

@@ -12,6 +12,7 @@ use rusqlite::params_from_iter;
 use super::dialect::Dialect;
 use super::postgres::PgConnection;
 use super::sql::{SqlRow, Value};
+use super::statement::{Outcome, Parts, Statement};
 use super::DbError;
 
 /// A connection a query runs on (inside whatever transaction it is in).
@@ -168,6 +169,24 @@ impl<'c> Conn<'c> {
                 Ok(())
             }
             Driver::Postgres(conn) => conn.borrow_mut().each(sql, params, streamed, &mut each),
+        }
+    }
+
+    /// Runs a one-statement query.
+    pub(crate) fn statement<T>(&self, statement: Statement<T>) -> Result<T, DbError> {
+        let Parts {
+            sql,
+            params,
+            outcome,
+        } = statement.parts?;
+        match outcome {
+            Outcome::Changed(then) => then(self.execute(&sql, params)?),
+            Outcome::Inserted { key, then } => then(self.insert(&sql, params, key)?),
+            Outcome::Rows(mut reader) => {
+                self.each(&sql, params, |row| reader.row(row))?;
+                reader.finish()
+            }
+            Outcome::Ready(value) => Ok(value),
         }
     }
 

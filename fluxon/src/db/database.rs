@@ -12,6 +12,7 @@ use super::conn::Conn;
 use super::dialect::Location;
 use super::executor::Executor;
 use super::postgres::{PgPool, ATTEMPTS};
+use super::postgres_async::AwaitedPool;
 use super::query::{Closure, Query};
 use super::DbError;
 
@@ -77,7 +78,12 @@ enum Backend {
         readers: Mutex<Vec<Connection>>,
         max_readers: usize,
     },
-    Postgres(PgPool),
+    Postgres {
+        /// Connections used from the calling thread (blocking).
+        blocking: PgPool,
+        /// Connections awaited by `AsyncDatabase`'s one-statement queries.
+        awaited: AwaitedPool,
+    },
 }
 
 impl Core {
@@ -92,7 +98,10 @@ impl Core {
                 readers: Mutex::new(Vec::new()),
                 max_readers: connections.max(1),
             },
-            Location::Postgres(url) => Backend::Postgres(PgPool::open(url, connections)?),
+            Location::Postgres(url) => Backend::Postgres {
+                blocking: PgPool::open(url, connections)?,
+                awaited: AwaitedPool::new(url, connections)?,
+            },
         };
         Ok(Core { location, backend })
     }
@@ -100,6 +109,21 @@ impl Core {
     /// Where the database is.
     pub(crate) fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// The connections one-statement queries are awaited on, on a backend that has them
+    /// (PostgreSQL).
+    pub(crate) fn awaited(&self) -> Option<&AwaitedPool> {
+        match &self.backend {
+            Backend::Postgres { awaited, .. } => Some(awaited),
+            Backend::Sqlite { .. } => None,
+        }
+    }
+
+    /// Whether this thread is inside a transaction body (where a second write would wait for
+    /// the first on SQLite: refused on every backend alike).
+    pub(crate) fn writing() -> bool {
+        WRITING.with(std::cell::Cell::get)
     }
 
     /// Runs a query where it belongs: on SQLite a write on the writer connection (serialized by
@@ -111,7 +135,7 @@ impl Core {
                 readers,
                 max_readers,
             } => (writer, readers, *max_readers),
-            Backend::Postgres(pool) => {
+            Backend::Postgres { blocking: pool, .. } => {
                 if query.writes() && WRITING.with(std::cell::Cell::get) {
                     return Err(DbError::NestedWrite);
                 }
@@ -153,7 +177,7 @@ impl Core {
     ) -> Result<T, E> {
         let writer = match &self.backend {
             Backend::Sqlite { writer, .. } => writer,
-            Backend::Postgres(pool) => {
+            Backend::Postgres { blocking: pool, .. } => {
                 if WRITING.with(std::cell::Cell::get) {
                     return Err(DbError::NestedWrite.into());
                 }

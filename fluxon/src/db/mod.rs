@@ -1,6 +1,7 @@
 //! Models and queries: the [`Model`] trait that `#[derive(Model)]` implements, typed columns and
 //! filters, query values, and the two ways to run them: [`Database`] (blocking) and
-//! [`AsyncDatabase`] (async, on threads of its own).
+//! [`AsyncDatabase`] (async: on PostgreSQL a one-statement query is awaited, the rest run where
+//! blocking is allowed; see [`DbFuture`]).
 //!
 //! ```
 //! use fluxon::db::{Database, Executor, ForeignKey, Model};
@@ -146,6 +147,7 @@ mod model;
 mod order;
 pub(crate) mod password;
 pub(crate) mod postgres;
+mod postgres_async;
 mod postgres_tls;
 mod prefetch;
 mod query;
@@ -154,6 +156,7 @@ mod row;
 mod savepoint;
 pub mod schema;
 mod sql;
+mod statement;
 mod stream;
 mod subquery;
 mod upsert;
@@ -191,6 +194,7 @@ pub use rust_decimal::Decimal;
 pub(crate) use savepoint::{savepoint, On};
 pub use schema::{ColumnSchema, FieldKind, OnDelete, Reference, TableSchema};
 pub use sql::{SqlRow, Value, ValueRef, WrongType};
+pub use statement::Statement;
 pub use stream::{ForEach, RowStream};
 pub use subquery::{any_related, subquery, Subquery};
 pub use time::{Date, OffsetDateTime, Time};

@@ -1,7 +1,8 @@
-//! The PostgreSQL backend's connection: the `postgres` crate's blocking client (tokio-postgres
+//! The PostgreSQL backend's blocking connection: the `postgres` crate's client (tokio-postgres
 //! underneath, driven by a runtime of its own, so a query is a direct round trip on the calling
-//! thread with no hop to another task), a cache of prepared statements per connection, and the
-//! bridge between fluxon's [`Value`]s and PostgreSQL's types.
+//! thread with no hop to another task), a cache of prepared statements per connection, its
+//! pool, and the bridge between fluxon's [`Value`]s and PostgreSQL's types, which the awaited
+//! path ([`postgres_async`](super::postgres_async)) shares.
 //!
 //! Binding goes by the type PostgreSQL inferred for each parameter when the statement was
 //! prepared: an integer binds as BOOLEAN, SMALLINT, INTEGER or BIGINT as the column wants, text
@@ -25,12 +26,12 @@ use super::sql::{SqlRow, Value, ValueRef};
 use super::DbError;
 
 /// Prepared statements kept per connection.
-const STATEMENT_CACHE: usize = 256;
+pub(crate) const STATEMENT_CACHE: usize = 256;
 
 /// One connection to a PostgreSQL server.
 pub(crate) struct PgConnection {
     client: Client,
-    statements: lru::LruCache<String, Statement, foldhash::fast::RandomState>,
+    statements: StatementCache<Statement>,
     in_transaction: bool,
     read_only: bool,
     /// A statement of the open transaction lost to a concurrent one (serialization failure or
@@ -55,6 +56,9 @@ struct PoolState {
     readers: Vec<PgConnection>,
     /// Connections open now, idle or in use.
     open: usize,
+    /// Callers waiting for a connection: a connection given back wakes one only if some wait
+    /// (a condvar's notify is a system call even when nobody waits).
+    waiting: usize,
 }
 
 impl PoolState {
@@ -83,7 +87,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// The longest a query waits for a connection when all are in use.
-const POOL_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const POOL_WAIT: Duration = Duration::from_secs(30);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -160,6 +164,7 @@ impl PgPool {
                 writers: vec![first],
                 readers: Vec::new(),
                 open: 1,
+                waiting: 0,
             }),
             freed: Condvar::new(),
             max_open: max_open.max(2),
@@ -187,8 +192,9 @@ impl PgPool {
                 drop(state);
                 let made = self.connect(read_only);
                 if made.is_err() {
-                    lock(&self.state).open -= 1;
-                    self.freed.notify_one();
+                    let mut state = lock(&self.state);
+                    state.open -= 1;
+                    self.wake_one(&state);
                 }
                 return made;
             }
@@ -196,11 +202,20 @@ impl PgPool {
             if now >= deadline {
                 return Err(DbError::PoolTimeout(POOL_WAIT));
             }
+            state.waiting += 1;
             state = self
                 .freed
                 .wait_timeout(state, deadline - now)
                 .map(|(state, _)| state)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+            state.waiting -= 1;
+        }
+    }
+
+    /// Wakes one caller waiting for a connection, if any waits.
+    fn wake_one(&self, state: &PoolState) {
+        if state.waiting > 0 {
+            self.freed.notify_one();
         }
     }
 
@@ -219,12 +234,13 @@ impl PgPool {
         let mut state = lock(&self.state);
         if conn.is_closed() || conn.in_transaction {
             state.open -= 1;
+            self.wake_one(&state);
             drop(state);
             drop(conn);
         } else {
             state.idle(conn.read_only).push(conn);
+            self.wake_one(&state);
         }
-        self.freed.notify_one();
     }
 
     /// Runs a query on a pooled connection.
@@ -292,28 +308,16 @@ impl PgConnection {
     }
 
     fn connect_here(url: &str) -> Result<Self, DbError> {
-        let refused = |reason: String| DbError::Connect {
-            url: redact(url),
-            reason,
-        };
-        let tls = super::postgres_tls::from_url(url).map_err(|err| refused(err.to_string()))?;
-        let mut config: postgres::Config =
-            tls.url.parse().map_err(|err| refused(format!("{err}")))?;
-        config.ssl_mode(tls.mode);
-        let client = match tls.config {
+        let (config, tls) = config_of(url)?;
+        let config = postgres::Config::from(config);
+        let client = match tls {
             Some(rustls) => config.connect(tokio_postgres_rustls::MakeRustlsConnect::new(rustls)),
             None => config.connect(postgres::NoTls),
         }
-        .map_err(|err| refused(chain(&err)))?;
-        let capacity =
-            std::num::NonZeroUsize::new(STATEMENT_CACHE).unwrap_or(std::num::NonZeroUsize::MIN);
+        .map_err(|err| refused(url, chain(&err)))?;
         Ok(PgConnection {
             client,
-            // SQL text is fluxon's own or the app's, not a peer's: a fast hasher, seeded per process.
-            statements: lru::LruCache::with_hasher(
-                capacity,
-                foldhash::fast::RandomState::default(),
-            ),
+            statements: statement_cache(),
             in_transaction: false,
             read_only: false,
             conflicted: false,
@@ -426,13 +430,12 @@ impl PgConnection {
     ) -> Result<(), DbError> {
         use postgres::fallible_iterator::FallibleIterator;
         let statement = self.prepare(sql)?;
-        let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
         let params: Vec<Value> = params.into_iter().collect();
         let bound = bind(&statement, &params)?;
         if !streamed {
             let rows = self.client.query(&statement, &bound).map_err(error)?;
             for row in &rows {
-                if hand_over(row, &names, each)?.is_break() {
+                if hand_over(row, each)?.is_break() {
                     break;
                 }
             }
@@ -443,7 +446,7 @@ impl PgConnection {
             .query_raw(&statement, bound.iter().copied())
             .map_err(error)?;
         while let Some(row) = rows.next().map_err(error)? {
-            if hand_over(&row, &names, each)?.is_break() {
+            if hand_over(&row, each)?.is_break() {
                 break;
             }
         }
@@ -458,9 +461,8 @@ impl PgConnection {
 }
 
 /// Hands one row to `each`, its columns read as SQLite would have given them.
-fn hand_over(
+pub(crate) fn hand_over(
     row: &postgres::Row,
-    names: &[&str],
     each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
 ) -> Result<ControlFlow<()>, DbError> {
     let mut texts = Vec::new();
@@ -470,11 +472,11 @@ fn hand_over(
     for (i, column) in row.columns().iter().enumerate() {
         values.push(value_ref(row, i, column.type_(), &mut owned)?);
     }
-    each(&SqlRow::from_named(&values, names))
+    each(&SqlRow::from_postgres(&values, row.columns()))
 }
 
 /// The bound form of `params` for `statement`: each checked against the type PostgreSQL wants.
-fn bind<'v>(
+pub(crate) fn bind<'v>(
     statement: &Statement,
     params: &'v [Value],
 ) -> Result<Vec<&'v (dyn ToSql + Sync)>, DbError> {
@@ -500,6 +502,38 @@ fn bind<'v>(
     Ok(params.iter().map(|v| v as &(dyn ToSql + Sync)).collect())
 }
 
+/// A cache of prepared statements, keyed by fluxon's SQL.
+pub(crate) type StatementCache<S> = lru::LruCache<String, S, foldhash::fast::RandomState>;
+
+/// An empty statement cache of [`STATEMENT_CACHE`] entries.
+pub(crate) fn statement_cache<S>() -> StatementCache<S> {
+    let capacity =
+        std::num::NonZeroUsize::new(STATEMENT_CACHE).unwrap_or(std::num::NonZeroUsize::MIN);
+    // SQL text is fluxon's own or the app's, not a peer's: a fast hasher, seeded per process.
+    lru::LruCache::with_hasher(capacity, foldhash::fast::RandomState::default())
+}
+
+/// The connection settings a `postgres://` URL gives, and the TLS its `sslmode` asks for.
+pub(crate) fn config_of(
+    url: &str,
+) -> Result<(tokio_postgres::Config, Option<rustls::ClientConfig>), DbError> {
+    let tls = super::postgres_tls::from_url(url).map_err(|err| refused(url, err.to_string()))?;
+    let mut config: tokio_postgres::Config = tls
+        .url
+        .parse()
+        .map_err(|err| refused(url, format!("{err}")))?;
+    config.ssl_mode(tls.mode);
+    Ok((config, tls.config))
+}
+
+/// A connection to `url` refused, and why.
+pub(crate) fn refused(url: &str, reason: String) -> DbError {
+    DbError::Connect {
+        url: redact(url),
+        reason,
+    }
+}
+
 /// A URL with its password (if any) left out, for errors and logs.
 pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -515,7 +549,7 @@ pub(crate) fn redact(url: &str) -> String {
 }
 
 /// An error and its sources, `: `-separated.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     for _ in 0..8 {

@@ -14,6 +14,7 @@ use super::model::Model;
 use super::row::Row;
 use super::schema::{quote_ident, ColumnSchema, FieldKind, TableSchema};
 use super::sql::{SqlRow, Value};
+use super::statement::{one_statement, AllRows, FirstRow, Statement};
 use super::value::SqlType;
 use super::DbError;
 
@@ -25,6 +26,17 @@ pub trait Query: Send + 'static {
     fn writes(&self) -> bool;
     /// Runs it.
     fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError>;
+    /// The query as one [`Statement`], when it is one (`Err(self)` otherwise): a backend that
+    /// awaits its statements (PostgreSQL under [`AsyncDatabase`](super::AsyncDatabase)) then
+    /// sends it from the awaiting task; the others, and every query of several statements, go
+    /// through [`run`](Self::run).
+    fn into_statement(self, dialect: Dialect) -> Result<Statement<Self::Output>, Self>
+    where
+        Self: Sized,
+    {
+        let _ = dialect;
+        Err(self)
+    }
 }
 
 /// A row's values to write, after its validation.
@@ -89,16 +101,25 @@ impl<M: Model> Insert<M> {
     }
 }
 
+impl<M: Model> Insert<M> {
+    fn statement(self, _: Dialect) -> Statement<i64> {
+        match self.values {
+            Ok(values) => Statement::inserted(
+                M::SCHEMA.insert_sql,
+                insert_params::<M>(values).collect(),
+                M::KEY_COLUMN,
+            ),
+            Err(err) => Statement::failed(err, true),
+        }
+    }
+}
+
 impl<M: Model> Query for Insert<M> {
     type Output = i64;
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
-        let values = self.values?;
-        let params = insert_params::<M>(values);
-        conn.insert(M::SCHEMA.insert_sql, params, M::KEY_COLUMN)
-    }
+    one_statement!();
 }
 
 /// Inserts many whole models in one hop and one transaction (a savepoint inside a transaction):
@@ -247,7 +268,15 @@ impl<M: Model> Query for InsertValues<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
+    one_statement!();
+}
+
+impl<M: Model> InsertValues<M> {
+    fn statement(self, _: Dialect) -> Statement<i64> {
+        Statement::made(true, || self.made())
+    }
+
+    fn made(self) -> Result<Statement<i64>, DbError> {
         let mut names = Vec::new();
         let mut params = Vec::new();
         for assignment in self.values {
@@ -280,7 +309,7 @@ impl<M: Model> Query for InsertValues<M> {
                 vec!["?"; names.len()].join(", ")
             )
         };
-        conn.insert(&sql, params, M::KEY_COLUMN)
+        Ok(Statement::inserted(sql, params, M::KEY_COLUMN))
     }
 }
 
@@ -303,7 +332,15 @@ impl<M: Model> Query for Update<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(mut self, conn: &Conn<'_>) -> Result<usize, DbError> {
+    one_statement!();
+}
+
+impl<M: Model> Update<M> {
+    fn statement(self, _: Dialect) -> Statement<usize> {
+        Statement::made(true, || self.made())
+    }
+
+    fn made(mut self) -> Result<Statement<usize>, DbError> {
         check_filter(&mut self.filter)?;
         let mut sets = Vec::new();
         let mut params = Vec::new();
@@ -317,7 +354,7 @@ impl<M: Model> Query for Update<M> {
             params.push(now_value());
         }
         if sets.is_empty() {
-            return Ok(0);
+            return Ok(Statement::ready(0, true));
         }
         params.extend(self.filter.params);
         let sql = format!(
@@ -326,7 +363,7 @@ impl<M: Model> Query for Update<M> {
             sets.join(", "),
             self.filter.sql
         );
-        conn.execute(&sql, params)
+        Ok(Statement::changed(sql, params, Ok))
     }
 }
 
@@ -348,14 +385,20 @@ impl<M: Model> Query for Delete<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(mut self, conn: &Conn<'_>) -> Result<usize, DbError> {
-        check_filter(&mut self.filter)?;
+    one_statement!();
+}
+
+impl<M: Model> Delete<M> {
+    fn statement(mut self, _: Dialect) -> Statement<usize> {
+        if let Err(err) = check_filter(&mut self.filter) {
+            return Statement::failed(err, true);
+        }
         let sql = format!(
             "DELETE FROM {} WHERE {}",
             quote_ident(M::TABLE),
             self.filter.sql
         );
-        conn.execute(&sql, self.filter.params)
+        Statement::changed(sql, self.filter.params, Ok)
     }
 }
 
@@ -486,9 +529,20 @@ impl<M: Model> Query for Rows<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<Vec<Row<M>>, DbError> {
-        let (sql, params) = self.0.sql(model_columns::<M>(), "")?;
-        conn.rows(&sql, params, |row| Row::read(row, 0))
+    one_statement!();
+}
+
+impl<M: Model> Rows<M> {
+    fn statement(self, _: Dialect) -> Statement<Vec<Row<M>>> {
+        match self.0.sql(model_columns::<M>(), "") {
+            Ok((sql, params)) => Statement::rows(
+                sql,
+                params,
+                false,
+                AllRows::new(|row: &SqlRow<'_>| Row::read(row, 0)),
+            ),
+            Err(err) => Statement::failed(err, false),
+        }
     }
 }
 
@@ -507,9 +561,20 @@ impl<M: Model> Query for First<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<Option<Row<M>>, DbError> {
-        let (sql, params) = self.0.limit(1).sql(model_columns::<M>(), "")?;
-        conn.first(&sql, params, |row| Row::read(row, 0))
+    one_statement!();
+}
+
+impl<M: Model> First<M> {
+    fn statement(self, _: Dialect) -> Statement<Option<Row<M>>> {
+        match self.0.limit(1).sql(model_columns::<M>(), "") {
+            Ok((sql, params)) => Statement::rows(
+                sql,
+                params,
+                false,
+                FirstRow::new(|row: &SqlRow<'_>| Row::read(row, 0)),
+            ),
+            Err(err) => Statement::failed(err, false),
+        }
     }
 }
 
@@ -536,7 +601,23 @@ impl<M: Model> Query for Save<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Conn<'_>) -> Result<(), DbError> {
+    one_statement!();
+}
+
+/// A row that was not there to save or delete.
+fn row_gone<M: Model>(key: &M::Key) -> DbError {
+    DbError::RowGone {
+        table: M::TABLE,
+        key: format!("{key:?}"),
+    }
+}
+
+impl<M: Model> Save<M> {
+    fn statement(self, _: Dialect) -> Statement<()> {
+        Statement::made(true, || self.made())
+    }
+
+    fn made(self) -> Result<Statement<()>, DbError> {
         let values = self.values?;
         let mut sets = Vec::new();
         let mut params = Vec::new();
@@ -553,32 +634,31 @@ impl<M: Model> Query for Save<M> {
             });
         }
         let key_column = &M::SCHEMA.columns[0];
-        let changed = if sets.is_empty() {
+        let key = self.key;
+        let statement = if sets.is_empty() {
             // Nothing to write but the key: still say whether the row is there.
             let sql = format!(
                 "SELECT 1 FROM {} WHERE {} = ?",
                 M::SCHEMA.quoted_name,
                 quote_ident(key_column.name)
             );
-            let found = conn.first(&sql, [self.key.to_sql(key_column)?], |_| Ok(()))?;
-            usize::from(found.is_some())
+            let found = FirstRow::new(|_: &SqlRow<'_>| Ok(()));
+            Statement::rows(sql, vec![key.to_sql(key_column)?], true, found)
+                .map(|found| Ok(usize::from(found.is_some())))
         } else {
-            params.push(self.key.to_sql(key_column)?);
+            params.push(key.to_sql(key_column)?);
             let sql = format!(
                 "UPDATE {} SET {} WHERE {} = ?",
                 M::SCHEMA.quoted_name,
                 sets.join(", "),
                 quote_ident(key_column.name)
             );
-            conn.execute(&sql, params)?
+            Statement::changed(sql, params, Ok)
         };
-        match changed {
-            0 => Err(DbError::RowGone {
-                table: M::TABLE,
-                key: format!("{:?}", self.key),
-            }),
+        Ok(statement.map(move |changed| match changed {
+            0 => Err(row_gone::<M>(&key)),
             _ => Ok(()),
-        }
+        }))
     }
 }
 
@@ -602,16 +682,19 @@ impl<M: Model> Query for DeleteRow<M> {
     fn writes(&self) -> bool {
         true
     }
-    fn run(self, conn: &Conn<'_>) -> Result<(), DbError> {
+    one_statement!();
+}
+
+impl<M: Model> DeleteRow<M> {
+    fn statement(self, dialect: Dialect) -> Statement<()> {
         let filter = Filter::<M>::key_eq(&self.key);
-        let deleted = Delete::new(filter).run(conn)?;
-        match deleted {
-            0 => Err(DbError::RowGone {
-                table: M::TABLE,
-                key: format!("{:?}", self.key),
-            }),
-            _ => Ok(()),
-        }
+        let key = self.key;
+        Delete::new(filter)
+            .statement(dialect)
+            .map(move |deleted| match deleted {
+                0 => Err(row_gone::<M>(&key)),
+                _ => Ok(()),
+            })
     }
 }
 
@@ -623,16 +706,23 @@ impl<M: Model> Query for Count<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<i64, DbError> {
+    one_statement!();
+}
+
+impl<M: Model> Count<M> {
+    fn statement(self, _: Dialect) -> Statement<i64> {
         let limited = self.0.limit.is_some() || self.0.offset.is_some();
-        let (sql, params) = self.0.sql(if limited { "1" } else { "COUNT(*)" }, "")?;
+        let (sql, params) = match self.0.sql(if limited { "1" } else { "COUNT(*)" }, "") {
+            Ok(made) => made,
+            Err(err) => return Statement::failed(err, false),
+        };
         let sql = if limited {
             format!("SELECT COUNT(*) FROM ({sql}) AS counted")
         } else {
             sql
         };
-        let count = conn.first(&sql, params, |row| row.integer(0, "COUNT(*)"))?;
-        count.ok_or(DbError::NotFound)
+        let count = FirstRow::new(|row: &SqlRow<'_>| row.integer(0, "COUNT(*)"));
+        Statement::rows(sql, params, false, count).map(|count| count.ok_or(DbError::NotFound))
     }
 }
 
@@ -644,9 +734,18 @@ impl<M: Model> Query for Exists<M> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<bool, DbError> {
-        let (sql, params) = self.0.limit(1).sql("1", "")?;
-        Ok(conn.first(&sql, params, |_| Ok(()))?.is_some())
+    one_statement!();
+}
+
+impl<M: Model> Exists<M> {
+    fn statement(self, _: Dialect) -> Statement<bool> {
+        match self.0.limit(1).sql("1", "") {
+            Ok((sql, params)) => {
+                Statement::rows(sql, params, false, FirstRow::new(|_: &SqlRow<'_>| Ok(())))
+                    .map(|found| Ok(found.is_some()))
+            }
+            Err(err) => Statement::failed(err, false),
+        }
     }
 }
 
@@ -703,9 +802,19 @@ impl<M: Model, C: ColumnList<M>> Query for Columns<M, C> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<Vec<C::Output>, DbError> {
-        let (sql, params) = self.select.sql(&self.columns.sql(conn.dialect()), "")?;
-        conn.rows(&sql, params, |row| self.columns.decode(row, 0))
+    one_statement!();
+}
+
+impl<M: Model, C: ColumnList<M>> Columns<M, C> {
+    fn statement(self, dialect: Dialect) -> Statement<Vec<C::Output>> {
+        match self.select.sql(&self.columns.sql(dialect), "") {
+            Ok((sql, params)) => {
+                let columns = self.columns;
+                let read = AllRows::new(move |row: &SqlRow<'_>| columns.decode(row, 0));
+                Statement::rows(sql, params, false, read)
+            }
+            Err(err) => Statement::failed(err, false),
+        }
     }
 }
 
@@ -721,18 +830,27 @@ impl<M: Model, A: Selectable<M>> Query for Annotated<M, A> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
+    one_statement!();
+}
+
+impl<M: Model, A: Selectable<M>> Annotated<M, A> {
+    fn statement(self, dialect: Dialect) -> Statement<Vec<(Row<M>, A::Output)>> {
         let what = format!(
             "{}, {}",
             model_columns::<M>(),
-            self.annotation.expression_for(conn.dialect())
+            self.annotation.expression_for(dialect)
         );
-        let (sql, params) = self.select.sql(&what, "")?;
+        let (sql, params) = match self.select.sql(&what, "") {
+            Ok(made) => made,
+            Err(err) => return Statement::failed(err, false),
+        };
         let width = Row::<M>::width();
-        conn.rows(&sql, params, |row| {
-            let value = self.annotation.decode(row.get_ref(width)?)?;
+        let annotation = self.annotation;
+        let read = AllRows::new(move |row: &SqlRow<'_>| {
+            let value = annotation.decode(row.get_ref(width)?)?;
             Ok((Row::read(row, 0)?, value))
-        })
+        });
+        Statement::rows(sql, params, false, read)
     }
 }
 
@@ -747,11 +865,19 @@ impl<M: Model, C: ColumnList<M>> Query for Aggregated<M, C> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<C::Output, DbError> {
-        let (sql, params) = self.select.sql(&self.columns.sql(conn.dialect()), "")?;
+    one_statement!();
+}
+
+impl<M: Model, C: ColumnList<M>> Aggregated<M, C> {
+    fn statement(self, dialect: Dialect) -> Statement<C::Output> {
+        let (sql, params) = match self.select.sql(&self.columns.sql(dialect), "") {
+            Ok(made) => made,
+            Err(err) => return Statement::failed(err, false),
+        };
+        let columns = self.columns;
+        let read = FirstRow::new(move |row: &SqlRow<'_>| columns.decode(row, 0));
         // Only a `having` that refused the single group finds no row.
-        conn.first(&sql, params, |row| self.columns.decode(row, 0))?
-            .ok_or(DbError::NotFound)
+        Statement::rows(sql, params, false, read).map(|row| row.ok_or(DbError::NotFound))
     }
 }
 
@@ -767,7 +893,11 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
     fn writes(&self) -> bool {
         false
     }
-    fn run(self, conn: &Conn<'_>) -> Result<Self::Output, DbError> {
+    one_statement!();
+}
+
+impl<M: Model, R: Relation + 'static> WithRelated<M, R> {
+    fn statement(self, _: Dialect) -> Statement<Vec<(Row<M>, R::Joined)>> {
         let target = <R::Target as Model>::SCHEMA;
         let alias = "related";
         let key = <R::Target as Model>::KEY_COLUMN;
@@ -789,9 +919,12 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
             quote_ident(M::TABLE),
             quote_ident(self.column.name)
         );
-        let (sql, params) = self.select.sql(&what, &join)?;
+        let (sql, params) = match self.select.sql(&what, &join) {
+            Ok(made) => made,
+            Err(err) => return Statement::failed(err, false),
+        };
         let base_width = Row::<M>::width();
-        conn.rows(&sql, params, |row| {
+        let read = AllRows::new(move |row: &SqlRow<'_>| {
             let base = Row::read(row, 0)?;
             let related = if row.get_ref(base_width)?.is_null() {
                 None
@@ -799,7 +932,8 @@ impl<M: Model, R: Relation + 'static> Query for WithRelated<M, R> {
                 Some(Row::read(row, base_width)?)
             };
             Ok((base, R::wrap(related)?))
-        })
+        });
+        Statement::rows(sql, params, false, read)
     }
 }
 

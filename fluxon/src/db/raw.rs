@@ -29,6 +29,8 @@
 use std::marker::PhantomData;
 
 use super::conn::Conn;
+use super::dialect::Dialect;
+use super::statement::{AllRows, Statement};
 use rust_decimal::Decimal;
 
 use super::model::Model;
@@ -135,7 +137,17 @@ impl<T: FromSqlRow> Query for Raw<Vec<T>> {
         self.writes
     }
     fn run(self, conn: &Conn<'_>) -> Result<Vec<T>, DbError> {
-        conn.rows(&self.sql, self.values, T::from_sql_row)
+        conn.statement(self.rows())
+    }
+    fn into_statement(self, _: Dialect) -> Result<Statement<Vec<T>>, Self> {
+        Ok(self.rows())
+    }
+}
+
+impl<T: FromSqlRow> Raw<Vec<T>> {
+    fn rows(self) -> Statement<Vec<T>> {
+        let read = AllRows::new(T::from_sql_row);
+        Statement::rows(self.sql, self.values, self.writes, read)
     }
 }
 
@@ -145,7 +157,16 @@ impl Query for Raw<usize> {
         true
     }
     fn run(self, conn: &Conn<'_>) -> Result<usize, DbError> {
-        conn.execute(&self.sql, self.values)
+        conn.statement(self.changed())
+    }
+    fn into_statement(self, _: Dialect) -> Result<Statement<usize>, Self> {
+        Ok(self.changed())
+    }
+}
+
+impl Raw<usize> {
+    fn changed(self) -> Statement<usize> {
+        Statement::changed(self.sql, self.values, Ok)
     }
 }
 

@@ -219,8 +219,8 @@ enum Inner<'a> {
     Driver(&'a rusqlite::Row<'a>),
     /// Values gathered from one (a raw query's columns found by name).
     Values(&'a [ValueRef<'a>]),
-    /// Values read from a row of another backend's, with their columns' names.
-    Named(&'a [ValueRef<'a>], &'a [&'a str]),
+    /// Values read from a PostgreSQL row, with its columns (for their names).
+    Postgres(&'a [ValueRef<'a>], &'a [tokio_postgres::Column]),
 }
 
 impl<'a> SqlRow<'a> {
@@ -237,9 +237,12 @@ impl<'a> SqlRow<'a> {
         }
     }
 
-    pub(crate) fn from_named(values: &'a [ValueRef<'a>], names: &'a [&'a str]) -> Self {
+    pub(crate) fn from_postgres(
+        values: &'a [ValueRef<'a>],
+        columns: &'a [tokio_postgres::Column],
+    ) -> Self {
         SqlRow {
-            inner: Inner::Named(values, names),
+            inner: Inner::Postgres(values, columns),
         }
     }
 
@@ -248,7 +251,7 @@ impl<'a> SqlRow<'a> {
     pub fn get_ref(&self, index: usize) -> Result<ValueRef<'a>, DbError> {
         match self.inner {
             Inner::Driver(row) => Ok(row.get_ref(index)?.into()),
-            Inner::Values(values) | Inner::Named(values, _) => values
+            Inner::Values(values) | Inner::Postgres(values, _) => values
                 .get(index)
                 .copied()
                 .ok_or(DbError::Sqlite(rusqlite::Error::InvalidColumnIndex(index))),
@@ -272,7 +275,7 @@ impl<'a> SqlRow<'a> {
         match self.inner {
             Inner::Driver(row) => row.as_ref().column_name(index).ok(),
             Inner::Values(_) => None,
-            Inner::Named(_, names) => names.get(index).copied(),
+            Inner::Postgres(_, columns) => columns.get(index).map(tokio_postgres::Column::name),
         }
     }
 
@@ -280,7 +283,7 @@ impl<'a> SqlRow<'a> {
     pub fn len(&self) -> usize {
         match self.inner {
             Inner::Driver(row) => row.as_ref().column_count(),
-            Inner::Values(values) | Inner::Named(values, _) => values.len(),
+            Inner::Values(values) | Inner::Postgres(values, _) => values.len(),
         }
     }
 
