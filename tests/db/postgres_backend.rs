@@ -295,3 +295,106 @@ fn awaited_statements_run_where_blocking_in_place_is_forbidden() {
         );
     }));
 }
+
+/// Ends every connection of the database at `url` but the asking one, as an administrator (or a
+/// server restart) would, and waits until they are gone.
+fn terminate_connections(url: &str) {
+    let mut admin = crate::postgres::connect(url);
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .unwrap();
+    for _ in 0..100 {
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("the connections outlived pg_terminate_backend");
+}
+
+/// Idle pooled connections the server ended (a restart, an administrator) are replaced: the
+/// awaited path notices when it takes one, a blocking read runs again on a new connection, a
+/// blocking write fails once with `ConnectionLost`, a transaction begins again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_the_server_ended_are_replaced() {
+    let (place, _dir) = place(Backend::Postgres);
+    let db = AsyncDatabase::open_with_readers(&place, 2).unwrap();
+    db.create_tables(&ALL).await.unwrap();
+    db.insert(&teacher("Ada")).await.unwrap();
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 1);
+    let blocking = db.blocking();
+    assert_eq!(blocking.check_all::<Teacher>().count().unwrap(), 1);
+    let url = place.clone();
+    tokio::task::spawn_blocking(move || terminate_connections(&url))
+        .await
+        .unwrap();
+    db.insert(&teacher("Bo")).await.unwrap();
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 2);
+    assert_eq!(blocking.check_all::<Teacher>().count().unwrap(), 2);
+    blocking.insert(&teacher("Cy")).unwrap();
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 3);
+
+    // A blocking write is not run again (it may have run before its connection went): the
+    // first one after the server ended its connection says so, typed, and the next one works.
+    let url = place.clone();
+    tokio::task::spawn_blocking(move || terminate_connections(&url))
+        .await
+        .unwrap();
+    let lost = blocking.insert(&teacher("Di"));
+    assert!(matches!(lost, Err(DbError::ConnectionLost(_))), "{lost:?}");
+    blocking.insert(&teacher("Di")).unwrap();
+    assert_eq!(blocking.check_all::<Teacher>().count().unwrap(), 4);
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 4);
+
+    // A transaction finds its connection lost at BEGIN, before its body ran: it begins again.
+    let url = place.clone();
+    tokio::task::spawn_blocking(move || terminate_connections(&url))
+        .await
+        .unwrap();
+    db.transaction(|tx| tx.insert(&teacher("Ed")))
+        .await
+        .unwrap();
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 5);
+}
+
+/// A row reader that panics on the awaited path is the query's error, not the task's panic,
+/// and its connection goes back whole: with one connection, three panics, then a query that
+/// answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_row_reader_on_the_awaited_path_is_an_error() {
+    struct Refuses;
+    impl fluxon::db::FromSqlRow for Refuses {
+        fn from_sql_row(_: &fluxon::db::SqlRow<'_>) -> Result<Self, DbError> {
+            panic!("this row reader gives up")
+        }
+    }
+    let (place, _dir) = place(Backend::Postgres);
+    let db = AsyncDatabase::open_with_readers(&place, 1).unwrap();
+    db.create_tables(&ALL).await.unwrap();
+    db.insert(&teacher("Ada")).await.unwrap();
+    for _ in 0..3 {
+        let err = db
+            .execute(fluxon::db::Raw::<Vec<Refuses>>::query(
+                "SELECT name FROM teacher",
+            ))
+            .await
+            .err()
+            .expect("a reader that panics gives no rows");
+        assert!(
+            matches!(&err, DbError::Panicked(text) if text.contains("gives up")),
+            "{err:?}"
+        );
+    }
+    assert_eq!(db.check_all::<Teacher>().count().await.unwrap(), 1);
+}

@@ -131,6 +131,11 @@ pub enum DbError {
     /// Every connection of the pool stayed in use for this long.
     #[error("no database connection came free within {0:?} (all in use: a transaction waiting on a query outside it?)")]
     PoolTimeout(std::time::Duration),
+    /// The connection to the database server was lost (the server ended it, restarted, or the
+    /// network failed). A read that finds its pooled connection lost runs again once on a new
+    /// one; a write does not (it may have run before the connection went), so it is this error.
+    #[error("the connection to the database was lost: {0}")]
+    ConnectionLost(String),
     /// Any other PostgreSQL error (its message and SQLSTATE).
     #[error("postgres: {0}")]
     Postgres(String),

@@ -23,6 +23,7 @@ use super::conn::Conn;
 use super::dialect::Dialect;
 use super::query::Query;
 use super::sql::{SqlRow, Value, ValueRef};
+use super::statement::{self, Outcome};
 use super::DbError;
 
 /// Prepared statements kept per connection.
@@ -245,17 +246,62 @@ impl PgPool {
 
     /// Runs a query on a pooled connection.
     pub(crate) fn run<Q: Query>(&self, query: Q) -> Result<Q::Output, DbError> {
-        off_runtime(|| {
-            let lease = Lease::new(self, self.take(!query.writes())?);
-            query.run(&Conn::postgres(&lease.conn))
+        off_runtime(|| match query.into_statement(Dialect::Postgres) {
+            Ok(statement) => self.statement(statement),
+            Err(query) => {
+                let lease = Lease::new(self, self.take(!query.writes())?);
+                query.run(&Conn::postgres(&lease.conn))
+            }
         })?
+    }
+
+    /// Runs a one-statement query. A read whose connection turns out lost is run again once on
+    /// a new connection (the idle ones are dropped first: a server that ended one has likely
+    /// ended them all).
+    fn statement<T>(&self, statement: statement::Statement<T>) -> Result<T, DbError> {
+        let writes = statement.writes;
+        let parts = statement.parts?;
+        let Outcome::Rows(mut reader) = parts.outcome else {
+            let lease = Lease::new(self, self.take(!writes)?);
+            return Conn::postgres(&lease.conn).statement(statement::Statement {
+                parts: Ok(parts),
+                writes,
+            });
+        };
+        let mut attempts = if writes { 1 } else { 2 };
+        let rows = loop {
+            let lease = Lease::new(self, self.take(!writes)?);
+            let rows = lease.conn.borrow_mut().rows(&parts.sql, &parts.params);
+            attempts -= 1;
+            match rows {
+                Err(DbError::ConnectionLost(_)) if attempts > 0 => {
+                    drop(lease);
+                    self.forget_idle();
+                }
+                rows => break rows?,
+            }
+        };
+        read_each(&rows, &mut |row| reader.row(row))?;
+        reader.finish()
+    }
+
+    /// Closes every idle connection.
+    fn forget_idle(&self) {
+        let mut state = lock(&self.state);
+        let mut idle = std::mem::take(&mut state.writers);
+        idle.append(&mut state.readers);
+        state.open -= idle.len();
+        self.wake_one(&state);
+        drop(state);
+        drop(idle);
     }
 
     /// Runs `body` in a SERIALIZABLE transaction on a pooled connection: committed when it
     /// returns `Ok`, rolled back when it returns `Err`. A transaction that loses to a concurrent
     /// one (a serialization failure or a deadlock, in any statement or at COMMIT) is rolled
     /// back and run again, at most `attempts` times in all, after a short wait that grows;
-    /// the last attempt's error is the answer. A body that panics takes its connection with it,
+    /// the last attempt's error is the answer. A connection found lost at BEGIN (before the body
+    /// ran) is replaced, once. A body that panics takes its connection with it,
     /// and the server rolls back what it began.
     pub(crate) fn transaction<T, E: From<DbError>>(
         &self,
@@ -264,8 +310,19 @@ impl PgPool {
     ) -> Result<T, E> {
         off_runtime(|| {
             for attempt in 1.. {
-                let lease = Lease::new(self, self.take(false)?);
-                lease.conn.borrow_mut().begin(true)?;
+                let mut lease = Lease::new(self, self.take(false)?);
+                let begun = lease.conn.borrow_mut().begin(true);
+                match begun {
+                    Ok(()) => {}
+                    // Nothing ran yet: begin again on a new connection, once.
+                    Err(DbError::ConnectionLost(_)) => {
+                        drop(lease);
+                        self.forget_idle();
+                        lease = Lease::new(self, self.take(false)?);
+                        lease.conn.borrow_mut().begin(true)?;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
                 let result = body(Conn::postgres(&lease.conn));
                 let ended = lease.conn.borrow_mut().end(result.is_ok());
                 let conflicted = lease.conn.borrow().conflicted;
@@ -434,12 +491,7 @@ impl PgConnection {
         let bound = bind(&statement, &params)?;
         if !streamed {
             let rows = self.client.query(&statement, &bound).map_err(error)?;
-            for row in &rows {
-                if hand_over(row, each)?.is_break() {
-                    break;
-                }
-            }
-            return Ok(());
+            return read_each(&rows, each);
         }
         let mut rows = self
             .client
@@ -451,6 +503,18 @@ impl PgConnection {
             }
         }
         Ok(())
+    }
+
+    /// Runs a query and gives its rows, all read in one round trip.
+    fn rows(&mut self, sql: &str, params: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
+        let result = self.rows_here(sql, params);
+        self.noted(result)
+    }
+
+    fn rows_here(&mut self, sql: &str, params: &[Value]) -> Result<Vec<postgres::Row>, DbError> {
+        let statement = self.prepare(sql)?;
+        let bound = bind(&statement, params)?;
+        self.client.query(&statement, &bound).map_err(error)
     }
 
     /// Runs statements with no parameters (`;`-separated).
@@ -473,6 +537,19 @@ pub(crate) fn hand_over(
         values.push(value_ref(row, i, column.type_(), &mut owned)?);
     }
     each(&SqlRow::from_postgres(&values, row.columns()))
+}
+
+/// Hands `rows` to `each` until it says stop.
+pub(crate) fn read_each(
+    rows: &[postgres::Row],
+    each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
+) -> Result<(), DbError> {
+    for row in rows {
+        if hand_over(row, each)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// The bound form of `params` for `statement`: each checked against the type PostgreSQL wants.
@@ -565,8 +642,19 @@ pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn error(err: postgres::Error) -> DbError {
     use postgres::error::SqlState;
     let Some(db) = err.as_db_error() else {
-        return DbError::Postgres(chain(&err));
+        let io =
+            std::error::Error::source(&err).is_some_and(|source| source.is::<std::io::Error>());
+        return if err.is_closed() || io {
+            DbError::ConnectionLost(chain(&err))
+        } else {
+            DbError::Postgres(chain(&err))
+        };
     };
+    // Class 08 (connection exception) and 57P0x (the server shutting down or ending this
+    // connection): the connection is gone.
+    if db.code().code().starts_with("08") || db.code().code().starts_with("57P") {
+        return DbError::ConnectionLost(format!("{} ({})", db.message(), db.code().code()));
+    }
     let what = match (db.table(), db.constraint()) {
         (Some(table), Some(constraint)) => format!("{table}: {constraint}"),
         _ => db.message().to_owned(),

@@ -23,7 +23,7 @@ use tokio_postgres::Client;
 
 use super::dialect::Dialect;
 use super::postgres::{
-    bind, chain, config_of, error, hand_over, refused, statement_cache, StatementCache, POOL_WAIT,
+    bind, chain, config_of, error, read_each, refused, statement_cache, StatementCache, POOL_WAIT,
 };
 use super::schema::quote_ident;
 use super::statement::{Outcome, Parts, Statement};
@@ -161,22 +161,23 @@ impl AwaitedPool {
     }
 
     /// Runs `statement` on a pooled connection, from the awaiting task.
+    ///
+    /// A read whose connection turns out lost (the server ended it while it was idle) runs
+    /// again once on a new connection, the idle ones dropped first (a server that ended one
+    /// has likely ended them all).
     pub(crate) async fn run<T>(&self, statement: Statement<T>) -> Result<T, DbError> {
+        let writes = statement.writes;
         let Parts {
             sql,
             params,
             outcome,
         } = statement.parts?;
-        let pool = if statement.writes {
-            &self.writers
-        } else {
-            &self.readers
-        };
-        let mut conn = get(pool).await?;
-        let conn = &mut *conn;
+        let pool = if writes { &self.writers } else { &self.readers };
         match outcome {
             Outcome::Ready(value) => Ok(value),
             Outcome::Changed(then) => {
+                let mut conn = get(pool).await?;
+                let conn = &mut *conn;
                 let prepared = conn.prepare(&sql).await?;
                 let bound = bind(&prepared, &params)?;
                 let execute = conn.client.execute(&prepared, &bound);
@@ -185,10 +186,7 @@ impl AwaitedPool {
             }
             Outcome::Inserted { key, then } => {
                 let sql = format!("{sql} RETURNING {}", quote_ident(key));
-                let prepared = conn.prepare(&sql).await?;
-                let bound = bind(&prepared, &params)?;
-                let query = conn.client.query(&prepared, &bound);
-                let rows = conn.link.drive(query).await?.map_err(error)?;
+                let rows = get(pool).await?.rows(&sql, &params).await?;
                 let mut last = None;
                 read_rows(&rows, &mut |row| {
                     last = Some(super::conn::returned_key(row));
@@ -197,14 +195,25 @@ impl AwaitedPool {
                 then(last.ok_or(DbError::NotFound)?)
             }
             Outcome::Rows(mut reader) => {
-                let prepared = conn.prepare(&sql).await?;
-                let bound = bind(&prepared, &params)?;
-                let query = conn.client.query(&prepared, &bound);
-                let rows = conn.link.drive(query).await?.map_err(error)?;
+                let mut attempts = if writes { 1 } else { 2 };
+                let rows = loop {
+                    let rows = get(pool).await?.rows(&sql, &params).await;
+                    attempts -= 1;
+                    match rows {
+                        Err(DbError::ConnectionLost(_)) if attempts > 0 => self.forget_idle(),
+                        rows => break rows?,
+                    }
+                };
                 read_rows(&rows, &mut |row| reader.row(row))?;
                 reader.finish()
             }
         }
+    }
+
+    /// Closes every idle connection.
+    fn forget_idle(&self) {
+        self.writers.retain(|_, _| false);
+        self.readers.retain(|_, _| false);
     }
 }
 
@@ -266,7 +275,7 @@ impl Link {
                     return Poll::Ready(Ok(answer));
                 }
                 if let Some(why) = &self.ended {
-                    return Poll::Ready(Err(DbError::Postgres(why.clone())));
+                    return Poll::Ready(Err(DbError::ConnectionLost(why.clone())));
                 }
                 if !self.wakes.woken.load(Ordering::SeqCst) {
                     return Poll::Pending;
@@ -306,6 +315,18 @@ impl Wake for Wakes {
 }
 
 impl AwaitedConnection {
+    /// Runs a query and gives its rows, all read in one round trip.
+    async fn rows(
+        &mut self,
+        sql: &str,
+        params: &[super::Value],
+    ) -> Result<Vec<tokio_postgres::Row>, DbError> {
+        let prepared = self.prepare(sql).await?;
+        let bound = bind(&prepared, params)?;
+        let query = self.client.query(&prepared, &bound);
+        self.link.drive(query).await?.map_err(error)
+    }
+
     /// The prepared statement for `sql` (fluxon's `?` form), from the cache or made now.
     async fn prepare(&mut self, sql: &str) -> Result<tokio_postgres::Statement, DbError> {
         if let Some(statement) = self.statements.get(sql) {
@@ -326,13 +347,6 @@ fn read_rows(
     rows: &[tokio_postgres::Row],
     each: &mut dyn FnMut(&super::SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
 ) -> Result<(), DbError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        for row in rows {
-            if hand_over(row, each)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
-    }))
-    .unwrap_or_else(|panic| Err(DbError::Panicked(crate::panic::panic_text(panic.as_ref()))))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_each(rows, each)))
+        .unwrap_or_else(|panic| Err(DbError::Panicked(crate::panic::panic_text(panic.as_ref()))))
 }
