@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fluxon_bench::db::{time, Op};
-use fluxon_bench::pg::{fluxon_side, raw_side::Raw, seed_sql, sqlx_side::Sqlx, SCHEMA};
+use fluxon_bench::pg::{
+    concurrency, fluxon_side, raw_side::Raw, seed_sql, sqlx_side::Sqlx, SCHEMA,
+};
 use fluxon_bench::postgres::{connect, fresh_database};
 use fluxon_bench::stats::{median, paired_ratio};
 
@@ -194,6 +196,11 @@ fn main() -> anyhow::Result<()> {
     let raw = Some(runtime.block_on(Raw::connect(&raw_url))?);
     let sqlx = Some(runtime.block_on(Sqlx::connect(&sqlx_url))?);
     let shared = fluxon_side::open(&fluxon_url)?;
+    let many = runtime.block_on(concurrency::Contenders::connect(
+        &raw_url,
+        &sqlx_url,
+        &fluxon_url,
+    ))?;
     let sync = fluxon_side::sync(&shared);
     let asynchronous = Some(fluxon_side::asynchronous(shared));
     let mut contenders = Contenders {
@@ -231,5 +238,9 @@ fn main() -> anyhow::Result<()> {
         "one CPU kept busy by a spinning thread (no idle-CPU wake-ups in the round trips):",
         &awake,
     );
+    let measured = contenders
+        .runtime
+        .block_on(concurrency::measure(&many, reps.min(7)))?;
+    concurrency::print(&measured);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! (`Database` and `AsyncDatabase`), doing the SQLite benchmark's five operations on the same
 //! schema, each in a database of its own on one throwaway server the benchmark starts.
 
+pub mod concurrency;
 pub mod fluxon_side;
 pub mod raw_side;
 pub mod sqlx_side;

@@ -82,7 +82,7 @@ enum Backend {
         /// Connections used from the calling thread (blocking).
         blocking: PgPool,
         /// Connections awaited by `AsyncDatabase`'s one-statement queries.
-        awaited: AwaitedPool,
+        awaited: Box<AwaitedPool>,
     },
 }
 
@@ -100,7 +100,7 @@ impl Core {
             },
             Location::Postgres(url) => Backend::Postgres {
                 blocking: PgPool::open(url, connections)?,
-                awaited: AwaitedPool::new(url, connections)?,
+                awaited: Box::new(AwaitedPool::new(url, connections)?),
             },
         };
         Ok(Core { location, backend })

@@ -254,7 +254,7 @@ impl<'a> SqlRow<'a> {
             Inner::Values(values) | Inner::Postgres(values, _) => values
                 .get(index)
                 .copied()
-                .ok_or(DbError::Sqlite(rusqlite::Error::InvalidColumnIndex(index))),
+                .ok_or_else(|| DbError::Sqlite(rusqlite::Error::InvalidColumnIndex(index))),
         }
     }
 
