@@ -88,9 +88,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// The longest a query waits for a connection when all are in use.
-pub(crate) const POOL_WAIT: Duration = Duration::from_secs(30);
+const POOL_WAIT: Duration = Duration::from_secs(30);
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -525,7 +525,7 @@ impl PgConnection {
 }
 
 /// Hands one row to `each`, its columns read as SQLite would have given them.
-pub(crate) fn hand_over(
+fn hand_over(
     row: &postgres::Row,
     each: &mut dyn FnMut(&SqlRow<'_>) -> Result<ControlFlow<()>, DbError>,
 ) -> Result<ControlFlow<()>, DbError> {

@@ -15,13 +15,13 @@
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use tokio_postgres::Client;
 
 use super::dialect::Dialect;
 use super::postgres::{
-    bind, chain, config_of, error, read_each, refused, statement_cache, StatementCache,
+    bind, chain, config_of, error, lock, read_each, refused, statement_cache, StatementCache,
 };
 use super::schema::quote_ident;
 use super::sql::{SqlRow, Value};
@@ -52,12 +52,6 @@ struct Slot {
     /// Held while a connection is being opened for this slot, so that tasks finding it empty
     /// at once open one connection, not one each.
     opening: tokio::sync::Mutex<()>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The awaited connections to one server: writers, and read-only readers.
