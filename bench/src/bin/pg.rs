@@ -1,5 +1,6 @@
 //! PostgreSQL benchmark: fluxon's `Database` and `AsyncDatabase` on a `postgres://` URL against
-//! raw tokio-postgres (statements prepared once) and sqlx, in one run, each in its own database
+//! raw tokio-postgres (statements prepared once) and sqlx (a bare connection, and a `PgPool` as
+//! a server shares one: fluxon's `AsyncDatabase` is a pool too), in one run, each in its own database
 //! on one throwaway server this program starts (initdb in a temp dir, a free loopback port;
 //! PostgreSQL's server must be installed: ./scripts/test installs it).
 //!
@@ -96,14 +97,21 @@ fn seeded_by_hand() -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// One row of the table: the operation, each contender's median, the four ratios.
-type Line = (Op, [f64; 4], [f64; 4]);
+/// Contenders, in the table's order.
+const NAMES: [&str; 5] = ["tokio-pg", "sqlx conn", "sqlx pool", "fx sync", "fx async"];
+
+/// Ratios shown: (fluxon contender, peer) by their indexes in [`NAMES`].
+const RATIOS: [(usize, usize); 6] = [(4, 0), (3, 0), (4, 1), (3, 1), (4, 2), (3, 2)];
+
+/// One row of the table: the operation, each contender's median, the ratios of [`RATIOS`].
+type Line = (Op, [f64; 5], [f64; 6]);
 
 /// The contenders, each with its own database on the one server.
 struct Contenders {
     runtime: tokio::runtime::Runtime,
     raw: Option<Raw>,
     sqlx: Option<Sqlx>,
+    sqlx_pool: Option<Sqlx>,
     sync: fluxon_bench::db::fluxon_side::Sync,
     asynchronous: Option<fluxon_bench::db::fluxon_side::Async>,
 }
@@ -113,15 +121,16 @@ fn measure(c: &mut Contenders, reps: usize) -> anyhow::Result<Vec<Line>> {
     let mut table = Vec::new();
     for op in Op::ALL {
         let n = batch(op);
-        let mut samples: [Vec<f64>; 4] = Default::default();
+        let mut samples: [Vec<f64>; 5] = Default::default();
         for rep in 0..=reps {
-            let mut took = [Duration::ZERO; 4];
-            for turn in 0..4 {
-                let who = (turn + rep) % 4;
+            let mut took = [Duration::ZERO; 5];
+            for turn in 0..5 {
+                let who = (turn + rep) % 5;
                 took[who] = match who {
                     0 => time_task(&c.runtime, &mut c.raw, n, op)?,
                     1 => time_task(&c.runtime, &mut c.sqlx, n, op)?,
-                    2 => time(n, expected(op), || c.sync.run(op))?,
+                    2 => time_task(&c.runtime, &mut c.sqlx_pool, n, op)?,
+                    3 => time(n, expected(op), || c.sync.run(op))?,
                     _ => time_task(&c.runtime, &mut c.asynchronous, n, op)?,
                 };
             }
@@ -132,12 +141,7 @@ fn measure(c: &mut Contenders, reps: usize) -> anyhow::Result<Vec<Line>> {
                 samples[i].push(d.as_secs_f64() * 1e6);
             }
         }
-        let ratios = [
-            paired_ratio(&samples[3], &samples[0]),
-            paired_ratio(&samples[2], &samples[0]),
-            paired_ratio(&samples[3], &samples[1]),
-            paired_ratio(&samples[2], &samples[1]),
-        ];
+        let ratios = RATIOS.map(|(fx, peer)| paired_ratio(&samples[fx], &samples[peer]));
         table.push((op, samples.map(|s| median(&s)), ratios));
     }
     Ok(table)
@@ -146,34 +150,38 @@ fn measure(c: &mut Contenders, reps: usize) -> anyhow::Result<Vec<Line>> {
 fn print(title: &str, table: &[Line]) {
     println!();
     println!("{title}");
-    println!(
-        "{:<32} {:>10} {:>9} {:>9} {:>9} {:>10} {:>9} {:>10} {:>10}",
-        "operation (median, us)",
-        "tokio-pg",
-        "sqlx",
-        "fx sync",
-        "fx async",
-        "async/raw",
-        "sync/raw",
-        "async/sqlx",
-        "sync/sqlx"
-    );
-    for (op, [r, q, s, a], [ar, sr, aq, sq]) in table {
-        println!(
-            "{:<32} {r:>10.2} {q:>9.2} {s:>9.2} {a:>9.2} {ar:>9.2}x {sr:>8.2}x {aq:>9.2}x {sq:>9.2}x",
-            op.label()
-        );
+    print!("{:<32}", "operation (median, us)");
+    for name in NAMES {
+        print!(" {name:>9}");
+    }
+    for (fx, peer) in RATIOS {
+        print!(" {:>16}", format!("{}/{}", &NAMES[fx][3..], NAMES[peer]));
+    }
+    println!();
+    for (op, medians, ratios) in table {
+        print!("{:<32}", op.label());
+        for m in medians {
+            print!(" {m:>9.2}");
+        }
+        for r in ratios {
+            print!(" {:>16}", format!("{r:.2}x"));
+        }
+        println!();
     }
     println!("targets (issue #14):");
     let verdict = |ok: bool| if ok { "met" } else { "NOT MET" };
-    for (op, _, [ar, sr, aq, sq]) in table {
+    for (op, _, [ar, sr, aq, sq, ap, sp]) in table {
         println!(
-            "  {}: within 1.1x of tokio-postgres: async {ar:.2}x {}, sync {sr:.2}x {}; ahead of sqlx: async {aq:.2}x {}, sync {sq:.2}x {}",
+            "  {}: within 1.1x of tokio-postgres: async {ar:.2}x {}, sync {sr:.2}x {}; \
+             ahead of sqlx conn: async {aq:.2}x {}, sync {sq:.2}x {}; \
+             ahead of sqlx pool: async {ap:.2}x {}, sync {sp:.2}x {}",
             op.label(),
             verdict(*ar <= 1.1),
             verdict(*sr <= 1.1),
             verdict(*aq <= 1.0),
             verdict(*sq <= 1.0),
+            verdict(*ap <= 1.0),
+            verdict(*sp <= 1.0),
         );
     }
 }
@@ -195,6 +203,8 @@ fn main() -> anyhow::Result<()> {
     let (raw_url, sqlx_url, fluxon_url) = (seeded_by_hand()?, seeded_by_hand()?, fresh_database());
     let raw = Some(runtime.block_on(Raw::connect(&raw_url))?);
     let sqlx = Some(runtime.block_on(Sqlx::connect(&sqlx_url))?);
+    // fluxon opens up to 8 connections (`AsyncDatabase::open`): a pool of the same size.
+    let sqlx_pool = Some(runtime.block_on(Sqlx::pool(&seeded_by_hand()?, 8))?);
     let shared = fluxon_side::open(&fluxon_url)?;
     let many = runtime.block_on(concurrency::Contenders::connect(
         &raw_url,
@@ -207,12 +217,13 @@ fn main() -> anyhow::Result<()> {
         runtime,
         raw,
         sqlx,
+        sqlx_pool,
         sync,
         asynchronous,
     };
 
     println!("fluxon PostgreSQL benchmark: {reps} reps, medians of per-operation times, one server, a database each");
-    println!("  tokio-pg, sqlx, fx async: one task on a worker awaiting each operation in turn;");
+    println!("  tokio-pg, sqlx conn, sqlx pool, fx async: one task on a worker awaiting each operation in turn;");
     println!("  fx sync: `Database` on the main thread. Ratios: medians of each rep's ratio.");
     let idle = measure(&mut contenders, reps)?;
     // On a virtual machine a CPU that went idle takes tens of microseconds to wake (measured

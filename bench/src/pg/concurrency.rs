@@ -41,6 +41,7 @@ impl Contenders {
         }
         let sqlx = sqlx::postgres::PgPoolOptions::new()
             .max_connections(CONNECTIONS as u32)
+            .test_before_acquire(false) // fluxon pings no connection before a statement
             .connect(sqlx_url)
             .await?;
         let fluxon = AsyncDatabase::open_with_readers(fluxon_url, CONNECTIONS)?;
