@@ -77,6 +77,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod cloud;
+pub mod cluster;
 pub mod db;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -96,6 +97,7 @@ pub mod blocking {
 }
 
 pub use client::{CallError, ClientConfig, ConnectError, ConnectionHandler};
+pub use cluster::{Cluster, ClusterError};
 pub use routing::{
     NoViewError, OrUser, Request, Reverse, Router, RouterError, ToReverse, ToReverseCall, View,
     ViewError,

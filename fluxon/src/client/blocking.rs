@@ -45,17 +45,33 @@ impl ConnectionHandler {
         addr: impl Into<String>,
         config: ClientConfig,
     ) -> Result<Self, ConnectError> {
-        let addr = addr.into();
+        Self::connect_any_with([addr.into()], config)
+    }
+
+    /// Connects to the first of `addrs` that takes the connection, and fails over between them
+    /// (see [`super::ConnectionHandler::connect_any`]).
+    pub fn connect_any(
+        addrs: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_any_with(addrs, ClientConfig::default())
+    }
+
+    /// [`connect_any`](Self::connect_any) with these settings.
+    pub fn connect_any_with(
+        addrs: impl IntoIterator<Item = impl Into<String>>,
+        config: ClientConfig,
+    ) -> Result<Self, ConnectError> {
+        let addrs: Vec<String> = addrs.into_iter().map(Into::into).collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("fluxon-client")
             .enable_all()
             .build()
             .map_err(|source| ConnectError::Io {
-                addr: addr.clone(),
+                addr: addrs.first().cloned().unwrap_or_default(),
                 source,
             })?;
-        let conn = runtime.block_on(super::ConnectionHandler::connect_with(addr, config))?;
+        let conn = runtime.block_on(super::ConnectionHandler::connect_any_with(addrs, config))?;
         Ok(ConnectionHandler {
             conn,
             runtime: Arc::new(runtime),

@@ -123,7 +123,39 @@ impl ConnectionHandler {
         addr: impl Into<String>,
         config: ClientConfig,
     ) -> Result<Self, ConnectError> {
-        let addr = addr.into();
+        Self::connect_any_with([addr.into()], config).await
+    }
+
+    /// Connects to the first of `addrs` that takes the connection, tried in order (the nodes of
+    /// a cluster, see [`Cluster`](crate::Cluster)); with the default settings. On losing its
+    /// node the handler reconnects to the same address or, failing that, to the others in turn,
+    /// resuming the session with its login on whichever takes it (a cluster's nodes share their
+    /// sessions). Works the same with one address behind a TCP load balancer.
+    ///
+    /// # Errors
+    /// As [`connect_with`](Self::connect_with), for the last address tried;
+    /// [`ConnectError::InvalidConfig`] for no address at all.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection dropped before it is returned is closed.
+    pub async fn connect_any(
+        addrs: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Result<Self, ConnectError> {
+        Self::connect_any_with(addrs, ClientConfig::default()).await
+    }
+
+    /// [`connect_any`](Self::connect_any) with these settings.
+    ///
+    /// # Errors
+    /// As [`connect_any`](Self::connect_any).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a connection dropped before it is returned is closed.
+    pub async fn connect_any_with(
+        addrs: impl IntoIterator<Item = impl Into<String>>,
+        config: ClientConfig,
+    ) -> Result<Self, ConnectError> {
+        let addrs: Vec<String> = addrs.into_iter().map(Into::into).collect();
         if config.max_frame < crate::wire::MIN_MAX_FRAME {
             return Err(ConnectError::InvalidConfig(format!(
                 "max_frame of {} bytes is below the minimum of {}",
@@ -131,9 +163,28 @@ impl ConnectionHandler {
                 crate::wire::MIN_MAX_FRAME
             )));
         }
-        let opened = link::open(&addr, None, &config).await?;
+        let mut last = None;
+        let mut first = None;
+        for (at, addr) in addrs.iter().enumerate() {
+            match link::open(addr, None, &config).await {
+                Ok(opened) => {
+                    first = Some((at, opened));
+                    break;
+                }
+                Err(err) => last = Some(err),
+            }
+        }
+        let (at, opened) = match (first, last) {
+            (Some(first), _) => first,
+            (None, Some(err)) => return Err(err),
+            (None, None) => {
+                return Err(ConnectError::InvalidConfig(
+                    "no address to connect to".to_owned(),
+                ))
+            }
+        };
         let call_timeout = config.call_timeout;
-        let inner = Arc::new(Inner::new(addr, config));
+        let inner = Arc::new(Inner::new(addrs, at, config));
         inner.opened(opened.token, opened.resumed);
         let owner = Arc::new(Owner {
             closed: inner.closed.clone(),

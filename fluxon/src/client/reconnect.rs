@@ -27,6 +27,44 @@ pub(super) async fn supervise(inner: Arc<Inner>, first: link::Started) {
     inner.pending.fail_all();
 }
 
+/// One round: the address the handler was on, then each other one in turn (a cluster's other
+/// nodes), presenting the session's token; the first that takes it. The error of a round is one
+/// that says the server will never take this client only when every address said so.
+async fn open_any(inner: &Inner) -> Result<Opened, ConnectError> {
+    let mut permanent = None;
+    let mut passing = None;
+    for (at, addr) in inner.addrs_from_current() {
+        match link::open(addr, inner.token(), &inner.config).await {
+            Ok(opened) => {
+                inner.moved_to(at);
+                return Ok(opened);
+            }
+            Err(err) => {
+                tracing::debug!(%err, addr, "cannot connect here");
+                if never_accepted(&err) {
+                    permanent = Some(err);
+                } else {
+                    passing = Some(err);
+                }
+            }
+        }
+    }
+    Err(passing
+        .or(permanent)
+        .unwrap_or_else(|| ConnectError::InvalidConfig("no address to connect to".to_owned())))
+}
+
+/// Whether a server that answered this will never accept this client.
+fn never_accepted(err: &ConnectError) -> bool {
+    matches!(
+        err,
+        ConnectError::Refused {
+            reason: RefuseReason::BadMagic | RefuseReason::UnsupportedVersion,
+            ..
+        }
+    )
+}
+
 async fn reconnect(inner: &Inner) -> Option<Opened> {
     let policy = &inner.config.reconnect;
     let mut wait = policy.initial_backoff;
@@ -36,17 +74,14 @@ async fn reconnect(inner: &Inner) -> Option<Opened> {
             () = inner.closed.cancelled() => return None,
             () = tokio::time::sleep(wait) => {}
         }
-        match link::open(inner.addr(), inner.token(), &inner.config).await {
+        match open_any(inner).await {
             Ok(opened) => {
                 inner.opened(opened.token, opened.resumed);
-                tracing::info!(resumed = opened.resumed, "reconnected");
+                tracing::info!(resumed = opened.resumed, addr = inner.addr(), "reconnected");
                 return Some(opened);
             }
-            Err(ConnectError::Refused {
-                reason: reason @ (RefuseReason::BadMagic | RefuseReason::UnsupportedVersion),
-                message,
-            }) => {
-                tracing::error!(%reason, %message, "the server will never accept this client; giving up");
+            Err(err) if never_accepted(&err) => {
+                tracing::error!(%err, "the server will never accept this client; giving up");
                 return None;
             }
             Err(err) => {

@@ -32,7 +32,10 @@ pub(super) enum LinkState {
 
 /// What every clone of a handler shares, and the link tasks too.
 pub(super) struct Inner {
-    addr: String,
+    /// The server's addresses (several: the nodes of a cluster), and which one the handler
+    /// is on (or was last).
+    addrs: Vec<String>,
+    current: std::sync::atomic::AtomicUsize,
     pub(super) config: ClientConfig,
     pub(super) pending: Arc<PendingCalls>,
     pub(super) handlers: Handlers,
@@ -51,11 +54,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Inner {
-    /// The state of a handler for `addr`, not connected yet.
-    pub(super) fn new(addr: String, config: ClientConfig) -> Self {
+    /// The state of a handler for `addrs` (at least one), connected to `addrs[current]`.
+    pub(super) fn new(addrs: Vec<String>, current: usize, config: ClientConfig) -> Self {
         let (link, _) = watch::channel(LinkState::Down);
         Inner {
-            addr,
+            addrs,
+            current: std::sync::atomic::AtomicUsize::new(current),
             config,
             pending: Arc::new(PendingCalls::default()),
             handlers: Handlers::default(),
@@ -85,8 +89,25 @@ impl Inner {
         self.link.send_replace(state);
     }
 
+    /// The address the handler is on (or was last).
     pub(super) fn addr(&self) -> &str {
-        &self.addr
+        let at = self.current.load(Ordering::Acquire);
+        self.addrs.get(at).map_or("", String::as_str)
+    }
+
+    /// Every address, the current one first, then the ones after it in turn.
+    pub(super) fn addrs_from_current(&self) -> impl Iterator<Item = (usize, &str)> {
+        let at = self.current.load(Ordering::Acquire);
+        let n = self.addrs.len();
+        (0..n).map(move |k| {
+            let i = (at + k) % n;
+            (i, self.addrs[i].as_str())
+        })
+    }
+
+    /// The handler is on `addrs[at]` now.
+    pub(super) fn moved_to(&self, at: usize) {
+        self.current.store(at, Ordering::Release);
     }
 
     pub(super) fn token(&self) -> Option<SessionTokenBytes> {

@@ -291,6 +291,7 @@ pub struct AsyncServer {
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
     pub(crate) mailbox_limits: super::MailboxLimits,
     pub(crate) cloud: Option<crate::cloud::CloudStorageServer>,
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 impl AsyncServer {
@@ -309,7 +310,17 @@ impl AsyncServer {
             mailbox: None,
             mailbox_limits: super::MailboxLimits::default(),
             cloud: None,
+            cluster: None,
         }
+    }
+
+    /// Makes this server a node of a cluster (see [`Cluster`](crate::Cluster)): its sessions
+    /// and logins are shared with the other nodes through Redis, so a client's token resumes on
+    /// any of them. [`start`](Self::start) then needs the router's
+    /// [`private_key`](crate::Router::private_key) (the same on every node) and a reachable Redis.
+    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Runs a cloud storage endpoint beside the server, on its own port (see

@@ -207,7 +207,11 @@ async fn handshake(
             "the server is shutting down".to_owned(),
         ),
         Ok(HelloOk { resume, max_frame }) => {
-            let opened = match shared.sessions.open(resume.map(SessionToken::from_wire)) {
+            let resume = resume.map(SessionToken::from_wire);
+            if let (Some(token), Some(node)) = (&resume, &shared.cluster) {
+                adopt(shared, node, token, deadline).await;
+            }
+            let opened = match shared.sessions.open(resume) {
                 Ok(opened) => opened,
                 Err(err) => {
                     tracing::error!(%err, "cannot open a session");
@@ -234,6 +238,29 @@ async fn handshake(
     tracing::info!(%reason, %message, "handshake refused");
     send_refusal(writer, reason, &message).await;
     None
+}
+
+/// Takes in the session `token` names from the cluster when this node does not have it (made
+/// on another node, or forgotten here). The token is checked afterwards, as for any session.
+/// Redis unreachable or slow: the client gets a fresh session (told `resumed = false`).
+async fn adopt(
+    shared: &Shared,
+    node: &crate::cluster::Node,
+    token: &SessionToken,
+    deadline: Instant,
+) {
+    let id = token.id();
+    if shared.sessions.has(&id) {
+        return;
+    }
+    match timeout_at(deadline, node.session(&id)).await {
+        Ok(Ok(Some(record))) => {
+            shared.sessions.adopt(id, &record);
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(err)) => tracing::warn!(%err, "cannot look the session up in the cluster"),
+        Err(_) => tracing::warn!("the cluster did not say within the handshake time"),
+    }
 }
 
 async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) {

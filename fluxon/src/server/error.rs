@@ -36,6 +36,13 @@ pub enum ServerError {
     /// The cloud folder or its metadata could not be opened.
     #[error("cannot open the cloud storage: {0}")]
     Cloud(crate::cloud::CloudError),
+    /// A cluster node was asked for without a private key: each node would make a random one,
+    /// and the tokens and grants one node made would fail on the others.
+    #[error("a cluster node needs the private key every node shares: call Router::private_key (a random key per node would make each node's tokens and grants fail on the others)")]
+    ClusterWithoutKey,
+    /// The cluster could not be joined (Redis unreachable, a bad URL or setting).
+    #[error("cannot join the cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The log directory could not be set up.
     #[error("cannot log to {dir}: {reason}")]
     Logging {

@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub cloud: Option<crate::cloud::Cloud>,
     /// Wraps accepted sockets in TLS, when the server is secure.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// This server as a cluster node, when it is one.
+    pub cluster: Option<Arc<crate::cluster::Node>>,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and

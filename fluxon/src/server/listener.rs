@@ -80,6 +80,9 @@ impl AsyncServer {
         let local_addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
+        if self.cluster.is_some() && router.session_key().is_none() {
+            return Err(ServerError::ClusterWithoutKey);
+        }
         let key = match router.session_key() {
             Some(key) => key.clone(),
             None => SessionKey::random()?,
@@ -116,6 +119,13 @@ impl AsyncServer {
             );
         }
         let limits = self.limits;
+        let (cluster, events) = match &self.cluster {
+            Some(config) => {
+                let (node, events) = crate::cluster::Node::join(config, limits.session_ttl).await?;
+                (Some(node), Some(events))
+            }
+            None => (None, None),
+        };
         if let Some(bytes) = limits.malloc_mmap_threshold {
             if super::malloc::fix_mmap_threshold(bytes) {
                 tracing::debug!(bytes, "malloc's mmap threshold fixed");
@@ -129,12 +139,18 @@ impl AsyncServer {
             ipv6_prefix: limits.ipv6_prefix,
         });
         let shared = Arc::new(Shared {
-            sessions: Sessions::new(
-                key,
-                limits.max_sessions,
-                limits.session_ttl,
-                limits.session_lifetime,
-            ),
+            sessions: {
+                let sessions = Sessions::new(
+                    key,
+                    limits.max_sessions,
+                    limits.session_ttl,
+                    limits.session_lifetime,
+                );
+                match &cluster {
+                    Some(node) => sessions.replicated(node.changes()),
+                    None => sessions,
+                }
+            },
             router,
             shutdown: crate::armed::Stop::default(),
             peers,
@@ -150,6 +166,7 @@ impl AsyncServer {
             grant_key,
             cloud: cloud.as_ref().map(|bound| bound.cloud().clone()),
             tls,
+            cluster,
         });
         let tracker = TaskTracker::new();
         let cloud_addr = cloud.and_then(|bound| {
@@ -172,6 +189,9 @@ impl AsyncServer {
         );
         tokio::spawn(sweep_sessions(Arc::clone(&shared)));
         tokio::spawn(sweep_throttles(Arc::clone(&shared)));
+        if let Some(events) = events {
+            tokio::spawn(super::members::apply(Arc::downgrade(&shared), events));
+        }
         tracing::info!(addr = %local_addr, views = ?shared.router.view_names(), "fluxon server listening");
         Ok(RunningServer {
             handle: ServerHandle { shared },
@@ -215,6 +235,9 @@ impl RunningServer {
             .is_err()
         {
             tracing::warn!("connections still open after the shutdown grace period");
+        }
+        if let Some(node) = &self.handle.shared.cluster {
+            node.leave(self.handle.limits().session_ttl).await;
         }
     }
 }

@@ -33,6 +33,7 @@ mod logging;
 pub(crate) mod logins;
 mod mailbox;
 mod malloc;
+mod members;
 mod reverse;
 mod sessions;
 mod stats;

@@ -18,6 +18,7 @@ use lru::LruCache;
 
 use super::reverse::Link;
 use crate::auth::{AuthError, SessionId, SessionKey, SessionToken};
+use crate::cluster::{Change, Record};
 
 pub use crate::auth::UserId;
 
@@ -36,13 +37,17 @@ pub struct Session {
 
 impl Session {
     fn new(id: SessionId) -> Self {
-        let now = Instant::now();
+        Session::made(id, (None, 0), Instant::now())
+    }
+
+    /// A session with a login state, made at `created` (on another node, for one adopted).
+    fn made(id: SessionId, login: (Option<UserId>, u64), created: Instant) -> Self {
         Session {
             id,
-            user: Mutex::new((None, 0)),
+            user: Mutex::new(login),
             connections: AtomicUsize::new(0),
-            created: now,
-            last_seen: Mutex::new(now),
+            created,
+            last_seen: Mutex::new(Instant::now()),
             links: Mutex::new(Vec::new()),
         }
     }
@@ -189,6 +194,8 @@ pub(crate) struct Sessions {
     max_sessions: usize,
     ttl: Duration,
     lifetime: Duration,
+    /// Where changes go for the cluster's copy, on a cluster node.
+    replica: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 /// What the handshake gets: the session, its token, and whether it was resumed.
@@ -206,7 +213,57 @@ impl Sessions {
             max_sessions,
             ttl,
             lifetime,
+            replica: None,
         }
+    }
+
+    /// The same, on a cluster node: every change a session goes through here is sent to
+    /// `replica` (in the order it happened) for the cluster's copy.
+    pub fn replicated(mut self, replica: tokio::sync::mpsc::UnboundedSender<Change>) -> Self {
+        self.replica = Some(replica);
+        self
+    }
+
+    fn replicate(&self, change: impl FnOnce() -> Change) {
+        if let Some(replica) = &self.replica {
+            // Gone only when the node left the cluster (shutting down): nothing left to record.
+            let _ = replica.send(change());
+        }
+    }
+
+    /// How much of its lifetime `session` has left.
+    fn left(&self, session: &Session) -> Duration {
+        self.lifetime.saturating_sub(session.created.elapsed())
+    }
+
+    /// Takes in a session made on another node (its cluster record), unless this node has it
+    /// already: a token for it then resumes it here ([`open`](Self::open) checks the token as
+    /// for any session). Refused (`false`) past its lifetime.
+    pub fn adopt(&self, id: SessionId, record: &Record) -> bool {
+        let age = record.age();
+        if age >= self.lifetime {
+            return false;
+        }
+        let mut tables = lock(&self.tables);
+        if tables.sessions.contains_key(&id) {
+            return true;
+        }
+        // `created` as this process's clock has it (now, if the other clock is ahead).
+        let now = Instant::now();
+        let created = now.checked_sub(age).unwrap_or(now);
+        let session = Arc::new(Session::made(id, (record.user, record.generation), created));
+        if let Some(user) = record.user {
+            tables.by_user.entry(user).or_default().insert(id);
+        }
+        tables.sessions.insert(id, Arc::clone(&session));
+        tables.by_age.push(id, ());
+        tables.push_idle(&session);
+        true
+    }
+
+    /// Whether this node has the session `id` now.
+    pub fn has(&self, id: &SessionId) -> bool {
+        lock(&self.tables).sessions.contains_key(id)
     }
 
     /// The token a session's client presents now.
@@ -228,6 +285,10 @@ impl Sessions {
                     if session.connections.fetch_add(1, Ordering::AcqRel) == 0 {
                         tables.idle_anonymous.pop(&session.id);
                         tables.idle_users.pop(&session.id);
+                        self.replicate(|| Change::Connected {
+                            session: session.id,
+                            left: self.left(&session),
+                        });
                     }
                     let token = self.token_of(&session);
                     return Ok(Opened {
@@ -261,6 +322,10 @@ impl Sessions {
         session.connections.fetch_add(1, Ordering::AcqRel);
         tables.sessions.insert(session.id, Arc::clone(&session));
         tables.by_age.push(session.id, ());
+        self.replicate(|| Change::Opened {
+            session: session.id,
+            lifetime: self.lifetime,
+        });
         Ok(Opened {
             token: self.token_of(&session),
             session,
@@ -279,6 +344,10 @@ impl Sessions {
         // A session forgotten meanwhile (ended, evicted) stays forgotten.
         if left == 0 && tables.sessions.contains_key(&session.id) {
             tables.push_idle(session);
+            self.replicate(|| Change::Idle {
+                session: session.id,
+                idle: self.ttl.min(self.left(session)),
+            });
         }
     }
 
@@ -346,6 +415,13 @@ impl Sessions {
             tables.by_user.entry(user).or_default().insert(session.id);
             tables.relist(session);
         }
+        self.replicate(|| Change::Login {
+            session: session.id,
+            previous,
+            user: Some(user),
+            generation: session.login_state().1,
+            left: self.left(session),
+        });
         self.token_of(session)
     }
 
@@ -362,7 +438,47 @@ impl Sessions {
         }
         tables.leave_all(&session.id);
         tables.relist(session);
+        self.replicate(|| Change::Login {
+            session: session.id,
+            previous,
+            user: None,
+            generation: session.login_state().1,
+            left: self.left(session),
+        });
         self.token_of(session)
+    }
+
+    /// Another node logged a session in or out: if this node has it, it takes the new login
+    /// (unless it has a newer one) and returns it, with the token it now has.
+    pub fn apply_login(
+        &self,
+        id: &SessionId,
+        user: Option<UserId>,
+        generation: u64,
+    ) -> Option<(Arc<Session>, SessionToken)> {
+        let mut tables = lock(&self.tables);
+        let session = tables.sessions.get(id).cloned()?;
+        let previous = {
+            let mut login = lock(&session.user);
+            if login.1 >= generation {
+                return None;
+            }
+            login.1 = generation;
+            std::mem::replace(&mut login.0, user)
+        };
+        if let Some(previous) = previous {
+            tables.unbind(id, previous);
+        }
+        match user {
+            Some(user) => {
+                tables.by_user.entry(user).or_default().insert(*id);
+            }
+            None => tables.leave_all(id),
+        }
+        tables.relist(&session);
+        drop(tables);
+        let token = self.token_of(&session);
+        Some((session, token))
     }
 
     /// Closes every connection of a session (its client may reconnect and resume it).
@@ -377,9 +493,24 @@ impl Sessions {
         }
     }
 
-    /// Ends a session: forgotten (its token resumes nothing) and its connections closed.
+    /// Ends a session: forgotten (its token resumes nothing) and its connections closed. On a
+    /// cluster node, the others are told (whether or not this node had it).
     pub fn end(&self, id: &SessionId) -> bool {
         let session = lock(&self.tables).forget(id);
+        self.replicate(|| Change::Ended {
+            session: *id,
+            user: session.as_ref().and_then(|s| s.user_id()),
+        });
+        Self::close(session)
+    }
+
+    /// Another node ended a session: this node forgets it too.
+    pub fn apply_end(&self, id: &SessionId) -> bool {
+        let session = lock(&self.tables).forget(id);
+        Self::close(session)
+    }
+
+    fn close(session: Option<Arc<Session>>) -> bool {
         match session {
             Some(session) => {
                 session.kick(None);
@@ -389,8 +520,15 @@ impl Sessions {
         }
     }
 
-    /// Ends every session `user` is logged in on; how many.
+    /// Ends every session `user` is logged in on; how many this node had. On a cluster node,
+    /// the others are told.
     pub fn end_user(&self, user: UserId) -> usize {
+        self.replicate(|| Change::EndedUser { user });
+        self.apply_end_user(user)
+    }
+
+    /// Ends every session `user` is logged in on, here only; how many.
+    pub fn apply_end_user(&self, user: UserId) -> usize {
         let ended: Vec<Arc<Session>> = {
             let mut tables = lock(&self.tables);
             let ids: Vec<SessionId> = tables

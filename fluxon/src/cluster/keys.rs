@@ -1,0 +1,55 @@
+//! The names of the cluster's keys and channels, all under one prefix (the table in the
+//! module doc).
+
+use crate::auth::{SessionId, UserId};
+
+use super::NodeId;
+
+/// Key and channel names under a prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Sorted set: node id -> last heartbeat (unix ms).
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+
+    /// The channel every node listens on.
+    pub fn bus(&self) -> String {
+        format!("{}:bus", self.prefix)
+    }
+
+    /// Hash: one session's record.
+    pub fn session(&self, id: &SessionId) -> String {
+        self.session_hex(&hex(id))
+    }
+
+    /// The record of the session whose id is `hex` (as sets hold it).
+    pub fn session_hex(&self, hex: &str) -> String {
+        format!("{}:s:{hex}", self.prefix)
+    }
+
+    /// Set: the sessions a user is logged in on (their ids' 16 bytes).
+    pub fn user_sessions(&self, user: UserId) -> String {
+        format!("{}:u:{user}", self.prefix)
+    }
+
+    /// Set: the sessions connected on a node (their ids' 16 bytes).
+    pub fn node_sessions(&self, node: &NodeId) -> String {
+        format!("{}:n:{node}:s", self.prefix)
+    }
+}
+
+/// A session id in hex: how keys name it and sets hold it.
+pub(crate) fn hex(id: &SessionId) -> String {
+    id.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,45 @@
+//! Membership of a node in a cluster through Redis: many Fluxon nodes behind one address share
+//! their sessions and logins (a token made on one node resumes on any other), learn of each
+//! other's logins, logouts and ended sessions, and see which nodes are alive.
+//!
+//! ```no_run
+//! use fluxon::{AsyncServer, Cluster, Router};
+//!
+//! # async fn main_(router: Router) -> Result<(), Box<dyn std::error::Error>> {
+//! // Every node: the same private key (tokens and grants made on one hold on the others).
+//! let router = router.private_key(std::env::var("FLUXON_KEY")?)?;
+//! let server = AsyncServer::new(8080)
+//!     .router(router)
+//!     .cluster(Cluster::redis("redis://10.0.0.5:6379/").prefix("chat"));
+//! let running = server.start().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What lives where (every key under the cluster's prefix, so apps can share one Redis):
+//!
+//! | key | what |
+//! |---|---|
+//! | `{p}:nodes` | sorted set: node id -> its last heartbeat (unix ms) |
+//! | `{p}:bus` | pub/sub channel every node listens on ([`Event`]s, postcard) |
+//! | `{p}:s:{session}` | hash: `user`, `gen` (login generation), `created` (unix ms); expires with the session |
+//! | `{p}:u:{user}` | set: the sessions `user` is logged in on |
+//! | `{p}:n:{node}:s` | set: the sessions connected on `node` (their records expire once it dies) |
+//!
+//! A node writes what changes in its session registry through one task, in order, pipelined
+//! ([`Change`]); a plain call never touches Redis. Redis unreachable: local calls go on, what
+//! needs Redis fails with [`ClusterError`], and the connection is made again with backoff.
+//! What this module does not own: the sessions themselves (`server`), token cryptography (`auth`).
+
+mod bus;
+mod config;
+mod error;
+mod keys;
+mod node;
+mod record;
+
+pub use config::Cluster;
+pub use error::ClusterError;
+
+pub(crate) use bus::Event;
+pub(crate) use node::{Change, Node, NodeId};
+pub(crate) use record::Record;

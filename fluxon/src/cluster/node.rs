@@ -1,0 +1,534 @@
+//! [`Node`]: this process as a member of the cluster. One Redis connection (multiplexed, made
+//! again with backoff when it drops, its subscription renewed) carries the node's commands and
+//! the bus; a writer task applies the session registry's [`Change`]s in order, pipelined; a
+//! heartbeat task says the node is alive and lets the sessions of nodes that died expire.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::bus::Event;
+use super::keys::{hex, Keys};
+use super::record::{unix_ms, Record};
+use super::{Cluster, ClusterError};
+use crate::auth::{SessionId, UserId};
+
+/// Changes the writer applies in one pipeline, at most.
+const BATCH: usize = 256;
+
+/// Dead nodes one heartbeat sweeps, at most.
+const SWEEP: isize = 16;
+
+/// A node's id: 8 random bytes, shown in hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct NodeId(pub [u8; 8]);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({self})")
+    }
+}
+
+/// What changed in this node's session registry, for the cluster's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A session was made here; it lives at most `lifetime`.
+    Opened {
+        session: SessionId,
+        lifetime: Duration,
+    },
+    /// A session got its first connection on this node; `left` of its lifetime remains.
+    Connected { session: SessionId, left: Duration },
+    /// A session's last connection on this node closed: its record expires after `idle` unless
+    /// a connection resumes it (anywhere).
+    Idle { session: SessionId, idle: Duration },
+    /// A session logged in (`user: Some`) or out, here.
+    Login {
+        session: SessionId,
+        previous: Option<UserId>,
+        user: Option<UserId>,
+        generation: u64,
+        left: Duration,
+    },
+    /// A session was ended here.
+    Ended {
+        session: SessionId,
+        user: Option<UserId>,
+    },
+    /// Every session of `user` was ended here.
+    EndedUser { user: UserId },
+}
+
+/// This process as a member of the cluster.
+pub(crate) struct Node {
+    id: NodeId,
+    keys: Keys,
+    conn: ConnectionManager,
+    changes: mpsc::UnboundedSender<Change>,
+    timeout: Duration,
+    stop: CancellationToken,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Joins the cluster: connects to Redis (failing at once if it cannot), listens on the bus,
+    /// says it is alive and starts its writer and heartbeat. Returns the node and what the other
+    /// nodes send. `idle` is how long a disconnected session lives (the server's session TTL):
+    /// the sessions of a node found dead get that long.
+    pub async fn join(
+        config: &Cluster,
+        idle: Duration,
+    ) -> Result<(Arc<Node>, mpsc::UnboundedReceiver<Event>), ClusterError> {
+        if let Some(why) = config.invalid() {
+            return Err(ClusterError::Invalid(why.to_owned()));
+        }
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).map_err(|err| ClusterError::Invalid(err.to_string()))?;
+        let id = NodeId(id);
+        let info = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())
+            .map_err(|err| ClusterError::Invalid(format!("{}: {err}", config.url)))?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings))
+            .map_err(|err| ClusterError::Invalid(err.to_string()))?;
+        let (events_in, events) = mpsc::unbounded_channel();
+        let me = id.0;
+        let on_push = move |push: PushInfo| -> Result<(), redis::aio::SendError> {
+            if let Some(event) = event_of(push) {
+                if event.from() != me && events_in.send(event).is_err() {
+                    return Err(redis::aio::SendError);
+                }
+            }
+            Ok(())
+        };
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(config.heartbeat)
+            .set_push_sender(on_push)
+            .set_automatic_resubscription();
+        let mut conn = ConnectionManager::new_with_config(client, manager).await?;
+        let keys = Keys::new(&config.prefix);
+        conn.subscribe(keys.bus()).await?;
+        let (changes, queued) = mpsc::unbounded_channel();
+        let node = Arc::new(Node {
+            id,
+            keys,
+            conn,
+            changes,
+            timeout: config.timeout,
+            stop: CancellationToken::new(),
+            writer: std::sync::Mutex::new(None),
+        });
+        node.beat().await?;
+        let writer = tokio::spawn(write(Arc::clone(&node), queued));
+        *node
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(writer);
+        tokio::spawn(heartbeat(Arc::clone(&node), config.heartbeat, idle));
+        tracing::info!(node = %id, prefix = %config.prefix, "joined the cluster");
+        Ok((node, events))
+    }
+
+    /// A sender of changes, for the session registry.
+    pub fn changes(&self) -> mpsc::UnboundedSender<Change> {
+        self.changes.clone()
+    }
+
+    /// The cluster's record of a session, if it has one (none once it ended or expired).
+    pub async fn session(&self, id: &SessionId) -> Result<Option<Record>, ClusterError> {
+        let mut conn = self.conn.clone();
+        let (user, generation, created): (Option<i64>, Option<u64>, Option<u64>) =
+            redis::cmd("HMGET")
+                .arg(self.keys.session(id))
+                .arg("user")
+                .arg("gen")
+                .arg("created")
+                .query_async(&mut conn)
+                .await?;
+        Ok(match (generation, created) {
+            (Some(generation), Some(created)) => Some(Record {
+                user,
+                generation,
+                created,
+            }),
+            _ => None,
+        })
+    }
+
+    /// Leaves the cluster (at shutdown): applies the changes still queued, lets the sessions
+    /// connected here expire as idle ones, tells the others. Bounded by the command timeout.
+    pub async fn leave(&self, idle: Duration) {
+        self.stop.cancel();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(self.timeout * 2, writer).await;
+        }
+        let goodbye = async {
+            let mut conn = self.conn.clone();
+            let ended = self.bury(&mut conn, self.id, idle).await;
+            if let Some(bytes) = (Event::Goodbye { from: self.id.0 }).encode() {
+                let _: Result<(), _> = redis::cmd("PUBLISH")
+                    .arg(self.keys.bus())
+                    .arg(bytes)
+                    .query_async(&mut conn)
+                    .await;
+            }
+            ended
+        };
+        match tokio::time::timeout(self.timeout * 2, goodbye).await {
+            Ok(Ok(())) => tracing::info!(node = %self.id, "left the cluster"),
+            Ok(Err(err)) => {
+                tracing::warn!(node = %self.id, %err, "left the cluster without a goodbye")
+            }
+            Err(_) => {
+                tracing::warn!(node = %self.id, "left the cluster without a goodbye (timed out)")
+            }
+        }
+    }
+
+    /// Says this node is alive.
+    async fn beat(&self) -> Result<(), ClusterError> {
+        let mut conn = self.conn.clone();
+        let () = redis::cmd("ZADD")
+            .arg(self.keys.nodes())
+            .arg(unix_ms())
+            .arg(self.id.to_string())
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The nodes whose last heartbeat is older than `dead_after`.
+    async fn dead(
+        &self,
+        conn: &mut ConnectionManager,
+        dead_after: Duration,
+    ) -> Result<Vec<NodeId>, ClusterError> {
+        let before = unix_ms().saturating_sub(u64::try_from(dead_after.as_millis()).unwrap_or(0));
+        let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.nodes())
+            .arg("-inf")
+            .arg(format!("({before}"))
+            .arg("LIMIT")
+            .arg(0)
+            .arg(SWEEP)
+            .query_async(conn)
+            .await?;
+        Ok(ids.iter().filter_map(|id| parse_node(id)).collect())
+    }
+
+    /// Forgets a node (dead, or this one leaving): the sessions connected there get `idle` to
+    /// live (less if they had less), and it leaves the node list.
+    async fn bury(
+        &self,
+        conn: &mut ConnectionManager,
+        node: NodeId,
+        idle: Duration,
+    ) -> Result<(), ClusterError> {
+        let connected = self.keys.node_sessions(&node);
+        let sessions: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&connected)
+            .query_async(conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        for hex in &sessions {
+            pipe.cmd("PEXPIRE")
+                .arg(self.keys.session_hex(hex))
+                .arg(millis(idle))
+                .arg("LT")
+                .ignore();
+        }
+        pipe.cmd("DEL").arg(&connected).ignore();
+        pipe.cmd("ZREM")
+            .arg(self.keys.nodes())
+            .arg(node.to_string())
+            .ignore();
+        let () = pipe.query_async(conn).await?;
+        Ok(())
+    }
+
+    /// Adds one change's commands to `pipe`; a change that needs an answer first (the sessions
+    /// of a user) asks for it on `conn`.
+    async fn record(
+        &self,
+        conn: &mut ConnectionManager,
+        pipe: &mut redis::Pipeline,
+        change: Change,
+    ) -> Result<(), ClusterError> {
+        let keys = &self.keys;
+        let here = keys.node_sessions(&self.id);
+        match change {
+            Change::Opened { session, lifetime } => {
+                let key = keys.session(&session);
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg("gen")
+                    .arg(0)
+                    .arg("created")
+                    .arg(unix_ms())
+                    .ignore();
+                pipe.cmd("PEXPIRE").arg(&key).arg(millis(lifetime)).ignore();
+                pipe.cmd("SADD").arg(&here).arg(hex(&session)).ignore();
+            }
+            Change::Connected { session, left } => {
+                pipe.cmd("PEXPIRE")
+                    .arg(keys.session(&session))
+                    .arg(millis(left))
+                    .ignore();
+                pipe.cmd("SADD").arg(&here).arg(hex(&session)).ignore();
+            }
+            Change::Idle { session, idle } => {
+                pipe.cmd("PEXPIRE")
+                    .arg(keys.session(&session))
+                    .arg(millis(idle))
+                    .ignore();
+                pipe.cmd("SREM").arg(&here).arg(hex(&session)).ignore();
+            }
+            Change::Login {
+                session,
+                previous,
+                user,
+                generation,
+                left,
+            } => {
+                let key = keys.session(&session);
+                pipe.cmd("HSET")
+                    .arg(&key)
+                    .arg("gen")
+                    .arg(generation)
+                    .ignore();
+                match user {
+                    Some(user) => {
+                        pipe.cmd("HSET").arg(&key).arg("user").arg(user).ignore();
+                        let theirs = keys.user_sessions(user);
+                        pipe.cmd("SADD").arg(&theirs).arg(hex(&session)).ignore();
+                        // The set lives as long as the longest-lived of its sessions.
+                        pipe.cmd("PEXPIRE")
+                            .arg(&theirs)
+                            .arg(millis(left))
+                            .arg("GT")
+                            .ignore();
+                        pipe.cmd("PEXPIRE")
+                            .arg(&theirs)
+                            .arg(millis(left))
+                            .arg("NX")
+                            .ignore();
+                    }
+                    None => {
+                        pipe.cmd("HDEL").arg(&key).arg("user").ignore();
+                    }
+                }
+                if let Some(previous) = previous.filter(|p| Some(*p) != user) {
+                    pipe.cmd("SREM")
+                        .arg(keys.user_sessions(previous))
+                        .arg(hex(&session))
+                        .ignore();
+                }
+                self.publish(
+                    pipe,
+                    &Event::Login {
+                        from: self.id.0,
+                        session: *session.as_bytes(),
+                        user,
+                        generation,
+                    },
+                );
+            }
+            Change::Ended { session, user } => {
+                pipe.cmd("DEL").arg(keys.session(&session)).ignore();
+                pipe.cmd("SREM").arg(&here).arg(hex(&session)).ignore();
+                if let Some(user) = user {
+                    pipe.cmd("SREM")
+                        .arg(keys.user_sessions(user))
+                        .arg(hex(&session))
+                        .ignore();
+                }
+                self.publish(
+                    pipe,
+                    &Event::End {
+                        from: self.id.0,
+                        session: *session.as_bytes(),
+                    },
+                );
+            }
+            Change::EndedUser { user } => {
+                let theirs = keys.user_sessions(user);
+                let sessions: Vec<String> = redis::cmd("SMEMBERS")
+                    .arg(&theirs)
+                    .query_async(conn)
+                    .await?;
+                for session in &sessions {
+                    pipe.cmd("DEL").arg(keys.session_hex(session)).ignore();
+                }
+                pipe.cmd("DEL").arg(&theirs).ignore();
+                self.publish(
+                    pipe,
+                    &Event::EndUser {
+                        from: self.id.0,
+                        user,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&self, pipe: &mut redis::Pipeline, event: &Event) {
+        if let Some(bytes) = event.encode() {
+            pipe.cmd("PUBLISH").arg(self.keys.bus()).arg(bytes).ignore();
+        }
+    }
+}
+
+/// The writer: applies queued changes in order, as many as are queued in one pipeline. A batch
+/// Redis refused or never saw is logged and dropped (the records it would have written expire
+/// or are written again by the next change of the same session).
+async fn write(node: Arc<Node>, mut queued: mpsc::UnboundedReceiver<Change>) {
+    let mut conn = node.conn.clone();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let got = tokio::select! {
+            biased;
+            got = queued.recv_many(&mut batch, BATCH) => got,
+            () = node.stop.cancelled() => {
+                // Leaving: what is queued still goes.
+                while batch.len() < BATCH {
+                    match queued.try_recv() {
+                        Ok(change) => batch.push(change),
+                        Err(_) => break,
+                    }
+                }
+                batch.len()
+            }
+        };
+        if got == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        let mut failed = None;
+        for change in batch.drain(..) {
+            if let Err(err) = node.record(&mut conn, &mut pipe, change).await {
+                failed = Some(err);
+            }
+        }
+        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+            failed = Some(err.into());
+        }
+        if let Some(err) = failed {
+            tracing::warn!(node = %node.id, %err, "session changes not recorded in the cluster");
+        }
+        if node.stop.is_cancelled() && queued.is_empty() {
+            return;
+        }
+    }
+}
+
+/// The heartbeat: every `every`, says this node is alive and buries nodes silent for two
+/// heartbeats. Ends when the node leaves.
+async fn heartbeat(node: Arc<Node>, every: Duration, idle: Duration) {
+    let mut conn = node.conn.clone();
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut down = false;
+    loop {
+        tokio::select! {
+            () = node.stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let beat = async {
+            node.beat().await?;
+            for dead in node.dead(&mut conn, every * 2).await? {
+                if dead != node.id {
+                    tracing::info!(node = %node.id, dead = %dead, "a node stopped beating; its sessions expire as idle ones");
+                    node.bury(&mut conn, dead, idle).await?;
+                }
+            }
+            Ok::<_, ClusterError>(())
+        };
+        match beat.await {
+            Ok(()) if down => {
+                down = false;
+                tracing::info!(node = %node.id, "the cluster's Redis is reachable again");
+            }
+            Ok(()) => {}
+            Err(err) if !down => {
+                down = true;
+                tracing::warn!(node = %node.id, %err, "the cluster's Redis is unreachable; retrying every heartbeat");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The event a bus message carries; `None` for anything else (subscription notices, a
+/// message this node cannot read).
+fn event_of(push: PushInfo) -> Option<Event> {
+    if push.kind != PushKind::Message {
+        return None;
+    }
+    match push.data.get(1)? {
+        Value::BulkString(bytes) => Event::decode(bytes),
+        _ => None,
+    }
+}
+
+fn parse_node(hex: &str) -> Option<NodeId> {
+    let mut id = [0u8; 8];
+    if hex.len() != 16 {
+        return None;
+    }
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(NodeId(id))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_read_back_from_hex_and_nothing_else_does() {
+        let id = NodeId([0, 1, 2, 0xab, 0xcd, 0xef, 0x10, 0xff]);
+        assert_eq!(parse_node(&id.to_string()), Some(id));
+        assert_eq!(parse_node("0001"), None);
+        assert_eq!(parse_node("zz0102abcdef10ff"), None);
+        assert_eq!(parse_node("é01020304050607"), None);
+    }
+}
