@@ -37,12 +37,35 @@ pub async fn session(req: Request) -> [u8; 16] {
     *req.session_id().as_bytes()
 }
 
+/// The original README's chat: the sender's message to user `to`, wherever they are
+/// connected; whether anyone took it.
+#[view]
+pub async fn send_message(req: Request, (to, text): (i64, String)) -> bool {
+    let from = req.user_id().unwrap_or(0);
+    req.server()
+        .reverse_request(to, "receive_message", &(from, text))
+        .await
+}
+
+#[view]
+pub async fn join(req: Request, group: String) {
+    req.join_group(&group);
+}
+
 /// The views every node serves, signed with [`KEY`].
 pub fn router() -> Router {
     Router::new()
         .private_key(KEY)
         .expect("a key")
-        .mapping(views![add, whoami, login_as, logout, session])
+        .mapping(views![
+            add,
+            whoami,
+            login_as,
+            logout,
+            session,
+            send_message,
+            join
+        ])
         .expect("views")
 }
 
@@ -54,10 +77,12 @@ pub fn cluster(redis: &Redis) -> Cluster {
         .timeout(Duration::from_millis(500))
 }
 
-/// A node of the cluster in `redis`.
+/// A node of the cluster in `redis`. Every client of the tests comes from 127.0.0.1: no
+/// per-address connection limit.
 pub async fn node(redis: &Redis) -> RunningServer {
     AsyncServer::new(0)
         .router(router())
+        .max_connections_per_peer(None)
         .cluster(cluster(redis))
         .start()
         .await

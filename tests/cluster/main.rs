@@ -8,4 +8,5 @@ mod support;
 
 mod common;
 mod nodes;
+mod reverse;
 mod sessions;

@@ -4,6 +4,20 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::UserId;
+use crate::wire::ErrorCode;
+
+/// Whom a reverse request is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Target {
+    /// Every connection of a user.
+    User(UserId),
+    /// Every connection of a session.
+    Session([u8; 16]),
+    /// Every connection of every session in a group.
+    Group(String),
+    /// Every connection.
+    All,
+}
 
 /// One message on the bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +38,69 @@ pub(crate) enum Event {
     EndUser { from: [u8; 8], user: UserId },
     /// A node is leaving (shutting down).
     Goodbye { from: [u8; 8] },
+    /// A reverse request for `target`: each node sends it to its own connections of `target`
+    /// and, unless `id` is 0, answers [`Reply::Delivered`] with how many took it.
+    Send {
+        from: [u8; 8],
+        id: u64,
+        target: Target,
+        name: String,
+        payload: Vec<u8>,
+    },
+    /// An awaited reverse request for `target`: each node asks one of its connections of
+    /// `target` (if it has one) and answers [`Reply::Answered`], within `wait_ms`.
+    Call {
+        from: [u8; 8],
+        id: u64,
+        target: Target,
+        name: String,
+        payload: Vec<u8>,
+        wait_ms: u64,
+    },
+}
+
+/// What a node answers the node that asked, on that node's own channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// How many connections of this node took a [`Event::Send`].
+    Delivered { id: u64, count: u64 },
+    /// How an [`Event::Call`] went on this node.
+    Answered {
+        id: u64,
+        answer: Result<Vec<u8>, Refusal>,
+    },
+}
+
+impl Reply {
+    /// The request it answers.
+    pub fn id(&self) -> u64 {
+        match self {
+            Reply::Delivered { id, .. } | Reply::Answered { id, .. } => *id,
+        }
+    }
+
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        postcard::to_allocvec(self).ok()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Reply> {
+        postcard::from_bytes(bytes).ok()
+    }
+}
+
+/// Why a node has no reply to an awaited reverse request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Refusal {
+    /// It has no connection of the target.
+    Offline,
+    /// Its client did not answer in time.
+    Timeout,
+    /// Its client answered with an error.
+    Client { code: ErrorCode, message: String },
+    /// Its client disconnected before answering.
+    Disconnected,
+    /// Its client's queue is full.
+    Full,
 }
 
 impl Event {
@@ -33,7 +110,9 @@ impl Event {
             Event::Login { from, .. }
             | Event::End { from, .. }
             | Event::EndUser { from, .. }
-            | Event::Goodbye { from } => *from,
+            | Event::Goodbye { from }
+            | Event::Send { from, .. }
+            | Event::Call { from, .. } => *from,
         }
     }
 
@@ -62,5 +141,17 @@ mod tests {
         assert_eq!(Event::decode(&bytes), Some(event));
         assert_eq!(Event::decode(&[0xff, 0xff, 0xff]), None);
         assert_eq!(Event::decode(&[]), None);
+        let reply = Reply::Answered {
+            id: 9,
+            answer: Err(Refusal::Client {
+                code: ErrorCode::UnknownView,
+                message: "no".to_owned(),
+            }),
+        };
+        assert_eq!(
+            Reply::decode(&reply.encode().expect("encodes")),
+            Some(reply)
+        );
+        assert_eq!(Reply::decode(&[0xff]), None);
     }
 }

@@ -28,6 +28,11 @@ impl Keys {
         format!("{}:bus", self.prefix)
     }
 
+    /// The channel a node hears its replies on.
+    pub fn node_channel(&self, node: &NodeId) -> String {
+        format!("{}:to:{node}", self.prefix)
+    }
+
     /// Hash: one session's record.
     pub fn session(&self, id: &SessionId) -> String {
         self.session_hex(&hex(id))

@@ -21,6 +21,7 @@
 //! |---|---|
 //! | `{p}:nodes` | sorted set: node id -> its last heartbeat (unix ms) |
 //! | `{p}:bus` | pub/sub channel every node listens on ([`Event`]s, postcard) |
+//! | `{p}:to:{node}` | pub/sub channel of one node: the replies to what it asked the others |
 //! | `{p}:s:{session}` | hash: `user`, `gen` (login generation), `created` (unix ms); expires with the session |
 //! | `{p}:u:{user}` | set: the sessions `user` is logged in on |
 //! | `{p}:n:{node}:s` | set: the sessions connected on `node` (their records expire once it dies) |
@@ -40,6 +41,6 @@ mod record;
 pub use config::Cluster;
 pub use error::ClusterError;
 
-pub(crate) use bus::Event;
-pub(crate) use node::{Change, Node, NodeId};
+pub(crate) use bus::{Event, Refusal, Reply, Target};
+pub(crate) use node::{millis, Asked, Change, Node, NodeId};
 pub(crate) use record::Record;

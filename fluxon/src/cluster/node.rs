@@ -3,16 +3,18 @@
 //! the bus; a writer task applies the session registry's [`Change`]s in order, pipelined; a
 //! heartbeat task says the node is alive and lets the sessions of nodes that died expire.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::bus::Event;
+use super::bus::{Event, Reply};
 use super::keys::{hex, Keys};
 use super::record::{unix_ms, Record};
 use super::{Cluster, ClusterError};
@@ -43,8 +45,9 @@ impl fmt::Debug for NodeId {
     }
 }
 
-/// What changed in this node's session registry, for the cluster's copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the writer sends, in order: what changed in this node's session registry (for the
+/// cluster's copy), and messages for the other nodes.
+#[derive(Debug)]
 pub(crate) enum Change {
     /// A session was made here; it lives at most `lifetime`.
     Opened {
@@ -71,6 +74,52 @@ pub(crate) enum Change {
     },
     /// Every session of `user` was ended here.
     EndedUser { user: UserId },
+    /// A message on the bus (`to: None`) or to one node; `sent` learns how many nodes heard
+    /// it (this one among them, for the bus), `None` if Redis did not take it.
+    Publish {
+        to: Option<NodeId>,
+        bytes: Vec<u8>,
+        sent: Option<oneshot::Sender<Option<usize>>>,
+    },
+}
+
+/// The requests this node awaits replies to: id -> where its replies go.
+type Pending = Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each critical section is one map operation: a poisoned lock holds consistent data.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A request sent to the other nodes: their replies, as they come. Forgotten when dropped.
+pub(crate) struct Asked {
+    id: u64,
+    replies: mpsc::UnboundedReceiver<Reply>,
+    heard: usize,
+    pending: Arc<Pending>,
+}
+
+impl Asked {
+    /// How many other nodes heard it (Redis says, as it publishes): the replies to wait for.
+    pub fn heard(&self) -> usize {
+        self.heard
+    }
+
+    /// The next reply, or `None` once `deadline` passed.
+    pub async fn next(&mut self, deadline: tokio::time::Instant) -> Option<Reply> {
+        tokio::time::timeout_at(deadline, self.replies.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for Asked {
+    fn drop(&mut self) {
+        lock(&self.pending).remove(&self.id);
+    }
 }
 
 /// This process as a member of the cluster.
@@ -81,6 +130,8 @@ pub(crate) struct Node {
     changes: mpsc::UnboundedSender<Change>,
     timeout: Duration,
     stop: CancellationToken,
+    pending: Arc<Pending>,
+    next_request: AtomicU64,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -115,15 +166,27 @@ impl Node {
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))
             .map_err(|err| ClusterError::Invalid(err.to_string()))?;
+        let keys = Keys::new(&config.prefix);
         let (events_in, events) = mpsc::unbounded_channel();
-        let me = id.0;
-        let on_push = move |push: PushInfo| -> Result<(), redis::aio::SendError> {
-            if let Some(event) = event_of(push) {
-                if event.from() != me && events_in.send(event).is_err() {
-                    return Err(redis::aio::SendError);
+        let pending: Arc<Pending> = Arc::default();
+        let mine = keys.node_channel(&id);
+        let on_push = {
+            let pending = Arc::clone(&pending);
+            move |push: PushInfo| -> Result<(), redis::aio::SendError> {
+                match heard(push, &mine) {
+                    // The server is gone when nobody takes its events.
+                    Some(Heard::Event(event)) if event.from() != id.0 => {
+                        events_in.send(event).map_err(|_| redis::aio::SendError)
+                    }
+                    Some(Heard::Reply(reply)) => {
+                        if let Some(waiting) = lock(&pending).get(&reply.id()) {
+                            let _ = waiting.send(reply);
+                        }
+                        Ok(())
+                    }
+                    _ => Ok(()),
                 }
             }
-            Ok(())
         };
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
@@ -134,8 +197,8 @@ impl Node {
             .set_push_sender(on_push)
             .set_automatic_resubscription();
         let mut conn = ConnectionManager::new_with_config(client, manager).await?;
-        let keys = Keys::new(&config.prefix);
         conn.subscribe(keys.bus()).await?;
+        conn.subscribe(keys.node_channel(&id)).await?;
         let (changes, queued) = mpsc::unbounded_channel();
         let node = Arc::new(Node {
             id,
@@ -145,6 +208,8 @@ impl Node {
             timeout: config.timeout,
             stop: CancellationToken::new(),
             writer: std::sync::Mutex::new(None),
+            pending,
+            next_request: AtomicU64::new(1),
         });
         node.beat().await?;
         let writer = tokio::spawn(write(Arc::clone(&node), queued));
@@ -155,6 +220,82 @@ impl Node {
         tokio::spawn(heartbeat(Arc::clone(&node), config.heartbeat, idle));
         tracing::info!(node = %id, prefix = %config.prefix, "joined the cluster");
         Ok((node, events))
+    }
+
+    /// Queues a change for the writer (applied in order, soon).
+    fn change(&self, change: Change) {
+        // The writer outlives every sender but at shutdown, when nothing is left to send.
+        let _ = self.changes.send(change);
+    }
+
+    /// Sends `event` to the other nodes, after what this node sent before (no reply).
+    pub fn tell(&self, make: impl FnOnce([u8; 8]) -> Event) {
+        if let Some(bytes) = make(self.id.0).encode() {
+            self.change(Change::Publish {
+                to: None,
+                bytes,
+                sent: None,
+            });
+        }
+    }
+
+    /// Sends `reply` to the node `to`.
+    pub fn reply(&self, to: [u8; 8], reply: &Reply) {
+        if let Some(bytes) = reply.encode() {
+            self.change(Change::Publish {
+                to: Some(NodeId(to)),
+                bytes,
+                sent: None,
+            });
+        }
+    }
+
+    /// Sends the event `make(this node, request id)` to the other nodes, after what this node
+    /// sent before, and returns their replies as they come.
+    ///
+    /// # Errors
+    /// [`ClusterError::Unreachable`] when Redis did not take it.
+    pub async fn ask(
+        &self,
+        make: impl FnOnce([u8; 8], u64) -> Event,
+    ) -> Result<Asked, ClusterError> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let bytes = make(self.id.0, id)
+            .encode()
+            .ok_or_else(|| ClusterError::Redis("a request that does not encode".to_owned()))?;
+        let (replies_in, replies) = mpsc::unbounded_channel();
+        lock(&self.pending).insert(id, replies_in);
+        let mut asked = Asked {
+            id,
+            replies,
+            heard: 0,
+            pending: Arc::clone(&self.pending),
+        };
+        let (sent_in, sent) = oneshot::channel();
+        self.change(Change::Publish {
+            to: None,
+            bytes,
+            sent: Some(sent_in),
+        });
+        match tokio::time::timeout(self.timeout * 2, sent).await {
+            Ok(Ok(Some(heard))) => {
+                // This node hears its own bus too.
+                asked.heard = heard.saturating_sub(1);
+                Ok(asked)
+            }
+            Ok(_) => Err(ClusterError::Unreachable(
+                "the request was not published".to_owned(),
+            )),
+            Err(_) => Err(ClusterError::Unreachable(format!(
+                "the request was not published within {:?}",
+                self.timeout * 2
+            ))),
+        }
+    }
+
+    /// How long one Redis command may take (the cluster's timeout).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// A sender of changes, for the session registry.
@@ -285,6 +426,7 @@ impl Node {
         &self,
         conn: &mut ConnectionManager,
         pipe: &mut redis::Pipeline,
+        told: &mut Vec<oneshot::Sender<Option<usize>>>,
         change: Change,
     ) -> Result<(), ClusterError> {
         let keys = &self.keys;
@@ -383,6 +525,19 @@ impl Node {
                     },
                 );
             }
+            Change::Publish { to, bytes, sent } => {
+                let channel = match to {
+                    Some(node) => keys.node_channel(&node),
+                    None => keys.bus(),
+                };
+                pipe.cmd("PUBLISH").arg(channel).arg(bytes);
+                match sent {
+                    Some(sent) => told.push(sent),
+                    None => {
+                        pipe.ignore();
+                    }
+                }
+            }
             Change::EndedUser { user } => {
                 let theirs = keys.user_sessions(user);
                 let sessions: Vec<String> = redis::cmd("SMEMBERS")
@@ -438,12 +593,19 @@ async fn write(node: Arc<Node>, mut queued: mpsc::UnboundedReceiver<Change>) {
         }
         let mut pipe = redis::pipe();
         let mut failed = None;
+        let mut told = Vec::new();
         for change in batch.drain(..) {
-            if let Err(err) = node.record(&mut conn, &mut pipe, change).await {
+            if let Err(err) = node.record(&mut conn, &mut pipe, &mut told, change).await {
                 failed = Some(err);
             }
         }
-        if let Err(err) = pipe.query_async::<()>(&mut conn).await {
+        // The pipeline answers the publishes someone waits on, in order, and nothing else.
+        let sent = pipe.query_async::<Vec<usize>>(&mut conn).await;
+        let mut heard = sent.as_ref().ok().into_iter().flatten();
+        for waiting in told {
+            let _ = waiting.send(heard.next().copied());
+        }
+        if let Err(err) = sent {
             failed = Some(err.into());
         }
         if let Some(err) = failed {
@@ -492,15 +654,29 @@ async fn heartbeat(node: Arc<Node>, every: Duration, idle: Duration) {
     }
 }
 
-/// The event a bus message carries; `None` for anything else (subscription notices, a
-/// message this node cannot read).
-fn event_of(push: PushInfo) -> Option<Event> {
+/// A message this node heard.
+enum Heard {
+    /// On the bus.
+    Event(Event),
+    /// On its own channel (`mine`).
+    Reply(Reply),
+}
+
+/// What a pushed message carries; `None` for anything else (subscription notices, a message
+/// this node cannot read).
+fn heard(push: PushInfo, mine: &str) -> Option<Heard> {
     if push.kind != PushKind::Message {
         return None;
     }
-    match push.data.get(1)? {
-        Value::BulkString(bytes) => Event::decode(bytes),
-        _ => None,
+    let (Value::BulkString(channel), Value::BulkString(bytes)) =
+        (push.data.first()?, push.data.get(1)?)
+    else {
+        return None;
+    };
+    if channel.as_slice() == mine.as_bytes() {
+        Reply::decode(bytes).map(Heard::Reply)
+    } else {
+        Event::decode(bytes).map(Heard::Event)
     }
 }
 
@@ -515,7 +691,7 @@ fn parse_node(hex: &str) -> Option<NodeId> {
     Some(NodeId(id))
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

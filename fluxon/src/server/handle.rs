@@ -1,7 +1,7 @@
 //! `ServerHandle`: the running server as views and background tasks see it.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -12,12 +12,13 @@ use std::time::Duration;
 use super::config::Limits;
 use super::logins::Logins;
 use super::mailbox::Mailbox;
-use super::reverse::{self, Link, ReverseError};
+use super::reverse::{self, ReverseError};
 use super::sessions::Sessions;
 use super::stats::ServerStats;
 use super::UserId;
 use crate::admission::{Bucket, Counters, Peers};
 use crate::auth::SessionId;
+use crate::cluster::Target;
 use crate::routing::Router;
 use crate::wire::Budget;
 
@@ -160,12 +161,8 @@ impl ServerHandle {
         name: impl ToReverse<P>,
         payload: &P,
     ) -> bool {
-        self.send_to(
-            weak(self.shared.sessions.links_of_user(user)),
-            name.reverse_name(),
-            payload,
-        )
-        .await
+        self.send_to(Target::User(user), name.reverse_name(), payload, true)
+            .await
             > 0
     }
 
@@ -181,9 +178,10 @@ impl ServerHandle {
         payload: &P,
     ) -> bool {
         self.send_to(
-            weak(self.shared.sessions.links_of_session(&session)),
+            Target::Session(*session.as_bytes()),
             name.reverse_name(),
             payload,
+            true,
         )
         .await
             > 0
@@ -201,9 +199,10 @@ impl ServerHandle {
         payload: &P,
     ) -> usize {
         self.send_to(
-            weak(self.shared.sessions.links_of_group(group)),
+            Target::Group(group.to_owned()),
             name.reverse_name(),
             payload,
+            false,
         )
         .await
     }
@@ -218,22 +217,21 @@ impl ServerHandle {
         name: impl ToReverse<P>,
         payload: &P,
     ) -> usize {
-        self.send_to(
-            self.shared.sessions.all_links(),
-            name.reverse_name(),
-            payload,
-        )
-        .await
+        self.send_to(Target::All, name.reverse_name(), payload, false)
+            .await
     }
 
+    /// Sends to `target`'s connections (on every node of a cluster); how many took it. With
+    /// `any`, it may stop counting at the first.
     async fn send_to<P: Serialize + ?Sized>(
         &self,
-        links: Vec<Weak<Link>>,
+        target: Target,
         name: &str,
         payload: &P,
+        any: bool,
     ) -> usize {
         match reverse::encode(payload) {
-            Ok(bytes) => reverse::send_many(links, name, bytes).await,
+            Ok(bytes) => super::members::send(&self.shared, target, name, bytes, any).await,
             Err(err) => {
                 tracing::warn!(%err, name, "reverse request not sent");
                 0
@@ -334,9 +332,11 @@ impl ServerHandle {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let links = self.shared.sessions.links_of_user(user);
         let bytes = reverse::encode(payload)?;
-        reverse::call_first(&links, name.reverse_name(), &bytes, timeout).await
+        let target = Target::User(user);
+        let reply =
+            super::members::call(&self.shared, target, name.reverse_name(), &bytes, timeout).await;
+        reverse::decode_reply(&reply?)
     }
 
     /// Asks a connection of `session` and awaits its typed reply, at most `timeout`.
@@ -359,9 +359,11 @@ impl ServerHandle {
         P: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let links = self.shared.sessions.links_of_session(&session);
         let bytes = reverse::encode(payload)?;
-        reverse::call_first(&links, name.reverse_name(), &bytes, timeout).await
+        let target = Target::Session(*session.as_bytes());
+        let reply =
+            super::members::call(&self.shared, target, name.reverse_name(), &bytes, timeout).await;
+        reverse::decode_reply(&reply?)
     }
 
     /// Adds a session to a named group (it leaves when it ends); `false` if no such session.
@@ -414,11 +416,6 @@ impl ServerHandle {
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.shared.sessions
     }
-}
-
-/// The links held weakly, for [`reverse::send_many`].
-fn weak(links: Vec<Arc<Link>>) -> Vec<Weak<Link>> {
-    links.iter().map(Arc::downgrade).collect()
 }
 
 /// What the cloud endpoint may ask of the server about sessions: nothing else.

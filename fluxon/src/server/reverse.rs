@@ -46,6 +46,9 @@ pub enum ReverseError {
     /// The client disconnected before answering.
     #[error("the client disconnected before answering")]
     Disconnected,
+    /// On a cluster node: the other nodes could not be asked (their Redis is unreachable).
+    #[error("the cluster is unreachable: {0}")]
+    ClusterUnreachable(String),
     /// The payload would not encode.
     #[error("cannot encode the payload: {0}")]
     Encode(String),
@@ -279,15 +282,9 @@ pub(crate) async fn send_many(links: Vec<Weak<Link>>, name: &str, payload: Vec<u
     sent
 }
 
-/// Asks the first link that takes the request and awaits its typed reply.
-pub(crate) async fn call_first<R: DeserializeOwned>(
-    links: &[Arc<Link>],
-    name: &str,
-    payload: &[u8],
-    timeout: Duration,
-) -> Result<R, ReverseError> {
-    let bytes = call_first_raw(links, name, payload, timeout).await?;
-    crate::wire::from_bytes_exact(&bytes).map_err(|e| ReverseError::BadReply {
+/// A reply's bytes as `R`.
+pub(crate) fn decode_reply<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, ReverseError> {
+    crate::wire::from_bytes_exact(bytes).map_err(|e| ReverseError::BadReply {
         expected: std::any::type_name::<R>(),
         reason: e.to_string(),
     })
