@@ -74,6 +74,12 @@ pub(crate) enum Change {
     },
     /// Every session of `user` was ended here.
     EndedUser { user: UserId },
+    /// A session this node ended because another node said so: its record goes (the others
+    /// know).
+    Forgotten {
+        session: SessionId,
+        user: Option<UserId>,
+    },
     /// A message on the bus (`to: None`) or to one node; `sent` learns how many nodes heard
     /// it (this one among them, for the bus), `None` if Redis did not take it.
     Publish {
@@ -509,14 +515,7 @@ impl Node {
                 );
             }
             Change::Ended { session, user } => {
-                pipe.cmd("DEL").arg(keys.session(&session)).ignore();
-                pipe.cmd("SREM").arg(&here).arg(hex(&session)).ignore();
-                if let Some(user) = user {
-                    pipe.cmd("SREM")
-                        .arg(keys.user_sessions(user))
-                        .arg(hex(&session))
-                        .ignore();
-                }
+                forget(keys, pipe, &here, &session, user);
                 self.publish(
                     pipe,
                     &Event::End {
@@ -525,6 +524,7 @@ impl Node {
                     },
                 );
             }
+            Change::Forgotten { session, user } => forget(keys, pipe, &here, &session, user),
             Change::Publish { to, bytes, sent } => {
                 let channel = match to {
                     Some(node) => keys.node_channel(&node),
@@ -564,6 +564,24 @@ impl Node {
         if let Some(bytes) = event.encode() {
             pipe.cmd("PUBLISH").arg(self.keys.bus()).arg(bytes).ignore();
         }
+    }
+}
+
+/// Adds the commands that remove a session's record and its place in the sets to `pipe`.
+fn forget(
+    keys: &Keys,
+    pipe: &mut redis::Pipeline,
+    here: &str,
+    session: &SessionId,
+    user: Option<UserId>,
+) {
+    pipe.cmd("DEL").arg(keys.session(session)).ignore();
+    pipe.cmd("SREM").arg(here).arg(hex(session)).ignore();
+    if let Some(user) = user {
+        pipe.cmd("SREM")
+            .arg(keys.user_sessions(user))
+            .arg(hex(session))
+            .ignore();
     }
 }
 

@@ -261,6 +261,11 @@ impl Sessions {
         true
     }
 
+    /// Whether `token` is genuine for its session at login generation `generation`.
+    pub fn verifies(&self, token: &SessionToken, generation: u64) -> bool {
+        self.key.verify(token, generation)
+    }
+
     /// Whether this node has the session `id` now.
     pub fn has(&self, id: &SessionId) -> bool {
         lock(&self.tables).sessions.contains_key(id)
@@ -539,6 +544,12 @@ impl Sessions {
             ids.iter().filter_map(|id| tables.forget(id)).collect()
         };
         for session in &ended {
+            // Its record goes too: the node that ended them may have looked for the user's
+            // sessions before this node's record of the login reached Redis.
+            self.replicate(|| Change::Forgotten {
+                session: session.id,
+                user: Some(user),
+            });
             session.kick(None);
         }
         ended.len()
