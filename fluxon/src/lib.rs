@@ -103,8 +103,8 @@ pub use routing::{
     ViewError,
 };
 pub use server::{
-    run_server, AsyncServer, Limits, LoginError, LoginLimits, MailboxLimits, Rate, ReverseError,
-    RunningServer, ServerError, ServerHandle, ServerStats, UserId,
+    run_server, AsyncServer, GroupNotice, Limits, LoginError, LoginLimits, MailboxLimits, Rate,
+    ReverseError, RunningServer, ServerError, ServerHandle, ServerStats, UserId,
 };
 pub use wire::ErrorCode;
 

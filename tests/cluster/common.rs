@@ -80,13 +80,23 @@ pub fn cluster(redis: &Redis) -> Cluster {
 /// A node of the cluster in `redis`. Every client of the tests comes from 127.0.0.1: no
 /// per-address connection limit.
 pub async fn node(redis: &Redis) -> RunningServer {
-    AsyncServer::new(0)
-        .router(router())
-        .max_connections_per_peer(None)
-        .cluster(cluster(redis))
-        .start()
-        .await
-        .expect("a node starts")
+    node_with(redis, |server| server).await
+}
+
+/// A node of the cluster in `redis`, configured further by `more`.
+pub async fn node_with(
+    redis: &Redis,
+    more: impl FnOnce(AsyncServer) -> AsyncServer,
+) -> RunningServer {
+    more(
+        AsyncServer::new(0)
+            .router(router())
+            .max_connections_per_peer(None)
+            .cluster(cluster(redis)),
+    )
+    .start()
+    .await
+    .expect("a node starts")
 }
 
 /// The address clients dial for `node`.

@@ -7,6 +7,7 @@ mod redis;
 mod support;
 
 mod common;
+mod groups;
 mod nodes;
 mod reverse;
 mod sessions;

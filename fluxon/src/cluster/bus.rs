@@ -36,6 +36,13 @@ pub(crate) enum Event {
     End { from: [u8; 8], session: [u8; 16] },
     /// Every session of a user was ended.
     EndUser { from: [u8; 8], user: UserId },
+    /// A session joined (`joined`) or left a group: the node serving it does the same.
+    Group {
+        from: [u8; 8],
+        session: [u8; 16],
+        group: String,
+        joined: bool,
+    },
     /// A node is leaving (shutting down).
     Goodbye { from: [u8; 8] },
     /// A reverse request for `target`: each node sends it to its own connections of `target`
@@ -110,6 +117,7 @@ impl Event {
             Event::Login { from, .. }
             | Event::End { from, .. }
             | Event::EndUser { from, .. }
+            | Event::Group { from, .. }
             | Event::Goodbye { from }
             | Event::Send { from, .. }
             | Event::Call { from, .. } => *from,

@@ -16,6 +16,12 @@ pub enum ClusterError {
     Redis(String),
 }
 
+impl From<redis::ParsingError> for ClusterError {
+    fn from(err: redis::ParsingError) -> Self {
+        ClusterError::Redis(err.to_string())
+    }
+}
+
 impl From<redis::RedisError> for ClusterError {
     fn from(err: redis::RedisError) -> Self {
         if err.is_io_error()

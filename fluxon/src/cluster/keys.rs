@@ -43,6 +43,16 @@ impl Keys {
         format!("{}:s:{hex}", self.prefix)
     }
 
+    /// Set: the sessions in a group (their ids in hex).
+    pub fn group(&self, group: &str) -> String {
+        format!("{}:g:{group}", self.prefix)
+    }
+
+    /// Set: the groups a session is in.
+    pub fn session_groups(&self, hex: &str) -> String {
+        format!("{}:sg:{hex}", self.prefix)
+    }
+
     /// Set: the sessions a user is logged in on (their ids' 16 bytes).
     pub fn user_sessions(&self, user: UserId) -> String {
         format!("{}:u:{user}", self.prefix)

@@ -24,6 +24,8 @@
 //! | `{p}:to:{node}` | pub/sub channel of one node: the replies to what it asked the others |
 //! | `{p}:s:{session}` | hash: `user`, `gen` (login generation), `created` (unix ms); expires with the session |
 //! | `{p}:u:{user}` | set: the sessions `user` is logged in on |
+//! | `{p}:g:{group}` | set: the sessions in `group` |
+//! | `{p}:sg:{session}` | set: the groups `session` is in |
 //! | `{p}:n:{node}:s` | set: the sessions connected on `node` (their records expire once it dies) |
 //!
 //! A node writes what changes in its session registry through one task, in order, pipelined
@@ -36,10 +38,12 @@ mod config;
 mod error;
 mod keys;
 mod node;
+mod presence;
 mod record;
 
 pub use config::Cluster;
 pub use error::ClusterError;
+pub use presence::Presence;
 
 pub(crate) use bus::{Event, Refusal, Reply, Target};
 pub(crate) use node::{millis, Asked, Change, Node, NodeId};

@@ -74,6 +74,12 @@ pub(crate) enum Change {
     },
     /// Every session of `user` was ended here.
     EndedUser { user: UserId },
+    /// A session joined (`joined`) or left a group, here.
+    Group {
+        session: SessionId,
+        group: String,
+        joined: bool,
+    },
     /// A session this node ended because another node said so: its record goes (the others
     /// know).
     Forgotten {
@@ -312,22 +318,74 @@ impl Node {
     /// The cluster's record of a session, if it has one (none once it ended or expired).
     pub async fn session(&self, id: &SessionId) -> Result<Option<Record>, ClusterError> {
         let mut conn = self.conn.clone();
-        let (user, generation, created): (Option<i64>, Option<u64>, Option<u64>) =
-            redis::cmd("HMGET")
-                .arg(self.keys.session(id))
-                .arg("user")
-                .arg("gen")
-                .arg("created")
-                .query_async(&mut conn)
-                .await?;
+        /// A record's fields (`user`, `gen`, `created`) and its groups, as Redis has them.
+        type Stored = ((Option<i64>, Option<u64>, Option<u64>), Vec<String>);
+        let ((user, generation, created), groups): Stored = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.session(id))
+            .arg("user")
+            .arg("gen")
+            .arg("created")
+            .cmd("SMEMBERS")
+            .arg(self.keys.session_groups(&hex(id)))
+            .query_async(&mut conn)
+            .await?;
         Ok(match (generation, created) {
             (Some(generation), Some(created)) => Some(Record {
                 user,
                 generation,
                 created,
+                groups,
             }),
             _ => None,
         })
+    }
+
+    /// The sessions in `group` connected on some node now, each with its user.
+    pub async fn presence(&self, group: &str) -> Result<super::Presence, ClusterError> {
+        let mut conn = self.conn.clone();
+        let (members, nodes): (Vec<String>, Vec<String>) = redis::pipe()
+            .cmd("SMEMBERS")
+            .arg(self.keys.group(group))
+            .cmd("ZRANGE")
+            .arg(self.keys.nodes())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            return Ok(super::Presence::default());
+        }
+        // Connected somewhere: in some node's set of connected sessions.
+        let mut pipe = redis::pipe();
+        for node in nodes.iter().filter_map(|n| parse_node(n)) {
+            pipe.cmd("SMISMEMBER")
+                .arg(self.keys.node_sessions(&node))
+                .arg(&members);
+        }
+        for hex in &members {
+            pipe.cmd("HGET").arg(self.keys.session_hex(hex)).arg("user");
+        }
+        let answers: Vec<Value> = pipe.query_async(&mut conn).await?;
+        let (connected, users) = answers.split_at(answers.len() - members.len());
+        let mut online = vec![false; members.len()];
+        for flags in connected {
+            let flags: Vec<bool> = redis::from_redis_value(flags.clone())?;
+            for (seen, flag) in online.iter_mut().zip(flags) {
+                *seen |= flag;
+            }
+        }
+        let mut presence = super::Presence::default();
+        for ((hex, online), user) in members.iter().zip(online).zip(users) {
+            let Some(id) = parse_session(hex) else {
+                continue;
+            };
+            if online {
+                let user: Option<i64> = redis::from_redis_value(user.clone())?;
+                presence.sessions.push((id, user));
+            }
+        }
+        Ok(presence)
     }
 
     /// Leaves the cluster (at shutdown): applies the changes still queued, lets the sessions
@@ -495,7 +553,9 @@ impl Node {
                             .ignore();
                     }
                     None => {
+                        // Logged out: it leaves its groups, as on one node.
                         pipe.cmd("HDEL").arg(&key).arg("user").ignore();
+                        leave_groups(keys, conn, pipe, &session).await?;
                     }
                 }
                 if let Some(previous) = previous.filter(|p| Some(*p) != user) {
@@ -515,6 +575,7 @@ impl Node {
                 );
             }
             Change::Ended { session, user } => {
+                leave_groups(keys, conn, pipe, &session).await?;
                 forget(keys, pipe, &here, &session, user);
                 self.publish(
                     pipe,
@@ -524,7 +585,31 @@ impl Node {
                     },
                 );
             }
-            Change::Forgotten { session, user } => forget(keys, pipe, &here, &session, user),
+            Change::Forgotten { session, user } => {
+                leave_groups(keys, conn, pipe, &session).await?;
+                forget(keys, pipe, &here, &session, user);
+            }
+            Change::Group {
+                session,
+                group,
+                joined,
+            } => {
+                let (verb, id) = (if joined { "SADD" } else { "SREM" }, hex(&session));
+                pipe.cmd(verb).arg(keys.group(&group)).arg(&id).ignore();
+                pipe.cmd(verb)
+                    .arg(keys.session_groups(&id))
+                    .arg(&group)
+                    .ignore();
+                self.publish(
+                    pipe,
+                    &Event::Group {
+                        from: self.id.0,
+                        session: *session.as_bytes(),
+                        group,
+                        joined,
+                    },
+                );
+            }
             Change::Publish { to, bytes, sent } => {
                 let channel = match to {
                     Some(node) => keys.node_channel(&node),
@@ -565,6 +650,27 @@ impl Node {
             pipe.cmd("PUBLISH").arg(self.keys.bus()).arg(bytes).ignore();
         }
     }
+}
+
+/// Adds the commands that take a session out of every group it is in to `pipe` (asking `conn`
+/// which ones).
+async fn leave_groups(
+    keys: &Keys,
+    conn: &mut ConnectionManager,
+    pipe: &mut redis::Pipeline,
+    session: &SessionId,
+) -> Result<(), ClusterError> {
+    let id = hex(session);
+    let theirs = keys.session_groups(&id);
+    let groups: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&theirs)
+        .query_async(conn)
+        .await?;
+    for group in &groups {
+        pipe.cmd("SREM").arg(keys.group(group)).arg(&id).ignore();
+    }
+    pipe.cmd("DEL").arg(&theirs).ignore();
+    Ok(())
 }
 
 /// Adds the commands that remove a session's record and its place in the sets to `pipe`.
@@ -696,6 +802,17 @@ fn heard(push: PushInfo, mine: &str) -> Option<Heard> {
     } else {
         Event::decode(bytes).map(Heard::Event)
     }
+}
+
+fn parse_session(hex: &str) -> Option<SessionId> {
+    let mut id = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(SessionId::from_bytes(id))
 }
 
 fn parse_node(hex: &str) -> Option<NodeId> {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::auth::UserId;
 
 /// One session's shared state: enough for any node to resume it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Record {
     /// The user it is logged in as.
     pub user: Option<UserId>,
@@ -13,6 +13,8 @@ pub(crate) struct Record {
     pub generation: u64,
     /// When it was made (unix ms).
     pub created: u64,
+    /// The groups it is in.
+    pub groups: Vec<String>,
 }
 
 impl Record {

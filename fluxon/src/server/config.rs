@@ -290,6 +290,7 @@ pub struct AsyncServer {
     pub(crate) log_dir: Option<PathBuf>,
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
     pub(crate) mailbox_limits: super::MailboxLimits,
+    pub(crate) group_notices: Option<String>,
     pub(crate) cloud: Option<crate::cloud::CloudStorageServer>,
     pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
@@ -309,9 +310,18 @@ impl AsyncServer {
             log_dir: None,
             mailbox: None,
             mailbox_limits: super::MailboxLimits::default(),
+            group_notices: None,
             cloud: None,
             cluster: None,
         }
+    }
+
+    /// Tells a group's members when a session joins or leaves it: a reverse request `name`
+    /// carrying a [`GroupNotice`](super::GroupNotice), sent to the group's members (the one
+    /// that joined among them) on every node, by the node where the join or leave was asked.
+    pub fn group_notices(mut self, name: impl Into<String>) -> Self {
+        self.group_notices = Some(name.into());
+        self
     }
 
     /// Makes this server a node of a cluster (see [`Cluster`](crate::Cluster)): its sessions

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// This server as a cluster node, when it is one.
     pub cluster: Option<Arc<crate::cluster::Node>>,
+    /// The reverse request that tells a group's members of a join or leave, if any.
+    pub group_notices: Option<String>,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and
@@ -366,19 +368,65 @@ impl ServerHandle {
         reverse::decode_reply(&reply?)
     }
 
-    /// Adds a session to a named group (it leaves when it ends); `false` if no such session.
+    /// Adds a session to a named group (it leaves when it ends or logs out); `false` if this
+    /// node has no such session. On a cluster node the others are told, and the node serving
+    /// the session adds it there too (so joining works from any node).
     pub fn join_group(&self, session: SessionId, group: &str) -> bool {
-        self.shared.sessions.join(&session, group)
+        let here = self.shared.sessions.join(&session, group);
+        self.notice(session, group, true);
+        here
     }
 
-    /// Removes a session from a group.
+    /// Removes a session from a group (on every node of a cluster).
     pub fn leave_group(&self, session: SessionId, group: &str) {
         self.shared.sessions.leave(&session, group);
+        self.notice(session, group, false);
     }
 
-    /// A group's sessions.
+    /// Sends the group's members the notice of a join or leave, when the server sends them.
+    fn notice(&self, session: SessionId, group: &str, joined: bool) {
+        let Some(name) = self.shared.group_notices.clone() else {
+            return;
+        };
+        let user = self.shared.sessions.login_of(&session).and_then(|(u, _)| u);
+        let notice = super::GroupNotice {
+            group: group.to_owned(),
+            user,
+            joined,
+        };
+        let handle = self.clone();
+        tokio::spawn(async move {
+            let target = Target::Group(notice.group.clone());
+            if let Ok(bytes) = reverse::encode(&notice) {
+                super::members::send(&handle.shared, target, &name, bytes, false).await;
+            }
+        });
+    }
+
+    /// A group's sessions on this node (on a cluster, [`presence`](Self::presence) answers for
+    /// every node).
     pub fn group_members(&self, group: &str) -> Vec<SessionId> {
         self.shared.sessions.members(group)
+    }
+
+    /// The sessions of `group` connected now, each with its user: on a cluster node, on every
+    /// node (asked of Redis), else on this one.
+    ///
+    /// # Errors
+    /// [`ClusterError`](crate::ClusterError) when the cluster's Redis cannot be asked.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
+    pub async fn presence(
+        &self,
+        group: &str,
+    ) -> Result<crate::cluster::Presence, crate::cluster::ClusterError> {
+        match &self.shared.cluster {
+            Some(node) => node.presence(group).await,
+            None => Ok(crate::cluster::Presence {
+                sessions: self.shared.sessions.online_members(group),
+            }),
+        }
     }
 
     /// Checks a cloud grant for `operation` on `path`: signed by this server, not expired, for

@@ -167,6 +167,7 @@ impl AsyncServer {
             cloud: cloud.as_ref().map(|bound| bound.cloud().clone()),
             tls,
             cluster,
+            group_notices: self.group_notices,
         });
         let tracker = TaskTracker::new();
         let cloud_addr = cloud.and_then(|bound| {

@@ -224,6 +224,19 @@ pub(crate) async fn apply(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
             Event::EndUser { user, .. } => {
                 shared.sessions.apply_end_user(user);
             }
+            Event::Group {
+                session,
+                group,
+                joined,
+                ..
+            } => {
+                let id = SessionId::from_bytes(session);
+                if joined {
+                    shared.sessions.apply_join(&id, &group);
+                } else {
+                    shared.sessions.apply_leave(&id, &group);
+                }
+            }
             Event::Goodbye { from } => {
                 tracing::debug!(node = %crate::cluster::NodeId(from), "a node left the cluster");
             }

@@ -45,6 +45,18 @@ pub use listener::RunningServer;
 pub use logins::LoginError;
 pub use mailbox::MailboxLimits;
 pub use reverse::ReverseError;
+
+/// What a group's members are told when a session joins or leaves it (see
+/// [`AsyncServer::group_notices`]); postcard-encoded as `(String, Option<i64>, bool)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupNotice {
+    /// The group.
+    pub group: String,
+    /// The user the session is logged in as, if any.
+    pub user: Option<UserId>,
+    /// Joined (`true`) or left.
+    pub joined: bool,
+}
 pub use sessions::UserId;
 pub use stats::{Refusals, ServerStats};
 

@@ -255,6 +255,14 @@ impl Sessions {
         if let Some(user) = record.user {
             tables.by_user.entry(user).or_default().insert(id);
         }
+        for group in &record.groups {
+            tables.groups.entry(group.clone()).or_default().insert(id);
+            tables
+                .groups_of
+                .entry(id)
+                .or_default()
+                .insert(group.clone());
+        }
         tables.sessions.insert(id, Arc::clone(&session));
         tables.by_age.push(id, ());
         tables.push_idle(&session);
@@ -641,6 +649,17 @@ impl Sessions {
 
     /// Adds a session to a group; `false` if there is no such session.
     pub fn join(&self, id: &SessionId, group: &str) -> bool {
+        self.replicate(|| Change::Group {
+            session: *id,
+            group: group.to_owned(),
+            joined: true,
+        });
+        self.apply_join(id, group)
+    }
+
+    /// Adds a session to a group, here only (another node said so); `false` if this node does
+    /// not have it.
+    pub fn apply_join(&self, id: &SessionId, group: &str) -> bool {
         let mut tables = lock(&self.tables);
         if !tables.sessions.contains_key(id) {
             return false;
@@ -660,6 +679,16 @@ impl Sessions {
 
     /// Removes a session from a group.
     pub fn leave(&self, id: &SessionId, group: &str) {
+        self.replicate(|| Change::Group {
+            session: *id,
+            group: group.to_owned(),
+            joined: false,
+        });
+        self.apply_leave(id, group);
+    }
+
+    /// Removes a session from a group, here only (another node said so).
+    pub fn apply_leave(&self, id: &SessionId, group: &str) {
         let mut tables = lock(&self.tables);
         if let Some(members) = tables.groups.get_mut(group) {
             members.remove(id);
@@ -682,6 +711,22 @@ impl Sessions {
             .get(group)
             .map(|ids| ids.iter().copied().collect())
             .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// A group's sessions that have a connection here now, each with its user.
+    pub fn online_members(&self, group: &str) -> Vec<(SessionId, Option<UserId>)> {
+        let tables = lock(&self.tables);
+        let mut out: Vec<(SessionId, Option<UserId>)> = tables
+            .groups
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| tables.sessions.get(id))
+            .filter(|s| s.connections.load(Ordering::Acquire) > 0)
+            .map(|s| (s.id, s.user_id()))
+            .collect();
         out.sort();
         out
     }
