@@ -6,6 +6,7 @@ mod redis;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod cloud;
 mod common;
 mod groups;
 mod nodes;

@@ -3,6 +3,9 @@
 //! still logged in as it was when something (a grant) was signed for it. The server implements
 //! it; such a part holds this, not the whole server.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use super::{SessionId, SessionToken};
 
 /// A user's id: what `Request::login` binds a session to, and what the database's user model
@@ -19,4 +22,10 @@ pub(crate) trait SessionVerifier: Send + Sync + 'static {
     fn session_of(&self, token: &SessionToken) -> Option<SessionId>;
     /// The session's login state now, if the session exists.
     fn login_of(&self, session: &SessionId) -> Option<LoginState>;
+    /// Makes sure the session `token` names is known here if it exists anywhere (a cluster node
+    /// looks up a session made on another node), before the two questions above are asked.
+    fn look_up<'a>(
+        &'a self,
+        token: &'a SessionToken,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 }

@@ -99,6 +99,10 @@ pub(crate) async fn handle(
     writer: &mut BoxWrite,
 ) -> Result<Response, Failed> {
     let operation = request.operation();
+    // A session made on another node of a cluster is looked up first (no-op on one node).
+    ep.sessions
+        .look_up(&crate::auth::SessionToken::from_wire(presented))
+        .await;
     let who = match authorize(ep, presented, &request) {
         Ok(who) => who,
         Err(error) => {

@@ -209,7 +209,7 @@ async fn handshake(
         Ok(HelloOk { resume, max_frame }) => {
             let resume = resume.map(SessionToken::from_wire);
             if let (Some(token), Some(node)) = (&resume, &shared.cluster) {
-                adopt(shared, node, token, deadline).await;
+                super::members::adopt(shared, node, token, deadline).await;
             }
             let opened = match shared.sessions.open(resume) {
                 Ok(opened) => opened,
@@ -238,49 +238,6 @@ async fn handshake(
     tracing::info!(%reason, %message, "handshake refused");
     send_refusal(writer, reason, &message).await;
     None
-}
-
-/// Takes in the session `token` names from the cluster when this node does not have it (made
-/// on another node, or forgotten here). The token is checked afterwards, as for any session.
-/// Redis unreachable or slow: the client gets a fresh session (told `resumed = false`).
-///
-/// A token one or two logins ahead of the record is genuine (only a node with the key makes
-/// one) and means the node that made it has not written the login yet: looked up again a few
-/// times, a few ms apart. A forged token matches no generation and costs one lookup.
-async fn adopt(
-    shared: &Shared,
-    node: &crate::cluster::Node,
-    token: &SessionToken,
-    deadline: Instant,
-) {
-    const TRIES: u32 = 4;
-    let id = token.id();
-    if shared.sessions.has(&id) {
-        return;
-    }
-    for attempt in 0..TRIES {
-        let record = match timeout_at(deadline, node.session(&id)).await {
-            Ok(Ok(Some(record))) => record,
-            Ok(Ok(None)) => return,
-            Ok(Err(err)) => {
-                tracing::warn!(%err, "cannot look the session up in the cluster");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("the cluster did not say within the handshake time");
-                return;
-            }
-        };
-        if shared.sessions.verifies(token, record.generation) {
-            shared.sessions.adopt(id, &record);
-            return;
-        }
-        let ahead = (1..=2).any(|n| shared.sessions.verifies(token, record.generation + n));
-        if !ahead || attempt + 1 == TRIES {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-    }
 }
 
 async fn send_refusal(writer: &mut Writer, reason: RefuseReason, message: &str) {

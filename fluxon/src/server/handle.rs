@@ -475,4 +475,16 @@ impl crate::auth::SessionVerifier for ServerHandle {
     fn login_of(&self, session: &SessionId) -> Option<crate::auth::LoginState> {
         self.shared.sessions.login_of(session)
     }
+
+    fn look_up<'a>(
+        &'a self,
+        token: &'a crate::auth::SessionToken,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            if let Some(node) = &self.shared.cluster {
+                let deadline = tokio::time::Instant::now() + node.timeout();
+                super::members::adopt(&self.shared, node, token, deadline).await;
+            }
+        })
+    }
 }

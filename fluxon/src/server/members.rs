@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::handle::Shared;
 use super::reverse::{self, Link, ReverseError};
-use crate::auth::SessionId;
+use crate::auth::{SessionId, SessionToken};
 use crate::cluster::{Event, Node, Refusal, Reply, Target};
 
 /// Sends a reverse request to `target`'s connections: `links` here, and the other nodes' on a
@@ -186,6 +186,49 @@ fn strong_links_of(shared: &Shared, target: &Target) -> Vec<Arc<Link>> {
             .iter()
             .filter_map(Weak::upgrade)
             .collect(),
+    }
+}
+
+/// Takes in the session `token` names from the cluster when this node does not have it (made
+/// on another node, or forgotten here). The token is checked afterwards, as for any session.
+/// Redis unreachable or slow: the client gets a fresh session (told `resumed = false`).
+///
+/// A token one or two logins ahead of the record is genuine (only a node with the key makes
+/// one) and means the node that made it has not written the login yet: looked up again a few
+/// times, a few ms apart. A forged token matches no generation and costs one lookup.
+pub(crate) async fn adopt(
+    shared: &Shared,
+    node: &crate::cluster::Node,
+    token: &SessionToken,
+    deadline: Instant,
+) {
+    const TRIES: u32 = 4;
+    let id = token.id();
+    if shared.sessions.has(&id) {
+        return;
+    }
+    for attempt in 0..TRIES {
+        let record = match tokio::time::timeout_at(deadline, node.session(&id)).await {
+            Ok(Ok(Some(record))) => record,
+            Ok(Ok(None)) => return,
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "cannot look the session up in the cluster");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("the cluster did not say within the handshake time");
+                return;
+            }
+        };
+        if shared.sessions.verifies(token, record.generation) {
+            shared.sessions.adopt(id, &record);
+            return;
+        }
+        let ahead = (1..=2).any(|n| shared.sessions.verifies(token, record.generation + n));
+        if !ahead || attempt + 1 == TRIES {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
     }
 }
 
