@@ -8,6 +8,7 @@ mod support;
 
 mod cloud;
 mod common;
+mod failover;
 mod groups;
 mod nodes;
 mod reverse;

@@ -47,4 +47,4 @@ pub use presence::Presence;
 
 pub(crate) use bus::{Event, Refusal, Reply, Target};
 pub(crate) use node::{millis, Asked, Change, Node, NodeId};
-pub(crate) use record::Record;
+pub(crate) use record::{unix_ms, Record};

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Value};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::bus::{Event, Reply};
@@ -19,6 +19,18 @@ use super::keys::{hex, Keys};
 use super::record::{unix_ms, Record};
 use super::{Cluster, ClusterError};
 use crate::auth::{SessionId, UserId};
+
+/// Writes a session's record unless Redis has it (KEYS: the record, the user's set; ARGV: gen,
+/// created, user or "", TTL in ms, the session in hex). A record Redis kept is newer than what
+/// the node remembers; one it lost is written whole, never in part.
+const RESTORE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+    redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'created', ARGV[2]) \
+    if ARGV[3] ~= '' then \
+        redis.call('HSET', KEYS[1], 'user', ARGV[3]) \
+        redis.call('SADD', KEYS[2], ARGV[5]) \
+    end \
+    redis.call('PEXPIRE', KEYS[1], ARGV[4]) \
+    return 1";
 
 /// Changes the writer applies in one pipeline, at most.
 const BATCH: usize = 256;
@@ -79,6 +91,20 @@ pub(crate) enum Change {
         session: SessionId,
         group: String,
         joined: bool,
+    },
+    /// After Redis was away (it may have lost its data): a session this node has, written
+    /// again unless Redis still has it.
+    Restore {
+        session: SessionId,
+        user: Option<UserId>,
+        generation: u64,
+        /// When it was made (unix ms).
+        created: u64,
+        /// How long its record lives from now.
+        ttl: Duration,
+        /// Whether it has a connection here.
+        connected: bool,
+        groups: Vec<String>,
     },
     /// A session this node ended because another node said so: its record goes (the others
     /// know).
@@ -145,6 +171,10 @@ pub(crate) struct Node {
     pending: Arc<Pending>,
     next_request: AtomicU64,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set when the Redis connection dropped: what this node holds is written again once back.
+    dropped: Arc<AtomicBool>,
+    /// Counts the times the node found Redis again after losing it.
+    rejoined: watch::Sender<u64>,
 }
 
 impl fmt::Debug for Node {
@@ -181,10 +211,16 @@ impl Node {
         let keys = Keys::new(&config.prefix);
         let (events_in, events) = mpsc::unbounded_channel();
         let pending: Arc<Pending> = Arc::default();
+        let dropped = Arc::new(AtomicBool::new(false));
         let mine = keys.node_channel(&id);
         let on_push = {
             let pending = Arc::clone(&pending);
+            let dropped = Arc::clone(&dropped);
             move |push: PushInfo| -> Result<(), redis::aio::SendError> {
+                if push.kind == PushKind::Disconnection {
+                    dropped.store(true, Ordering::Release);
+                    return Ok(());
+                }
                 match heard(push, &mine) {
                     // The server is gone when nobody takes its events.
                     Some(Heard::Event(event)) if event.from() != id.0 => {
@@ -222,6 +258,8 @@ impl Node {
             writer: std::sync::Mutex::new(None),
             pending,
             next_request: AtomicU64::new(1),
+            dropped,
+            rejoined: watch::Sender::new(0),
         });
         node.beat().await?;
         let writer = tokio::spawn(write(Arc::clone(&node), queued));
@@ -234,8 +272,14 @@ impl Node {
         Ok((node, events))
     }
 
+    /// Ticks each time this node finds Redis again after losing it (Redis may have lost its
+    /// data meanwhile: the server then writes again what it holds, [`Change::Restore`]).
+    pub fn rejoined(&self) -> watch::Receiver<u64> {
+        self.rejoined.subscribe()
+    }
+
     /// Queues a change for the writer (applied in order, soon).
-    fn change(&self, change: Change) {
+    pub fn change(&self, change: Change) {
         // The writer outlives every sender but at shutdown, when nothing is left to send.
         let _ = self.changes.send(change);
     }
@@ -589,6 +633,39 @@ impl Node {
                 leave_groups(keys, conn, pipe, &session).await?;
                 forget(keys, pipe, &here, &session, user);
             }
+            Change::Restore {
+                session,
+                user,
+                generation,
+                created,
+                ttl,
+                connected,
+                groups,
+            } => {
+                let id = hex(&session);
+                let theirs = user.map(|user| keys.user_sessions(user));
+                pipe.cmd("EVAL")
+                    .arg(RESTORE)
+                    .arg(2)
+                    .arg(keys.session(&session))
+                    .arg(theirs.as_deref().unwrap_or(""))
+                    .arg(generation)
+                    .arg(created)
+                    .arg(user.map(|u| u.to_string()).unwrap_or_default())
+                    .arg(millis(ttl))
+                    .arg(&id)
+                    .ignore();
+                if connected {
+                    pipe.cmd("SADD").arg(&here).arg(&id).ignore();
+                }
+                for group in &groups {
+                    pipe.cmd("SADD").arg(keys.group(group)).arg(&id).ignore();
+                    pipe.cmd("SADD")
+                        .arg(keys.session_groups(&id))
+                        .arg(group)
+                        .ignore();
+                }
+            }
             Change::Group {
                 session,
                 group,
@@ -764,9 +841,10 @@ async fn heartbeat(node: Arc<Node>, every: Duration, idle: Duration) {
             Ok::<_, ClusterError>(())
         };
         match beat.await {
-            Ok(()) if down => {
+            Ok(()) if down || node.dropped.swap(false, Ordering::AcqRel) => {
                 down = false;
-                tracing::info!(node = %node.id, "the cluster's Redis is reachable again");
+                tracing::info!(node = %node.id, "the cluster's Redis is reachable again; writing again what this node holds");
+                node.rejoined.send_modify(|n| *n += 1);
             }
             Ok(()) => {}
             Err(err) if !down => {

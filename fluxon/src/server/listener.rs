@@ -193,6 +193,12 @@ impl AsyncServer {
         if let Some(events) = events {
             tokio::spawn(super::members::apply(Arc::downgrade(&shared), events));
         }
+        if let Some(node) = &shared.cluster {
+            tokio::spawn(super::members::rejoin(
+                Arc::downgrade(&shared),
+                node.rejoined(),
+            ));
+        }
         tracing::info!(addr = %local_addr, views = ?shared.router.view_names(), "fluxon server listening");
         Ok(RunningServer {
             handle: ServerHandle { shared },

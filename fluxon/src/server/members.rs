@@ -232,6 +232,28 @@ pub(crate) async fn adopt(
     }
 }
 
+/// Each time the node finds Redis again after losing it, writes again every session this node
+/// has that Redis lost (a restart without persistence loses them all), so that they resume on
+/// the other nodes and their groups reach them. Ends with the server.
+pub(crate) async fn rejoin(shared: Weak<Shared>, mut rejoined: tokio::sync::watch::Receiver<u64>) {
+    while rejoined.changed().await.is_ok() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let Some(node) = &shared.cluster else {
+            return;
+        };
+        let sessions = shared.sessions.snapshot();
+        tracing::info!(
+            sessions = sessions.len(),
+            "writing this node's sessions to the cluster again"
+        );
+        for session in sessions {
+            node.change(session);
+        }
+    }
+}
+
 /// Applies the other nodes' events to this server until the server is gone.
 pub(crate) async fn apply(shared: Weak<Shared>, mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {

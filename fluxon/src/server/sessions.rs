@@ -715,6 +715,36 @@ impl Sessions {
         out
     }
 
+    /// Every session this node has, as the cluster's copy would hold it: for writing again
+    /// what Redis may have lost.
+    pub fn snapshot(&self) -> Vec<Change> {
+        let now_ms = crate::cluster::unix_ms();
+        let tables = lock(&self.tables);
+        tables
+            .sessions
+            .values()
+            .map(|session| {
+                let (user, generation) = session.login_state();
+                let connected = session.connections.load(Ordering::Acquire) > 0;
+                let left = self.left(session);
+                let age = u64::try_from(session.created.elapsed().as_millis()).unwrap_or(0);
+                Change::Restore {
+                    session: session.id,
+                    user,
+                    generation,
+                    created: now_ms.saturating_sub(age),
+                    ttl: if connected { left } else { self.ttl.min(left) },
+                    connected,
+                    groups: tables
+                        .groups_of
+                        .get(&session.id)
+                        .map(|groups| groups.iter().cloned().collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+
     /// A group's sessions that have a connection here now, each with its user.
     pub fn online_members(&self, group: &str) -> Vec<(SessionId, Option<UserId>)> {
         let tables = lock(&self.tables);

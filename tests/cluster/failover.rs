@@ -1,0 +1,95 @@
+//! Redis going away and coming back empty (a restart without persistence): nodes keep serving
+//! their own clients throughout, then write again what they hold, so sessions resume on other
+//! nodes and reverse requests cross nodes again.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxon::ConnectionHandler;
+
+use crate::common::*;
+use crate::support::Bystander;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_redis_restarts_empty_sessions_and_routing_are_whole_again() {
+    let mut redis = Redis::start();
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let bystander = Bystander::connect(&addr(&b)).await;
+    let traveller = ConnectionHandler::connect_any([addr(&a), addr(&b)])
+        .await
+        .expect("connects to A");
+    traveller.call(login_as, &50).await.expect("login");
+    traveller
+        .call(join, &"room".to_owned())
+        .await
+        .expect("joined");
+    let pings = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&pings);
+    traveller.on("ping", move |_: u64| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {}
+    });
+    // Redis dies mid-traffic and comes back with nothing.
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Meanwhile: cross-node sends find nobody (B cannot reach the bus), and say so.
+    assert!(!b.handle().reverse_request(50, "ping", &1u64).await);
+    let asked: Result<u64, _> = b
+        .handle()
+        .reverse_call(50, "ping", &1u64, Duration::from_millis(300))
+        .await;
+    assert!(
+        matches!(asked, Err(fluxon::ReverseError::ClusterUnreachable(_))),
+        "{asked:?}"
+    );
+    redis.restart();
+    assert_eq!(
+        redis.keys(),
+        Vec::<String>::new(),
+        "the restarted Redis is empty"
+    );
+    // Routing is whole again: B reaches user 50 on A, by user and by group.
+    assert!(
+        eventually(|| async { b.handle().reverse_request(50, "ping", &2u64).await }).await,
+        "B never reached user 50 on A again"
+    );
+    assert!(
+        eventually(|| async {
+            b.handle()
+                .reverse_request_group("room", "news", &3u64)
+                .await
+                == 1
+        })
+        .await,
+        "the room's member on A is out of reach"
+    );
+    let token = traveller.session_token().expect("a token");
+    let record = format!(
+        "test:s:{}",
+        token
+            .id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert!(
+        eventually(|| async { redis.command(&["EXISTS", &record]).as_deref() == Some(":1") }).await,
+        "A never wrote its session again: {:?}",
+        redis.keys()
+    );
+    // A wrote the session again: it resumes on B with its login when A goes.
+    a.shutdown().await;
+    assert!(
+        eventually(|| async { traveller.connect_count() >= 2 && traveller.is_connected() }).await
+    );
+    assert!(
+        traveller.session_resumed(),
+        "the session was lost with Redis's data"
+    );
+    assert_eq!(traveller.call(whoami, &()).await.expect("whoami"), Some(50));
+    let served = bystander.finish().await;
+    assert!(served.calls > 10, "{served:?}");
+    traveller.close().await;
+    b.shutdown().await;
+}
