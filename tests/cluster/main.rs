@@ -10,6 +10,7 @@ mod cloud;
 mod common;
 mod failover;
 mod groups;
+mod mailbox;
 mod nodes;
 mod reverse;
 mod sessions;

@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:sg:{hex}", self.prefix)
     }
 
+    /// String: which node delivers a user's mailbox now (a lease).
+    pub fn mailbox(&self, user: UserId) -> String {
+        format!("{}:mb:{user}", self.prefix)
+    }
+
     /// Set: the sessions a user is logged in on (their ids' 16 bytes).
     pub fn user_sessions(&self, user: UserId) -> String {
         format!("{}:u:{user}", self.prefix)

@@ -27,6 +27,7 @@
 //! | `{p}:g:{group}` | set: the sessions in `group` |
 //! | `{p}:sg:{session}` | set: the groups `session` is in |
 //! | `{p}:n:{node}:s` | set: the sessions connected on `node` (their records expire once it dies) |
+//! | `{p}:mb:{user}` | string: the node delivering `user`'s mailbox now (a lease, so two nodes never deliver at once) |
 //!
 //! A node writes what changes in its session registry through one task, in order, pipelined
 //! ([`Change`]); a plain call never touches Redis. Redis unreachable: local calls go on, what

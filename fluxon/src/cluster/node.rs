@@ -32,6 +32,14 @@ const RESTORE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
     redis.call('PEXPIRE', KEYS[1], ARGV[4]) \
     return 1";
 
+/// Extends a lease this node holds (KEYS: the lease; ARGV: the node, ms).
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+
+/// Gives back a lease this node holds (KEYS: the lease; ARGV: the node).
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) else return 0 end";
+
 /// Changes the writer applies in one pipeline, at most.
 const BATCH: usize = 256;
 
@@ -383,6 +391,56 @@ impl Node {
             }),
             _ => None,
         })
+    }
+
+    /// Takes the lease on delivering `user`'s mailbox for `hold`, unless another node holds it:
+    /// whether this node has it now.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when Redis cannot be asked (the caller does not deliver then).
+    pub async fn lease_mailbox(&self, user: UserId, hold: Duration) -> Result<bool, ClusterError> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.keys.mailbox(user))
+            .arg(self.id.to_string())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(hold))
+            .query_async(&mut conn)
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Holds the mailbox lease of `user` for `hold` more from now; whether this node still has it.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when Redis cannot be asked.
+    pub async fn renew_mailbox(&self, user: UserId, hold: Duration) -> Result<bool, ClusterError> {
+        let mut conn = self.conn.clone();
+        let renewed: i64 = redis::cmd("EVAL")
+            .arg(RENEW)
+            .arg(1)
+            .arg(self.keys.mailbox(user))
+            .arg(self.id.to_string())
+            .arg(millis(hold))
+            .query_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives the mailbox lease of `user` back, if this node holds it.
+    pub async fn release_mailbox(&self, user: UserId) {
+        let mut conn = self.conn.clone();
+        let released: Result<i64, _> = redis::cmd("EVAL")
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.keys.mailbox(user))
+            .arg(self.id.to_string())
+            .query_async(&mut conn)
+            .await;
+        if let Err(err) = released {
+            tracing::debug!(%err, user, "mailbox lease not given back; it expires");
+        }
     }
 
     /// The sessions in `group` connected on some node now, each with its user.

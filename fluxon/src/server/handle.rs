@@ -263,7 +263,9 @@ impl ServerHandle {
             ReverseError::Mailbox("this server has no mailbox (AsyncServer::mailbox)".to_owned())
         })?;
         let bytes = reverse::encode(payload)?;
-        if reverse::send_all(&self.shared.sessions.links_of_user(user), name, &bytes) > 0 {
+        // Online on any node of a cluster: delivered there, not kept.
+        let target = Target::User(user);
+        if super::members::send(&self.shared, target, name, bytes.clone(), true).await > 0 {
             return Ok(true);
         }
         mailbox.keep(user, name, bytes).await?;

@@ -198,6 +198,9 @@ impl AsyncServer {
                 Arc::downgrade(&shared),
                 node.rejoined(),
             ));
+            if let Some(mailbox) = &shared.mailbox {
+                mailbox.join(Arc::clone(node));
+            }
         }
         tracing::info!(addr = %local_addr, views = ?shared.router.view_names(), "fluxon server listening");
         Ok(RunningServer {

@@ -97,7 +97,13 @@ pub(crate) struct Mailbox {
     db: AsyncDatabase,
     limits: MailboxLimits,
     delivering: Mutex<HashSet<UserId>>,
+    /// On a cluster node: the cluster, whose lease keeps two nodes from delivering one user's
+    /// mailbox at once (which would double messages and mix their order).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Node>>,
 }
+
+/// How long a mailbox lease lasts without renewal: a node that dies holding one frees it then.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// `created` is within the TTL: the condition, and its one parameter.
 fn fresh(dialect: Dialect, ttl: Duration) -> (&'static str, Value) {
@@ -160,9 +166,35 @@ impl Mailbox {
             db,
             limits,
             delivering: Mutex::new(HashSet::new()),
+            cluster: std::sync::OnceLock::new(),
         });
         mailbox.expire().await?;
         Ok(mailbox)
+    }
+
+    /// Makes this the mailbox of a cluster node: deliveries take the cluster's lease first.
+    pub fn join(&self, node: Arc<crate::cluster::Node>) {
+        let _ = self.cluster.set(node);
+    }
+
+    /// Takes (or, `renew`, extends to `hold` from now) the cluster's lease on delivering to
+    /// `user`: whether to go on. Always on one node.
+    async fn leased(&self, user: UserId, hold: Duration, renew: bool) -> bool {
+        let Some(node) = self.cluster.get() else {
+            return true;
+        };
+        let held = if renew {
+            node.renew_mailbox(user, hold).await
+        } else {
+            node.lease_mailbox(user, hold).await
+        };
+        match held {
+            Ok(held) => held,
+            Err(err) => {
+                tracing::warn!(%err, user, "mailbox: the cluster cannot be asked; delivery waits for the next login");
+                false
+            }
+        }
     }
 
     /// Removes every message past the TTL; how many.
@@ -315,12 +347,31 @@ impl Mailbox {
         if !lock(&self.delivering).insert(user) {
             return; // Another delivery to this user is under way; it keeps the order.
         }
+        if !self.leased(user, LEASE, false).await {
+            // Another node delivers to this user now (or the cluster cannot say): it keeps the
+            // order, and this node's connections of the user get nothing twice.
+            lock(&self.delivering).remove(&user);
+            return;
+        }
+        self.deliver_leased(user, links).await;
+        if let Some(node) = self.cluster.get() {
+            node.release_mailbox(user).await;
+        }
+        lock(&self.delivering).remove(&user);
+    }
+
+    /// [`deliver`](Self::deliver), once this node may.
+    async fn deliver_leased(&self, user: UserId, links: impl Fn() -> Vec<Arc<Link>>) {
         // Bounded: each message ends removed, dead, or with the user gone; a backstop anyway.
         for _ in 0..self
             .limits
             .per_user
             .saturating_mul(u64::from(self.limits.max_tries) + 1)
         {
+            // Each message (and its wait for the acknowledgement) within the lease.
+            if !self.leased(user, LEASE, true).await {
+                break;
+            }
             let (id, name, payload, tries) = match self.next(user).await {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
@@ -375,10 +426,12 @@ impl Mailbox {
                         .limits
                         .first_retry
                         .saturating_mul(1u32 << (tries - 1).min(16));
+                    if !self.leased(user, wait + LEASE, true).await {
+                        break;
+                    }
                     tokio::time::sleep(wait).await;
                 }
             }
         }
-        lock(&self.delivering).remove(&user);
     }
 }

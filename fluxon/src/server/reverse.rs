@@ -196,14 +196,6 @@ pub(crate) fn encode<P: Serialize + ?Sized>(payload: &P) -> Result<Vec<u8>, Reve
     crate::wire::to_vec(payload).map_err(|e| ReverseError::Encode(e.to_string()))
 }
 
-/// Sends to every link; how many took it.
-pub(crate) fn send_all(links: &[Arc<Link>], name: &str, payload: &[u8]) -> usize {
-    links
-        .chunks(WARM_BLOCK)
-        .map(|block| send_block(block.iter(), name, payload))
-        .sum()
-}
-
 /// Links one task sends to before a broadcast is split over the runtime's threads.
 const LINKS_PER_TASK: usize = 256;
 
