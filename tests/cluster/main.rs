@@ -8,6 +8,7 @@ mod support;
 
 mod cloud;
 mod common;
+mod crash;
 mod failover;
 mod groups;
 mod mailbox;
