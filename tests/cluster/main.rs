@@ -11,6 +11,7 @@ mod common;
 mod crash;
 mod failover;
 mod groups;
+mod logins;
 mod mailbox;
 mod nodes;
 mod reverse;

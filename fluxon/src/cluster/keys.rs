@@ -53,6 +53,11 @@ impl Keys {
         format!("{}:sg:{hex}", self.prefix)
     }
 
+    /// Hash: the state of one key of a shared throttling bucket.
+    pub fn throttle(&self, bucket: &str, key: &str) -> String {
+        format!("{}:lt:{bucket}:{key}", self.prefix)
+    }
+
     /// String: which node delivers a user's mailbox now (a lease).
     pub fn mailbox(&self, user: UserId) -> String {
         format!("{}:mb:{user}", self.prefix)

@@ -27,6 +27,7 @@
 //! | `{p}:g:{group}` | set: the sessions in `group` |
 //! | `{p}:sg:{session}` | set: the groups `session` is in |
 //! | `{p}:n:{node}:s` | set: the sessions connected on `node` (their records expire once it dies) |
+//! | `{p}:lt:{bucket}:{key}` | hash: a login-throttling bucket's state, shared by every node |
 //! | `{p}:mb:{user}` | string: the node delivering `user`'s mailbox now (a lease, so two nodes never deliver at once) |
 //!
 //! A node writes what changes in its session registry through one task, in order, pipelined
@@ -41,6 +42,7 @@ mod keys;
 mod node;
 mod presence;
 mod record;
+mod throttle;
 
 pub use config::Cluster;
 pub use error::ClusterError;
@@ -49,3 +51,4 @@ pub use presence::Presence;
 pub(crate) use bus::{Event, Refusal, Reply, Target};
 pub(crate) use node::{millis, Asked, Change, Node, NodeId};
 pub(crate) use record::{unix_ms, Record};
+pub(crate) use throttle::SharedBucket;

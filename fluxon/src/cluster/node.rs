@@ -393,6 +393,43 @@ impl Node {
         })
     }
 
+    /// The key of a shared throttling bucket's `key`.
+    pub fn throttle_key(&self, bucket: &str, key: &str) -> String {
+        self.keys.throttle(bucket, key)
+    }
+
+    /// Runs a Lua script on one key.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when Redis cannot be asked or the answer is not a `T`.
+    pub async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &str,
+        key: &str,
+        args: &[String],
+    ) -> Result<T, ClusterError> {
+        let mut conn = self.conn.clone();
+        Ok(redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg(key)
+            .arg(args)
+            .query_async(&mut conn)
+            .await?)
+    }
+
+    /// Deletes a key (best effort: a failure is logged).
+    pub async fn forget(&self, key: &str) {
+        let mut conn = self.conn.clone();
+        if let Err(err) = redis::cmd("DEL")
+            .arg(key)
+            .query_async::<()>(&mut conn)
+            .await
+        {
+            tracing::debug!(%err, key, "not deleted");
+        }
+    }
+
     /// Takes the lease on delivering `user`'s mailbox for `hold`, unless another node holds it:
     /// whether this node has it now.
     ///

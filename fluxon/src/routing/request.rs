@@ -224,7 +224,11 @@ impl Request {
         let peer = self.peer_key();
         let user = user_key(username);
         let shown = crate::server::logins::shown(username);
-        match shared.logins.admit(peer, user) {
+        let admission = match &shared.cluster {
+            Some(node) => shared.logins.admit_shared(node, peer, user).await,
+            None => shared.logins.admit(peer, user),
+        };
+        match admission {
             Admission::Throttled(retry_after) => {
                 Counters::bump(&counters.logins_throttled);
                 if let Some(also) = shared.logins.throttled_log.allow() {
@@ -254,7 +258,10 @@ impl Request {
         match verified {
             Ok(Some(id)) => {
                 Counters::bump(&counters.logins_succeeded);
-                shared.logins.succeeded(peer, user);
+                shared
+                    .logins
+                    .succeeded(shared.cluster.as_deref(), peer, user)
+                    .await;
                 self.login(id);
                 Ok(id)
             }

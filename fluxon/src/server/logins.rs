@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use super::config::LoginLimits;
-use crate::admission::{Bucket, LogEvery, PeerKey};
+use crate::admission::{Bucket, LogEvery, PeerKey, Rate};
 use crate::auth::{HashError, PasswordHasher};
+use crate::cluster::{Node, SharedBucket};
 use crate::db::DbError;
 
 /// Why a password login did not log the session in.
@@ -57,6 +58,11 @@ pub(crate) fn user_key(username: &str) -> UserKey {
     key
 }
 
+/// A username's key in hex (how the shared buckets name it).
+fn hex(user: &UserKey) -> String {
+    user.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A username as it appears in the log: escaped (a peer chose it) and cut to 64 characters.
 pub(crate) fn shown(username: &str) -> String {
     let mut shown: String = username
@@ -71,12 +77,14 @@ pub(crate) fn shown(username: &str) -> String {
     shown
 }
 
-/// The login side of a server: the hasher and the three buckets.
+/// The login side of a server: the hasher and the three buckets (and, for a cluster node, the
+/// same three kept in Redis, shared by every node).
 pub(crate) struct Logins {
     pub hasher: PasswordHasher,
     per_user_and_peer: Option<Bucket<(UserKey, PeerKey)>>,
     per_peer: Option<Bucket<PeerKey>>,
     per_user: Option<Bucket<UserKey>>,
+    shared: [Option<SharedBucket>; 3],
     max_delay: Duration,
     /// Throttled attempts are logged at most once a second, with how many were not.
     pub throttled_log: LogEvery,
@@ -104,6 +112,10 @@ impl Logins {
                 .and_then(|rate| Bucket::new(rate, backoff)),
             per_peer: limits.per_peer.and_then(|rate| Bucket::new(rate, backoff)),
             per_user: limits.per_user.and_then(|rate| Bucket::new(rate, backoff)),
+            shared: [limits.per_peer, limits.per_user_and_peer, limits.per_user].map(|rate| {
+                rate.filter(Rate::is_valid)
+                    .and_then(|rate| SharedBucket::new(rate.count, rate.per, backoff))
+            }),
             max_delay: limits.per_user_max_delay,
             throttled_log: LogEvery::second(),
         }
@@ -129,10 +141,56 @@ impl Logins {
         Admission::Go(delay)
     }
 
-    /// `user` logged in from `peer`: that pair's back-off starts over.
-    pub fn succeeded(&self, peer: PeerKey, user: UserKey) {
+    /// [`admit`](Self::admit) on a cluster node: the buckets every node shares, in Redis, so
+    /// that N nodes do not give N times the guesses. Redis unreachable: this node's own buckets
+    /// answer (throttled as on one node, never unthrottled).
+    pub async fn admit_shared(&self, node: &Node, peer: PeerKey, user: UserKey) -> Admission {
+        match self.ask_shared(node, peer, user).await {
+            Ok(admission) => admission,
+            Err(err) => {
+                tracing::warn!(%err, "login throttling falls back to this node's buckets");
+                self.admit(peer, user)
+            }
+        }
+    }
+
+    async fn ask_shared(
+        &self,
+        node: &Node,
+        peer: PeerKey,
+        user: UserKey,
+    ) -> Result<Admission, crate::cluster::ClusterError> {
+        let [per_peer, per_user_and_peer, per_user] = &self.shared;
+        let (peer_key, user_key) = (peer.to_string(), hex(&user));
+        if let Some(bucket) = per_peer {
+            if let Err(wait) = bucket.take(node, "p", &peer_key, true).await? {
+                return Ok(Admission::Throttled(wait));
+            }
+        }
+        if let Some(bucket) = per_user_and_peer {
+            let pair = format!("{user_key}@{peer_key}");
+            if let Err(wait) = bucket.take(node, "up", &pair, true).await? {
+                return Ok(Admission::Throttled(wait));
+            }
+        }
+        let delay = match per_user {
+            Some(bucket) => match bucket.take(node, "u", &user_key, false).await? {
+                Err(wait) => wait.min(self.max_delay),
+                Ok(()) => Duration::ZERO,
+            },
+            None => Duration::ZERO,
+        };
+        Ok(Admission::Go(delay))
+    }
+
+    /// `user` logged in from `peer`: that pair's back-off starts over (on every node).
+    pub async fn succeeded(&self, node: Option<&Node>, peer: PeerKey, user: UserKey) {
         if let Some(bucket) = &self.per_user_and_peer {
             bucket.forgive(&(user, peer));
+        }
+        if let (Some(node), Some(bucket)) = (node, &self.shared[1]) {
+            let pair = format!("{}@{peer}", hex(&user));
+            bucket.forgive(node, "up", &pair).await;
         }
     }
 
