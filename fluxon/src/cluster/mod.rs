@@ -20,7 +20,7 @@
 //! | key | what |
 //! |---|---|
 //! | `{p}:nodes` | sorted set: node id -> its last heartbeat (unix ms) |
-//! | `{p}:bus` | pub/sub channel every node listens on ([`Event`]s, postcard) |
+//! | `{p}:bus` | pub/sub channel every node listens on (events, postcard) |
 //! | `{p}:to:{node}` | pub/sub channel of one node: the replies to what it asked the others |
 //! | `{p}:s:{session}` | hash: `user`, `gen` (login generation), `created` (unix ms); expires with the session |
 //! | `{p}:u:{user}` | set: the sessions `user` is logged in on |
@@ -30,8 +30,8 @@
 //! | `{p}:lt:{bucket}:{key}` | hash: a login-throttling bucket's state, shared by every node |
 //! | `{p}:mb:{user}` | string: the node delivering `user`'s mailbox now (a lease, so two nodes never deliver at once) |
 //!
-//! A node writes what changes in its session registry through one task, in order, pipelined
-//! ([`Change`]); a plain call never touches Redis. Redis unreachable: local calls go on, what
+//! A node writes what changes in its session registry, and what it tells the others, through one
+//! task, in order, pipelined; a plain call never touches Redis. Redis unreachable: local calls go on, what
 //! needs Redis fails with [`ClusterError`], and the connection is made again with backoff.
 //! What this module does not own: the sessions themselves (`server`), token cryptography (`auth`).
 
