@@ -13,6 +13,7 @@ mod depth;
 mod logins;
 mod memory;
 mod peers;
+mod proxy;
 
 /// Taken by every test of this binary, so a test that measures memory sees only its own attack.
 pub static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -9,6 +9,7 @@
 
 mod counters;
 mod peers;
+mod proxy;
 mod refusals;
 mod throttle;
 
@@ -17,5 +18,6 @@ pub use throttle::Rate;
 
 pub(crate) use counters::{slot, Counters};
 pub(crate) use peers::{Admitted, PeerLimits, Peers};
+pub(crate) use proxy::{read_header as read_proxy_header, Balancers};
 pub(crate) use refusals::{full_message, RefusalLog};
 pub(crate) use throttle::{Bucket, LogEvery};

@@ -130,6 +130,18 @@ impl Peers {
         listener: &TcpListener,
         shutdown: &CancellationToken,
     ) -> Option<Accepted> {
+        let (stream, peer) = Self::next(listener, shutdown).await?;
+        let admitted = self.admit(peer.ip());
+        Some((stream, peer, admitted))
+    }
+
+    /// The next connection on `listener` (TCP_NODELAY set), not admitted yet (its peer is not
+    /// known yet: a balancer's connection names it in a PROXY header); `None` once `shutdown`
+    /// is cancelled.
+    pub async fn next(
+        listener: &TcpListener,
+        shutdown: &CancellationToken,
+    ) -> Option<(TcpStream, SocketAddr)> {
         loop {
             let accepted = tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -138,8 +150,7 @@ impl Peers {
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let admitted = self.admit(peer.ip());
-                    return Some((stream, peer, admitted));
+                    return Some((stream, peer));
                 }
                 Err(err) => {
                     tracing::warn!(%err, "accept failed");

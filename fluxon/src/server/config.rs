@@ -291,6 +291,7 @@ pub struct AsyncServer {
     pub(crate) mailbox: Option<crate::db::AsyncDatabase>,
     pub(crate) mailbox_limits: super::MailboxLimits,
     pub(crate) group_notices: Option<String>,
+    pub(crate) balancers: crate::admission::Balancers,
     pub(crate) cloud: Option<crate::cloud::CloudStorageServer>,
     pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
@@ -311,6 +312,7 @@ impl AsyncServer {
             mailbox: None,
             mailbox_limits: super::MailboxLimits::default(),
             group_notices: None,
+            balancers: crate::admission::Balancers::default(),
             cloud: None,
             cluster: None,
         }
@@ -321,6 +323,16 @@ impl AsyncServer {
     /// that joined among them) on every node, by the node where the join or leave was asked.
     pub fn group_notices(mut self, name: impl Into<String>) -> Self {
         self.group_notices = Some(name.into());
+        self
+    }
+
+    /// Takes the PROXY protocol (HAProxy's, version 1 or 2) from the TCP load balancers at
+    /// `balancers`: a connection from one of them must start with a PROXY header, and the
+    /// address it names is the peer every per-address limit counts (connections, handshakes,
+    /// login attempts) and the logs show. Off by default; a header from any other address is
+    /// not read (it is not a Hello, and the handshake fails).
+    pub fn proxy_protocol(mut self, balancers: impl IntoIterator<Item = std::net::IpAddr>) -> Self {
+        self.balancers = crate::admission::Balancers::new(balancers);
         self
     }
 

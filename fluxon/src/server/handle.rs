@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub cluster: Option<Arc<crate::cluster::Node>>,
     /// The reverse request that tells a group's members of a join or leave, if any.
     pub group_notices: Option<String>,
+    /// The load balancers whose connections start with a PROXY header.
+    pub balancers: crate::admission::Balancers,
 }
 
 /// A cheap, cloneable handle on a running server: ask it to shut down, count its connections and

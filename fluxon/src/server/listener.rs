@@ -168,6 +168,7 @@ impl AsyncServer {
             tls,
             cluster,
             group_notices: self.group_notices,
+            balancers: self.balancers,
         });
         let tracker = TaskTracker::new();
         let cloud_addr = cloud.and_then(|bound| {
@@ -256,41 +257,76 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tracker: TaskTr
     // Refusing over TLS costs a task and a handshake; past this many at once, a connection is just
     // closed.
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_AT_ONCE));
-    let refusal_log = RefusalLog::new();
-    while let Some((stream, peer, admitted)) = shared
-        .peers
-        .accept(&listener, shared.shutdown.token())
-        .await
-    {
-        match admitted {
-            Ok(admitted) => {
-                let shared = Arc::clone(&shared);
-                let span = tracing::info_span!("conn", %peer);
-                tracker.spawn(super::logging::in_span(
-                    async move {
-                        // One deadline for the TLS handshake and the Hello together.
-                        let deadline = crate::timer::after(
-                            tokio::time::Instant::now(),
-                            shared.limits.handshake_timeout,
-                        );
-                        let limit = shared.limits.handshake_timeout;
-                        if let Some(stream) =
-                            crate::tls::accept(stream, shared.tls.as_ref(), limit).await
-                        {
-                            connection::serve(stream, peer, shared, admitted, deadline).await;
-                        }
-                    },
-                    span,
-                ));
-            }
-            Err(capacity) => {
-                Counters::bump(&shared.counters.refused[slot(capacity)]);
-                refusal_log.note(capacity, peer);
-                refuse_full(stream, capacity, shared.tls.clone(), &refusals, &tracker);
-            }
+    let refusal_log = Arc::new(RefusalLog::new());
+    // Balancer connections waiting for their PROXY header: at most as many as handshakes.
+    let headers = Arc::new(Semaphore::new(shared.limits.max_handshakes));
+    while let Some((stream, peer)) = Peers::next(&listener, shared.shutdown.token()).await {
+        if !shared.balancers.includes(peer.ip()) {
+            let admitted = shared.peers.admit(peer.ip());
+            let refused = (&refusals, refusal_log.as_ref());
+            admit(stream, peer, admitted, &shared, &tracker, refused);
+            continue;
         }
+        let Ok(permit) = Arc::clone(&headers).try_acquire_owned() else {
+            tracing::debug!(%peer, "too many balancer connections before their PROXY header; closed");
+            continue;
+        };
+        let (shared, inner) = (Arc::clone(&shared), tracker.clone());
+        let (refusals, refusal_log) = (Arc::clone(&refusals), Arc::clone(&refusal_log));
+        tracker.spawn(async move {
+            let mut stream = stream;
+            let limit = shared.limits.handshake_timeout;
+            match crate::admission::read_proxy_header(&mut stream, peer, limit).await {
+                Ok(real) => {
+                    drop(permit);
+                    let admitted = shared.peers.admit(real.ip());
+                    let refused = (&refusals, refusal_log.as_ref());
+                    admit(stream, real, admitted, &shared, &inner, refused);
+                }
+                Err(err) => tracing::info!(balancer = %peer, %err, "connection closed"),
+            }
+        });
     }
     tracing::debug!("accept loop stopped");
+}
+
+/// Serves an accepted connection from `peer` that was admitted, or turns it away at the limit
+/// in the way.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admitted: Result<crate::admission::Admitted, Capacity>,
+    shared: &Arc<Shared>,
+    tracker: &TaskTracker,
+    (refusals, refusal_log): (&Arc<Semaphore>, &RefusalLog),
+) {
+    match admitted {
+        Ok(admitted) => {
+            let shared = Arc::clone(shared);
+            let span = tracing::info_span!("conn", %peer);
+            tracker.spawn(super::logging::in_span(
+                async move {
+                    // One deadline for the TLS handshake and the Hello together.
+                    let deadline = crate::timer::after(
+                        tokio::time::Instant::now(),
+                        shared.limits.handshake_timeout,
+                    );
+                    let limit = shared.limits.handshake_timeout;
+                    if let Some(stream) =
+                        crate::tls::accept(stream, shared.tls.as_ref(), limit).await
+                    {
+                        connection::serve(stream, peer, shared, admitted, deadline).await;
+                    }
+                },
+                span,
+            ));
+        }
+        Err(capacity) => {
+            Counters::bump(&shared.counters.refused[slot(capacity)]);
+            refusal_log.note(capacity, peer);
+            refuse_full(stream, capacity, shared.tls.clone(), refusals, tracker);
+        }
+    }
 }
 
 /// Turns away a connection at a limit, at a bounded cost: a clear-text peer gets its `Refused` in
