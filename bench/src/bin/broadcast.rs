@@ -14,186 +14,21 @@
 //! open-file limit to the hard limit first, and spreads the clients over child processes so no
 //! process needs more descriptors than that.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context;
 use fluxon::wire::{self, Envelope};
 use fluxon::{AsyncServer, Router};
+use fluxon_bench::fanout::{self, collect, micros_now, raise_file_limit, spawn_clients, PER_CHILD};
 use fluxon_bench::stats::resident_bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-/// Clients per child process.
-const PER_CHILD: usize = 2500;
-
-fn raise_file_limit() -> anyhow::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        anyhow::ensure!(
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0,
-            "getrlimit failed"
-        );
-        limit.rlim_cur = limit.rlim_max;
-        anyhow::ensure!(
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0,
-            "setrlimit failed"
-        );
-    }
-    Ok(limit.rlim_cur)
-}
-
-fn micros_now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
-}
-
-/// Child: open `n` connections to `addr`, print "ready", then for each the time its first
-/// reverse request arrived; print the latest and how many arrived.
-async fn child(addr: String, n: usize) -> anyhow::Result<()> {
-    let mut tasks = Vec::with_capacity(n);
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(n);
-    // Connect a few hundred at a time, retrying briefly: a storm of thousands of SYNs at once
-    // overflows the listen backlog, which is not what this measures.
-    let connecting = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
-    for _ in 0..n {
-        let addr = addr.clone();
-        let ready = ready_tx.clone();
-        let connecting = std::sync::Arc::clone(&connecting);
-        tasks.push(tokio::spawn(async move {
-            let permit = connecting.acquire_owned().await?;
-            let mut attempt = 0;
-            let stream = loop {
-                match TcpStream::connect(&addr).await {
-                    Ok(stream) => break stream,
-                    Err(err) if attempt < 20 => {
-                        attempt += 1;
-                        let _ = err;
-                        tokio::time::sleep(Duration::from_millis(10 * attempt)).await;
-                    }
-                    Err(err) => return Err(err.into()),
-                }
-            };
-            stream.set_nodelay(true)?;
-            let mut framed = Framed::new(stream, wire::codec(1 << 20));
-            let hello = Envelope::Hello {
-                magic: wire::MAGIC,
-                version: wire::PROTOCOL_VERSION,
-                resume: None,
-                max_frame: 1 << 20,
-            };
-            framed.send(hello.encode()?).await?;
-            let welcome = framed.next().await.context("closed")??;
-            anyhow::ensure!(
-                matches!(Envelope::decode(&welcome)?, Envelope::Welcome { .. }),
-                "not welcomed"
-            );
-            drop(permit);
-            ready.send(()).await.ok();
-            loop {
-                let frame = framed
-                    .next()
-                    .await
-                    .context("closed before the broadcast")??;
-                if let Envelope::ReverseRequest { .. } = Envelope::decode(&frame)? {
-                    // The connection stays open until every client has reported: a client
-                    // leaving at once would make the server close connections while others
-                    // still wait for the broadcast (the raw floor reads nothing, so never does).
-                    return Ok::<_, anyhow::Error>((micros_now(), framed));
-                }
-            }
-        }));
-    }
-    drop(ready_tx);
-    for _ in 0..n {
-        ready_rx
-            .recv()
-            .await
-            .context("a client failed to connect")?;
-    }
-    println!("ready");
-    std::io::stdout().flush()?;
-    let mut latest = 0;
-    let mut count = 0;
-    let mut connections = Vec::with_capacity(n);
-    for task in tasks {
-        let (at, connection) = task.await??;
-        latest = latest.max(at);
-        count += 1;
-        connections.push(connection);
-    }
-    println!("{latest} {count}");
-    std::io::stdout().flush()?;
-    drop(connections);
-    Ok(())
-}
-
 struct Round {
     all_reached_ms: f64,
     send_ms: f64,
     per_connection_bytes: f64,
-}
-
-/// Starts `clients` clients in child processes against `addr`; returns them once all are ready.
-fn spawn_clients(
-    exe: &std::path::Path,
-    addr: &str,
-    clients: usize,
-) -> anyhow::Result<
-    Vec<(
-        std::process::Child,
-        std::io::Lines<BufReader<std::process::ChildStdout>>,
-    )>,
-> {
-    let mut children = Vec::new();
-    let mut remaining = clients;
-    while remaining > 0 {
-        let n = remaining.min(PER_CHILD);
-        remaining -= n;
-        let mut child = Command::new(exe)
-            .args(["--child", addr, &n.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = BufReader::new(child.stdout.take().context("child stdout")?);
-        children.push((child, stdout.lines()));
-    }
-    for (_, lines) in &mut children {
-        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
-        anyhow::ensure!(line == "ready", "child said {line:?}");
-    }
-    Ok(children)
-}
-
-/// Waits for every child's report; the latest arrival (µs since the epoch).
-fn collect(
-    children: Vec<(
-        std::process::Child,
-        std::io::Lines<BufReader<std::process::ChildStdout>>,
-    )>,
-    clients: usize,
-) -> anyhow::Result<u128> {
-    let mut latest = 0u128;
-    let mut count = 0usize;
-    for (mut child, mut lines) in children {
-        let line = tokio::task::block_in_place(|| lines.next()).context("child ended early")??;
-        let (when, n) = line.split_once(' ').context("bad child line")?;
-        latest = latest.max(when.parse()?);
-        count += n.parse::<usize>()?;
-        child.wait()?;
-    }
-    anyhow::ensure!(
-        count == clients,
-        "{count} of {clients} clients got the broadcast"
-    );
-    Ok(latest)
 }
 
 async fn round(exe: &std::path::Path, clients: usize) -> anyhow::Result<Round> {
@@ -325,14 +160,8 @@ async fn raw_round(exe: &std::path::Path, clients: usize) -> anyhow::Result<f64>
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--child") {
-        raise_file_limit()?;
-        let addr = args.get(2).context("address")?.clone();
-        let n: usize = args.get(3).context("count")?.parse()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        return runtime.block_on(child(addr, n));
+    if fanout::is_child(&args) {
+        return fanout::child_main(&args);
     }
     let mut reps = 5usize;
     if let Some(i) = args.iter().position(|a| a == "--reps") {
