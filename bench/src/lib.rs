@@ -13,6 +13,9 @@ pub mod child;
 pub mod cloud;
 pub mod counts;
 pub mod db;
+/// A server that can be killed outright (its runtime dropped), as the cluster tests use.
+#[path = "../../tests/support/doomed.rs"]
+pub mod doomed;
 pub mod fanout;
 pub mod pg;
 /// The throwaway PostgreSQL server the tests use, started the same way for the benchmark.

@@ -9,67 +9,20 @@ use std::time::{Duration, Instant};
 use fluxon::ConnectionHandler;
 
 use crate::common::*;
+use crate::doomed::Doomed;
 
-/// A node on a runtime of its own, on its own thread: dropping it kills the node outright.
-struct Doomed {
-    addr: String,
-    kill: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Doomed {
-    fn start(redis: &Redis) -> Doomed {
-        let url = redis.url();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (kill, killed) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("a runtime");
-            let node = runtime.block_on(async {
-                fluxon::AsyncServer::new(0)
-                    .router(router())
-                    .cluster(
-                        fluxon::Cluster::redis(url)
-                            .prefix("test")
-                            .heartbeat(Duration::from_millis(200))
-                            .timeout(Duration::from_millis(500)),
-                    )
-                    .start()
-                    .await
-                    .expect("the doomed node starts")
-            });
-            addr_tx.send(node.local_addr().to_string()).expect("addr");
-            let _ = killed.recv();
-            // No shutdown, no goodbye: every task of the node, and with them its sockets and
-            // its Redis connection, go with its runtime.
-            drop(node);
-            drop(runtime);
-        });
-        let addr = addr_rx.recv().expect("the doomed node's address");
-        Doomed {
-            addr,
-            kill: Some(kill),
-            thread: Some(thread),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// A node of the tests' cluster that can be killed outright.
+fn doomed(redis: &Redis) -> Doomed {
+    let server = fluxon::AsyncServer::new(0)
+        .router(router())
+        .cluster(cluster(redis));
+    Doomed::start(server).expect("the doomed node starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_clients_resume_elsewhere_and_it_leaves_the_list() {
     let redis = Redis::start();
-    let mut doomed = Doomed::start(&redis);
+    let mut doomed = doomed(&redis);
     let b = node(&redis).await;
     let conn = ConnectionHandler::connect_any([doomed.addr.clone(), addr(&b)])
         .await
@@ -114,7 +67,7 @@ async fn a_killed_nodes_clients_resume_elsewhere_and_it_leaves_the_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_a_killed_nodes_users_report_offline_at_once() {
     let redis = Redis::start();
-    let mut doomed = Doomed::start(&redis);
+    let mut doomed = doomed(&redis);
     let b = node(&redis).await;
     // A client that does not reconnect: its user stays offline after the node dies.
     let config = fluxon::ClientConfig::default()

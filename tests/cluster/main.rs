@@ -1,6 +1,8 @@
 //! Cluster tests: several nodes in this process on 127.0.0.1:0, one throwaway Redis each test
 //! (redis-server must be installed: ./scripts/test installs it), real clients.
 
+#[path = "../support/doomed.rs"]
+mod doomed;
 #[path = "../support/redis.rs"]
 mod redis;
 #[path = "../support/mod.rs"]

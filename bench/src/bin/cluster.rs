@@ -26,6 +26,7 @@ use anyhow::Context;
 use fluxon::{
     view, views, AsyncServer, Cluster, ConnectionHandler, Request, Router, RunningServer,
 };
+use fluxon_bench::doomed::Doomed;
 use fluxon_bench::fanout::{self, collect, micros_now, raise_file_limit, spawn_clients};
 use fluxon_bench::redis::Redis;
 use fluxon_bench::stats::{median, paired_ratio, percentile_us};
@@ -220,66 +221,16 @@ async fn section_reverse(redis: &Redis, reps: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A node on a runtime of its own, killed by dropping that runtime (no goodbye).
-struct Doomed {
-    addr: String,
-    kill: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Doomed {
-    fn start(redis: &Redis) -> anyhow::Result<Doomed> {
-        let cluster = cluster(redis);
-        let router = router()?;
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (kill, killed) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            let started = runtime.block_on(
-                AsyncServer::new(0)
-                    .router(router)
-                    .max_connections_per_peer(None)
-                    .cluster(cluster)
-                    .start(),
-            );
-            let Ok(node) = started else {
-                return;
-            };
-            let _ = addr_tx.send(node.local_addr().to_string());
-            let _ = killed.recv();
-            drop(node);
-            drop(runtime);
-        });
-        let addr = addr_rx.recv().context("the doomed node did not start")?;
-        Ok(Doomed {
-            addr,
-            kill: Some(kill),
-            thread: Some(thread),
-        })
-    }
-
-    fn kill(&mut self) {
-        if let Some(kill) = self.kill.take() {
-            let _ = kill.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 async fn section_death(redis: &Redis, reps: usize) -> anyhow::Result<()> {
     let survivor = node(Some(redis)).await?;
     let survivor_addr = survivor.local_addr().to_string();
     let (mut offline, mut served) = (Vec::new(), Vec::new());
     for rep in 0..reps {
-        let mut doomed = Doomed::start(redis)?;
+        let server = AsyncServer::new(0)
+            .router(router()?)
+            .max_connections_per_peer(None)
+            .cluster(cluster(redis));
+        let mut doomed = Doomed::start(server).context("the doomed node did not start")?;
         let mut clients = Vec::new();
         for i in 0..100i64 {
             let conn = ConnectionHandler::connect_any([doomed.addr.clone(), survivor_addr.clone()])

@@ -978,25 +978,23 @@ fn heard(push: PushInfo, mine: &str) -> Option<Heard> {
 }
 
 fn parse_session(hex: &str) -> Option<SessionId> {
-    let mut id = [0u8; 16];
-    if hex.len() != 32 {
-        return None;
-    }
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(SessionId::from_bytes(id))
+    parse_hex(hex).map(SessionId::from_bytes)
 }
 
 fn parse_node(hex: &str) -> Option<NodeId> {
-    let mut id = [0u8; 8];
-    if hex.len() != 16 {
+    parse_hex(hex).map(NodeId)
+}
+
+/// `N` bytes written as `2 * N` hex digits.
+fn parse_hex<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let mut bytes = [0u8; N];
+    if hex.len() != 2 * N {
         return None;
     }
-    for (i, byte) in id.iter_mut().enumerate() {
+    for (i, byte) in bytes.iter_mut().enumerate() {
         *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(NodeId(id))
+    Some(bytes)
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
