@@ -93,3 +93,49 @@ async fn after_redis_restarts_empty_sessions_and_routing_are_whole_again() {
     traveller.close().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_missed_an_end_while_cut_off_ends_the_session_when_back() {
+    let redis = Redis::start();
+    let a = node(&redis).await;
+    let conn = client(&a).await;
+    conn.call(login_as, &90).await.expect("login");
+    let token = conn.session_token().expect("a token");
+    let record = format!(
+        "test:s:{}",
+        token
+            .id
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    assert!(
+        eventually(|| async { redis.command(&["EXISTS", &record]).as_deref() == Some(":1") }).await
+    );
+    // The session ends elsewhere while A cannot hear it: its record goes, and A's connection to
+    // Redis drops (Redis keeps its data) before any word of it could reach A.
+    assert_eq!(redis.command(&["DEL", &record]).as_deref(), Some(":1"));
+    for kind in ["normal", "pubsub"] {
+        redis
+            .command(&["CLIENT", "KILL", "TYPE", kind])
+            .expect("client kill");
+    }
+    // Back, A sees the same data set (not a Redis that lost its data), catches up, and ends it.
+    assert!(
+        eventually(|| async { a.handle().user_sessions(90).is_empty() }).await,
+        "A kept a session that ended while it was cut off"
+    );
+    assert!(
+        eventually(|| async { conn.is_connected() && conn.connect_count() >= 2 }).await,
+        "the client was not moved on"
+    );
+    assert!(!conn.session_resumed(), "the ended session resumed");
+    assert_eq!(conn.call(whoami, &()).await.expect("whoami"), None);
+    assert_eq!(
+        redis.command(&["EXISTS", &record]).as_deref(),
+        Some(":0"),
+        "A wrote the ended session back"
+    );
+    conn.close().await;
+    a.shutdown().await;
+}

@@ -18,6 +18,12 @@ impl Keys {
         }
     }
 
+    /// String: a random mark set once per data set, so a node that lost Redis for a while can
+    /// tell a Redis that lost its data (a new mark) from one that did not.
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
     /// Sorted set: node id -> last heartbeat (unix ms).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)

@@ -20,6 +20,7 @@
 //! | key | what |
 //! |---|---|
 //! | `{p}:nodes` | sorted set: node id -> its last heartbeat (unix ms) |
+//! | `{p}:epoch` | string: a random mark of the data set (a Redis that lost its data has a new one) |
 //! | `{p}:bus` | pub/sub channel every node listens on (events, postcard) |
 //! | `{p}:to:{node}` | pub/sub channel of one node: the replies to what it asked the others |
 //! | `{p}:s:{session}` | hash: `user`, `gen` (login generation), `created` (unix ms); expires with the session |
@@ -49,6 +50,6 @@ pub use error::ClusterError;
 pub use presence::Presence;
 
 pub(crate) use bus::{Event, Refusal, Reply, Target};
-pub(crate) use node::{millis, Asked, Change, Node, NodeId};
+pub(crate) use node::{millis, Asked, Change, Node, NodeId, Rejoined};
 pub(crate) use record::{unix_ms, Record};
 pub(crate) use throttle::SharedBucket;

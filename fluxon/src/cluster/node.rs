@@ -181,8 +181,19 @@ pub(crate) struct Node {
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set when the Redis connection dropped: what this node holds is written again once back.
     dropped: Arc<AtomicBool>,
-    /// Counts the times the node found Redis again after losing it.
-    rejoined: watch::Sender<u64>,
+    /// Counts the times the node found Redis again after losing it, and what it found.
+    rejoined: watch::Sender<(u64, Rejoined)>,
+    /// The data set's mark when this node last saw Redis.
+    epoch: Mutex<String>,
+}
+
+/// What a node found when it reached Redis again after losing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejoined {
+    /// The same data set: only events were missed (a session ended or logged out meanwhile).
+    Missed,
+    /// A Redis that lost its data: what the nodes hold is to be written again.
+    Lost,
 }
 
 impl fmt::Debug for Node {
@@ -267,9 +278,11 @@ impl Node {
             pending,
             next_request: AtomicU64::new(1),
             dropped,
-            rejoined: watch::Sender::new(0),
+            rejoined: watch::Sender::new((0, Rejoined::Missed)),
+            epoch: Mutex::new(String::new()),
         });
         node.beat().await?;
+        node.check_epoch().await?;
         let writer = tokio::spawn(write(Arc::clone(&node), queued));
         *node
             .writer
@@ -282,8 +295,59 @@ impl Node {
 
     /// Ticks each time this node finds Redis again after losing it (Redis may have lost its
     /// data meanwhile: the server then writes again what it holds, [`Change::Restore`]).
-    pub fn rejoined(&self) -> watch::Receiver<u64> {
+    pub fn rejoined(&self) -> watch::Receiver<(u64, Rejoined)> {
         self.rejoined.subscribe()
+    }
+
+    /// Reads the data set's mark (setting one if there is none): whether it is another than the
+    /// one this node saw last (always `false` the first time).
+    async fn check_epoch(&self) -> Result<bool, ClusterError> {
+        let mut fresh = [0u8; 8];
+        getrandom::fill(&mut fresh).map_err(|err| ClusterError::Redis(err.to_string()))?;
+        let mut conn = self.conn.clone();
+        let (_, mark): ((), String) = redis::pipe()
+            .cmd("SET")
+            .arg(self.keys.epoch())
+            .arg(NodeId(fresh).to_string())
+            .arg("NX")
+            .ignore()
+            .cmd("GET")
+            .arg(self.keys.epoch())
+            .query_async::<(String,)>(&mut conn)
+            .await
+            .map(|(mark,)| ((), mark))?;
+        let mut seen = lock(&self.epoch);
+        let changed = !seen.is_empty() && *seen != mark;
+        *seen = mark;
+        Ok(changed)
+    }
+
+    /// The login state of each of `sessions` as Redis has it (`None`: no record).
+    ///
+    /// # Errors
+    /// [`ClusterError`] when Redis cannot be asked.
+    pub async fn logins(
+        &self,
+        sessions: &[SessionId],
+    ) -> Result<Vec<Option<(Option<UserId>, u64)>>, ClusterError> {
+        let mut pipe = redis::pipe();
+        for id in sessions {
+            pipe.cmd("HMGET")
+                .arg(self.keys.session(id))
+                .arg("user")
+                .arg("gen")
+                .arg("created");
+        }
+        let mut conn = self.conn.clone();
+        let found: Vec<(Option<i64>, Option<u64>, Option<u64>)> =
+            pipe.query_async(&mut conn).await?;
+        Ok(found
+            .into_iter()
+            .map(|(user, generation, created)| match (generation, created) {
+                (Some(generation), Some(_)) => Some((user, generation)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Queues a change for the writer (applied in order, soon).
@@ -938,8 +1002,20 @@ async fn heartbeat(node: Arc<Node>, every: Duration, idle: Duration) {
         match beat.await {
             Ok(()) if down || node.dropped.swap(false, Ordering::AcqRel) => {
                 down = false;
-                tracing::info!(node = %node.id, "the cluster's Redis is reachable again; writing again what this node holds");
-                node.rejoined.send_modify(|n| *n += 1);
+                let found = match node.check_epoch().await {
+                    Ok(true) => Rejoined::Lost,
+                    Ok(false) => Rejoined::Missed,
+                    Err(err) => {
+                        tracing::warn!(node = %node.id, %err, "cannot read the cluster's mark; trying again");
+                        node.dropped.store(true, Ordering::Release);
+                        continue;
+                    }
+                };
+                tracing::info!(node = %node.id, ?found, "the cluster's Redis is reachable again");
+                node.rejoined.send_modify(|(n, what)| {
+                    *n += 1;
+                    *what = found;
+                });
             }
             Ok(()) => {}
             Err(err) if !down => {

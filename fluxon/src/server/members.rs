@@ -232,24 +232,83 @@ pub(crate) async fn adopt(
     }
 }
 
-/// Each time the node finds Redis again after losing it, writes again every session this node
-/// has that Redis lost (a restart without persistence loses them all), so that they resume on
-/// the other nodes and their groups reach them. Ends with the server.
-pub(crate) async fn rejoin(shared: Weak<Shared>, mut rejoined: tokio::sync::watch::Receiver<u64>) {
+/// Each time the node finds Redis again after losing it: if Redis lost its data (a restart
+/// without persistence), writes again every session this node has, so that they resume on the
+/// other nodes and their groups reach them; if not, catches up with what it missed meanwhile:
+/// a session whose record is gone was ended elsewhere (it ends here too), one with a newer
+/// login generation logged in or out elsewhere (it takes that login). Ends with the server.
+pub(crate) async fn rejoin(
+    shared: Weak<Shared>,
+    mut rejoined: tokio::sync::watch::Receiver<(u64, crate::cluster::Rejoined)>,
+) {
     while rejoined.changed().await.is_ok() {
+        let found = rejoined.borrow_and_update().1;
         let Some(shared) = shared.upgrade() else {
             return;
         };
         let Some(node) = &shared.cluster else {
             return;
         };
-        let sessions = shared.sessions.snapshot();
-        tracing::info!(
-            sessions = sessions.len(),
-            "writing this node's sessions to the cluster again"
-        );
-        for session in sessions {
-            node.change(session);
+        match found {
+            crate::cluster::Rejoined::Lost => {
+                let sessions = shared.sessions.snapshot();
+                tracing::info!(
+                    sessions = sessions.len(),
+                    "Redis lost its data: writing this node's sessions again"
+                );
+                for session in sessions {
+                    node.change(session);
+                }
+            }
+            crate::cluster::Rejoined::Missed => catch_up(&shared, node).await,
+        }
+    }
+}
+
+/// Applies to this node's sessions what Redis says of them now (see [`rejoin`]).
+async fn catch_up(shared: &Shared, node: &Node) {
+    let ids: Vec<SessionId> = shared
+        .sessions
+        .list()
+        .into_iter()
+        .map(|(id, ..)| id)
+        .collect();
+    for chunk in ids.chunks(512) {
+        let logins = match node.logins(chunk).await {
+            Ok(logins) => logins,
+            Err(err) => {
+                tracing::warn!(%err, "cannot catch up with the cluster now");
+                return;
+            }
+        };
+        for (id, login) in chunk.iter().zip(logins) {
+            match login {
+                None => {
+                    shared.sessions.apply_end(id);
+                }
+                Some((user, generation)) => {
+                    if let Some((session, token)) =
+                        shared.sessions.apply_login(id, user, generation)
+                    {
+                        tell_links(&session, user, token);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A session's connections after a login (closed) or a logout (told the new token) elsewhere,
+/// as on one node for the session's other connections.
+fn tell_links(
+    session: &crate::server::Session,
+    user: Option<crate::auth::UserId>,
+    token: SessionToken,
+) {
+    for link in session.links() {
+        match user {
+            Some(_) => link.kick(),
+            None => link.send_token(token.to_wire()),
         }
     }
 }
@@ -275,12 +334,7 @@ pub(crate) async fn apply(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
                     // As on one node: a login closes the session's other connections (their
                     // clients hold the token from before, which resumes nothing now); a logout
                     // tells them the new token.
-                    for link in session.links() {
-                        match user {
-                            Some(_) => link.kick(),
-                            None => link.send_token(token.to_wire()),
-                        }
-                    }
+                    tell_links(&session, user, token);
                 }
             }
             Event::End { session, .. } => {
