@@ -79,7 +79,7 @@ async fn a_grant_made_on_one_node_works_on_anothers_endpoint_until_a_logout_anyw
     let revoked = eventually(|| async {
         matches!(
             on_b.write_bytes(&second, b"x").await,
-            Err(ConnectorError::Refused { .. })
+            Err(ConnectorError::Refused { message, .. }) if message.contains("logged out")
         )
     })
     .await;

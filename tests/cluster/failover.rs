@@ -109,8 +109,10 @@ async fn a_node_that_missed_an_end_while_cut_off_ends_the_session_when_back() {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
+    // The login is written (a record with its user: a 2-byte bulk string, "90").
     assert!(
-        eventually(|| async { redis.command(&["EXISTS", &record]).as_deref() == Some(":1") }).await
+        eventually(|| async { redis.command(&["HGET", &record, "user"]).as_deref() == Some("$2") })
+            .await
     );
     // The session ends elsewhere while A cannot hear it: its record goes, and A's connection to
     // Redis drops (Redis keeps its data) before any word of it could reach A.

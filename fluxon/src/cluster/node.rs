@@ -32,6 +32,14 @@ const RESTORE: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
     redis.call('PEXPIRE', KEYS[1], ARGV[4]) \
     return 1";
 
+/// A login or logout on a session's record, only while the record is there (one ended meanwhile
+/// stays ended, never half a record). KEYS: the record; ARGV: the generation, the user or "".
+const LOGIN: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end \
+    redis.call('HSET', KEYS[1], 'gen', ARGV[1]) \
+    if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'user') \
+    else redis.call('HSET', KEYS[1], 'user', ARGV[2]) end \
+    return 1";
+
 /// Extends a lease this node holds (KEYS: the lease; ARGV: the node, ms).
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
     return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
@@ -732,15 +740,15 @@ impl Node {
                 generation,
                 left,
             } => {
-                let key = keys.session(&session);
-                pipe.cmd("HSET")
-                    .arg(&key)
-                    .arg("gen")
+                pipe.cmd("EVAL")
+                    .arg(LOGIN)
+                    .arg(1)
+                    .arg(keys.session(&session))
                     .arg(generation)
+                    .arg(user.map(|u| u.to_string()).unwrap_or_default())
                     .ignore();
                 match user {
                     Some(user) => {
-                        pipe.cmd("HSET").arg(&key).arg("user").arg(user).ignore();
                         let theirs = keys.user_sessions(user);
                         pipe.cmd("SADD").arg(&theirs).arg(hex(&session)).ignore();
                         // The set lives as long as the longest-lived of its sessions.
@@ -757,7 +765,6 @@ impl Node {
                     }
                     None => {
                         // Logged out: it leaves its groups, as on one node.
-                        pipe.cmd("HDEL").arg(&key).arg("user").ignore();
                         leave_groups(keys, conn, pipe, &session).await?;
                     }
                 }

@@ -204,8 +204,14 @@ pub(crate) async fn adopt(
 ) {
     const TRIES: u32 = 4;
     let id = token.id();
-    if shared.sessions.has(&id) {
-        return;
+    let ahead_of =
+        |generation: u64| (1..=2).any(|n| shared.sessions.verifies(token, generation + n));
+    if let Some((_, cached)) = shared.sessions.login_of(&id) {
+        // Known here: looked up only when the token is a login or two ahead of this node's copy
+        // (the news of that login has not reached this node yet).
+        if shared.sessions.verifies(token, cached) || !ahead_of(cached) {
+            return;
+        }
     }
     for attempt in 0..TRIES {
         let record = match tokio::time::timeout_at(deadline, node.session(&id)).await {
@@ -221,11 +227,20 @@ pub(crate) async fn adopt(
             }
         };
         if shared.sessions.verifies(token, record.generation) {
-            shared.sessions.adopt(id, &record);
+            if !shared.sessions.adopt(id, &record) {
+                return;
+            }
+            // Had already: it takes the newer login, as the event would have made it.
+            if let Some((session, token)) =
+                shared
+                    .sessions
+                    .apply_login(&id, record.user, record.generation)
+            {
+                tell_links(&session, record.user, token);
+            }
             return;
         }
-        let ahead = (1..=2).any(|n| shared.sessions.verifies(token, record.generation + n));
-        if !ahead || attempt + 1 == TRIES {
+        if !ahead_of(record.generation) || attempt + 1 == TRIES {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5 << attempt)).await;

@@ -274,11 +274,6 @@ impl Sessions {
         self.key.verify(token, generation)
     }
 
-    /// Whether this node has the session `id` now.
-    pub fn has(&self, id: &SessionId) -> bool {
-        lock(&self.tables).sessions.contains_key(id)
-    }
-
     /// The token a session's client presents now.
     fn token_of(&self, session: &Session) -> SessionToken {
         self.key.sign(session.id, session.login_state().1)
