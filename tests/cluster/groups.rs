@@ -167,3 +167,30 @@ async fn members_on_every_node_are_told_of_joins_and_leaves() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_session_expired_is_taken_out_of_the_group() {
+    let redis = Redis::start();
+    let short = |server: fluxon::AsyncServer| {
+        server.limits(fluxon::Limits::default().session_ttl(Duration::from_millis(300)))
+    };
+    let a = node_with(&redis, short).await;
+    let conn = client(&a).await;
+    conn.call(join, &"room".to_owned()).await.expect("joined");
+    assert!(
+        eventually(|| async { redis.command(&["SCARD", "test:g:room"]).as_deref() == Some(":1") })
+            .await
+    );
+    conn.close().await;
+    // Past the idle TTL its record expires; nothing ends it, so the group still names it until
+    // someone looks.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let presence = a.handle().presence("room").await.expect("presence");
+    assert!(presence.sessions.is_empty(), "{presence:?}");
+    assert_eq!(
+        redis.command(&["SCARD", "test:g:room"]).as_deref(),
+        Some(":0"),
+        "the expired member is still in the group's set"
+    );
+    a.shutdown().await;
+}

@@ -575,7 +575,10 @@ impl Node {
                 .arg(&members);
         }
         for hex in &members {
-            pipe.cmd("HGET").arg(self.keys.session_hex(hex)).arg("user");
+            pipe.cmd("HMGET")
+                .arg(self.keys.session_hex(hex))
+                .arg("user")
+                .arg("created");
         }
         let answers: Vec<Value> = pipe.query_async(&mut conn).await?;
         let (connected, users) = answers.split_at(answers.len() - members.len());
@@ -587,14 +590,29 @@ impl Node {
             }
         }
         let mut presence = super::Presence::default();
-        for ((hex, online), user) in members.iter().zip(online).zip(users) {
-            let Some(id) = parse_session(hex) else {
-                continue;
-            };
-            if online {
-                let user: Option<i64> = redis::from_redis_value(user.clone())?;
-                presence.sessions.push((id, user));
+        let mut gone = Vec::new();
+        for ((hex, online), record) in members.iter().zip(online).zip(users) {
+            let (user, created): (Option<i64>, Option<u64>) =
+                redis::from_redis_value(record.clone())?;
+            match (parse_session(hex), created) {
+                (Some(id), Some(_)) if online => presence.sessions.push((id, user)),
+                (Some(_), Some(_)) => {}
+                // A member whose record expired (sessions that time out are never ended, so
+                // nothing else takes them out of their groups): pruned here.
+                _ => gone.push(hex),
             }
+        }
+        if !gone.is_empty() {
+            let mut prune = redis::pipe();
+            prune
+                .cmd("SREM")
+                .arg(self.keys.group(group))
+                .arg(&gone)
+                .ignore();
+            for hex in &gone {
+                prune.cmd("DEL").arg(self.keys.session_groups(hex)).ignore();
+            }
+            let () = prune.query_async(&mut conn).await?;
         }
         Ok(presence)
     }
