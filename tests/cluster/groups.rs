@@ -31,7 +31,8 @@ async fn a_session_joined_on_one_node_gets_group_messages_sent_from_another() {
     // A joins C's session to the room; B sends to the room.
     a.handle().join_group(member_session, "room");
     assert!(
-        eventually(|| async { c.handle().group_members("room") == vec![member_session] }).await,
+        eventually(|| async { c.handle().group_members_here("room") == vec![member_session] })
+            .await,
         "C never learnt of the join"
     );
     assert_eq!(
@@ -41,6 +42,11 @@ async fn a_session_joined_on_one_node_gets_group_messages_sent_from_another() {
         1
     );
     assert!(eventually(|| async { *got.lock().expect("inbox") == vec![1] }).await);
+    // Its members, asked of any node (A and B never served it).
+    for node in [&a, &b, &c] {
+        let members = node.handle().group_members("room").await.expect("members");
+        assert_eq!(members, vec![member_session]);
+    }
     // Who is online in the room, asked of any node.
     for node in [&a, &b, &c] {
         let presence = node.handle().presence("room").await.expect("presence");
@@ -49,7 +55,7 @@ async fn a_session_joined_on_one_node_gets_group_messages_sent_from_another() {
     }
     // B takes it out again: nothing more reaches it.
     b.handle().leave_group(member_session, "room");
-    assert!(eventually(|| async { c.handle().group_members("room").is_empty() }).await);
+    assert!(eventually(|| async { c.handle().group_members_here("room").is_empty() }).await);
     assert_eq!(
         a.handle()
             .reverse_request_group("room", "news", &2u64)
@@ -63,6 +69,8 @@ async fn a_session_joined_on_one_node_gets_group_messages_sent_from_another() {
         .expect("presence")
         .sessions
         .is_empty());
+    let members = a.handle().group_members("room").await.expect("members");
+    assert!(members.is_empty(), "{members:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(*got.lock().expect("inbox"), vec![1]);
     assert!(not_got.lock().expect("inbox").is_empty());

@@ -92,7 +92,10 @@ async fn to_one_session_a_group_and_everyone() {
     let counts: Vec<_> = conns.iter().map(counting).collect();
     conns[0].call(join, &"blue".to_owned()).await.unwrap();
     conns[1].call(join, &"blue".to_owned()).await.unwrap();
-    assert_eq!(handle.group_members("blue").len(), 2);
+    assert_eq!(
+        handle.group_members("blue").await.expect("members").len(),
+        2
+    );
 
     assert_eq!(handle.reverse_request_group("blue", "ping", &1u64).await, 2);
     eventually("the group", || {

@@ -552,8 +552,15 @@ impl Node {
         }
     }
 
-    /// The sessions in `group` connected on some node now, each with its user.
-    pub async fn presence(&self, group: &str) -> Result<super::Presence, ClusterError> {
+    /// The sessions in `group` (those whose record is there), each with its user and whether it
+    /// is connected on some node now.
+    ///
+    /// # Errors
+    /// [`ClusterError`] when Redis cannot be asked.
+    pub async fn group(
+        &self,
+        group: &str,
+    ) -> Result<Vec<(SessionId, Option<UserId>, bool)>, ClusterError> {
         let mut conn = self.conn.clone();
         let (members, nodes): (Vec<String>, Vec<String>) = redis::pipe()
             .cmd("SMEMBERS")
@@ -565,7 +572,7 @@ impl Node {
             .query_async(&mut conn)
             .await?;
         if members.is_empty() {
-            return Ok(super::Presence::default());
+            return Ok(Vec::new());
         }
         // Connected somewhere: in some node's set of connected sessions.
         let mut pipe = redis::pipe();
@@ -589,14 +596,13 @@ impl Node {
                 *seen |= flag;
             }
         }
-        let mut presence = super::Presence::default();
+        let mut found = Vec::new();
         let mut gone = Vec::new();
         for ((hex, online), record) in members.iter().zip(online).zip(users) {
             let (user, created): (Option<i64>, Option<u64>) =
                 redis::from_redis_value(record.clone())?;
             match (parse_session(hex), created) {
-                (Some(id), Some(_)) if online => presence.sessions.push((id, user)),
-                (Some(_), Some(_)) => {}
+                (Some(id), Some(_)) => found.push((id, user, online)),
                 // A member whose record expired (sessions that time out are never ended, so
                 // nothing else takes them out of their groups): pruned here.
                 _ => gone.push(hex),
@@ -614,7 +620,8 @@ impl Node {
             }
             let () = prune.query_async(&mut conn).await?;
         }
-        Ok(presence)
+        found.sort();
+        Ok(found)
     }
 
     /// Leaves the cluster (at shutdown): applies the changes still queued, lets the sessions

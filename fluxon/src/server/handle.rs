@@ -407,9 +407,30 @@ impl ServerHandle {
         });
     }
 
-    /// A group's sessions on this node (on a cluster, [`presence`](Self::presence) answers for
-    /// every node).
-    pub fn group_members(&self, group: &str) -> Vec<SessionId> {
+    /// A group's sessions: on a cluster node, on every node (asked of Redis), else on this one.
+    ///
+    /// # Errors
+    /// [`ClusterError`](crate::ClusterError) when the cluster's Redis cannot be asked.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a read.
+    pub async fn group_members(
+        &self,
+        group: &str,
+    ) -> Result<Vec<SessionId>, crate::cluster::ClusterError> {
+        match &self.shared.cluster {
+            Some(node) => Ok(node
+                .group(group)
+                .await?
+                .into_iter()
+                .map(|(id, ..)| id)
+                .collect()),
+            None => Ok(self.shared.sessions.members(group)),
+        }
+    }
+
+    /// A group's sessions on this node only (the ones this node serves or has served).
+    pub fn group_members_here(&self, group: &str) -> Vec<SessionId> {
         self.shared.sessions.members(group)
     }
 
@@ -425,12 +446,17 @@ impl ServerHandle {
         &self,
         group: &str,
     ) -> Result<crate::cluster::Presence, crate::cluster::ClusterError> {
-        match &self.shared.cluster {
-            Some(node) => node.presence(group).await,
-            None => Ok(crate::cluster::Presence {
-                sessions: self.shared.sessions.online_members(group),
-            }),
-        }
+        let sessions = match &self.shared.cluster {
+            Some(node) => node
+                .group(group)
+                .await?
+                .into_iter()
+                .filter(|(.., online)| *online)
+                .map(|(id, user, _)| (id, user))
+                .collect(),
+            None => self.shared.sessions.online_members(group),
+        };
+        Ok(crate::cluster::Presence { sessions })
     }
 
     /// Checks a cloud grant for `operation` on `path`: signed by this server, not expired, for
