@@ -392,14 +392,26 @@ impl ServerHandle {
         let Some(name) = self.shared.group_notices.clone() else {
             return;
         };
-        let user = self.shared.sessions.login_of(&session).and_then(|(u, _)| u);
-        let notice = super::GroupNotice {
-            group: group.to_owned(),
-            user,
-            joined,
-        };
+        let here = self.shared.sessions.login_of(&session);
+        let group = group.to_owned();
         let handle = self.clone();
         tokio::spawn(async move {
+            // A session this node does not have: its user from the cluster's record.
+            let user = match (here, &handle.shared.cluster) {
+                (Some((user, _)), _) => user,
+                (None, Some(node)) => node
+                    .session(&session)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.user),
+                (None, None) => None,
+            };
+            let notice = super::GroupNotice {
+                group,
+                user,
+                joined,
+            };
             let target = Target::Group(notice.group.clone());
             if let Ok(bytes) = reverse::encode(&notice) {
                 super::members::send(&handle.shared, target, &name, bytes, false).await;
