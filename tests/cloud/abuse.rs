@@ -569,3 +569,61 @@ async fn a_peer_past_its_cap_is_turned_away_while_another_connects_and_works() {
     let served = bystander.finish().await;
     assert!(served.calls >= 3, "{served:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_balancer_the_cap_counts_the_address_its_proxy_header_names() {
+    // The server's balancer (127.0.0.9) speaks the PROXY protocol to the cloud endpoint too.
+    let server = fluxon::AsyncServer::new(0).proxy_protocol(["127.0.0.9".parse().unwrap()]);
+    let cloud = Cloud::start_server(server, |c| c.max_connections_per_peer(Some(1))).await;
+    let (conn, connector) = cloud.owner(1, "jack", 1 << 20).await;
+    connector
+        .write_bytes(&grant(&conn, WriteFile, "jack/a.txt").await, b"a")
+        .await
+        .unwrap();
+    let through = |real: &'static str| {
+        let addr = cloud.cloud_addr();
+        async move {
+            let mut stream = connect_from("127.0.0.9", &addr).await.unwrap();
+            let header = format!("PROXY TCP4 {real} 127.0.0.1 50000 9000\r\n");
+            stream.write_all(header.as_bytes()).await.unwrap();
+            Raw { stream }
+        }
+    };
+    // One connection of 203.0.113.1, working: its cap of one.
+    let mut first = through("203.0.113.1").await;
+    let stat = |grant| RawRequest::Stat {
+        grant,
+        path: "jack/a.txt".into(),
+    };
+    first
+        .request(&conn, stat(grant(&conn, Stat, "jack/a.txt").await))
+        .await;
+    assert!(matches!(first.response().await, RawResponse::Stat(_)));
+    // A second of the same client is turned away; another client through the same balancer
+    // is served.
+    let mut second = through("203.0.113.1").await;
+    let why = turned_away(&mut second.stream, PATIENCE)
+        .await
+        .expect("the second connection of 203.0.113.1 is turned away");
+    assert!(
+        why == "closed" || why.contains("from your address"),
+        "{why}"
+    );
+    let mut other = through("203.0.113.2").await;
+    other
+        .request(&conn, stat(grant(&conn, Stat, "jack/a.txt").await))
+        .await;
+    assert!(matches!(other.response().await, RawResponse::Stat(_)));
+    // The balancer without a header gets nothing.
+    let mut bare = Raw {
+        stream: connect_from("127.0.0.9", &cloud.cloud_addr())
+            .await
+            .unwrap(),
+    };
+    bare.request(&conn, stat(grant(&conn, Stat, "jack/a.txt").await))
+        .await;
+    assert_eq!(
+        turned_away(&mut bare.stream, PATIENCE).await.as_deref(),
+        Some("closed")
+    );
+}

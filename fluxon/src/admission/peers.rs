@@ -118,26 +118,11 @@ impl Drop for Admitted {
     }
 }
 
-/// A connection just accepted: admitted with its slots, or refused at a limit.
-pub(crate) type Accepted = (TcpStream, SocketAddr, Result<Admitted, Capacity>);
-
 impl Peers {
-    /// The next connection on `listener` (TCP_NODELAY set), with its admission; `None` once
-    /// `shutdown` is cancelled. Accept errors (out of file descriptors and the like) are logged
-    /// and waited out a little instead of spinning.
-    pub async fn accept(
-        self: &Arc<Self>,
-        listener: &TcpListener,
-        shutdown: &CancellationToken,
-    ) -> Option<Accepted> {
-        let (stream, peer) = Self::next(listener, shutdown).await?;
-        let admitted = self.admit(peer.ip());
-        Some((stream, peer, admitted))
-    }
-
-    /// The next connection on `listener` (TCP_NODELAY set), not admitted yet (its peer is not
-    /// known yet: a balancer's connection names it in a PROXY header); `None` once `shutdown`
-    /// is cancelled.
+    /// The next connection on `listener` (TCP_NODELAY set), not admitted yet (the caller admits
+    /// it with [`admit`](Self::admit) once it knows the peer: a balancer's connection names it
+    /// in a PROXY header); `None` once `shutdown` is cancelled. Accept errors (out of file
+    /// descriptors and the like) are logged and waited out a little instead of spinning.
     pub async fn next(
         listener: &TcpListener,
         shutdown: &CancellationToken,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
@@ -36,21 +37,58 @@ pub(crate) async fn accept_loop(
         handshakes_per_peer: settings.max_handshakes_per_peer,
         ipv6_prefix: settings.ipv6_prefix,
     });
-    let refusals = RefusalLog::new();
+    let refusals = Arc::new(RefusalLog::new());
     tracker.spawn(super::sweep::sweep_loop(Arc::clone(&endpoint)));
-    while let Some((stream, peer, admitted)) = peers.accept(&listener, &endpoint.shutdown).await {
-        let admitted = match admitted {
-            Ok(admitted) => admitted,
-            Err(capacity) => {
-                Counters::bump(&endpoint.counters().cloud_refused[slot(capacity)]);
-                refusals.note(capacity, peer);
-                refuse(&stream, capacity, endpoint.tls.is_some());
-                continue;
-            }
+    // Balancer connections waiting for their PROXY header: at most as many as handshakes.
+    let headers = Arc::new(Semaphore::new(settings.max_handshakes));
+    while let Some((stream, peer)) = Peers::next(&listener, &endpoint.shutdown).await {
+        if !endpoint.balancers.includes(peer.ip()) {
+            admit(stream, peer, &endpoint, &peers, &refusals, &tracker);
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&headers).try_acquire_owned() else {
+            continue;
         };
-        let endpoint = Arc::clone(&endpoint);
-        let span = tracing::info_span!("cloud", %peer);
-        tracker.spawn(serve(stream, peer, endpoint, admitted).instrument(span));
+        let (endpoint, peers, refusals) = (
+            Arc::clone(&endpoint),
+            Arc::clone(&peers),
+            Arc::clone(&refusals),
+        );
+        let inner = tracker.clone();
+        tracker.spawn(async move {
+            let mut stream = stream;
+            let limit = endpoint.settings.handshake_timeout;
+            match crate::admission::read_proxy_header(&mut stream, peer, limit).await {
+                Ok(real) => {
+                    drop(permit);
+                    admit(stream, real, &endpoint, &peers, &refusals, &inner);
+                }
+                Err(err) => tracing::info!(balancer = %peer, %err, "cloud connection closed"),
+            }
+        });
+    }
+}
+
+/// Serves a connection from `peer` if the limits admit it, else turns it away.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    endpoint: &Arc<Endpoint>,
+    peers: &Arc<Peers>,
+    refusals: &RefusalLog,
+    tracker: &TaskTracker,
+) {
+    match peers.admit(peer.ip()) {
+        Ok(admitted) => {
+            let endpoint = Arc::clone(endpoint);
+            let span = tracing::info_span!("cloud", %peer);
+            tracker.spawn(serve(stream, peer, endpoint, admitted).instrument(span));
+        }
+        Err(capacity) => {
+            Counters::bump(&endpoint.counters().cloud_refused[slot(capacity)]);
+            refusals.note(capacity, peer);
+            refuse(&stream, capacity, endpoint.tls.is_some());
+        }
     }
 }
 

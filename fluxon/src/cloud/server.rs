@@ -430,6 +430,7 @@ impl Bound {
             tls: self.tls,
             unauthorized: Unauthorized::new(),
             removals: Arc::new(Semaphore::new(BACKGROUND_REMOVALS)),
+            balancers: serving.balancers,
         });
         let span = tracing::info_span!("cloud", addr = ?addr);
         tokio::spawn(
@@ -452,6 +453,8 @@ pub(crate) struct Serving {
     pub counters: Arc<Counters>,
     pub shutdown: CancellationToken,
     pub grace: Duration,
+    /// The load balancers whose connections start with a PROXY header (the server's).
+    pub balancers: crate::admission::Balancers,
 }
 
 /// What every cloud connection shares.
@@ -474,6 +477,8 @@ pub(crate) struct Endpoint {
     /// Permits for removals that go on after a delete's answer (bounded, and not waited for
     /// at shutdown: what they leave is hidden trash).
     pub removals: Arc<Semaphore>,
+    /// The load balancers whose connections start with a PROXY header.
+    pub balancers: crate::admission::Balancers,
 }
 
 impl Endpoint {

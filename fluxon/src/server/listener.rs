@@ -182,6 +182,7 @@ impl AsyncServer {
                 counters: Arc::clone(&shared.counters),
                 shutdown: shared.shutdown.token().clone(),
                 grace: shared.limits.shutdown_grace,
+                balancers: shared.balancers.clone(),
             };
             bound.serve(serving, &tracker)
         });
