@@ -165,3 +165,9 @@ pub fn sessions_of(node: &RunningServer, user: i64) -> Vec<[u8; 16]> {
         .map(|id| *id.as_bytes())
         .collect()
 }
+
+/// The Redis key of the record of the session `token` names (under the tests' prefix).
+pub fn record_of(token: &fluxon::wire::SessionTokenBytes) -> String {
+    let hex: String = token.id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("test:s:{hex}")
+}

@@ -65,14 +65,7 @@ async fn after_redis_restarts_empty_sessions_and_routing_are_whole_again() {
         "the room's member on A is out of reach"
     );
     let token = traveller.session_token().expect("a token");
-    let record = format!(
-        "test:s:{}",
-        token
-            .id
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let record = record_of(&token);
     assert!(
         eventually(|| async { redis.command(&["EXISTS", &record]).as_deref() == Some(":1") }).await,
         "A never wrote its session again: {:?}",
@@ -101,14 +94,7 @@ async fn a_node_that_missed_an_end_while_cut_off_ends_the_session_when_back() {
     let conn = client(&a).await;
     conn.call(login_as, &90).await.expect("login");
     let token = conn.session_token().expect("a token");
-    let record = format!(
-        "test:s:{}",
-        token
-            .id
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let record = record_of(&token);
     // The login is written (a record with its user: a 2-byte bulk string, "90").
     assert!(
         eventually(|| async { redis.command(&["HGET", &record, "user"]).as_deref() == Some("$2") })

@@ -171,8 +171,7 @@ async fn a_session_idle_past_its_ttl_resumes_nowhere() {
     conn.call(login_as, &4).await.expect("login");
     let token = conn.session_token().expect("token");
     conn.close().await;
-    let hex: String = token.id.iter().map(|b| format!("{b:02x}")).collect();
-    let record = format!("test:s:{hex}");
+    let record = record_of(&token);
     assert_eq!(redis.command(&["EXISTS", &record]).as_deref(), Some(":1"));
     // Within its TTL it resumes on B (whose connection then closes: idle again)...
     assert!(resumes(&addr(&b), token).await, "B refused a live session");
