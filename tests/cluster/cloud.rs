@@ -20,9 +20,14 @@ async fn write_grant(req: Request, path: String) -> Result<Grant, ViewError> {
 }
 
 /// A node with a cloud endpoint: its own folder under `dir`, the metadata in the database
-/// every node shares.
-async fn cloud_node(redis: &Redis, dir: &std::path::Path, name: &str) -> RunningServer {
-    let db = AsyncDatabase::open(dir.join("meta.sqlite3")).expect("database");
+/// every node shares (`place`: PostgreSQL).
+async fn cloud_node(
+    redis: &Redis,
+    dir: &std::path::Path,
+    place: &str,
+    name: &str,
+) -> RunningServer {
+    let db = AsyncDatabase::open(place).expect("database");
     let router = Router::new()
         .private_key(KEY)
         .expect("key")
@@ -49,8 +54,9 @@ fn refused<T: std::fmt::Debug>(result: Result<T, ConnectorError>) -> (CloudError
 async fn a_grant_made_on_one_node_works_on_anothers_endpoint_until_a_logout_anywhere() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().expect("temp dir");
-    let a = cloud_node(&redis, dir.path(), "a").await;
-    let b = cloud_node(&redis, dir.path(), "b").await;
+    let place = crate::postgres::fresh_database();
+    let a = cloud_node(&redis, dir.path(), &place, "a").await;
+    let b = cloud_node(&redis, dir.path(), &place, "b").await;
     let conn = client(&a).await;
     conn.call(login_as, &1).await.expect("login");
     let _: i64 = conn

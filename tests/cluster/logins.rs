@@ -29,7 +29,7 @@ async fn login(req: Request, (username, password): (String, String)) -> Result<i
 
 /// A node of a cluster whose members (in the shared database at `place`) log in with a
 /// password: 3 tries per username and address a minute.
-async fn login_node(redis: &Redis, place: &std::path::Path) -> RunningServer {
+async fn login_node(redis: &Redis, place: &str) -> RunningServer {
     let db = AsyncDatabase::open(place).expect("database");
     let router = Router::new()
         .private_key(KEY)
@@ -52,8 +52,8 @@ async fn login_node(redis: &Redis, place: &std::path::Path) -> RunningServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guesses_spread_over_three_nodes_are_throttled_as_on_one() {
     let redis = Redis::start();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let place = dir.path().join("members.sqlite3");
+    // The members in the PostgreSQL database every node shares.
+    let place = crate::postgres::fresh_database();
     let db = AsyncDatabase::open(&place).expect("database");
     db.create_tables(&[Member::SCHEMA]).await.expect("tables");
     let hasher = PasswordHasher::new(1, None, Duration::from_secs(60));

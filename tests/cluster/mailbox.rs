@@ -1,5 +1,6 @@
-//! The mailbox across nodes: kept in the database every node shares, delivered on the user's
-//! next login on whichever node, in order, once; never by two nodes at once.
+//! The mailbox across nodes: kept in the database every node shares (a PostgreSQL database on
+//! the test binary's own server), delivered on the user's next login on whichever node, in
+//! order, once; never by two nodes at once; none lost when Redis restarts empty.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +10,8 @@ use fluxon::{ConnectionHandler, RunningServer};
 
 use crate::common::*;
 
-/// A node whose mailbox is in the database file at `place` (shared by the test's nodes).
-async fn mailbox_node(redis: &Redis, place: &std::path::Path) -> RunningServer {
+/// A node whose mailbox is in the database at `place` (shared by the test's nodes).
+async fn mailbox_node(redis: &Redis, place: &str) -> RunningServer {
     let db = AsyncDatabase::open(place).expect("database");
     node_with(redis, |server| server.mailbox(db)).await
 }
@@ -29,8 +30,7 @@ fn inbox(conn: &ConnectionHandler) -> Arc<Mutex<Vec<u32>>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_on_one_node_delivered_in_order_once_on_login_at_another() {
     let redis = Redis::start();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let place = dir.path().join("shared.sqlite3");
+    let place = crate::postgres::fresh_database();
     let a = mailbox_node(&redis, &place).await;
     let b = mailbox_node(&redis, &place).await;
     for n in 0..20u32 {
@@ -70,8 +70,7 @@ async fn kept_on_one_node_delivered_in_order_once_on_login_at_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_on_two_nodes_at_once_never_get_a_message_twice() {
     let redis = Redis::start();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let place = dir.path().join("shared.sqlite3");
+    let place = crate::postgres::fresh_database();
     let a = mailbox_node(&redis, &place).await;
     let b = mailbox_node(&redis, &place).await;
     for n in 0..30u32 {
@@ -110,6 +109,41 @@ async fn logins_on_two_nodes_at_once_never_get_a_message_twice() {
     }
     on_a.close().await;
     on_b.close().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_kept_before_redis_restarts_empty_are_delivered_after() {
+    let mut redis = Redis::start();
+    let place = crate::postgres::fresh_database();
+    let a = mailbox_node(&redis, &place).await;
+    let b = mailbox_node(&redis, &place).await;
+    for n in 0..5u32 {
+        assert!(!a
+            .handle()
+            .reverse_request_or_keep(62, "inbox", &n)
+            .await
+            .expect("kept"));
+    }
+    redis.kill();
+    redis.restart();
+    // The nodes are back on the (empty) Redis; the mailbox never was in it.
+    assert!(
+        eventually(|| async { redis.command(&["ZCARD", "test:nodes"]).as_deref() == Some(":2") })
+            .await
+    );
+    let conn = client(&b).await;
+    let got = inbox(&conn);
+    conn.call(login_as, &62).await.expect("login");
+    assert!(
+        eventually(|| async { got.lock().expect("inbox").len() >= 5 }).await,
+        "delivered {:?}",
+        got.lock().expect("inbox")
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*got.lock().expect("inbox"), (0..5).collect::<Vec<_>>());
+    conn.close().await;
     a.shutdown().await;
     b.shutdown().await;
 }

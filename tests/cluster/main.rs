@@ -3,6 +3,8 @@
 
 #[path = "../support/doomed.rs"]
 mod doomed;
+#[path = "../support/postgres.rs"]
+mod postgres;
 #[path = "../support/redis.rs"]
 mod redis;
 #[path = "../support/mod.rs"]
