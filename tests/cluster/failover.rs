@@ -127,3 +127,45 @@ async fn a_node_that_missed_an_end_while_cut_off_ends_the_session_when_back() {
     conn.close().await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_recover_after_redis_stalls_past_their_timeout() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let conn = client(&a).await;
+    conn.call(login_as, &95).await.expect("login");
+    conn.on("ping", |_: u64| async {});
+    assert!(b.handle().reverse_request(95, "ping", &1u64).await);
+    // Redis answers nobody for 2 s: four times the nodes' command timeout, so their commands and
+    // their attempts to connect again time out.
+    redis
+        .command(&["CLIENT", "PAUSE", "2000", "ALL"])
+        .expect("pause");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Whole again: B reaches user 95 on A, and B's heartbeat buries a dead node.
+    assert!(
+        eventually(|| async { b.handle().reverse_request(95, "ping", &2u64).await }).await,
+        "routing never came back after the stall"
+    );
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        - 10_000;
+    redis
+        .command(&["ZADD", "test:nodes", &old.to_string(), "00000000000000bb"])
+        .expect("zadd");
+    assert!(
+        eventually(|| async {
+            redis
+                .command(&["ZSCORE", "test:nodes", "00000000000000bb"])
+                .as_deref()
+                == Some("$-1")
+        })
+        .await,
+        "the heartbeats never came back after the stall"
+    );
+    conn.close().await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
