@@ -209,7 +209,7 @@ async fn handshake(
         Ok(HelloOk { resume, max_frame }) => {
             let resume = resume.map(SessionToken::from_wire);
             if let (Some(token), Some(node)) = (&resume, &shared.cluster) {
-                super::members::adopt(shared, node, token, deadline).await;
+                super::replica::adopt(shared, node, token, deadline).await;
             }
             let opened = match shared.sessions.open(resume) {
                 Ok(opened) => opened,

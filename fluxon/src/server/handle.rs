@@ -525,7 +525,7 @@ impl crate::auth::SessionVerifier for ServerHandle {
         Box::pin(async move {
             if let Some(node) = &self.shared.cluster {
                 let deadline = tokio::time::Instant::now() + node.timeout();
-                super::members::adopt(&self.shared, node, token, deadline).await;
+                super::replica::adopt(&self.shared, node, token, deadline).await;
             }
         })
     }

@@ -196,7 +196,7 @@ impl AsyncServer {
             tokio::spawn(super::members::apply(Arc::downgrade(&shared), events));
         }
         if let Some(node) = &shared.cluster {
-            tokio::spawn(super::members::rejoin(
+            tokio::spawn(super::replica::rejoin(
                 Arc::downgrade(&shared),
                 node.rejoined(),
             ));

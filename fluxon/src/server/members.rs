@@ -1,6 +1,6 @@
 //! A cluster node's side of the cluster (see [`crate::cluster`]): reverse requests that reach
-//! the connections on every node, and what this node does for the others — their reverse
-//! requests, their logins, logouts and ended sessions.
+//! the connections on every node, and the loop that takes in what the other nodes say (their
+//! reverse requests here; their logins, logouts and ended sessions go to [`super::replica`]).
 //!
 //! A reverse request is sent to this node's connections at once and, on the bus, to the other
 //! nodes', each delivering to its own (so each connection gets it exactly once). The count the
@@ -17,10 +17,10 @@ use tokio::time::Instant;
 
 use super::handle::Shared;
 use super::reverse::{self, Link, ReverseError};
-use crate::auth::{SessionId, SessionToken};
+use crate::auth::SessionId;
 use crate::cluster::{Event, Node, Refusal, Reply, Target};
 
-/// Sends a reverse request to `target`'s connections: `links` here, and the other nodes' on a
+/// Sends a reverse request to `target`'s connections: this node's, and the other nodes' on a
 /// cluster node; how many took it. With `any`, returns once one took it (the other nodes are
 /// still told, and deliver).
 pub(crate) async fn send(
@@ -47,34 +47,27 @@ pub(crate) async fn send(
             node.tell(|from| event(from, 0));
             return here;
         }
-        return gather(node, event, true).await;
+        return count(node, node.ask(event).await, true).await;
     }
     // The others first, so that they deliver while this node does.
     let asked = node.ask(event).await;
-    let here = reverse::send_many(links, name, payload.clone()).await;
-    match asked {
-        Ok(asked) => here + count(node, asked, false).await,
-        Err(err) => {
-            tracing::warn!(%err, name, "reverse request sent on this node only");
-            here
-        }
-    }
-}
-
-/// Asks the other nodes to deliver and counts what they say.
-async fn gather(node: &Node, event: impl FnOnce([u8; 8], u64) -> Event, any: bool) -> usize {
-    match node.ask(event).await {
-        Ok(asked) => count(node, asked, any).await,
-        Err(err) => {
-            tracing::warn!(%err, "reverse request sent on this node only");
-            0
-        }
-    }
+    reverse::send_many(links, name, payload).await + count(node, asked, false).await
 }
 
 /// Adds up the deliveries the other nodes report, until each has (or the cluster's timeout);
-/// with `any`, until one delivered.
-async fn count(node: &Node, mut asked: crate::cluster::Asked, any: bool) -> usize {
+/// with `any`, until one delivered; 0 when they could not be asked.
+async fn count(
+    node: &Node,
+    asked: Result<crate::cluster::Asked, crate::cluster::ClusterError>,
+    any: bool,
+) -> usize {
+    let mut asked = match asked {
+        Ok(asked) => asked,
+        Err(err) => {
+            tracing::warn!(%err, "reverse request sent on this node only");
+            return 0;
+        }
+    };
     let deadline = Instant::now() + node.timeout();
     let mut total = 0usize;
     for _ in 0..asked.heard() {
@@ -189,145 +182,6 @@ fn strong_links_of(shared: &Shared, target: &Target) -> Vec<Arc<Link>> {
     }
 }
 
-/// Takes in the session `token` names from the cluster when this node does not have it (made
-/// on another node, or forgotten here). The token is checked afterwards, as for any session.
-/// Redis unreachable or slow: the client gets a fresh session (told `resumed = false`).
-///
-/// A token one or two logins ahead of the record is genuine (only a node with the key makes
-/// one) and means the node that made it has not written the login yet: looked up again a few
-/// times, a few ms apart. A forged token matches no generation and costs one lookup.
-pub(crate) async fn adopt(
-    shared: &Shared,
-    node: &crate::cluster::Node,
-    token: &SessionToken,
-    deadline: Instant,
-) {
-    const TRIES: u32 = 4;
-    let id = token.id();
-    let ahead_of =
-        |generation: u64| (1..=2).any(|n| shared.sessions.verifies(token, generation + n));
-    if let Some((_, cached)) = shared.sessions.login_of(&id) {
-        // Known here: looked up only when the token is a login or two ahead of this node's copy
-        // (the news of that login has not reached this node yet).
-        if shared.sessions.verifies(token, cached) || !ahead_of(cached) {
-            return;
-        }
-    }
-    for attempt in 0..TRIES {
-        let record = match tokio::time::timeout_at(deadline, node.session(&id)).await {
-            Ok(Ok(Some(record))) => record,
-            Ok(Ok(None)) => return,
-            Ok(Err(err)) => {
-                tracing::warn!(%err, "cannot look the session up in the cluster");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!("the cluster did not say within the handshake time");
-                return;
-            }
-        };
-        if shared.sessions.verifies(token, record.generation) {
-            if !shared.sessions.adopt(id, &record) {
-                return;
-            }
-            // Had already: it takes the newer login, as the event would have made it.
-            if let Some((session, token)) =
-                shared
-                    .sessions
-                    .apply_login(&id, record.user, record.generation)
-            {
-                tell_links(&session, record.user, token);
-            }
-            return;
-        }
-        if !ahead_of(record.generation) || attempt + 1 == TRIES {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-    }
-}
-
-/// Each time the node finds Redis again after losing it: if Redis lost its data (a restart
-/// without persistence), writes again every session this node has, so that they resume on the
-/// other nodes and their groups reach them; if not, catches up with what it missed meanwhile:
-/// a session whose record is gone was ended elsewhere (it ends here too), one with a newer
-/// login generation logged in or out elsewhere (it takes that login). Ends with the server.
-pub(crate) async fn rejoin(
-    shared: Weak<Shared>,
-    mut rejoined: tokio::sync::watch::Receiver<(u64, crate::cluster::Rejoined)>,
-) {
-    while rejoined.changed().await.is_ok() {
-        let found = rejoined.borrow_and_update().1;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let Some(node) = &shared.cluster else {
-            return;
-        };
-        match found {
-            crate::cluster::Rejoined::Lost => {
-                let sessions = shared.sessions.snapshot();
-                tracing::info!(
-                    sessions = sessions.len(),
-                    "Redis lost its data: writing this node's sessions again"
-                );
-                for session in sessions {
-                    node.change(session);
-                }
-            }
-            crate::cluster::Rejoined::Missed => catch_up(&shared, node).await,
-        }
-    }
-}
-
-/// Applies to this node's sessions what Redis says of them now (see [`rejoin`]).
-async fn catch_up(shared: &Shared, node: &Node) {
-    let ids: Vec<SessionId> = shared
-        .sessions
-        .list()
-        .into_iter()
-        .map(|(id, ..)| id)
-        .collect();
-    for chunk in ids.chunks(512) {
-        let logins = match node.logins(chunk).await {
-            Ok(logins) => logins,
-            Err(err) => {
-                tracing::warn!(%err, "cannot catch up with the cluster now");
-                return;
-            }
-        };
-        for (id, login) in chunk.iter().zip(logins) {
-            match login {
-                None => {
-                    shared.sessions.apply_end(id);
-                }
-                Some((user, generation)) => {
-                    if let Some((session, token)) =
-                        shared.sessions.apply_login(id, user, generation)
-                    {
-                        tell_links(&session, user, token);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A session's connections after a login (closed) or a logout (told the new token) elsewhere,
-/// as on one node for the session's other connections.
-fn tell_links(
-    session: &crate::server::Session,
-    user: Option<crate::auth::UserId>,
-    token: SessionToken,
-) {
-    for link in session.links() {
-        match user {
-            Some(_) => link.kick(),
-            None => link.send_token(token.to_wire()),
-        }
-    }
-}
-
 /// Applies the other nodes' events to this server until the server is gone.
 pub(crate) async fn apply(shared: Weak<Shared>, mut events: mpsc::UnboundedReceiver<Event>) {
     while let Some(event) = events.recv().await {
@@ -346,10 +200,7 @@ pub(crate) async fn apply(shared: Weak<Shared>, mut events: mpsc::UnboundedRecei
             } => {
                 let id = SessionId::from_bytes(session);
                 if let Some((session, token)) = shared.sessions.apply_login(&id, user, generation) {
-                    // As on one node: a login closes the session's other connections (their
-                    // clients hold the token from before, which resumes nothing now); a logout
-                    // tells them the new token.
-                    tell_links(&session, user, token);
+                    super::replica::tell_links(&session, user, token);
                 }
             }
             Event::End { session, .. } => {

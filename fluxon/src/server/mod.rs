@@ -34,6 +34,7 @@ pub(crate) mod logins;
 mod mailbox;
 mod malloc;
 mod members;
+mod replica;
 mod reverse;
 mod sessions;
 mod stats;
